@@ -1,0 +1,85 @@
+# shellcheck shell=bash
+# Helpers for netcrab's benchmark scripts. Source it:
+#
+#   . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+#
+#   wait_port_file FILE [TIMEOUT_S]  poll until FILE is non-empty; print its
+#                                    content (e.g. a port). Default 10 s.
+#   proc_cpu_seconds PID             utime+stime of PID itself (not children),
+#                                    in seconds, 2 decimals
+#   proc_rss_kib PID                 current resident set (VmRSS), KiB
+#   proc_hwm_kib PID                 peak resident set (VmHWM), KiB
+#   raise_nofile                     ulimit -n to min(hard limit, 20000)
+#
+# All return non-zero with a message on stderr on failure (missing process,
+# timeout), so a script under `set -e` stops there.
+
+# wait_port_file FILE [TIMEOUT_S]
+wait_port_file() {
+  local file=$1 timeout=${2:-10}
+  local deadline=$((SECONDS + timeout))
+  # Wait for a complete line: writers that do not rename atomically could
+  # otherwise be caught half-way through the number.
+  # ($(tail -c1) is empty exactly when the last byte is a newline.)
+  while [[ ! -s $file ]] || [[ -n $(tail -c1 "$file") ]]; do
+    if ((SECONDS >= deadline)); then
+      echo "wait_port_file: $file still empty after ${timeout}s" >&2
+      return 1
+    fi
+    sleep 0.05
+  done
+  local content
+  content=$(<"$file")
+  printf '%s\n' "$content"
+}
+
+# proc_cpu_seconds PID
+proc_cpu_seconds() {
+  local pid=$1 stat
+  if ! stat=$(cat "/proc/$pid/stat" 2>/dev/null) || [[ -z $stat ]]; then
+    echo "proc_cpu_seconds: no process $pid" >&2
+    return 1
+  fi
+  # Field 2 (comm) is in parentheses and may contain spaces: cut after the
+  # last ')'. What remains starts at field 3, so utime (14) and stime (15)
+  # are the 12th and 13th words.
+  local rest=${stat##*) }
+  local -a f
+  read -r -a f <<<"$rest"
+  local ticks=$((f[11] + f[12]))
+  local hz
+  hz=$(getconf CLK_TCK)
+  awk -v t="$ticks" -v hz="$hz" 'BEGIN { printf "%.2f\n", t / hz }'
+}
+
+# _proc_status_kib CALLER PID FIELD  (FIELD: VmRSS, VmHWM, ...)
+_proc_status_kib() {
+  local caller=$1 pid=$2 field=$3 status line
+  if ! status=$(cat "/proc/$pid/status" 2>/dev/null) || [[ -z $status ]]; then
+    echo "$caller: no process $pid" >&2
+    return 1
+  fi
+  line=$(grep -m1 "^$field:" <<<"$status") || {
+    echo "$caller: no $field for $pid (zombie or kernel thread?)" >&2
+    return 1
+  }
+  # "VmRSS:     1234 kB"
+  awk '{ print $2 }' <<<"$line"
+}
+
+# proc_rss_kib PID
+proc_rss_kib() { _proc_status_kib proc_rss_kib "$1" VmRSS; }
+
+# proc_hwm_kib PID
+proc_hwm_kib() { _proc_status_kib proc_hwm_kib "$1" VmHWM; }
+
+# raise_nofile: soft open-files limit to min(hard, 20000) for this shell and
+# everything it starts afterwards (20000 is this machine's per-process cap).
+raise_nofile() {
+  local hard want=20000
+  hard=$(ulimit -Hn)
+  if [[ $hard != unlimited ]] && ((hard < want)); then
+    want=$hard
+  fi
+  ulimit -Sn "$want"
+}

@@ -1,0 +1,113 @@
+//! Arguments shared by several commands (retry, socket options) and the
+//! value parsers for durations.
+
+use std::time::Duration;
+
+use clap::Args;
+use netcrab::retry::RetryPolicy;
+
+/// The exit codes, shown at the end of `--help`. Keep in step with
+/// `ErrorKind::exit_code` and the README.
+pub const EXIT_CODES: &str = "\
+Exit codes:
+  0    success
+  1    other i/o error
+  2    invalid usage or address
+  3    name resolution failed
+  4    connection refused
+  5    timed out (connect, idle, retry deadline)
+  6    connection reset by peer
+  7    host or network unreachable
+  8    tls error
+  9    local resource error (address in use or not available, too many open files, permission denied)
+  10   protocol error
+  130  interrupted by a second SIGINT (143 for SIGTERM)";
+
+/// Parses a duration such as `250ms`, `10s`, `1m30s` or a bare number of
+/// seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if let Ok(secs) = s.parse::<f64>() {
+        if secs.is_finite() && secs >= 0.0 {
+            return Ok(Duration::from_secs_f64(secs));
+        }
+        return Err(format!("{s:?} is not a non-negative duration"));
+    }
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{s:?} is not a duration like 500ms, 10s or 2m ({e})"))
+}
+
+/// A duration where `0` means "never" (used for timeouts that can be off).
+pub fn optional(d: Duration) -> Option<Duration> {
+    (!d.is_zero()).then_some(d)
+}
+
+/// `--retry*`: how connection attempts are retried.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Retry")]
+pub struct RetryArgs {
+    /// Retry a failed connection attempt up to N times
+    #[arg(long, value_name = "N")]
+    pub retry: Option<u32>,
+    /// Keep retrying for at most this long overall (no attempt cap unless --retry is given)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub retry_for: Option<Duration>,
+    /// The backoff before the first retry; it doubles after each, with full jitter
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "100ms")]
+    pub retry_delay: Duration,
+    /// The largest backoff between retries
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
+    pub retry_max_delay: Duration,
+}
+
+impl RetryArgs {
+    /// The policy these flags ask for; `default_retries` applies when
+    /// neither `--retry` nor `--retry-for` is given.
+    pub fn policy(&self, default_retries: u32) -> RetryPolicy {
+        let max_retries = match (self.retry, self.retry_for) {
+            (Some(n), _) => Some(n),
+            (None, Some(_)) => None,
+            (None, None) => Some(default_retries),
+        };
+        RetryPolicy {
+            max_retries,
+            deadline: self.retry_for,
+            initial_delay: self.retry_delay,
+            max_delay: self.retry_max_delay.max(self.retry_delay),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("0.5"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("-1").is_err());
+    }
+
+    fn retry_args(retry: Option<u32>, retry_for: Option<u64>) -> RetryArgs {
+        RetryArgs {
+            retry,
+            retry_for: retry_for.map(Duration::from_secs),
+            retry_delay: Duration::from_millis(100),
+            retry_max_delay: Duration::from_secs(10),
+        }
+    }
+
+    #[test]
+    fn retry_flags_resolve_to_a_policy() {
+        assert_eq!(retry_args(None, None).policy(0).max_retries, Some(0));
+        assert_eq!(retry_args(Some(3), None).policy(0).max_retries, Some(3));
+        let p = retry_args(None, Some(5)).policy(0);
+        assert_eq!(p.max_retries, None);
+        assert_eq!(p.deadline, Some(Duration::from_secs(5)));
+        assert_eq!(retry_args(Some(2), Some(5)).policy(0).max_retries, Some(2));
+    }
+}

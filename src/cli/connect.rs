@@ -1,0 +1,91 @@
+//! `netcrab connect`: flags, their resolution into a [`ConnectConfig`], and
+//! the command's terminal niceties.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use clap::Args;
+use netcrab::connect::{self, ConnectConfig};
+use netcrab::endpoint::Endpoint;
+use netcrab::error::Result;
+use netcrab::transport::{ConnectOptions, SocketOptions};
+use tokio::io::AsyncWriteExt;
+
+use super::common::{RetryArgs, optional, parse_duration};
+
+const EXAMPLES: &str = "\
+Examples:
+  netcrab connect 127.0.0.1:8080 --send \"hello, world\"   # the seed's client
+  netcrab connect localhost:6379 < commands.txt          # netcat: stdin to the socket, the socket to stdout
+  netcrab connect db:5432 --retry-for 30s --send ''      # wait up to 30s for a server, with backoff
+  tar c dir | netcrab connect backup:9000 > reply.txt    # half-closes at stdin EOF, reads until the peer closes";
+
+/// Connect, send stdin (or --send TEXT), print what comes back
+#[derive(Debug, Args)]
+#[command(after_help = EXAMPLES)]
+pub struct ConnectArgs {
+    /// Address to connect to: HOST:PORT or [IPV6]:PORT
+    pub addr: String,
+    /// Send TEXT instead of reading stdin
+    #[arg(long, value_name = "TEXT")]
+    pub send: Option<String>,
+    /// Do not half-close the connection after sending (some servers close on EOF)
+    #[arg(long)]
+    pub no_shutdown: bool,
+    /// After sending, wait at most this long for the peer to finish
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub wait: Option<Duration>,
+    /// Give up on a connection attempt after this long
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
+    pub connect_timeout: Duration,
+    /// Give up when nothing moves in either direction for this long (0: never)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "0")]
+    pub idle_timeout: Duration,
+    /// Enable TCP keepalive probes after this much idle time
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub keepalive: Option<Duration>,
+    #[command(flatten)]
+    pub retry: RetryArgs,
+}
+
+impl ConnectArgs {
+    /// Resolves the flags into the library config.
+    pub fn resolve(&self) -> Result<ConnectConfig> {
+        let endpoint: Endpoint = self.addr.parse()?;
+        Ok(ConnectConfig {
+            endpoint,
+            options: ConnectOptions {
+                connect_timeout: self.connect_timeout,
+                socket: SocketOptions {
+                    nodelay: true,
+                    keepalive: self.keepalive,
+                },
+            },
+            retry: self.retry.policy(0),
+            send: self.send.as_ref().map(|s| s.as_bytes().to_vec()),
+            shutdown_write: !self.no_shutdown,
+            wait: self.wait,
+            idle_timeout: optional(self.idle_timeout),
+        })
+    }
+
+    /// Runs the command on stdin and stdout.
+    pub async fn run(&self) -> Result<()> {
+        let config = self.resolve()?;
+        let mut stdout = tokio::io::stdout();
+        let report = connect::run(&config, tokio::io::stdin(), &mut stdout).await?;
+        tracing::debug!(
+            "done: sent {} bytes, received {} bytes",
+            report.sent,
+            report.received
+        );
+        // A terminal user gets the prompt back on a line of its own; piped
+        // output stays byte-exact.
+        let unterminated = report.last_byte.is_some_and(|b| b != b'\n');
+        if unterminated && !report.output_closed && std::io::stdout().is_terminal() {
+            let _ = stdout.write_all(b"\n").await;
+            let _ = stdout.flush().await;
+        }
+        Ok(())
+    }
+}

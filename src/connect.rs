@@ -1,0 +1,291 @@
+//! `netcrab connect`: open a connection (with the retry policy) and pipe it.
+//!
+//! With `send`, it is the seed's client: write the message, half-close, print
+//! what comes back. Without, it is netcat: input to the socket and the socket
+//! to output, concurrently; at input EOF it half-closes and keeps reading
+//! until the peer closes. Input and output are generic so tests and other
+//! commands can drive it in-process.
+
+use std::cell::Cell;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
+
+use crate::endpoint::Endpoint;
+use crate::error::{Error, ErrorKind, Result, fmt_duration};
+use crate::retry::{RetryPolicy, retry};
+use crate::transport::{self, ConnectOptions, Stream};
+
+/// The copy buffer: large enough for bulk transfers to run at full speed.
+const COPY_BUF: usize = 64 * 1024;
+
+/// Everything `connect` needs.
+#[derive(Debug, Clone)]
+pub struct ConnectConfig {
+    /// Where to connect.
+    pub endpoint: Endpoint,
+    /// Per-attempt options (timeout, socket options).
+    pub options: ConnectOptions,
+    /// How to retry a failed connection attempt.
+    pub retry: RetryPolicy,
+    /// A message to send instead of reading input.
+    pub send: Option<Vec<u8>>,
+    /// Half-close the connection once everything is sent, so the peer sees
+    /// EOF (on by default; some servers close when they see it).
+    pub shutdown_write: bool,
+    /// After sending is done, how long to wait for the peer to finish.
+    pub wait: Option<Duration>,
+    /// Give up when nothing moves in either direction for this long.
+    pub idle_timeout: Option<Duration>,
+}
+
+impl ConnectConfig {
+    /// A configuration with defaults for `endpoint`.
+    pub fn new(endpoint: Endpoint) -> ConnectConfig {
+        ConnectConfig {
+            endpoint,
+            options: ConnectOptions::default(),
+            retry: RetryPolicy::default(),
+            send: None,
+            shutdown_write: true,
+            wait: None,
+            idle_timeout: None,
+        }
+    }
+}
+
+/// What a finished `connect` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnectReport {
+    /// Bytes written to the connection.
+    pub sent: u64,
+    /// Bytes read from the connection and written to the output.
+    pub received: u64,
+    /// The last byte written to the output, if any (so a terminal user can
+    /// be given a final newline).
+    pub last_byte: Option<u8>,
+    /// The output was closed early (a broken pipe): not an error.
+    pub output_closed: bool,
+}
+
+/// Connects to the configured endpoint, retrying as its policy allows.
+pub async fn open(config: &ConnectConfig) -> Result<Stream> {
+    let what = format!("connect to {}", config.endpoint);
+    retry(&config.retry, &what, |attempt| {
+        tracing::debug!("{what} (attempt {attempt})");
+        transport::connect(&config.endpoint, &config.options)
+    })
+    .await
+}
+
+/// Connects, then pipes `input` to the connection (or sends
+/// `config.send`) and the connection to `output`, until both directions
+/// are done.
+pub async fn run<R, W>(config: &ConnectConfig, input: R, output: W) -> Result<ConnectReport>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let stream = open(config).await?;
+    if let Ok(peer) = stream.peer_addr() {
+        tracing::debug!("connected to {peer}");
+    }
+    pipe(config, stream, input, output).await
+}
+
+/// Which side of a copy failed.
+enum CopyError {
+    Read(std::io::Error),
+    Write(std::io::Error),
+}
+
+/// When anything last moved, shared by the two directions.
+struct Activity {
+    last: Cell<Instant>,
+}
+
+impl Activity {
+    fn touch(&self) {
+        self.last.set(Instant::now());
+    }
+
+    fn last(&self) -> Instant {
+        self.last.get()
+    }
+}
+
+async fn copy<R, W>(
+    reader: &mut R,
+    writer: &mut W,
+    activity: &Activity,
+    total: &Cell<u64>,
+    last_byte: &Cell<Option<u8>>,
+) -> std::result::Result<(), CopyError>
+where
+    R: AsyncRead + Unpin + ?Sized,
+    W: AsyncWrite + Unpin + ?Sized,
+{
+    let mut buf = vec![0u8; COPY_BUF];
+    loop {
+        let n = reader.read(&mut buf).await.map_err(CopyError::Read)?;
+        if n == 0 {
+            writer.flush().await.map_err(CopyError::Write)?;
+            return Ok(());
+        }
+        activity.touch();
+        writer
+            .write_all(&buf[..n])
+            .await
+            .map_err(CopyError::Write)?;
+        total.set(total.get() + n as u64);
+        last_byte.set(Some(buf[n - 1]));
+    }
+}
+
+/// Pipes an open connection (see [`run`]).
+pub async fn pipe<R, W>(
+    config: &ConnectConfig,
+    stream: Stream,
+    mut input: R,
+    mut output: W,
+) -> Result<ConnectReport>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let (mut sock_rd, mut sock_wr) = tokio::io::split(stream);
+    let activity = Activity {
+        last: Cell::new(Instant::now()),
+    };
+    let sent = Cell::new(0u64);
+    let received = Cell::new(0u64);
+    let last_byte = Cell::new(None);
+    let output_closed = shuttle(
+        config,
+        Upstream {
+            input: &mut input,
+            sock: &mut sock_wr,
+            sent: &sent,
+        },
+        async {
+            let copied = copy(&mut sock_rd, &mut output, &activity, &received, &last_byte).await;
+            match copied {
+                Ok(()) => Ok(false),
+                Err(CopyError::Read(e)) => {
+                    Err(Error::io(format!("receive from {}", config.endpoint), e))
+                }
+                Err(CopyError::Write(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(true),
+                Err(CopyError::Write(e)) => Err(Error::io("write output", e)),
+            }
+        },
+        &activity,
+    )
+    .await?;
+    if !output_closed {
+        // --wait may have cut the download short: flush what it wrote.
+        output
+            .flush()
+            .await
+            .map_err(|e| Error::io("write output", e))?;
+    }
+    Ok(ConnectReport {
+        sent: sent.get(),
+        received: received.get(),
+        last_byte: last_byte.get(),
+        output_closed,
+    })
+}
+
+/// The sending half of a pipe.
+struct Upstream<'a, R, W> {
+    input: &'a mut R,
+    sock: &'a mut W,
+    sent: &'a Cell<u64>,
+}
+
+/// Runs both directions until both are done, the output closes, `--wait`
+/// elapses after sending, or the idle timeout fires. Returns whether the
+/// output was closed early.
+async fn shuttle<R, W, D>(
+    config: &ConnectConfig,
+    up: Upstream<'_, R, W>,
+    down: D,
+    activity: &Activity,
+) -> Result<bool>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+    D: std::future::Future<Output = Result<bool>>,
+{
+    let target = &config.endpoint;
+    let Upstream { input, sock, sent } = up;
+    let ignored = Cell::new(None);
+    let up = async {
+        match &config.send {
+            Some(msg) => {
+                sock.write_all(msg)
+                    .await
+                    .map_err(|e| Error::io(format!("send to {target}"), e))?;
+                activity.touch();
+                sent.set(msg.len() as u64);
+            }
+            None => match copy(input, sock, activity, sent, &ignored).await {
+                Ok(()) => {}
+                Err(CopyError::Read(e)) => return Err(Error::io("read input", e)),
+                Err(CopyError::Write(e)) => {
+                    let kind = ErrorKind::of_io(&e);
+                    return Err(Error::io(format!("send to {target}"), e)
+                        .with_detail(format!("{kind} before all input was sent")));
+                }
+            },
+        }
+        if config.shutdown_write {
+            sock.shutdown()
+                .await
+                .map_err(|e| Error::io(format!("shut down sending to {target}"), e))?;
+        }
+        tracing::debug!("sent {} bytes; done sending", sent.get());
+        Ok::<(), Error>(())
+    };
+    tokio::pin!(up, down);
+
+    let far = Duration::from_secs(86400 * 365);
+    let idle = config.idle_timeout.unwrap_or(far);
+    let idle_timer = tokio::time::sleep(idle);
+    let wait_timer = tokio::time::sleep(far);
+    tokio::pin!(idle_timer, wait_timer);
+    let (mut up_done, mut down_done, mut waiting) = (false, false, false);
+
+    while !(up_done && down_done) {
+        tokio::select! {
+            result = &mut up, if !up_done => {
+                result?;
+                up_done = true;
+                if let Some(wait) = config.wait {
+                    waiting = true;
+                    wait_timer.as_mut().reset(Instant::now() + wait);
+                }
+            }
+            result = &mut down, if !down_done => {
+                if result? {
+                    return Ok(true);
+                }
+                down_done = true;
+            }
+            _ = &mut wait_timer, if waiting => {
+                tracing::debug!("--wait elapsed; closing");
+                break;
+            }
+            _ = &mut idle_timer, if config.idle_timeout.is_some() => {
+                let deadline = activity.last() + idle;
+                if Instant::now() >= deadline {
+                    return Err(Error::new(ErrorKind::Timeout, format!("connection to {target}"))
+                        .with_detail(format!("idle for {}", fmt_duration(idle))));
+                }
+                idle_timer.as_mut().reset(deadline);
+            }
+        }
+    }
+    Ok(false)
+}

@@ -1,0 +1,464 @@
+//! Endpoint addresses: `tcp://host:port`, `tls://...`, `udp://...`,
+//! `unix:///path`, `unix:@abstract`, or bare `host:port` (TCP).
+//!
+//! Parsing is pure (no I/O, no DNS), so it is unit-tested and fuzzable; the
+//! error names the part of the address that is wrong. Resolution of names to
+//! socket addresses happens later, in [`HostPort::resolve`].
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// The transport an endpoint speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Scheme {
+    /// Plain TCP (`tcp://`, or no scheme).
+    Tcp,
+    /// TLS over TCP (`tls://`).
+    Tls,
+    /// UDP datagrams (`udp://`).
+    Udp,
+    /// Unix-domain stream socket (`unix://`).
+    Unix,
+}
+
+impl Scheme {
+    /// The scheme's name as written in an address.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Tcp => "tcp",
+            Scheme::Tls => "tls",
+            Scheme::Udp => "udp",
+            Scheme::Unix => "unix",
+        }
+    }
+}
+
+/// A parsed endpoint address.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Endpoint {
+    /// A TCP address.
+    Tcp(HostPort),
+    /// A TLS-over-TCP address.
+    Tls(HostPort),
+    /// A UDP address.
+    Udp(HostPort),
+    /// A Unix-domain socket.
+    Unix(UnixAddr),
+}
+
+/// A host and a port.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HostPort {
+    /// The host part.
+    pub host: Host,
+    /// The port; 0 asks the OS for a free port when listening.
+    pub port: u16,
+}
+
+/// The host part of an address.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Host {
+    /// A literal IP address.
+    Ip(IpAddr),
+    /// A name to resolve (`localhost`, `example.com`).
+    Name(String),
+    /// No host given (`:8080`): every interface when listening, the local
+    /// host when connecting, as in Go's `net` package.
+    Unspecified,
+}
+
+/// A Unix-domain socket address.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum UnixAddr {
+    /// A socket file in the file system.
+    Path(PathBuf),
+    /// A Linux abstract socket name (written `unix:@name`).
+    Abstract(String),
+}
+
+impl Endpoint {
+    /// The endpoint's transport.
+    pub fn scheme(&self) -> Scheme {
+        match self {
+            Endpoint::Tcp(_) => Scheme::Tcp,
+            Endpoint::Tls(_) => Scheme::Tls,
+            Endpoint::Udp(_) => Scheme::Udp,
+            Endpoint::Unix(_) => Scheme::Unix,
+        }
+    }
+
+    /// The host and port, for the network transports.
+    pub fn host_port(&self) -> Option<&HostPort> {
+        match self {
+            Endpoint::Tcp(hp) | Endpoint::Tls(hp) | Endpoint::Udp(hp) => Some(hp),
+            Endpoint::Unix(_) => None,
+        }
+    }
+
+    /// Parses `s`, using `default` as the scheme when `s` has none (the
+    /// netcat-style `-u`/`-U`/`--tls` flags choose it).
+    pub fn parse_with_default(s: &str, default: Scheme) -> Result<Endpoint> {
+        let bad = |why: String| Error::usage(format!("invalid address {s:?}: {why}"));
+        let (scheme, rest) = match s.split_once("://") {
+            Some((scheme, rest)) => {
+                let scheme = match scheme.to_ascii_lowercase().as_str() {
+                    "tcp" => Scheme::Tcp,
+                    "tls" | "ssl" => Scheme::Tls,
+                    "udp" => Scheme::Udp,
+                    "unix" => Scheme::Unix,
+                    other => {
+                        return Err(bad(format!(
+                            "unknown scheme {other:?} (expected tcp, tls, udp or unix)"
+                        )));
+                    }
+                };
+                (scheme, rest)
+            }
+            None => match s.strip_prefix("unix:") {
+                Some(rest) => (Scheme::Unix, rest),
+                None => (default, s),
+            },
+        };
+        if scheme == Scheme::Unix {
+            return parse_unix(rest).map(Endpoint::Unix).map_err(bad);
+        }
+        let hp = parse_host_port(rest).map_err(bad)?;
+        Ok(match scheme {
+            Scheme::Tcp => Endpoint::Tcp(hp),
+            Scheme::Tls => Endpoint::Tls(hp),
+            Scheme::Udp => Endpoint::Udp(hp),
+            Scheme::Unix => unreachable!("handled above"),
+        })
+    }
+}
+
+impl FromStr for Endpoint {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Endpoint> {
+        Endpoint::parse_with_default(s, Scheme::Tcp)
+    }
+}
+
+fn parse_unix(rest: &str) -> std::result::Result<UnixAddr, String> {
+    if let Some(name) = rest.strip_prefix('@') {
+        if name.is_empty() {
+            return Err("empty abstract socket name after \"@\"".into());
+        }
+        return Ok(UnixAddr::Abstract(name.to_owned()));
+    }
+    if rest.is_empty() {
+        return Err("missing socket path".into());
+    }
+    if rest.contains('\0') {
+        return Err("socket path contains a NUL byte".into());
+    }
+    Ok(UnixAddr::Path(PathBuf::from(rest)))
+}
+
+fn parse_host_port(s: &str) -> std::result::Result<HostPort, String> {
+    if s.is_empty() {
+        return Err("missing host and port".into());
+    }
+    // A bare port number: `8080`.
+    if s.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(HostPort {
+            host: Host::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            port: parse_port(s)?,
+        });
+    }
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        let (ip, after) = rest
+            .split_once(']')
+            .ok_or_else(|| "missing \"]\" after IPv6 address".to_string())?;
+        let port = after
+            .strip_prefix(':')
+            .ok_or_else(|| "missing \":port\" after \"]\"".to_string())?;
+        let ip: std::net::Ipv6Addr = ip
+            .parse()
+            .map_err(|_| format!("{ip:?} is not an IPv6 address"))?;
+        (Host::Ip(IpAddr::V6(ip)), port)
+    } else {
+        let (host, port) = s
+            .rsplit_once(':')
+            .ok_or_else(|| "missing \":port\"".to_string())?;
+        if host.contains(':') {
+            return Err("an IPv6 address needs brackets, as in \"[::1]:8080\"".into());
+        }
+        let host = if host.is_empty() {
+            Host::Unspecified
+        } else if let Ok(ip) = host.parse::<IpAddr>() {
+            Host::Ip(ip)
+        } else {
+            validate_name(host)?;
+            Host::Name(host.to_ascii_lowercase())
+        };
+        (host, port)
+    };
+    Ok(HostPort {
+        host,
+        port: parse_port(port)?,
+    })
+}
+
+fn parse_port(s: &str) -> std::result::Result<u16, String> {
+    if s.is_empty() {
+        return Err("missing port".into());
+    }
+    s.parse::<u16>()
+        .map_err(|_| format!("port {s:?} is not a number from 0 to 65535"))
+}
+
+/// Checks a host name's characters (letters, digits, `-`, `.`, `_`) and
+/// label lengths, so typos fail here rather than as a confusing DNS error.
+fn validate_name(name: &str) -> std::result::Result<(), String> {
+    let ok_chars = name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_');
+    let ok_labels = name.len() <= 253
+        && name
+            .trim_end_matches('.')
+            .split('.')
+            .all(|l| !l.is_empty() && l.len() <= 63);
+    if ok_chars && ok_labels {
+        Ok(())
+    } else {
+        Err(format!(
+            "host {name:?} is not a valid host name or IP address"
+        ))
+    }
+}
+
+impl HostPort {
+    /// The socket addresses to try, in the resolver's order. `listening`
+    /// decides what an unspecified host means: every interface, or loopback.
+    pub async fn resolve(&self, listening: bool) -> Result<Vec<SocketAddr>> {
+        match &self.host {
+            Host::Ip(ip) => Ok(vec![SocketAddr::new(*ip, self.port)]),
+            Host::Unspecified => {
+                let ip = if listening {
+                    Ipv4Addr::UNSPECIFIED
+                } else {
+                    Ipv4Addr::LOCALHOST
+                };
+                Ok(vec![SocketAddr::new(IpAddr::V4(ip), self.port)])
+            }
+            Host::Name(name) => {
+                let context = format!("resolve {name}");
+                let addrs: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), self.port))
+                    .await
+                    .map_err(|e| classify_resolve_error(&context, e))?
+                    .collect();
+                if addrs.is_empty() {
+                    return Err(Error::new(ErrorKind::Resolve, context)
+                        .with_detail("no addresses for this name"));
+                }
+                Ok(addrs)
+            }
+        }
+    }
+}
+
+/// getaddrinfo's errors reach us only as text (`std` does not expose the
+/// `EAI_*` code), so the temporary failure (`EAI_AGAIN`) is told apart from an
+/// unknown name by glibc's message for it.
+fn classify_resolve_error(context: &str, err: std::io::Error) -> Error {
+    let text = err.to_string();
+    if text.contains("Temporary failure") || text.contains("try again") {
+        Error::new(ErrorKind::ResolveTemporary, context)
+    } else if err.raw_os_error().is_some() {
+        Error::io(context, err)
+    } else {
+        Error::new(ErrorKind::Resolve, context)
+    }
+}
+
+impl fmt::Display for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Host::Ip(IpAddr::V6(ip)) => write!(f, "[{ip}]"),
+            Host::Ip(ip) => write!(f, "{ip}"),
+            Host::Name(name) => f.write_str(name),
+            Host::Unspecified => Ok(()),
+        }
+    }
+}
+
+impl fmt::Display for HostPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.host, self.port)
+    }
+}
+
+impl fmt::Display for UnixAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UnixAddr::Path(p) => write!(f, "unix://{}", p.display()),
+            UnixAddr::Abstract(name) => write!(f, "unix:@{name}"),
+        }
+    }
+}
+
+impl fmt::Display for Endpoint {
+    /// The canonical form: TCP addresses without a scheme, others with one.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Endpoint::Tcp(hp) => write!(f, "{hp}"),
+            Endpoint::Tls(hp) => write!(f, "tls://{hp}"),
+            Endpoint::Udp(hp) => write!(f, "udp://{hp}"),
+            Endpoint::Unix(u) => write!(f, "{u}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv6Addr;
+
+    fn ok(s: &str) -> Endpoint {
+        s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    fn err(s: &str) -> String {
+        s.parse::<Endpoint>().unwrap_err().to_string()
+    }
+
+    fn tcp(host: Host, port: u16) -> Endpoint {
+        Endpoint::Tcp(HostPort { host, port })
+    }
+
+    #[test]
+    fn bare_host_port_is_tcp() {
+        assert_eq!(
+            ok("127.0.0.1:8080"),
+            tcp(Host::Ip(Ipv4Addr::LOCALHOST.into()), 8080)
+        );
+        assert_eq!(ok("localhost:80"), tcp(Host::Name("localhost".into()), 80));
+        assert_eq!(
+            ok("Example.COM:1"),
+            tcp(Host::Name("example.com".into()), 1)
+        );
+        assert_eq!(ok(":8080"), tcp(Host::Unspecified, 8080));
+        assert_eq!(ok("8080"), tcp(Host::Ip(Ipv4Addr::LOCALHOST.into()), 8080));
+    }
+
+    #[test]
+    fn ipv6_needs_brackets() {
+        assert_eq!(
+            ok("[::1]:8080"),
+            tcp(Host::Ip(Ipv6Addr::LOCALHOST.into()), 8080)
+        );
+        assert_eq!(
+            ok("tcp://[::]:0"),
+            tcp(Host::Ip(Ipv6Addr::UNSPECIFIED.into()), 0)
+        );
+        assert!(err("::1:8080").contains("needs brackets"));
+        assert!(err("[::1]8080").contains("missing \":port\""));
+        assert!(err("[::1:8080").contains("missing \"]\""));
+        assert!(err("[zz]:80").contains("not an IPv6 address"));
+    }
+
+    #[test]
+    fn schemes() {
+        let hp = HostPort {
+            host: Host::Name("h".into()),
+            port: 1,
+        };
+        assert_eq!(ok("tcp://h:1"), Endpoint::Tcp(hp.clone()));
+        assert_eq!(ok("tls://h:1"), Endpoint::Tls(hp.clone()));
+        assert_eq!(ok("TLS://h:1"), Endpoint::Tls(hp.clone()));
+        assert_eq!(ok("udp://h:1"), Endpoint::Udp(hp.clone()));
+        assert_eq!(
+            ok("unix:///run/x.sock"),
+            Endpoint::Unix(UnixAddr::Path("/run/x.sock".into()))
+        );
+        assert_eq!(
+            ok("unix:rel.sock"),
+            Endpoint::Unix(UnixAddr::Path("rel.sock".into()))
+        );
+        assert_eq!(
+            ok("unix:@name"),
+            Endpoint::Unix(UnixAddr::Abstract("name".into()))
+        );
+        assert!(err("http://h:1").contains("unknown scheme \"http\""));
+        assert!(err("unix://").contains("missing socket path"));
+        assert!(err("unix:@").contains("empty abstract"));
+    }
+
+    #[test]
+    fn default_scheme_applies_only_without_one() {
+        let e = Endpoint::parse_with_default("h:1", Scheme::Udp).unwrap();
+        assert_eq!(e.scheme(), Scheme::Udp);
+        let e = Endpoint::parse_with_default("tcp://h:1", Scheme::Udp).unwrap();
+        assert_eq!(e.scheme(), Scheme::Tcp);
+    }
+
+    #[test]
+    fn errors_name_the_bad_part() {
+        assert_eq!(
+            err("localhost:http"),
+            "invalid address \"localhost:http\": port \"http\" is not a number from 0 to 65535"
+        );
+        assert!(err("localhost:65536").contains("port \"65536\""));
+        assert!(err("localhost").contains("missing \":port\""));
+        assert!(err("localhost:").contains("missing port"));
+        assert!(err("").contains("missing host and port"));
+        assert!(err("bad host:1").contains("host \"bad host\""));
+        assert!(err("a..b:1").contains("not a valid host name"));
+    }
+
+    #[test]
+    fn display_round_trips() {
+        for s in [
+            "127.0.0.1:8080",
+            "[::1]:9",
+            "tls://example.com:443",
+            "udp://127.0.0.1:53",
+            "unix:///tmp/s",
+            "unix:@abs",
+            ":80",
+        ] {
+            assert_eq!(ok(s).to_string(), s);
+            assert_eq!(ok(&ok(s).to_string()), ok(s));
+        }
+    }
+
+    #[test]
+    fn never_panics_on_garbage() {
+        // A cheap stand-in for the fuzz target: every byte string of a small
+        // alphabet up to length 5 parses or fails cleanly.
+        let alphabet = ['[', ']', ':', '1', 'a', '/', '@', '.'];
+        let mut stack = vec![String::new()];
+        while let Some(s) = stack.pop() {
+            let _ = s.parse::<Endpoint>();
+            if s.len() < 5 {
+                for c in alphabet {
+                    stack.push(format!("{s}{c}"));
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn resolves_literals_without_dns() {
+        let hp = HostPort {
+            host: Host::Unspecified,
+            port: 7,
+        };
+        assert_eq!(
+            hp.resolve(true).await.unwrap(),
+            vec!["0.0.0.0:7".parse().unwrap()]
+        );
+        assert_eq!(
+            hp.resolve(false).await.unwrap(),
+            vec!["127.0.0.1:7".parse().unwrap()]
+        );
+    }
+}

@@ -1,0 +1,48 @@
+//! netcrab: serve, connect, relay, wait for and benchmark TCP services, with
+//! retries and clear errors built in.
+//!
+//! The library holds everything the `netcrab` binary does, so commands can
+//! be run and tested in-process. Every command is a listening side and/or a
+//! connecting side joined by a service: [`endpoint`] parses addresses,
+//! [`transport`] turns them into listeners and streams, [`serve`] and
+//! [`connect`] are the commands, [`retry`] and [`error`] carry the seed's
+//! error handling and retry mechanism.
+//!
+//! # Layout
+//!
+//! | module | holds |
+//! |---|---|
+//! | [`endpoint`] | address parsing (pure, no I/O) and name resolution |
+//! | [`transport`] | the [`Stream`](transport::Stream) and [`Listener`](transport::Listener) enums, connect and bind |
+//! | [`error`] | error kinds, messages and exit codes |
+//! | [`retry`] | the retry policy (pure schedule) and the retry driver |
+//! | [`serve`] | the accept loop, its limits and drain, and the services |
+//! | [`connect`] | the client: send-and-print and the netcat pipe |
+//! | [`shutdown`] | SIGINT/SIGTERM handling |
+//! | [`escape`] | escaping peer data for logs |
+//!
+//! The command-line interface (clap) lives in the binary's `cli` module;
+//! the library never sees it.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use netcrab::{serve, transport::Listener};
+//! use tokio_util::sync::CancellationToken;
+//!
+//! # async fn demo() -> netcrab::error::Result<()> {
+//! let listener = Listener::bind(&"127.0.0.1:0".parse()?).await?;
+//! let shutdown = CancellationToken::new();
+//! serve::run(listener, serve::ServeConfig::default(), shutdown).await?;
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod connect;
+pub mod endpoint;
+pub mod error;
+pub mod escape;
+pub mod retry;
+pub mod serve;
+pub mod shutdown;
+pub mod transport;

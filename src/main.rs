@@ -1,0 +1,37 @@
+//! The `netcrab` binary: parse the command line, run the command on a tokio
+//! runtime, and map its outcome to an exit code, in one place.
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    cli::logging::init(args.verbose, args.quiet);
+    let runtime = if args.command.multi_threaded() {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    }
+    .enable_all()
+    .build();
+    let runtime = match runtime {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("netcrab: error: start the runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(args.command.run());
+    // A pending read of stdin must not hold the process open.
+    runtime.shutdown_background();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("{err}");
+            ExitCode::from(err.exit_code())
+        }
+    }
+}

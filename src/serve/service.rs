@@ -1,0 +1,225 @@
+//! The services a connection gets (reply, echo, discard), per read or per
+//! line, with the idle timeout and byte accounting.
+//!
+//! A connection waits for data without holding a buffer, so ten thousand
+//! idle connections cost no buffer memory; a buffer lives only while a read
+//! is being handled.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::Instant;
+
+use super::ServeConfig;
+use super::lines::{LineSplitter, LineTooLong};
+use crate::error::{Error, ErrorKind, Result, fmt_duration};
+use crate::escape::{LOG_PREVIEW, escape_bytes};
+use crate::transport::{PeerAddr, Stream};
+
+/// The read buffer for request/response services: larger than any typical
+/// message, small enough to allocate per read.
+const MESSAGE_BUF: usize = 16 * 1024;
+/// The read buffer for `--discard`, where bulk throughput matters.
+const BULK_BUF: usize = 64 * 1024;
+/// How long a connection closed for a protocol error may keep sending
+/// before we stop reading, so our error message is not lost to a reset.
+const LINGER: Duration = Duration::from_secs(1);
+
+/// What the server does with what a peer sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Service {
+    /// Answer each message with these bytes (the seed's `hello, world`).
+    Reply(Vec<u8>),
+    /// Send back exactly what was received.
+    Echo,
+    /// Read and drop everything.
+    Discard,
+}
+
+/// What counts as one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// Each read is a message (the seed's behaviour; depends on how the
+    /// peer's writes arrive).
+    Reads,
+    /// Each `\n`-terminated line is a message; longer lines close the
+    /// connection with an error.
+    Lines {
+        /// The longest line accepted, newline excluded.
+        max_line: usize,
+    },
+}
+
+/// Byte counts of one connection.
+#[derive(Debug, Default, Clone, Copy)]
+struct Counts {
+    received: u64,
+    sent: u64,
+}
+
+/// Serves one connection to its end and logs how it ended.
+pub(super) async fn handle(mut stream: Stream, peer: PeerAddr, config: &ServeConfig) {
+    let start = Instant::now();
+    let mut counts = Counts::default();
+    tracing::debug!("{peer}: connected");
+    let result = serve_connection(&mut stream, &peer, config, &mut counts).await;
+    let summary = format!(
+        "received {} bytes, sent {} in {}",
+        counts.received,
+        counts.sent,
+        fmt_duration(start.elapsed())
+    );
+    match result {
+        Ok(()) => tracing::debug!("{peer}: closed ({summary})"),
+        Err(err) => match err.kind() {
+            ErrorKind::Timeout | ErrorKind::Protocol => {
+                tracing::info!("{peer}: {err} ({summary})")
+            }
+            _ => tracing::debug!("{peer}: {err} ({summary})"),
+        },
+    }
+}
+
+async fn serve_connection(
+    stream: &mut Stream,
+    peer: &PeerAddr,
+    config: &ServeConfig,
+    counts: &mut Counts,
+) -> Result<()> {
+    let buf_size = match config.service {
+        Service::Discard => BULK_BUF,
+        _ => MESSAGE_BUF,
+    };
+    let mut splitter = match config.framing {
+        Framing::Lines { max_line } => Some(LineSplitter::new(max_line)),
+        Framing::Reads => None,
+    };
+    let mut out = Vec::new();
+    // The idle timer is reset lazily: reads only record when they happened,
+    // and the timer, when it fires early, is pushed to the real deadline.
+    let idle = config
+        .idle_timeout
+        .unwrap_or(Duration::from_secs(86400 * 365));
+    let mut last_read = Instant::now();
+    let timer = tokio::time::sleep(idle);
+    tokio::pin!(timer);
+
+    loop {
+        let read = tokio::select! {
+            biased;
+            read = read_when_ready(stream, buf_size) => read,
+            _ = &mut timer, if config.idle_timeout.is_some() => {
+                let deadline = last_read + idle;
+                if Instant::now() >= deadline {
+                    return Err(Error::new(ErrorKind::Timeout, "closing")
+                        .with_detail(format!("idle for {}", fmt_duration(idle))));
+                }
+                timer.as_mut().reset(deadline);
+                continue;
+            }
+        };
+        let buf = read.map_err(|e| Error::io("read", e))?;
+        if buf.is_empty() {
+            // EOF: answer an unterminated last line, then close our side.
+            if let Some(last) = splitter.as_mut().and_then(LineSplitter::finish) {
+                respond(&last, true, peer, config, &mut out);
+                write_out(stream, &mut out, counts).await?;
+            }
+            let _ = stream.shutdown().await;
+            return Ok(());
+        }
+        last_read = Instant::now();
+        counts.received += buf.len() as u64;
+        match splitter.as_mut() {
+            None if config.service == Service::Echo => {
+                // Echo the read buffer itself: no copy into `out`.
+                log_message(&buf, peer, config);
+                stream
+                    .write_all(&buf)
+                    .await
+                    .map_err(|e| Error::io("write", e))?;
+                counts.sent += buf.len() as u64;
+            }
+            None => respond(&buf, false, peer, config, &mut out),
+            Some(splitter) => {
+                let pushed =
+                    splitter.push(&buf, |line| respond(line, true, peer, config, &mut out));
+                if let Err(LineTooLong { max_line }) = pushed {
+                    // Answer the complete lines before the long one, then say why we close.
+                    out.extend_from_slice(
+                        format!("error: line too long (max {max_line} bytes)\n").as_bytes(),
+                    );
+                    write_out(stream, &mut out, counts).await?;
+                    linger(stream).await;
+                    return Err(Error::new(ErrorKind::Protocol, "closing")
+                        .with_detail(format!("line longer than {max_line} bytes")));
+                }
+            }
+        }
+        write_out(stream, &mut out, counts).await?;
+    }
+}
+
+/// Waits for data, then reads it into a fresh buffer. An empty buffer means
+/// end of stream.
+async fn read_when_ready(stream: &mut Stream, size: usize) -> std::io::Result<Vec<u8>> {
+    stream.readable().await?;
+    let mut buf = Vec::with_capacity(size);
+    stream.read_buf(&mut buf).await?;
+    Ok(buf)
+}
+
+/// Appends the answer to one message to `out`, and logs the message.
+fn respond(msg: &[u8], line: bool, peer: &PeerAddr, config: &ServeConfig, out: &mut Vec<u8>) {
+    log_message(msg, peer, config);
+    match &config.service {
+        Service::Reply(reply) => {
+            out.extend_from_slice(reply);
+            if line {
+                out.push(b'\n');
+            }
+        }
+        Service::Echo => out.extend_from_slice(msg),
+        Service::Discard => {}
+    }
+}
+
+/// Logs a received message: at info level when asked (`--reply`'s
+/// default), at trace level otherwise.
+fn log_message(msg: &[u8], peer: &PeerAddr, config: &ServeConfig) {
+    if config.log_data {
+        tracing::info!("recv {} (from {peer})", escape_bytes(msg, LOG_PREVIEW));
+    } else {
+        tracing::trace!("recv {} (from {peer})", escape_bytes(msg, LOG_PREVIEW));
+    }
+}
+
+async fn write_out(stream: &mut Stream, out: &mut Vec<u8>, counts: &mut Counts) -> Result<()> {
+    if out.is_empty() {
+        return Ok(());
+    }
+    stream
+        .write_all(out)
+        .await
+        .map_err(|e| Error::io("write", e))?;
+    counts.sent += out.len() as u64;
+    out.clear();
+    Ok(())
+}
+
+/// Half-closes, then reads and drops what the peer still sends for a
+/// moment, so closing with unread data does not reset the connection and
+/// destroy the error message we just sent.
+async fn linger(stream: &mut Stream) {
+    let _ = stream.shutdown().await;
+    let _ = tokio::time::timeout(LINGER, async {
+        let mut sink = [0u8; 4096];
+        while let Ok(n) = stream.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
+}
