@@ -107,10 +107,8 @@ where
             return Err(give_up(err));
         }
         let delay = policy.delay(attempt - 1, &mut rng);
-        if let Some(deadline) = deadline {
-            if Instant::now() + delay >= deadline {
-                return Err(give_up(err));
-            }
+        if deadline.is_some_and(|deadline| Instant::now() + delay >= deadline) {
+            return Err(give_up(err));
         }
         tracing::debug!(
             "attempt {attempt} failed: {err}; retrying in {}",

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Installs the Debian packages netcrab's integration tests need, if missing:
+# prlimit (util-linux) for the file-descriptor-limit test.
+set -euo pipefail
+need=()
+command -v prlimit >/dev/null 2>&1 || need+=(util-linux)
+if ((${#need[@]})); then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi

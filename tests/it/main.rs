@@ -1,0 +1,6 @@
+//! netcrab's integration tests: one binary, one file per command, all
+//! running the real executable against real sockets on loopback.
+
+mod connect;
+mod serve;
+mod util;
