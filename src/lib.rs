@@ -16,7 +16,8 @@
 //! | [`transport`] | the [`Stream`](transport::Stream) and [`Listener`](transport::Listener) enums, connect and bind |
 //! | [`error`] | error kinds, messages and exit codes |
 //! | [`retry`] | the retry policy (pure schedule) and the retry driver |
-//! | [`serve`] | the accept loop, its limits and drain, and the services |
+//! | [`server`] | the shared accept loop: connection limit, accept backoff, drain |
+//! | [`serve`] | the services (reply, echo, discard) run on it |
 //! | [`connect`] | the client: send-and-print and the netcat pipe |
 //! | [`shutdown`] | SIGINT/SIGTERM handling |
 //! | [`escape`] | escaping peer data for logs |
@@ -44,5 +45,6 @@ pub mod error;
 pub mod escape;
 pub mod retry;
 pub mod serve;
+pub mod server;
 pub mod shutdown;
 pub mod transport;

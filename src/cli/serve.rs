@@ -8,6 +8,7 @@ use clap::{ArgGroup, Args};
 use netcrab::endpoint::Endpoint;
 use netcrab::error::{Error, Result};
 use netcrab::serve::{self, Framing, ServeConfig, Service};
+use netcrab::server::ServerLimits;
 use netcrab::transport::{Listener, SocketOptions};
 
 use super::common::{optional, parse_duration};
@@ -86,12 +87,14 @@ impl ServeArgs {
             } else {
                 Framing::Reads
             },
-            max_conns: self.max_conns,
             idle_timeout: optional(self.idle_timeout),
-            drain_timeout: self.drain_timeout,
-            socket: SocketOptions {
-                nodelay: true,
-                keepalive: self.keepalive,
+            limits: ServerLimits {
+                max_conns: self.max_conns,
+                drain_timeout: self.drain_timeout,
+                socket: SocketOptions {
+                    nodelay: true,
+                    keepalive: self.keepalive,
+                },
             },
         };
         Ok((endpoint, config))

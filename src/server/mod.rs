@@ -1,0 +1,152 @@
+//! The accept loop every listening command shares (`serve`, `relay`, ...):
+//! connection limit, accept-error backoff, graceful drain.
+//!
+//! [`run`] takes an already bound [`Listener`], a shutdown token and a
+//! per-connection handler (the mini-redis shape), so tests bind port 0 and
+//! decide when shutdown happens. A connection limit is an owned semaphore
+//! permit that moves into each connection task; accept errors back off
+//! instead of spinning ([`accept`]); on shutdown the loop stops accepting,
+//! lets open connections finish for the drain timeout, then closes the rest.
+
+pub mod accept;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{Result, fmt_duration};
+use crate::transport::{Listener, PeerAddr, SocketOptions, Stream};
+use accept::{AcceptBackoff, Action};
+
+/// The limits of a listening server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// Connections handled at once. Past it, new connections are not
+    /// accepted: they wait in the kernel's backlog until a slot frees (and
+    /// the peer's connect times out if none does).
+    pub max_conns: usize,
+    /// How long open connections may finish after shutdown starts.
+    pub drain_timeout: Duration,
+    /// Options set on every accepted socket.
+    pub socket: SocketOptions,
+}
+
+impl Default for ServerLimits {
+    fn default() -> ServerLimits {
+        ServerLimits {
+            max_conns: 4096,
+            drain_timeout: Duration::from_secs(10),
+            socket: SocketOptions::default(),
+        }
+    }
+}
+
+/// What a server did, reported when it stops.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerReport {
+    /// Connections accepted.
+    pub accepted: u64,
+    /// Connections still open when the drain timeout ran out, closed by us.
+    pub closed_at_drain: usize,
+}
+
+/// Accepts connections from `listener` and runs `handler` on each in its
+/// own task until `shutdown` is cancelled, then drains. Returns once every
+/// connection task has ended.
+pub async fn run<H, F>(
+    listener: Listener,
+    limits: &ServerLimits,
+    shutdown: CancellationToken,
+    handler: H,
+) -> Result<ServerReport>
+where
+    H: Fn(Stream, PeerAddr) -> F,
+    F: Future<Output = ()> + Send + 'static,
+{
+    let limit = Arc::new(Semaphore::new(limits.max_conns.max(1)));
+    let mut tasks = JoinSet::new();
+    let mut backoff = AcceptBackoff::default();
+    let mut report = ServerReport::default();
+    let mut limit_logged = false;
+
+    loop {
+        // Reap finished connection tasks so the set stays small.
+        while tasks.try_join_next().is_some() {}
+
+        let permit = match limit.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                if !limit_logged {
+                    tracing::warn!(
+                        "connection limit reached ({}): new connections wait in the backlog",
+                        limits.max_conns
+                    );
+                    limit_logged = true;
+                }
+                tokio::select! {
+                    permit = limit.clone().acquire_owned() => match permit {
+                        Ok(permit) => permit,
+                        Err(_) => break, // the semaphore is never closed
+                    },
+                    _ = shutdown.cancelled() => break,
+                }
+            }
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => {
+                    backoff.on_success();
+                    accepted
+                }
+                Err(err) => {
+                    if let Action::Sleep(delay) = backoff.on_error(&err) {
+                        tokio::select! {
+                            _ = tokio::time::sleep(delay) => {}
+                            _ = shutdown.cancelled() => break,
+                        }
+                    }
+                    continue;
+                }
+            },
+            _ = shutdown.cancelled() => break,
+        };
+        limit_logged = false;
+        report.accepted += 1;
+        if let Err(err) = stream.set_options(&limits.socket) {
+            tracing::debug!("{peer}: set socket options: {err}");
+        }
+        let work = handler(stream, peer);
+        tasks.spawn(async move {
+            work.await;
+            drop(permit);
+        });
+    }
+
+    // Stop accepting: new connections are refused from here on.
+    drop(listener);
+    while tasks.try_join_next().is_some() {}
+    if !tasks.is_empty() {
+        tracing::info!(
+            "draining {} open connection(s) for up to {}",
+            tasks.len(),
+            fmt_duration(limits.drain_timeout)
+        );
+        let drained = tokio::time::timeout(limits.drain_timeout, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            report.closed_at_drain = tasks.len();
+            tracing::info!(
+                "drain timeout: closing {} connection(s)",
+                report.closed_at_drain
+            );
+            tasks.shutdown().await;
+        }
+    }
+    Ok(report)
+}
