@@ -38,6 +38,12 @@ pub enum ErrorKind {
     Protocol,
     /// Any other I/O error.
     Io,
+    /// `wait`: the targets did not become ready before the timeout.
+    NotReady,
+    /// `wait`: the command to run was found but could not be executed.
+    CommandNotExecutable,
+    /// `wait`: the command to run was not found.
+    CommandNotFound,
 }
 
 impl ErrorKind {
@@ -104,6 +110,10 @@ impl ErrorKind {
             ErrorKind::Tls => 8,
             ErrorKind::Local => 9,
             ErrorKind::Protocol => 10,
+            // As timeout(1), wait-for-it and shells use them.
+            ErrorKind::NotReady => 124,
+            ErrorKind::CommandNotExecutable => 126,
+            ErrorKind::CommandNotFound => 127,
         }
     }
 
@@ -121,6 +131,9 @@ impl ErrorKind {
             ErrorKind::Tls => "tls error",
             ErrorKind::Protocol => "protocol error",
             ErrorKind::Io => "i/o error",
+            ErrorKind::NotReady => "not ready before the timeout",
+            ErrorKind::CommandNotExecutable => "cannot execute",
+            ErrorKind::CommandNotFound => "command not found",
         }
     }
 }
@@ -315,6 +328,9 @@ mod tests {
         assert_eq!(ErrorKind::Refused.exit_code(), 4);
         assert_eq!(ErrorKind::Timeout.exit_code(), 5);
         assert_ne!(ErrorKind::Io.exit_code(), 0);
+        assert_eq!(ErrorKind::NotReady.exit_code(), 124);
+        assert_eq!(ErrorKind::CommandNotExecutable.exit_code(), 126);
+        assert_eq!(ErrorKind::CommandNotFound.exit_code(), 127);
     }
 
     #[test]

@@ -19,6 +19,8 @@
 //! | [`server`] | the shared accept loop: connection limit, accept backoff, drain |
 //! | [`serve`] | the services (reply, echo, discard) run on it |
 //! | [`connect`] | the client: send-and-print and the netcat pipe |
+//! | [`relay`] | port forwarding: accept, connect upstream, splice or copy both ways |
+//! | [`wait`] | waiting until services accept connections (or stop) |
 //! | [`shutdown`] | SIGINT/SIGTERM handling |
 //! | [`escape`] | escaping peer data for logs |
 //!
@@ -43,8 +45,10 @@ pub mod connect;
 pub mod endpoint;
 pub mod error;
 pub mod escape;
+pub mod relay;
 pub mod retry;
 pub mod serve;
 pub mod server;
 pub mod shutdown;
 pub mod transport;
+pub mod wait;

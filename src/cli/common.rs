@@ -21,6 +21,9 @@ Exit codes:
   8    tls error
   9    local resource error (address in use or not available, too many open files, permission denied)
   10   protocol error
+  124  wait: the targets were not ready before --timeout
+  126  wait: the command could not be executed
+  127  wait: the command was not found
   130  interrupted by a second SIGINT (143 for SIGTERM)";
 
 /// Parses a duration such as `250ms`, `10s`, `1m30s` or a bare number of

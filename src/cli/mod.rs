@@ -5,7 +5,9 @@
 mod common;
 mod connect;
 pub mod logging;
+mod relay;
 mod serve;
+mod wait;
 
 use clap::{Parser, Subcommand};
 use netcrab::error::Result;
@@ -34,13 +36,17 @@ pub enum Command {
     Serve(serve::ServeArgs),
     #[command(after_long_help = EXIT_CODES)]
     Connect(connect::ConnectArgs),
+    #[command(after_long_help = EXIT_CODES)]
+    Relay(relay::RelayArgs),
+    #[command(after_long_help = EXIT_CODES)]
+    Wait(wait::WaitArgs),
 }
 
 impl Command {
     /// Whether the command wants a multi-threaded runtime (servers do; a
     /// single client does not).
     pub fn multi_threaded(&self) -> bool {
-        matches!(self, Command::Serve(_))
+        matches!(self, Command::Serve(_) | Command::Relay(_))
     }
 
     /// Runs the command.
@@ -48,6 +54,8 @@ impl Command {
         match self {
             Command::Serve(args) => args.run().await,
             Command::Connect(args) => args.run().await,
+            Command::Relay(args) => args.run().await,
+            Command::Wait(args) => args.run().await,
         }
     }
 }

@@ -1,0 +1,167 @@
+//! `netcrab wait`: flags, their resolution into a [`WaitConfig`], the
+//! report on stderr, and running the command with `exec`.
+
+use std::io::IsTerminal;
+use std::os::unix::process::CommandExt;
+use std::time::Duration;
+
+use clap::Args;
+use netcrab::endpoint::Endpoint;
+use netcrab::error::{Error, ErrorKind, Result, fmt_duration};
+use netcrab::retry::RetryPolicy;
+use netcrab::transport::{ConnectOptions, SocketOptions};
+use netcrab::wait::{self, Readiness, WaitConfig};
+
+use super::common::{optional, parse_duration};
+
+const EXAMPLES: &str = "\
+Examples:
+  netcrab wait db:5432 cache:6379 -- ./start-app        # start the app once both accept connections
+  netcrab wait 127.0.0.1:8080 --timeout 10s && curl ...   # exit 124 if it is not up within 10s
+  netcrab wait redis:6379 --send 'PING\\r\\n' --expect PONG # ready means answering, not just listening
+  netcrab wait --any primary:5432 replica:5432            # one of them is enough
+  netcrab wait --invert 127.0.0.1:8080 --timeout 1m       # wait until the old server has stopped
+
+Without COMMAND it exits 0 once ready. With it, netcrab becomes COMMAND
+(exec): its exit code is netcrab's. On timeout it exits 124, names the
+targets still down with their last error, and does not run COMMAND unless
+--run-anyway is given. Prints nothing on success unless stderr is a terminal
+or -v is given.";
+
+/// Wait until services accept connections, then run a command
+#[derive(Debug, Args)]
+#[command(after_help = EXAMPLES)]
+pub struct WaitArgs {
+    /// Targets: HOST:PORT or any endpoint (tls://HOST:PORT needs a verified handshake)
+    #[arg(required = true, value_name = "TARGET")]
+    pub targets: Vec<String>,
+    /// Give up after this long overall (0: wait forever)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
+    pub timeout: Duration,
+    /// One ready target is enough
+    #[arg(long)]
+    pub any: bool,
+    /// Wait until the targets stop accepting connections instead
+    #[arg(long, conflicts_with_all = ["send", "expect"])]
+    pub invert: bool,
+    /// Send TEXT after connecting
+    #[arg(long, value_name = "TEXT")]
+    pub send: Option<String>,
+    /// Ready only once what the target sends (a banner, or the reply to --send) contains TEXT
+    #[arg(long, value_name = "TEXT")]
+    pub expect: Option<String>,
+    /// Give up on one attempt (connect, send, read the reply) after this long
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5s")]
+    pub attempt_timeout: Duration,
+    /// The backoff cap before the second attempt; it doubles after each, with full jitter
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "100ms")]
+    pub retry_delay: Duration,
+    /// The largest backoff between attempts
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1s")]
+    pub retry_max_delay: Duration,
+    /// On timeout, report the targets still down and run COMMAND anyway
+    #[arg(long, requires = "command")]
+    pub run_anyway: bool,
+    /// The command to run once ready (after --)
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+impl WaitArgs {
+    /// Resolves the flags into the library config.
+    pub fn resolve(&self) -> Result<WaitConfig> {
+        let targets = self
+            .targets
+            .iter()
+            .map(|t| t.parse::<Endpoint>())
+            .collect::<Result<Vec<_>>>()?;
+        if self.attempt_timeout.is_zero() {
+            return Err(Error::usage("--attempt-timeout must be more than 0"));
+        }
+        let readiness = if self.invert {
+            Readiness::Closed
+        } else {
+            Readiness::Accepts {
+                send: self.send.as_ref().map(|s| s.as_bytes().to_vec()),
+                expect: self.expect.as_ref().map(|s| s.as_bytes().to_vec()),
+            }
+        };
+        Ok(WaitConfig {
+            targets,
+            timeout: optional(self.timeout),
+            attempt_timeout: self.attempt_timeout,
+            connect: ConnectOptions {
+                connect_timeout: self.attempt_timeout,
+                socket: SocketOptions::default(),
+            },
+            backoff: RetryPolicy {
+                max_retries: None,
+                deadline: None,
+                initial_delay: self.retry_delay,
+                max_delay: self.retry_max_delay.max(self.retry_delay),
+            },
+            any: self.any,
+            readiness,
+            progress: std::io::stderr().is_terminal(),
+        })
+    }
+
+    /// Waits, then runs the command (never returning if it starts).
+    pub async fn run(&self) -> Result<()> {
+        let config = self.resolve()?;
+        let report = wait::run(&config).await?;
+        if !report.ready {
+            let level_error = !self.run_anyway;
+            for target in report.not_ready() {
+                let why = match &target.last_error {
+                    Some(err) => err.to_string(),
+                    None => "no answer".to_owned(),
+                };
+                let plural = if target.attempts == 1 { "" } else { "s" };
+                let line = format!(
+                    "{} still {}: {why} ({} attempt{plural})",
+                    target.endpoint,
+                    if self.invert { "up" } else { "down" },
+                    target.attempts
+                );
+                if level_error {
+                    tracing::error!("{line}");
+                } else {
+                    tracing::warn!("{line}");
+                }
+            }
+            let down = report.not_ready().count();
+            let summary = format!(
+                "timed out after {}: {down} of {} target(s) not {}",
+                fmt_duration(report.elapsed),
+                config.targets.len(),
+                if self.invert { "closed" } else { "ready" }
+            );
+            if !self.run_anyway {
+                return Err(Error::new(ErrorKind::NotReady, "wait").with_detail(summary));
+            }
+            tracing::warn!("{summary}; running the command anyway (--run-anyway)");
+        }
+        match self.command.split_first() {
+            Some((program, args)) => Err(exec(program, args)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Replaces this process with `program` (its exit code becomes ours).
+/// Returns only when that fails, with the error a shell would give: 127
+/// for a command not found, 126 for one that cannot be executed.
+fn exec(program: &str, args: &[String]) -> Error {
+    tracing::debug!("exec {program} {}", args.join(" "));
+    let err = std::process::Command::new(program).args(args).exec();
+    let context = format!("run {program}");
+    match err.kind() {
+        std::io::ErrorKind::NotFound => Error::new(ErrorKind::CommandNotFound, context),
+        std::io::ErrorKind::PermissionDenied => {
+            Error::new(ErrorKind::CommandNotExecutable, context).with_detail("permission denied")
+        }
+        _ => Error::new(ErrorKind::CommandNotExecutable, context)
+            .with_detail(Error::io("", err).to_string()),
+    }
+}
