@@ -201,7 +201,7 @@ async fn wait_for(
                 Ok(outcome) => outcome,
                 Err(_) => {
                     let err = last_error.unwrap_or_else(|| {
-                        Error::new(ErrorKind::Timeout, format!("{endpoint}"))
+                        Error::new(ErrorKind::Timeout, "")
                             .with_detail("no answer before the timeout")
                     });
                     return report(false, attempts, Some(err));
@@ -262,8 +262,7 @@ async fn attempt(endpoint: &Endpoint, config: &WaitConfig) -> Result<()> {
                     tracing::debug!("{endpoint}: {err}");
                     Ok(())
                 }
-                Ok(_) => Err(Error::new(ErrorKind::Io, format!("{endpoint}"))
-                    .with_detail("still accepting connections")),
+                Ok(_) => Err(Error::new(ErrorKind::Io, "").with_detail("accepting connections")),
             };
         }
         Readiness::Accepts { send, expect } => (send, expect),
@@ -284,10 +283,10 @@ async fn attempt(endpoint: &Endpoint, config: &WaitConfig) -> Result<()> {
     };
     let mut seen = Vec::new();
     let mut buf = vec![0u8; 16 * 1024];
-    let missing = |seen: &[u8], why: &str| {
-        Error::new(ErrorKind::Protocol, format!("{endpoint}")).with_detail(format!(
-            "{why} without {} (got {})",
-            escape_bytes(expect, LOG_PREVIEW),
+    let text = escape_bytes(expect, LOG_PREVIEW);
+    let missing = |seen: &[u8], why: String| {
+        Error::new(ErrorKind::Protocol, "read the reply").with_detail(format!(
+            "{why} (got \"{}\")",
             escape_bytes(seen, LOG_PREVIEW)
         ))
     };
@@ -295,16 +294,14 @@ async fn attempt(endpoint: &Endpoint, config: &WaitConfig) -> Result<()> {
         let read = tokio::time::timeout_at(attempt_deadline, stream.read(&mut buf)).await;
         let n = match read {
             Err(_) => {
-                return Err(missing(
-                    &seen,
-                    &format!("answered for {}", fmt_duration(config.attempt_timeout)),
-                ));
+                let within = fmt_duration(config.attempt_timeout);
+                return Err(missing(&seen, format!("no \"{text}\" within {within}")));
             }
             Ok(Err(e)) => return Err(Error::io(format!("read from {endpoint}"), e)),
             Ok(Ok(n)) => n,
         };
         if n == 0 {
-            return Err(missing(&seen, "closed"));
+            return Err(missing(&seen, format!("closed without \"{text}\"")));
         }
         seen.extend_from_slice(&buf[..n]);
         if contains(&seen, expect) {

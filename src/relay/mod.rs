@@ -352,12 +352,16 @@ async fn transfer(
     #[cfg(target_os = "linux")]
     if use_splice && let (Stream::Tcp(c), Stream::Tcp(u)) = (&*client, &*upstream) {
         match splice::Pipes::new() {
-            Ok(pipes) => return splice::relay(c, u, &pipes, traffic).await,
+            Ok(pipes) => {
+                tracing::debug!("relaying with splice(2)");
+                return splice::relay(c, u, &pipes, traffic).await;
+            }
             Err(err) => tracing::debug!("splice pipes: {err}; copying in user space"),
         }
     }
     #[cfg(not(target_os = "linux"))]
     let _ = use_splice;
+    tracing::debug!("relaying with a user-space copy");
     copy::relay(client, upstream, traffic).await
 }
 

@@ -2,5 +2,7 @@
 //! running the real executable against real sockets on loopback.
 
 mod connect;
+mod relay;
 mod serve;
 mod util;
+mod wait;

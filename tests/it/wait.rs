@@ -1,0 +1,184 @@
+//! `netcrab wait` against real servers (and ports nothing listens on).
+
+use std::path::PathBuf;
+
+use crate::util::*;
+
+/// A path in the temp directory unique to this test run.
+fn temp_path(name: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    std::env::temp_dir().join(format!(
+        "netcrab-wait-{}-{nanos}-{name}",
+        std::process::id()
+    ))
+}
+
+fn dead_addr() -> String {
+    format!("127.0.0.1:{}", free_port())
+}
+
+#[test]
+fn waits_for_a_port_that_opens_later() {
+    let addr = dead_addr();
+    let mut wait = Proc::start(&["-v", "wait", &addr, "--timeout", "20s"]);
+    // Only once wait has tried (and failed) does the server start.
+    wait.stderr.wait_for("attempt 1: connect to");
+    let _server = Server::start_exact(&["serve", &addr]);
+    assert_eq!(code(wait.wait()), 0, "{}", wait.stderr.text());
+    wait.stderr.wait_for(&format!("{addr} is ready"));
+}
+
+#[test]
+fn quiet_on_success_and_runs_nothing_without_a_command() {
+    let server = Server::start(&[]);
+    let out = run(&["wait", &server.addr_str()]);
+    assert_eq!(code(out.status), 0, "{}", stderr(&out));
+    assert_eq!(stderr(&out), "");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn timeout_exits_124_names_the_target_and_skips_the_command() {
+    let live = Server::start(&[]);
+    let dead = dead_addr();
+    let marker = temp_path("marker");
+    let touch = format!("touch {}", marker.display());
+    let out = run(&[
+        "wait",
+        &live.addr_str(),
+        &dead,
+        "--timeout",
+        "1s",
+        "--",
+        "sh",
+        "-c",
+        &touch,
+    ]);
+    let err = stderr(&out);
+    assert_eq!(code(out.status), 124, "{err}");
+    assert!(!marker.exists(), "the command ran");
+    assert!(err.contains(&format!("{dead} still down")), "{err}");
+    assert!(err.contains("connection refused"), "{err}");
+    assert!(
+        !err.contains(&format!("{} still down", live.addr_str())),
+        "{err}"
+    );
+    assert!(err.contains("1 of 2 target(s) not ready"), "{err}");
+}
+
+#[test]
+fn run_anyway_runs_the_command_after_the_timeout() {
+    let marker = temp_path("anyway");
+    let touch = format!("touch {}", marker.display());
+    let out = run(&[
+        "wait",
+        &dead_addr(),
+        "--timeout",
+        "500ms",
+        "--run-anyway",
+        "--",
+        "sh",
+        "-c",
+        &touch,
+    ]);
+    assert_eq!(code(out.status), 0, "{}", stderr(&out));
+    assert!(marker.exists(), "the command did not run");
+    let _ = std::fs::remove_file(&marker);
+    assert!(
+        stderr(&out).contains("running the command anyway"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn the_command_exit_code_is_passed_through() {
+    let server = Server::start(&[]);
+    let out = run(&["wait", &server.addr_str(), "--", "sh", "-c", "exit 7"]);
+    assert_eq!(code(out.status), 7, "{}", stderr(&out));
+}
+
+#[test]
+fn commands_that_cannot_run_exit_127_or_126() {
+    let server = Server::start(&[]);
+    let out = run(&[
+        "wait",
+        &server.addr_str(),
+        "--",
+        "/nonexistent/netcrab-no-such-cmd",
+    ]);
+    assert_eq!(code(out.status), 127, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("command not found"),
+        "{}",
+        stderr(&out)
+    );
+
+    let file = temp_path("not-executable");
+    std::fs::write(&file, "#!/bin/sh\n").expect("write");
+    let out = run(&[
+        "wait",
+        &server.addr_str(),
+        "--",
+        file.to_str().expect("utf-8"),
+    ]);
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(code(out.status), 126, "{}", stderr(&out));
+}
+
+#[test]
+fn any_target_is_enough_with_any() {
+    let live = Server::start(&[]);
+    let dead = dead_addr();
+    let out = run(&["wait", "--any", &dead, &live.addr_str(), "--timeout", "20s"]);
+    assert_eq!(code(out.status), 0, "{}", stderr(&out));
+    let out = run(&["wait", "--any", &dead, &dead_addr(), "--timeout", "500ms"]);
+    assert_eq!(code(out.status), 124, "{}", stderr(&out));
+}
+
+#[test]
+fn invert_waits_until_the_port_closes() {
+    let server = Server::start(&[]);
+    let addr = server.addr_str();
+    let mut wait = Proc::start(&["-v", "wait", "--invert", &addr, "--timeout", "20s"]);
+    wait.stderr.wait_for("attempt 1: accepting connections");
+    drop(server);
+    assert_eq!(code(wait.wait()), 0, "{}", wait.stderr.text());
+    wait.stderr.wait_for(&format!("{addr} is closed"));
+}
+
+#[test]
+fn invert_times_out_while_the_port_stays_open() {
+    let server = Server::start(&[]);
+    let out = run(&["wait", "--invert", &server.addr_str(), "--timeout", "500ms"]);
+    assert_eq!(code(out.status), 124, "{}", stderr(&out));
+    assert!(stderr(&out).contains("still up"), "{}", stderr(&out));
+}
+
+#[test]
+fn expect_waits_for_the_reply_text() {
+    let server = Server::start(&["--reply", "+PONG"]);
+    let addr = server.addr_str();
+    let out = run(&["wait", &addr, "--send", "PING", "--expect", "PONG"]);
+    assert_eq!(code(out.status), 0, "{}", stderr(&out));
+
+    let out = run(&[
+        "wait",
+        &addr,
+        "--send",
+        "PING",
+        "--expect",
+        "READY",
+        "--timeout",
+        "1s",
+        "--attempt-timeout",
+        "300ms",
+    ]);
+    let err = stderr(&out);
+    assert_eq!(code(out.status), 124, "{err}");
+    assert!(err.contains("no \"READY\" within 300ms"), "{err}");
+    assert!(err.contains("(got \"+PONG\")"), "{err}");
+}
