@@ -26,6 +26,12 @@ Exit codes:
   127  wait: the command was not found
   130  interrupted by a second SIGINT (143 for SIGTERM)";
 
+/// The long help's epilogue: a command's examples, then the exit codes
+/// (`after_long_help` replaces `after_help` under `--help`, so both go in).
+pub fn with_exit_codes(examples: &str) -> String {
+    format!("{examples}\n\n{EXIT_CODES}")
+}
+
 /// Parses a duration such as `250ms`, `10s`, `1m30s` or a bare number of
 /// seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {

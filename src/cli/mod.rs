@@ -36,9 +36,9 @@ pub enum Command {
     Serve(serve::ServeArgs),
     #[command(after_long_help = EXIT_CODES)]
     Connect(connect::ConnectArgs),
-    #[command(after_long_help = EXIT_CODES)]
+    #[command(after_long_help = common::with_exit_codes(relay::EXAMPLES))]
     Relay(relay::RelayArgs),
-    #[command(after_long_help = EXIT_CODES)]
+    #[command(after_long_help = common::with_exit_codes(wait::EXAMPLES))]
     Wait(wait::WaitArgs),
 }
 

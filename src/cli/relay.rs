@@ -20,7 +20,8 @@ use super::serve::write_port_file;
 /// the client within about a third of a second.
 const DEFAULT_RETRIES: u32 = 2;
 
-const EXAMPLES: &str = "\
+/// The examples shown after the help.
+pub const EXAMPLES: &str = "\
 Examples:
   netcrab relay 127.0.0.1:8443 10.0.0.5:443          # forward a local port to a remote service
   netcrab relay :9000 127.0.0.1:8080 --max-conns 100 # expose a local server on every interface

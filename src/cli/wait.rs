@@ -14,13 +14,14 @@ use netcrab::wait::{self, Readiness, WaitConfig};
 
 use super::common::{optional, parse_duration};
 
-const EXAMPLES: &str = "\
+/// The examples shown after the help.
+pub const EXAMPLES: &str = "\
 Examples:
-  netcrab wait db:5432 cache:6379 -- ./start-app        # start the app once both accept connections
-  netcrab wait 127.0.0.1:8080 --timeout 10s && curl ...   # exit 124 if it is not up within 10s
-  netcrab wait redis:6379 --send 'PING\\r\\n' --expect PONG # ready means answering, not just listening
-  netcrab wait --any primary:5432 replica:5432            # one of them is enough
-  netcrab wait --invert 127.0.0.1:8080 --timeout 1m       # wait until the old server has stopped
+  netcrab wait db:5432 cache:6379 -- ./start-app             # start the app once both accept connections
+  netcrab wait 127.0.0.1:8080 --timeout 10s && curl ...      # exit 124 if it is not up within 10s
+  netcrab wait redis:6379 --send $'PING\\r\\n' --expect PONG   # ready means answering, not just listening
+  netcrab wait --any primary:5432 replica:5432               # one of them is enough
+  netcrab wait --invert 127.0.0.1:8080 --timeout 1m          # wait until the old server has stopped
 
 Without COMMAND it exits 0 once ready. With it, netcrab becomes COMMAND
 (exec): its exit code is netcrab's. On timeout it exits 124, names the
