@@ -16,7 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Endpoint, Scheme};
 use crate::error::{Error, ErrorKind, Result, fmt_duration};
 use crate::escape::{LOG_PREVIEW, escape_bytes};
 use crate::retry::RetryPolicy;
@@ -128,6 +128,7 @@ impl WaitReport {
 /// ready; an error only for a usage error (such as a transport that cannot
 /// be connected to), which waiting cannot fix.
 pub async fn run(config: &WaitConfig) -> Result<WaitReport> {
+    check(config)?;
     let start = Instant::now();
     let deadline = config.timeout.map(|t| start + t);
     let shared = Arc::new(config.clone());
@@ -173,6 +174,26 @@ pub async fn run(config: &WaitConfig) -> Result<WaitReport> {
         targets: done.into_iter().flatten().collect(),
         elapsed: start.elapsed(),
     })
+}
+
+/// Rejects what waiting cannot answer: a UDP port cannot be probed by
+/// connecting (nothing is exchanged), only by an expected reply.
+fn check(config: &WaitConfig) -> Result<()> {
+    let has_expect = matches!(
+        &config.readiness,
+        Readiness::Accepts {
+            expect: Some(_),
+            ..
+        }
+    );
+    if let Some(udp) = config.targets.iter().find(|t| t.scheme() == Scheme::Udp)
+        && !has_expect
+    {
+        return Err(Error::usage(format!(
+            "{udp}: a udp target needs --send and --expect (without a reply, nothing shows it is up)"
+        )));
+    }
+    Ok(())
 }
 
 /// Probes one target until it is ready, the deadline passes, or a usage

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use netcrab::endpoint::Endpoint;
+use netcrab::endpoint::{Endpoint, Scheme};
 use netcrab::error::{Error, Result};
 use netcrab::relay::{self, RelayConfig};
 use netcrab::server::ServerLimits;
@@ -67,6 +67,13 @@ impl RelayArgs {
     pub fn resolve(&self) -> Result<(Endpoint, RelayConfig)> {
         let listen: Endpoint = self.listen.parse()?;
         let upstream: Endpoint = self.upstream.parse()?;
+        for endpoint in [&listen, &upstream] {
+            if endpoint.scheme() == Scheme::Udp {
+                return Err(Error::usage(format!(
+                    "relay carries byte streams: {endpoint} is udp, which is not supported"
+                )));
+            }
+        }
         if self.max_conns == 0 {
             return Err(Error::usage("--max-conns must be at least 1"));
         }

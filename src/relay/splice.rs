@@ -160,10 +160,66 @@ async fn one_way(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::relay::Side;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
 
-    #[test]
-    fn pipes_are_large_when_allowed_and_never_empty_sized() {
-        let pipe = Pipe::new().unwrap();
-        assert!(pipe.capacity >= 4096, "{}", pipe.capacity);
+    /// Two ends of a loopback TCP connection.
+    async fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (a, b) = tokio::join!(TcpStream::connect(addr), listener.accept());
+        (a.unwrap(), b.unwrap().0)
+    }
+
+    #[tokio::test]
+    async fn relays_both_ways_with_half_close_and_counts() {
+        let (mut client_end, client) = pair().await;
+        let (upstream, mut upstream_end) = pair().await;
+        let relay = tokio::spawn(async move {
+            let traffic = Traffic::new();
+            let pipes = Pipes::new().unwrap();
+            assert!(pipes.up.capacity >= 4096, "{}", pipes.up.capacity);
+            let result = relay(&client, &upstream, &pipes, &traffic).await;
+            (result.is_ok(), traffic.up(), traffic.down())
+        });
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        let sent = data.clone();
+        let client_task = tokio::spawn(async move {
+            client_end.write_all(&sent).await.unwrap();
+            client_end.shutdown().await.unwrap();
+            let mut reply = Vec::new();
+            client_end.read_to_end(&mut reply).await.unwrap();
+            reply
+        });
+        let mut got = Vec::new();
+        upstream_end.read_to_end(&mut got).await.unwrap();
+        assert!(got == data, "{} of {} bytes", got.len(), data.len());
+        upstream_end.write_all(b"after eof").await.unwrap();
+        upstream_end.shutdown().await.unwrap();
+        assert_eq!(client_task.await.unwrap(), b"after eof");
+        assert_eq!(relay.await.unwrap(), (true, 3_000_000, 9));
+    }
+
+    #[tokio::test]
+    async fn a_reset_is_blamed_on_the_side_that_reset() {
+        let (_client_end, client) = pair().await;
+        let (upstream, upstream_end) = pair().await;
+        SockRef::from(&upstream_end)
+            .set_linger(Some(std::time::Duration::ZERO))
+            .unwrap();
+        drop(upstream_end);
+        let pipes = Pipes::new().unwrap();
+        let fault = relay(&client, &upstream, &pipes, &Traffic::new())
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(fault.side, Side::Upstream);
+        assert_eq!(
+            fault.err.kind(),
+            io::ErrorKind::ConnectionReset,
+            "{}",
+            fault.err
+        );
     }
 }

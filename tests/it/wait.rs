@@ -182,3 +182,10 @@ fn expect_waits_for_the_reply_text() {
     assert!(err.contains("no \"READY\" within 300ms"), "{err}");
     assert!(err.contains("(got \"+PONG\")"), "{err}");
 }
+
+#[test]
+fn udp_targets_need_an_expected_reply() {
+    let out = run(&["wait", "udp://127.0.0.1:9"]);
+    assert_eq!(code(out.status), 2, "{}", stderr(&out));
+    assert!(stderr(&out).contains("--expect"), "{}", stderr(&out));
+}
