@@ -145,7 +145,7 @@ struct Traffic {
     start: Instant,
     up: AtomicU64,
     down: AtomicU64,
-    /// Nanoseconds from `start` to the last read that returned data.
+    /// Nanoseconds from `start` to the last read or write that moved data.
     last: AtomicU64,
 }
 
@@ -165,8 +165,10 @@ impl Traffic {
         self.last.store(nanos, Ordering::Relaxed);
     }
 
-    /// Counts `n` bytes delivered in direction `dir`.
+    /// Counts `n` bytes delivered in direction `dir` (activity too: a slow
+    /// reader that still takes data is not idle).
     fn add(&self, dir: Dir, n: usize) {
+        self.touch();
         let counter = match dir {
             Dir::Up => &self.up,
             Dir::Down => &self.down,
