@@ -3,7 +3,7 @@
 //! a log line per connection saying how it ended.
 //!
 //! Accepting (connection limit, accept backoff, drain on shutdown) is the
-//! shared loop in [`server`](crate::server). For each connection the
+//! shared loop in [`server`]. For each connection the
 //! upstream is connected with the [retry policy](crate::retry); then bytes
 //! move with splice(2) when both sides are TCP on Linux (`splice`), and
 //! with a user-space copy otherwise (`copy`). Either way, end of stream on
