@@ -3,14 +3,13 @@
 //! never cross into user space.
 //!
 //! Each direction owns a pipe (created with `O_NONBLOCK | O_CLOEXEC`,
-//! enlarged to 1 MiB with `F_SETPIPE_SZ` when allowed) and loops: wait
-//! until the source is readable, splice what it has into the empty pipe,
-//! then wait until the destination is writable and splice the pipe out
-//! until it is empty again. Readiness comes from tokio (`readable()`,
-//! `writable()`, `try_io`), so a `WouldBlock` clears it and the task sleeps
-//! until epoll says otherwise. Splicing in only into an *empty* pipe keeps
-//! that sound: `EAGAIN` from the socket-to-pipe splice can then only mean
-//! the socket has nothing, never that the pipe is full.
+//! enlarged to 1 MiB with `F_SETPIPE_SZ` when allowed) and loops: splice
+//! from the source into the pipe while it has room, from the pipe into the
+//! destination while it holds data, and when neither moves, sleep until the
+//! side that can make progress is ready. Readiness comes from tokio
+//! (`readable()`, `writable()`, `try_io`): a `WouldBlock` clears it and the
+//! task sleeps until epoll says otherwise, so a `WouldBlock` must only be
+//! reported when it is certain (see [`one_way`]).
 //!
 //! The syscalls come from `rustix`, whose wrappers are safe (`OwnedFd`,
 //! `io::Result`), so this module needs no `unsafe`.
@@ -108,6 +107,13 @@ pub(super) async fn relay(
 
 /// Moves everything from `src` to `dst` through `pipe`; at `src`'s end of
 /// stream, shuts `dst`'s writing down (half-close) and returns.
+///
+/// Reading and writing overlap: the pipe is filled while it has room and
+/// drained while it has data, so the source's receive window keeps opening
+/// while the destination is slow. A splice in that returns `EAGAIN` while
+/// the pipe holds data is ambiguous (the socket may be empty, or the pipe
+/// out of buffer slots), so it leaves the socket's readiness alone; only an
+/// `EAGAIN` into an empty pipe clears it.
 async fn one_way(
     src: &TcpStream,
     dst: &TcpStream,
@@ -116,43 +122,74 @@ async fn one_way(
     traffic: &Traffic,
 ) -> Result<(), DirError> {
     let flags = SpliceFlags::MOVE | SpliceFlags::NONBLOCK;
+    // Bytes in the pipe.
+    let mut held = 0usize;
+    let mut eof = false;
     loop {
-        // The pipe is empty here.
-        let filled = loop {
-            src.readable().await.map_err(DirError::Read)?;
+        let mut progressed = false;
+        if !eof && held < pipe.capacity {
             let spliced = src.try_io(Interest::READABLE, || {
-                rustix::pipe::splice(src, None, &pipe.write, None, pipe.capacity, flags)
-                    .map_err(io::Error::from)
+                match rustix::pipe::splice(
+                    src,
+                    None,
+                    &pipe.write,
+                    None,
+                    pipe.capacity - held,
+                    flags,
+                ) {
+                    Ok(n) => Ok(Some(n)),
+                    Err(rustix::io::Errno::AGAIN) if held > 0 => Ok(None),
+                    Err(err) => Err(io::Error::from(err)),
+                }
             });
             match spliced {
-                Ok(n) => break n,
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
+                Ok(Some(0)) => {
+                    eof = true;
+                    progressed = true;
+                }
+                Ok(Some(n)) => {
+                    held += n;
+                    traffic.touch();
+                    progressed = true;
+                }
+                Ok(None) => {}
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
                 Err(err) => return Err(DirError::Read(err)),
             }
-        };
-        if filled == 0 {
-            SockRef::from(dst)
-                .shutdown(Shutdown::Write)
-                .map_err(DirError::Write)?;
-            return Ok(());
         }
-        traffic.touch();
-        let mut left = filled;
-        while left > 0 {
-            dst.writable().await.map_err(DirError::Write)?;
+        if held > 0 {
             let spliced = dst.try_io(Interest::WRITABLE, || {
-                rustix::pipe::splice(&pipe.read, None, dst, None, left, flags)
+                rustix::pipe::splice(&pipe.read, None, dst, None, held, flags)
                     .map_err(io::Error::from)
             });
             match spliced {
                 Ok(0) => return Err(DirError::Write(io::ErrorKind::WriteZero.into())),
                 Ok(n) => {
-                    left -= n;
+                    held -= n;
                     traffic.add(dir, n);
+                    progressed = true;
                 }
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
                 Err(err) => return Err(DirError::Write(err)),
             }
+        }
+        if eof && held == 0 {
+            SockRef::from(dst)
+                .shutdown(Shutdown::Write)
+                .map_err(DirError::Write)?;
+            return Ok(());
+        }
+        if !progressed {
+            // Sleep until the side that can make progress is ready: the
+            // destination while the pipe holds data, else the source.
+            if held > 0 {
+                dst.writable().await.map_err(DirError::Write)?;
+            } else {
+                src.readable().await.map_err(DirError::Read)?;
+            }
+        } else {
+            // Many splices in a row without waiting: let other tasks run.
+            tokio::task::consume_budget().await;
         }
     }
 }
