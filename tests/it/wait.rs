@@ -51,7 +51,7 @@ fn timeout_exits_124_names_the_target_and_skips_the_command() {
         &live.addr_str(),
         &dead,
         "--timeout",
-        "1s",
+        "2s",
         "--",
         "sh",
         "-c",
@@ -173,7 +173,7 @@ fn expect_waits_for_the_reply_text() {
         "--expect",
         "READY",
         "--timeout",
-        "1s",
+        "2s",
         "--attempt-timeout",
         "300ms",
     ]);
