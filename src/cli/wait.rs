@@ -134,7 +134,7 @@ impl WaitArgs {
             let down = report.not_ready().count();
             let summary = format!(
                 "timed out after {}: {down} of {} target(s) not {}",
-                fmt_duration(report.elapsed),
+                fmt_duration(config.timeout.unwrap_or(report.elapsed)),
                 config.targets.len(),
                 if self.invert { "closed" } else { "ready" }
             );
