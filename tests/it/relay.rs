@@ -233,3 +233,42 @@ fn the_drain_timeout_closes_what_is_left() {
         );
     }
 }
+
+/// An upstream that resets its first connection after reading a byte.
+fn resetting_upstream() -> (std::thread::JoinHandle<()>, String) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let thread = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().expect("accept");
+        let mut buf = [0u8; 1];
+        s.read_exact(&mut buf).expect("read");
+        socket2::SockRef::from(&s)
+            .set_linger(Some(Duration::ZERO))
+            .expect("linger");
+    });
+    (thread, addr)
+}
+
+fn upstream_reset_reaches_the_client(args: &[&str]) {
+    let (upstream, addr) = resetting_upstream();
+    let relay = relay(&addr, args);
+    let mut client = relay.connect();
+    client.write_all(b"x").expect("send");
+    upstream.join().expect("upstream");
+    let mut buf = [0u8; 16];
+    let err = client
+        .read(&mut buf)
+        .expect_err("a reset, not a clean close");
+    assert_eq!(err.kind(), ErrorKind::ConnectionReset, "{err}");
+    relay.proc.stderr.wait_for("reset by upstream");
+}
+
+#[test]
+fn upstream_reset_is_passed_on_with_splice() {
+    upstream_reset_reaches_the_client(&[]);
+}
+
+#[test]
+fn upstream_reset_is_passed_on_with_copy() {
+    upstream_reset_reaches_the_client(&["--no-splice"]);
+}
