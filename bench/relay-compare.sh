@@ -100,13 +100,12 @@ echo "|---|---|---|---|---|"
 measure "iperf3 direct" "$iperf_port"
 
 for mode in splice copy; do
-  port=$(free_port)
   extra=()
   [[ $mode == copy ]] && extra=(--no-splice)
-  "$netcrab" -q relay "127.0.0.1:$port" "127.0.0.1:$iperf_port" "${extra[@]}" &
+  "$netcrab" -q relay 127.0.0.1:0 "127.0.0.1:$iperf_port" --port-file "$work/$mode.port" "${extra[@]}" &
   pid=$!
   pids+=("$pid")
-  wait_listen "$port"
+  port=$(wait_port_file "$work/$mode.port")
   label="netcrab relay (splice)"
   [[ $mode == copy ]] && label="netcrab relay --no-splice (copy)"
   measure "$label" "$port" "$pid"
