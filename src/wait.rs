@@ -27,6 +27,10 @@ use crate::transport::{self, ConnectOptions};
 /// sliding window.
 const EXPECT_WINDOW: usize = 64 * 1024;
 
+/// How long before the deadline the last attempt starts: enough for a
+/// connection on a local network to be made.
+const LAST_ATTEMPT_MARGIN: Duration = Duration::from_millis(20);
+
 /// What "ready" means for every target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Readiness {
@@ -250,16 +254,21 @@ async fn wait_for(
                 return report(false, attempts, Some(err));
             }
             Err(err) => {
-                let delay = config.backoff.delay(attempts - 1, &mut rng);
+                let mut delay = config.backoff.delay(attempts - 1, &mut rng);
+                if let Some(deadline) = deadline {
+                    // Never give up early: when the backoff would reach past
+                    // the deadline, make one last attempt just before it.
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left <= LAST_ATTEMPT_MARGIN {
+                        return report(false, attempts, Some(err));
+                    }
+                    delay = delay.min(left - LAST_ATTEMPT_MARGIN);
+                }
                 tracing::debug!(
                     "{endpoint}: attempt {attempts}: {err}; next in {}",
                     fmt_duration(delay)
                 );
                 last_error = Some(err);
-                if deadline.is_some_and(|deadline| Instant::now() + delay >= deadline) {
-                    // The next attempt would start too late: give up now.
-                    return report(false, attempts, last_error);
-                }
                 tokio::time::sleep(delay).await;
             }
         }

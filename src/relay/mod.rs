@@ -309,6 +309,9 @@ async fn relay(
 ) -> End {
     let far = Duration::from_secs(86400 * 365);
     let idle = config.idle_timeout.unwrap_or(far);
+    // The idle time counts from here, not from accept: connecting upstream
+    // (with retries) may have taken a while.
+    traffic.touch();
     let result = {
         let work = transfer(&mut client, &mut upstream, config.splice, traffic);
         let timer = tokio::time::sleep(idle);
