@@ -107,10 +107,11 @@ impl RelayArgs {
         let local = listener
             .local_addr()
             .map_err(|e| Error::io("read the bound address", e))?;
-        tracing::info!("listening on {local} (relay to {})", config.upstream);
+        // The port file first: whoever sees the log line can read it.
         if let (Some(path), Some(port)) = (&self.port_file, listener.port()) {
             write_port_file(path, port)?;
         }
+        tracing::info!("listening on {local} (relay to {})", config.upstream);
         let report = relay::run(listener, config, shutdown).await?;
         tracing::info!("stopped after {} connection(s)", report.accepted);
         Ok(())
