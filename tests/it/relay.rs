@@ -272,3 +272,16 @@ fn upstream_reset_is_passed_on_with_splice() {
 fn upstream_reset_is_passed_on_with_copy() {
     upstream_reset_reaches_the_client(&["--no-splice"]);
 }
+
+#[test]
+fn port_file_is_written_before_the_address_is_announced() {
+    let upstream = Server::start(&["--echo"]);
+    let file = std::env::temp_dir().join(format!("netcrab-relay-pf-{}", std::process::id()));
+    let relay = relay(
+        &upstream.addr_str(),
+        &["--port-file", file.to_str().expect("utf-8")],
+    );
+    let written = std::fs::read_to_string(&file).expect("port file");
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(written.trim().parse::<u16>().ok(), Some(relay.addr.port()));
+}
