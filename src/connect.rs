@@ -138,6 +138,9 @@ where
             .write_all(&buf[..n])
             .await
             .map_err(CopyError::Write)?;
+        // Stdout is line-buffered: without a flush, output without a newline
+        // would sit in the buffer while we wait for more.
+        writer.flush().await.map_err(CopyError::Write)?;
         total.set(total.get() + n as u64);
         last_byte.set(Some(buf[n - 1]));
     }
