@@ -214,7 +214,8 @@ async fn write_out(stream: &mut Stream, out: &mut Vec<u8>, counts: &mut Counts) 
 async fn linger(stream: &mut Stream) {
     let _ = stream.shutdown().await;
     let _ = tokio::time::timeout(LINGER, async {
-        let mut sink = [0u8; 4096];
+        // On the heap: an array here would enlarge every connection's future.
+        let mut sink = vec![0u8; 4096];
         while let Ok(n) = stream.read(&mut sink).await {
             if n == 0 {
                 break;
