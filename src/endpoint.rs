@@ -436,6 +436,24 @@ mod tests {
     }
 
     #[test]
+    fn unix_addresses() {
+        let abs = |n: &str| Endpoint::Unix(UnixAddr::Abstract(n.into()));
+        let path = |p: &str| Endpoint::Unix(UnixAddr::Path(p.into()));
+        assert_eq!(ok("UNIX:///x"), path("/x"));
+        assert_eq!(ok("unix://@name"), abs("name"));
+        // A path or name may hold "://": it is not split there.
+        assert_eq!(ok("unix:@a://b"), abs("a://b"));
+        assert_eq!(ok("unix:///tmp/a://b"), path("/tmp/a://b"));
+        let long = "x".repeat(MAX_UNIX_PATH);
+        assert_eq!(ok(&format!("unix:{long}")), path(&long));
+        assert!(
+            err(&format!("unix:/{long}")).contains("socket path is 108 bytes long (at most 107)")
+        );
+        assert!(err(&format!("unix:@{long}x")).contains("abstract socket name is 108 bytes"));
+        assert!(err("unix:/a\0b").contains("NUL"));
+    }
+
+    #[test]
     fn default_scheme_applies_only_without_one() {
         let e = Endpoint::parse_with_default("h:1", Scheme::Udp).unwrap();
         assert_eq!(e.scheme(), Scheme::Udp);
@@ -466,7 +484,9 @@ mod tests {
             "udp://127.0.0.1:53",
             "unix:///tmp/s",
             "unix:@abs",
+            "unix:@a://b",
             ":80",
+            "tcp://unix:80",
         ] {
             assert_eq!(ok(s).to_string(), s);
             assert_eq!(ok(&ok(s).to_string()), ok(s));
@@ -487,6 +507,22 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[tokio::test]
+    async fn localhost_is_both_loopback_addresses_without_dns() {
+        for name in ["localhost", "app.localhost", "localhost."] {
+            let hp = HostPort {
+                host: Host::Name(name.into()),
+                port: 7,
+            };
+            let want: Vec<SocketAddr> =
+                vec!["127.0.0.1:7".parse().unwrap(), "[::1]:7".parse().unwrap()];
+            assert_eq!(hp.resolve(false).await.unwrap(), want, "{name}");
+            assert_eq!(hp.resolve(true).await.unwrap(), want, "{name}");
+        }
+        assert!(!is_localhost("notlocalhost"));
+        assert!(!is_localhost("localhost.example"));
     }
 
     #[tokio::test]

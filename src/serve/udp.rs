@@ -17,7 +17,7 @@ use super::lines::{LineSplitter, LineTooLong};
 use super::service::respond;
 use crate::error::{Error, Result};
 use crate::transport::PeerAddr;
-use crate::transport::udp::{MAX_DATAGRAM, RECV_BUF};
+use crate::transport::udp::RECV_BUF;
 
 /// What a datagram server did, reported when it stops.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -61,22 +61,21 @@ pub async fn run(
         };
         report.received += 1;
         let peer = PeerAddr::Inet(from);
-        answer(&buf[..len], &peer, &config, &mut out);
-        if out.is_empty() {
+        if !answer(&buf[..len], &peer, &config, &mut out) {
             continue;
-        }
-        if out.len() > MAX_DATAGRAM {
-            tracing::debug!(
-                "{peer}: answer of {} bytes is larger than a datagram; truncated to {MAX_DATAGRAM}",
-                out.len()
-            );
-            out.truncate(MAX_DATAGRAM);
         }
         match socket.send_to(&out, from).await {
             Ok(_) => report.sent += 1,
             Err(err) => {
                 report.send_errors += 1;
-                tracing::debug!("{peer}: {}", Error::io("send", err));
+                if err.raw_os_error() == Some(libc::EMSGSIZE) {
+                    tracing::info!(
+                        "{peer}: answer of {} bytes does not fit in a datagram; not sent",
+                        out.len()
+                    );
+                } else {
+                    tracing::debug!("{peer}: {}", Error::io("send", err));
+                }
             }
         }
         out.clear();
@@ -84,10 +83,15 @@ pub async fn run(
     Ok(report)
 }
 
-/// Puts the answer to one datagram into `out` (empty: no answer).
-fn answer(datagram: &[u8], peer: &PeerAddr, config: &ServeConfig, out: &mut Vec<u8>) {
+/// Puts the answer to one datagram into `out`; returns whether there is
+/// one (an empty datagram is echoed as an empty datagram; `--discard`, or
+/// `--lines` with no line in the datagram, has no answer).
+fn answer(datagram: &[u8], peer: &PeerAddr, config: &ServeConfig, out: &mut Vec<u8>) -> bool {
     match config.framing {
-        super::Framing::Reads => respond(datagram, false, peer, config, out),
+        super::Framing::Reads => {
+            respond(datagram, false, peer, config, out);
+            !matches!(config.service, super::Service::Discard)
+        }
         super::Framing::Lines { max_line } => {
             let mut lines = LineSplitter::new(max_line);
             let pushed = lines.push(datagram, |line| respond(line, true, peer, config, out));
@@ -104,6 +108,7 @@ fn answer(datagram: &[u8], peer: &PeerAddr, config: &ServeConfig, out: &mut Vec<
                     );
                 }
             }
+            !out.is_empty()
         }
     }
 }
@@ -125,33 +130,35 @@ mod tests {
         }
     }
 
-    fn answer_to(datagram: &[u8], config: &ServeConfig) -> Vec<u8> {
+    fn answer_to(datagram: &[u8], config: &ServeConfig) -> Option<Vec<u8>> {
         let mut out = Vec::new();
         let peer = PeerAddr::Inet("127.0.0.1:9".parse().unwrap());
-        answer(datagram, &peer, config, &mut out);
-        out
+        answer(datagram, &peer, config, &mut out).then_some(out)
     }
 
     #[test]
     fn one_answer_per_datagram() {
         let reply = config(Service::Reply(b"pong".to_vec()), Framing::Reads);
-        assert_eq!(answer_to(b"a\nb\n", &reply), b"pong");
-        assert_eq!(answer_to(b"", &reply), b"pong");
+        assert_eq!(answer_to(b"a\nb\n", &reply).unwrap(), b"pong");
+        assert_eq!(answer_to(b"", &reply).unwrap(), b"pong");
         let echo = config(Service::Echo, Framing::Reads);
-        assert_eq!(answer_to(b"\x00\xffdata", &echo), b"\x00\xffdata");
+        assert_eq!(answer_to(b"\x00\xffdata", &echo).unwrap(), b"\x00\xffdata");
+        assert_eq!(answer_to(b"", &echo).unwrap(), b"");
         let discard = config(Service::Discard, Framing::Reads);
-        assert!(answer_to(b"x", &discard).is_empty());
+        assert_eq!(answer_to(b"x", &discard), None);
     }
 
     #[test]
     fn with_lines_each_line_is_answered_in_one_datagram() {
         let lines = Framing::Lines { max_line: 4 };
         let reply = config(Service::Reply(b"ok".to_vec()), lines);
-        assert_eq!(answer_to(b"a\nb\nc", &reply), b"ok\nok\nok\n");
-        assert!(answer_to(b"", &reply).is_empty());
+        assert_eq!(answer_to(b"a\nb\nc", &reply).unwrap(), b"ok\nok\nok\n");
+        assert_eq!(answer_to(b"", &reply), None);
         assert_eq!(
-            answer_to(b"a\ntoolong\n", &reply),
+            answer_to(b"a\ntoolong\n", &reply).unwrap(),
             b"ok\nerror: line too long (max 4 bytes)\n"
         );
+        let discard = config(Service::Discard, lines);
+        assert_eq!(answer_to(b"a\n", &discard), None);
     }
 }
