@@ -224,6 +224,7 @@ impl Listener {
         match endpoint {
             Endpoint::Tcp(hp) => tcp::bind(hp).await.map(Listener::Tcp),
             Endpoint::Unix(addr) => unix::bind(addr, opts.unix_mode).await.map(Listener::Unix),
+            Endpoint::Udp(_) => Err(not_a_stream(endpoint, "listen")),
             other => Err(unsupported(other, "listen")),
         }
     }
@@ -267,8 +268,16 @@ pub async fn connect(endpoint: &Endpoint, opts: &ConnectOptions) -> Result<Strea
     match endpoint {
         Endpoint::Tcp(hp) => connect_tcp(hp, opts).await.map(Stream::Tcp),
         Endpoint::Unix(addr) => unix::connect(addr, opts).await.map(Stream::Unix),
+        Endpoint::Udp(_) => Err(not_a_stream(endpoint, "connect")),
         other => Err(unsupported(other, "connect")),
     }
+}
+
+/// UDP has datagrams, not a byte stream: [`udp`] has its sockets, and
+/// `serve::udp` and `connect` use them.
+fn not_a_stream(endpoint: &Endpoint, op: &str) -> Error {
+    Error::new(ErrorKind::Usage, format!("{op} {endpoint}"))
+        .with_detail("udp carries datagrams, not a byte stream (see transport::udp)")
 }
 
 fn unsupported(endpoint: &Endpoint, op: &str) -> Error {

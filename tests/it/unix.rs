@@ -152,3 +152,13 @@ fn serve_with_the_unix_shorthand_needs_a_path() {
         stderr(&out)
     );
 }
+
+#[test]
+fn discard_over_a_unix_socket() {
+    let dir = temp_dir();
+    let path = dir.path().join("discard.sock");
+    let server = Listening::start(&["serve", &unix_addr(&path), "--discard"]);
+    let out = run_with_input(&["connect", &server.addr], payload(1 << 20, 7));
+    assert_eq!(code(out.status), 0, "{}", stderr(&out));
+    assert!(out.stdout.is_empty());
+}
