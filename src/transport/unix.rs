@@ -168,14 +168,25 @@ async fn bind_path(path: &Path, context: &str) -> Result<Socket> {
                 fmt_duration(PROBE_TIMEOUT)
             )));
         }
+        Probe::Unknown(err) => {
+            return Err(in_use().with_detail(format!(
+                "address in use (cannot tell whether a server uses it: {})",
+                Error::io("", err).detail()
+            )));
+        }
         Probe::Stale => {}
     }
-    tracing::info!("removing stale socket file {}", path.display());
-    match std::fs::remove_file(path) {
-        Ok(()) => {}
-        // Another server starting at the same moment removed it first.
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::io(format!("remove stale {}", path.display()), e)),
+    // Remove only the file that was probed: if another server starting at
+    // the same moment has already replaced it, its socket is left alone.
+    let same_file = std::fs::symlink_metadata(path)
+        .is_ok_and(|now| now.dev() == meta.dev() && now.ino() == meta.ino());
+    if same_file {
+        tracing::info!("removing stale socket file {}", path.display());
+        match std::fs::remove_file(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(format!("remove stale {}", path.display()), e)),
+        }
     }
     socket.bind(&sockaddr).map_err(|e| Error::io(context, e))?;
     Ok(socket)
@@ -189,14 +200,17 @@ enum Probe {
     Stale,
     /// The connection neither succeeded nor failed in time.
     Busy,
+    /// The attempt failed in a way that says nothing (permission denied,
+    /// say): the file is not touched.
+    Unknown(io::Error),
 }
 
 async fn probe(path: &Path) -> Probe {
     match tokio::time::timeout(PROBE_TIMEOUT, UnixStream::connect(path)).await {
         Ok(Ok(_)) => Probe::Live,
         Ok(Err(e)) if e.raw_os_error() == Some(libc::ECONNREFUSED) => Probe::Stale,
-        // Any other failure (permission denied, say): do not touch the file.
-        Ok(Err(_)) | Err(_) => Probe::Busy,
+        Ok(Err(e)) => Probe::Unknown(e),
+        Err(_) => Probe::Busy,
     }
 }
 
