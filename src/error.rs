@@ -198,6 +198,11 @@ impl Error {
         self.kind
     }
 
+    /// The short description of what went wrong (without the context).
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+
     /// The number of attempts made, when a retry policy gave up.
     pub fn attempts(&self) -> Option<u32> {
         self.attempts.map(|(n, _)| n)

@@ -13,11 +13,11 @@
 //! | module | holds |
 //! |---|---|
 //! | [`endpoint`] | address parsing (pure, no I/O) and name resolution |
-//! | [`transport`] | the [`Stream`](transport::Stream) and [`Listener`](transport::Listener) enums, connect and bind |
+//! | [`transport`] | the [`Stream`](transport::Stream) and [`Listener`](transport::Listener) enums (TCP, Unix), connect and bind, Happy Eyeballs, UDP sockets |
 //! | [`error`] | error kinds, messages and exit codes |
 //! | [`retry`] | the retry policy (pure schedule) and the retry driver |
 //! | [`server`] | the shared accept loop: connection limit, accept backoff, drain |
-//! | [`serve`] | the services (reply, echo, discard) run on it |
+//! | [`serve`] | the services (reply, echo, discard) run on it, and per datagram over UDP ([`serve::udp`]) |
 //! | [`connect`] | the client: send-and-print and the netcat pipe |
 //! | [`shutdown`] | SIGINT/SIGTERM handling |
 //! | [`escape`] | escaping peer data for logs |

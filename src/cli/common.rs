@@ -4,6 +4,8 @@
 use std::time::Duration;
 
 use clap::Args;
+use netcrab::endpoint::{Endpoint, Scheme};
+use netcrab::error::{Error, Result};
 use netcrab::retry::RetryPolicy;
 
 /// The exit codes, shown at the end of `--help`. Keep in step with
@@ -40,6 +42,49 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 /// A duration where `0` means "never" (used for timeouts that can be off).
 pub fn optional(d: Duration) -> Option<Duration> {
     (!d.is_zero()).then_some(d)
+}
+
+/// `-u`/`-U`: the transport of an address written without a scheme, as in
+/// netcat.
+#[derive(Debug, Clone, Default, Args)]
+pub struct SchemeArgs {
+    /// UDP: an address without a scheme means udp://HOST:PORT
+    #[arg(short = 'u', long)]
+    pub udp: bool,
+    /// Unix socket: an address without a scheme is a socket path (or @NAME, an abstract socket)
+    #[arg(short = 'U', long, conflicts_with = "udp")]
+    pub unix: bool,
+}
+
+impl SchemeArgs {
+    /// The scheme the flags ask for, if any.
+    pub fn scheme(&self) -> Option<Scheme> {
+        if self.udp {
+            Some(Scheme::Udp)
+        } else if self.unix {
+            Some(Scheme::Unix)
+        } else {
+            None
+        }
+    }
+
+    /// Parses `addr` with the flags' scheme as the default; an address whose
+    /// own scheme contradicts a flag is an error rather than a guess.
+    pub fn parse(&self, addr: &str) -> Result<Endpoint> {
+        let Some(wanted) = self.scheme() else {
+            return addr.parse();
+        };
+        let endpoint = Endpoint::parse_with_default(addr, wanted)?;
+        if endpoint.scheme() != wanted {
+            return Err(Error::usage(format!(
+                "-{} asks for {} but the address {addr:?} is {}",
+                if wanted == Scheme::Udp { 'u' } else { 'U' },
+                wanted.as_str(),
+                endpoint.scheme().as_str()
+            )));
+        }
+        Ok(endpoint)
+    }
 }
 
 /// `--retry*`: how connection attempts are retried.
@@ -81,6 +126,36 @@ impl RetryArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scheme_flags_set_the_default_and_must_agree() {
+        let udp = SchemeArgs {
+            udp: true,
+            unix: false,
+        };
+        let unix = SchemeArgs {
+            udp: false,
+            unix: true,
+        };
+        assert_eq!(udp.parse("127.0.0.1:53").unwrap().scheme(), Scheme::Udp);
+        assert_eq!(udp.parse("udp://h:1").unwrap().scheme(), Scheme::Udp);
+        assert!(
+            udp.parse("tcp://h:1")
+                .unwrap_err()
+                .to_string()
+                .contains("-u asks for udp")
+        );
+        assert_eq!(
+            unix.parse("/run/x.sock").unwrap().to_string(),
+            "unix:///run/x.sock"
+        );
+        assert_eq!(unix.parse("@name").unwrap().to_string(), "unix:@name");
+        assert!(unix.parse("udp://h:1").is_err());
+        assert_eq!(
+            SchemeArgs::default().parse("h:1").unwrap().scheme(),
+            Scheme::Tcp
+        );
+    }
 
     #[test]
     fn durations() {

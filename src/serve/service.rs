@@ -171,7 +171,13 @@ async fn read_when_ready(stream: &mut Stream, size: usize) -> std::io::Result<Ve
 }
 
 /// Appends the answer to one message to `out`, and logs the message.
-fn respond(msg: &[u8], line: bool, peer: &PeerAddr, config: &ServeConfig, out: &mut Vec<u8>) {
+pub(super) fn respond(
+    msg: &[u8],
+    line: bool,
+    peer: &PeerAddr,
+    config: &ServeConfig,
+    out: &mut Vec<u8>,
+) {
     log_message(msg, peer, config);
     match &config.service {
         Service::Reply(reply) => {

@@ -2,5 +2,9 @@
 //! running the real executable against real sockets on loopback.
 
 mod connect;
+mod ipv6;
+mod matrix;
 mod serve;
+mod udp;
+mod unix;
 mod util;
