@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, ErrorKind, Result, fmt_duration};
 use crate::retry::{RetryPolicy, retry};
-use crate::transport::{self, ConnectOptions, Stream};
+use crate::transport::{ConnectOptions, Connector, Stream};
 
 /// The copy buffer: large enough for bulk transfers to run at full speed.
 const COPY_BUF: usize = 64 * 1024;
@@ -70,11 +70,14 @@ pub struct ConnectReport {
 }
 
 /// Connects to the configured endpoint, retrying as its policy allows.
+/// Options are checked (and TLS files loaded) once, before the first
+/// attempt.
 pub async fn open(config: &ConnectConfig) -> Result<Stream> {
+    let connector = Connector::new(&config.endpoint, &config.options)?;
     let what = format!("connect to {}", config.endpoint);
     retry(&config.retry, &what, |attempt| {
         tracing::debug!("{what} (attempt {attempt})");
-        transport::connect(&config.endpoint, &config.options)
+        connector.connect()
     })
     .await
 }
@@ -115,12 +118,16 @@ impl Activity {
     }
 }
 
+/// Copies until EOF. `flush_each` flushes after every write: needed when
+/// the writer is the connection, since TLS holds written data until
+/// flushed and the next read of input may wait indefinitely.
 async fn copy<R, W>(
     reader: &mut R,
     writer: &mut W,
     activity: &Activity,
     total: &Cell<u64>,
     last_byte: &Cell<Option<u8>>,
+    flush_each: bool,
 ) -> std::result::Result<(), CopyError>
 where
     R: AsyncRead + Unpin + ?Sized,
@@ -138,6 +145,9 @@ where
             .write_all(&buf[..n])
             .await
             .map_err(CopyError::Write)?;
+        if flush_each {
+            writer.flush().await.map_err(CopyError::Write)?;
+        }
         total.set(total.get() + n as u64);
         last_byte.set(Some(buf[n - 1]));
     }
@@ -169,7 +179,15 @@ where
             sent: &sent,
         },
         async {
-            let copied = copy(&mut sock_rd, &mut output, &activity, &received, &last_byte).await;
+            let copied = copy(
+                &mut sock_rd,
+                &mut output,
+                &activity,
+                &received,
+                &last_byte,
+                false,
+            )
+            .await;
             match copied {
                 Ok(()) => Ok(false),
                 Err(CopyError::Read(e)) => {
@@ -227,10 +245,13 @@ where
                 sock.write_all(msg)
                     .await
                     .map_err(|e| Error::io(format!("send to {target}"), e))?;
+                sock.flush()
+                    .await
+                    .map_err(|e| Error::io(format!("send to {target}"), e))?;
                 activity.touch();
                 sent.set(msg.len() as u64);
             }
-            None => match copy(input, sock, activity, sent, &ignored).await {
+            None => match copy(input, sock, activity, sent, &ignored, true).await {
                 Ok(()) => {}
                 Err(CopyError::Read(e)) => return Err(Error::io("read input", e)),
                 Err(CopyError::Write(e)) => {

@@ -20,6 +20,7 @@
 //! | [`serve`] | the services (reply, echo, discard) run on it |
 //! | [`connect`] | the client: send-and-print and the netcat pipe |
 //! | [`shutdown`] | SIGINT/SIGTERM handling |
+//! | [`tls`] | TLS options, rustls configurations, certificates, pinning, TLS error messages |
 //! | [`escape`] | escaping peer data for logs |
 //!
 //! The command-line interface (clap) lives in the binary's `cli` module;
@@ -32,7 +33,7 @@
 //! use tokio_util::sync::CancellationToken;
 //!
 //! # async fn demo() -> netcrab::error::Result<()> {
-//! let listener = Listener::bind(&"127.0.0.1:0".parse()?).await?;
+//! let listener = Listener::bind(&"127.0.0.1:0".parse()?, &Default::default()).await?;
 //! let shutdown = CancellationToken::new();
 //! serve::run(listener, serve::ServeConfig::default(), shutdown).await?;
 //! # Ok(())
@@ -47,4 +48,5 @@ pub mod retry;
 pub mod serve;
 pub mod server;
 pub mod shutdown;
+pub mod tls;
 pub mod transport;

@@ -12,13 +12,17 @@ use netcrab::transport::{ConnectOptions, SocketOptions};
 use tokio::io::AsyncWriteExt;
 
 use super::common::{RetryArgs, optional, parse_duration};
+use super::tls::{self, TlsConnectArgs};
 
 const EXAMPLES: &str = "\
 Examples:
   netcrab connect 127.0.0.1:8080 --send \"hello, world\"   # the seed's client
   netcrab connect localhost:6379 < commands.txt          # netcat: stdin to the socket, the socket to stdout
   netcrab connect db:5432 --retry-for 30s --send ''      # wait up to 30s for a server, with backoff
-  tar c dir | netcrab connect backup:9000 > reply.txt    # half-closes at stdin EOF, reads until the peer closes";
+  tar c dir | netcrab connect backup:9000 > reply.txt    # half-closes at stdin EOF, reads until the peer closes
+  netcrab connect tls://example.com:443 < request.txt    # TLS, verified against the system's trust store
+  netcrab connect --tls 127.0.0.1:8443 --pin-sha256 AB:CD:...  # trust exactly the certificate serve --tls printed
+  netcrab connect tls://10.0.0.5:8443 --ca ca.pem --servername api.internal --cert me.pem --key me.key";
 
 /// Connect, send stdin (or --send TEXT), print what comes back
 #[derive(Debug, Args)]
@@ -46,12 +50,15 @@ pub struct ConnectArgs {
     pub keepalive: Option<Duration>,
     #[command(flatten)]
     pub retry: RetryArgs,
+    #[command(flatten)]
+    pub tls: TlsConnectArgs,
 }
 
 impl ConnectArgs {
     /// Resolves the flags into the library config.
     pub fn resolve(&self) -> Result<ConnectConfig> {
-        let endpoint: Endpoint = self.addr.parse()?;
+        let endpoint: Endpoint = tls::endpoint(&self.addr, self.tls.tls)?;
+        let tls = self.tls.resolve(&endpoint)?;
         Ok(ConnectConfig {
             endpoint,
             options: ConnectOptions {
@@ -60,6 +67,7 @@ impl ConnectArgs {
                     nodelay: true,
                     keepalive: self.keepalive,
                 },
+                tls,
             },
             retry: self.retry.policy(0),
             send: self.send.as_ref().map(|s| s.as_bytes().to_vec()),

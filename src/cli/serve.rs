@@ -9,16 +9,19 @@ use netcrab::endpoint::Endpoint;
 use netcrab::error::{Error, Result};
 use netcrab::serve::{self, Framing, ServeConfig, Service};
 use netcrab::server::ServerLimits;
-use netcrab::transport::{Listener, SocketOptions};
+use netcrab::transport::{ListenOptions, Listener, SocketOptions};
 
 use super::common::{optional, parse_duration};
+use super::tls::{self, TlsServeArgs};
 
 const EXAMPLES: &str = "\
 Examples:
   netcrab serve                         # the seed's server: 127.0.0.1:8080, answers \"hello, world\"
   netcrab serve 127.0.0.1:0 --echo      # an echo server on a free port (printed on stderr)
   netcrab serve :9000 --lines --reply ok  # every interface; answer each line with \"ok\"
-  netcrab serve --discard --port-file /tmp/port 127.0.0.1:0";
+  netcrab serve --discard --port-file /tmp/port 127.0.0.1:0
+  netcrab serve --tls 127.0.0.1:8443 --echo  # TLS with a self-signed certificate; its fingerprint is printed
+  netcrab serve tls://:8443 --cert cert.pem --key key.pem --client-ca clients.pem  # mutual TLS";
 
 /// Listen and answer every connection (the seed's server)
 #[derive(Debug, Args)]
@@ -58,12 +61,18 @@ pub struct ServeArgs {
     /// Enable TCP keepalive probes after this much idle time
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub keepalive: Option<Duration>,
+    #[command(flatten)]
+    pub tls: TlsServeArgs,
 }
 
 impl ServeArgs {
-    /// Resolves the flags into the listen address and the library config.
-    pub fn resolve(&self) -> Result<(Endpoint, ServeConfig)> {
-        let endpoint: Endpoint = self.addr.parse()?;
+    /// Resolves the flags into the listen address, its options and the
+    /// library config.
+    pub fn resolve(&self) -> Result<(Endpoint, ListenOptions, ServeConfig)> {
+        let endpoint: Endpoint = tls::endpoint(&self.addr, self.tls.tls)?;
+        let listen = ListenOptions {
+            tls: self.tls.resolve(&endpoint)?,
+        };
         let service = if self.echo {
             Service::Echo
         } else if self.discard {
@@ -97,17 +106,27 @@ impl ServeArgs {
                 },
             },
         };
-        Ok((endpoint, config))
+        Ok((endpoint, listen, config))
     }
 
     /// Runs the command until a signal stops it and the drain is over.
     pub async fn run(&self) -> Result<()> {
-        let (endpoint, config) = self.resolve()?;
+        let (endpoint, listen, config) = self.resolve()?;
         let shutdown = netcrab::shutdown::on_signals()?;
-        let listener = Listener::bind(&endpoint).await?;
+        let listener = Listener::bind(&endpoint, &listen).await?;
         let local = listener
             .local_addr()
             .map_err(|e| Error::io("read the bound address", e))?;
+        if let Some(tls) = listener.tls() {
+            // Before "listening on", so whoever waits for that line has both.
+            if let Some(names) = tls.self_signed_names() {
+                tracing::info!(
+                    "tls: generated a self-signed certificate for {}",
+                    names.join(", ")
+                );
+            }
+            tracing::info!("tls certificate sha256 fingerprint: {}", tls.fingerprint());
+        }
         tracing::info!("listening on {local}");
         if let (Some(path), Some(port)) = (&self.port_file, listener.port()) {
             write_port_file(path, port)?;
