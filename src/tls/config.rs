@@ -127,15 +127,43 @@ impl ServerTls {
         peer: &(dyn fmt::Display + Sync),
     ) -> Result<tokio_rustls::server::TlsStream<TcpStream>> {
         let context = format!("tls handshake with {peer} failed");
-        match tokio::time::timeout(self.handshake_timeout, self.acceptor.accept(tcp)).await {
+        let handshake = self.acceptor.accept(tcp).into_fallible();
+        match tokio::time::timeout(self.handshake_timeout, handshake).await {
             Ok(Ok(stream)) => Ok(stream),
-            Ok(Err(e)) => Err(errors::from_io(context, e, Side::Server)),
+            Ok(Err((e, tcp))) => {
+                let err = errors::from_io(context, e, Side::Server);
+                linger(tcp).await;
+                Err(err)
+            }
             Err(_) => Err(Error::new(ErrorKind::Timeout, context).with_detail(format!(
                 "timed out after {} (--handshake-timeout)",
                 fmt_duration(self.handshake_timeout)
             ))),
         }
     }
+}
+
+/// How long a connection whose handshake failed is drained before it is
+/// closed.
+const LINGER: Duration = Duration::from_secs(1);
+
+/// After a failed handshake (and the alert rustls sent about it): closes
+/// our side, then reads and drops what the client still sends for a
+/// moment. Closing with unread data would reset the connection, and the
+/// client would see `connection reset` instead of our alert (which says,
+/// for example, that a client certificate is required).
+async fn linger(mut tcp: TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = tcp.shutdown().await;
+    let _ = tokio::time::timeout(LINGER, async {
+        let mut sink = [0u8; 4096];
+        while let Ok(n) = tcp.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 /// A TLS client's ready configuration: trust, client certificate, ALPN,

@@ -165,7 +165,20 @@ fn certificate(err: &CertificateError, side: Side) -> String {
                     expected.join(" or ")
                 )
             }
-            None => lowercase_first(&other.to_string()),
+            None => {
+                // webpki's own errors arrive here as bare names.
+                let text = other.to_string();
+                if text == "CaUsedAsEndEntity" {
+                    "the certificate is a ca certificate used as a server certificate (as \
+                     `openssl req -x509` makes by default); pin it with --pin-sha256, or issue \
+                     a leaf certificate from that ca"
+                        .into()
+                } else if !text.contains(' ') {
+                    words(&text)
+                } else {
+                    lowercase_first(&text)
+                }
+            }
         },
         other => lowercase_first(&rustls::Error::InvalidCertificate(other.clone()).to_string()),
     }
@@ -222,7 +235,11 @@ fn received_alert(alert: AlertDescription, side: Side) -> String {
 
 /// `UnknownCA` -> `unknown ca`: rustls' alert names, in words.
 fn alert_name(alert: AlertDescription) -> String {
-    let debug = format!("{alert:?}");
+    words(&format!("{alert:?}"))
+}
+
+/// `CamelCase` names in lowercase words.
+fn words(debug: &str) -> String {
     let mut out = String::new();
     let mut prev_lower = false;
     for c in debug.chars() {

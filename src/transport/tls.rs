@@ -27,6 +27,7 @@ pub(super) async fn connect(
     let stream = tls
         .connect(hp, tcp, &format!("connect to tls://{hp}"))
         .await?;
+    log_session(&format!("tls://{hp}"), stream.get_ref().1);
     Ok(TlsStream::Client(stream))
 }
 
@@ -62,6 +63,27 @@ impl PendingTls {
     /// Runs the server handshake under the handshake timeout.
     pub(super) async fn handshake(self, peer: &(dyn fmt::Display + Sync)) -> Result<TlsStream> {
         let stream = self.tls.accept(self.tcp, peer).await?;
+        log_session(peer, stream.get_ref().1);
         Ok(TlsStream::Server(stream))
     }
+}
+
+/// Logs (at debug level) what a handshake agreed on.
+fn log_session(peer: &dyn fmt::Display, conn: &rustls::CommonState) {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
+    }
+    let version = conn.protocol_version().map(|v| format!("{v:?}"));
+    let suite = conn
+        .negotiated_cipher_suite()
+        .map(|s| format!("{:?}", s.suite()));
+    let alpn = conn
+        .alpn_protocol()
+        .map(|p| format!(", alpn {}", String::from_utf8_lossy(p)))
+        .unwrap_or_default();
+    tracing::debug!(
+        "{peer}: tls handshake done ({}, {}{alpn})",
+        version.as_deref().unwrap_or("?"),
+        suite.as_deref().unwrap_or("?")
+    );
 }

@@ -3,4 +3,5 @@
 
 mod connect;
 mod serve;
+mod tls;
 mod util;
