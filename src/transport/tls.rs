@@ -87,3 +87,93 @@ fn log_session(peer: &dyn fmt::Display, conn: &rustls::CommonState) {
         suite.as_deref().unwrap_or("?")
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use crate::endpoint::Endpoint;
+    use crate::tls::ServerVerification;
+    use crate::transport::{ConnectOptions, ListenOptions, Listener, Stream, connect};
+
+    /// A connected pair over loopback: (client, server).
+    async fn pair() -> (Stream, Stream) {
+        let endpoint: Endpoint = "tls://127.0.0.1:0".parse().expect("endpoint");
+        let listener = Listener::bind(&endpoint, &ListenOptions::default())
+            .await
+            .expect("bind");
+        let pin = listener.tls().expect("tls listener").fingerprint();
+        let port = listener.port().expect("port");
+        let server = tokio::spawn(async move {
+            let (accepted, peer) = listener.accept().await.expect("accept");
+            accepted.handshake(&peer).await.expect("server handshake")
+        });
+        let mut opts = ConnectOptions::default();
+        opts.tls.verification = ServerVerification::Pin(vec![pin]);
+        let target: Endpoint = format!("tls://127.0.0.1:{port}").parse().expect("target");
+        let client = connect(&target, &opts).await.expect("connect");
+        (client, server.await.expect("server task"))
+    }
+
+    #[tokio::test]
+    async fn readable_does_not_wait_for_the_socket_when_rustls_holds_data() {
+        let (mut client, mut server) = pair().await;
+        client.write_all(&[7u8; 1000]).await.expect("write");
+        client.flush().await.expect("flush");
+        // Reading a little decrypts the whole record: the rest now waits
+        // in rustls, and the socket has nothing more to signal.
+        let mut head = [0u8; 10];
+        server.read_exact(&mut head).await.expect("read");
+        tokio::time::timeout(Duration::from_secs(5), server.readable())
+            .await
+            .expect("readable() waited for the socket although data was buffered")
+            .expect("readable");
+        let mut rest = vec![0u8; 990];
+        server.read_exact(&mut rest).await.expect("read the rest");
+        assert!(rest.iter().all(|&b| b == 7));
+    }
+
+    #[tokio::test]
+    async fn shutdown_is_a_half_close_both_ways() {
+        let (mut client, mut server) = pair().await;
+        client.write_all(b"request").await.expect("write");
+        client.shutdown().await.expect("close_notify");
+        let mut got = Vec::new();
+        server.read_to_end(&mut got).await.expect("read to eof");
+        assert_eq!(got, b"request");
+        // After the client's close_notify the server still writes.
+        server
+            .write_all(b"reply")
+            .await
+            .expect("write after peer eof");
+        server.shutdown().await.expect("server close_notify");
+        let mut reply = Vec::new();
+        client
+            .read_to_end(&mut reply)
+            .await
+            .expect("client reads after its shutdown");
+        assert_eq!(reply, b"reply");
+    }
+
+    #[tokio::test]
+    async fn a_tcp_close_without_close_notify_reads_as_end_of_stream() {
+        let (client, mut server) = pair().await;
+        // Close TCP under the TLS session (FIN, no close_notify).
+        let Stream::Tls(tls) = client else {
+            panic!("not tls")
+        };
+        let tokio_rustls::TlsStream::Client(tls) = *tls else {
+            panic!("not the client side")
+        };
+        let (mut tcp, _) = tls.into_inner();
+        tcp.shutdown().await.expect("tcp fin");
+        let mut got = Vec::new();
+        server
+            .read_to_end(&mut got)
+            .await
+            .expect("eof without close_notify is not an error");
+        assert!(got.is_empty());
+    }
+}

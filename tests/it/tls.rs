@@ -721,3 +721,67 @@ fn a_peer_closing_without_close_notify_ends_the_stream_cleanly() {
     server.proc.stderr.wait_for("closed (received 3 bytes");
     drop(stdin);
 }
+
+/// A rustls client in the test itself, trusting `pki`'s CA.
+fn rustls_client(
+    pki: &Pki,
+    server: &Server,
+) -> rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream> {
+    use std::sync::Arc;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(pki.ca.issuer.der().clone()).expect("add ca");
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let name = "localhost".try_into().expect("server name");
+    let conn = rustls::ClientConnection::new(Arc::new(config), name).expect("client");
+    let tcp = std::net::TcpStream::connect(server.addr).expect("connect");
+    tcp.set_read_timeout(Some(PATIENCE)).expect("read timeout");
+    rustls::StreamOwned::new(conn, tcp)
+}
+
+#[test]
+fn a_burst_is_served_even_when_rustls_holds_it_all() {
+    // One write of many records, then silence (no EOF): everything must be
+    // served, although the last records may sit decrypted in rustls with
+    // nothing left on the socket. (The unit test in src/transport/tls.rs
+    // pins down the readiness rule itself.)
+    let pki = Pki::new();
+    let (server, _) = tls_server(&[
+        "--echo",
+        "--cert",
+        &pki.server.cert,
+        "--key",
+        &pki.server.key,
+    ]);
+    let mut tls = rustls_client(&pki, &server);
+    for round in 0..3u64 {
+        let data = payload(200_000, round + 1);
+        tls.write_all(&data).expect("write");
+        tls.flush().expect("flush");
+        let mut back = vec![0u8; data.len()];
+        tls.read_exact(&mut back).expect("read the echo back");
+        assert!(back == data, "round {round}: echoed bytes differ");
+    }
+    // A line-based service too.
+    let (server, _) = tls_server(&[
+        "--lines",
+        "--reply",
+        "ok",
+        "--cert",
+        &pki.server.cert,
+        "--key",
+        &pki.server.key,
+    ]);
+    let mut tls = rustls_client(&pki, &server);
+    let lines = "x\n".repeat(30_000);
+    tls.write_all(lines.as_bytes()).expect("write");
+    tls.flush().expect("flush");
+    let mut back = vec![0u8; 3 * 30_000];
+    tls.read_exact(&mut back).expect("read the replies");
+    assert!(back == "ok\n".repeat(30_000).into_bytes());
+}
