@@ -18,7 +18,7 @@ Exit codes:
   5    timed out (connect, idle, retry deadline)
   6    connection reset by peer
   7    host or network unreachable
-  8    tls error
+  8    tls error (handshake failed or certificate not accepted)
   9    local resource error (address in use or not available, too many open files, permission denied)
   10   protocol error
   130  interrupted by a second SIGINT (143 for SIGTERM)";
