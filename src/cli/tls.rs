@@ -110,7 +110,7 @@ pub struct TlsConnectArgs {
     #[arg(long, value_name = "FINGERPRINT", conflicts_with = "ca")]
     pub pin_sha256: Vec<String>,
     /// Do not verify the server's certificate at all (warns every time; prefer --pin-sha256)
-    #[arg(long, conflicts_with_all = ["ca", "pin_sha256", "servername"])]
+    #[arg(long, conflicts_with_all = ["ca", "pin_sha256"])]
     pub insecure: bool,
     /// Present this client certificate chain (PEM), for servers that require one
     #[arg(long, value_name = "FILE", requires = "key")]
