@@ -33,7 +33,7 @@
 //! use tokio_util::sync::CancellationToken;
 //!
 //! # async fn demo() -> netcrab::error::Result<()> {
-//! let listener = Listener::bind(&"127.0.0.1:0".parse()?, &Default::default()).await?;
+//! let listener = Listener::bind(&"127.0.0.1:0".parse()?).await?;
 //! let shutdown = CancellationToken::new();
 //! serve::run(listener, serve::ServeConfig::default(), shutdown).await?;
 //! # Ok(())

@@ -70,9 +70,8 @@ impl ServeArgs {
     /// library config.
     pub fn resolve(&self) -> Result<(Endpoint, ListenOptions, ServeConfig)> {
         let endpoint: Endpoint = tls::endpoint(&self.addr, self.tls.tls)?;
-        let listen = ListenOptions {
-            tls: self.tls.resolve(&endpoint)?,
-        };
+        let mut listen = ListenOptions::default();
+        listen.tls = self.tls.resolve(&endpoint)?;
         let service = if self.echo {
             Service::Echo
         } else if self.discard {
@@ -113,7 +112,7 @@ impl ServeArgs {
     pub async fn run(&self) -> Result<()> {
         let (endpoint, listen, config) = self.resolve()?;
         let shutdown = netcrab::shutdown::on_signals()?;
-        let listener = Listener::bind(&endpoint, &listen).await?;
+        let listener = Listener::bind_with(&endpoint, &listen).await?;
         let local = listener
             .local_addr()
             .map_err(|e| Error::io("read the bound address", e))?;

@@ -74,8 +74,9 @@ impl Default for ConnectOptions {
     }
 }
 
-/// How to listen, beyond the address.
+/// Options for binding a listener, beyond its address.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ListenOptions {
     /// Certificate, client verification and handshake timeout for a
     /// `tls://` endpoint (ignored for the other transports).
@@ -243,9 +244,16 @@ pub enum Listener {
 }
 
 impl Listener {
-    /// Binds `endpoint` for listening. For TLS, the certificate is loaded
-    /// (or generated) first, so a bad `--cert` fails before binding.
-    pub async fn bind(endpoint: &Endpoint, opts: &ListenOptions) -> Result<Listener> {
+    /// Binds `endpoint` for listening, with default options (a TLS
+    /// endpoint gets a self-signed certificate).
+    pub async fn bind(endpoint: &Endpoint) -> Result<Listener> {
+        Listener::bind_with(endpoint, &ListenOptions::default()).await
+    }
+
+    /// Binds `endpoint` for listening, with `opts`. For TLS, the
+    /// certificate is loaded (or generated) first, so a bad `--cert` fails
+    /// before binding.
+    pub async fn bind_with(endpoint: &Endpoint, opts: &ListenOptions) -> Result<Listener> {
         match endpoint {
             Endpoint::Tcp(hp) => tcp::bind(hp).await.map(Listener::Tcp),
             Endpoint::Tls(hp) => {

@@ -96,14 +96,12 @@ mod tests {
 
     use crate::endpoint::Endpoint;
     use crate::tls::ServerVerification;
-    use crate::transport::{ConnectOptions, ListenOptions, Listener, Stream, connect};
+    use crate::transport::{ConnectOptions, Listener, Stream, connect};
 
     /// A connected pair over loopback: (client, server).
     async fn pair() -> (Stream, Stream) {
         let endpoint: Endpoint = "tls://127.0.0.1:0".parse().expect("endpoint");
-        let listener = Listener::bind(&endpoint, &ListenOptions::default())
-            .await
-            .expect("bind");
+        let listener = Listener::bind(&endpoint).await.expect("bind");
         let pin = listener.tls().expect("tls listener").fingerprint();
         let port = listener.port().expect("port");
         let server = tokio::spawn(async move {
