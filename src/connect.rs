@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, ErrorKind, Result, fmt_duration};
 use crate::retry::{RetryPolicy, retry};
-use crate::transport::{self, ConnectOptions, Stream};
+use crate::transport::{ConnectOptions, Connector, Stream};
 
 pub use udp::{DEFAULT_WAIT as DEFAULT_UDP_WAIT, DatagramFraming};
 
@@ -78,11 +78,14 @@ pub struct ConnectReport {
 }
 
 /// Connects to the configured endpoint, retrying as its policy allows.
+/// Options are checked (and TLS files loaded) once, before the first
+/// attempt.
 pub async fn open(config: &ConnectConfig) -> Result<Stream> {
+    let connector = Connector::new(&config.endpoint, &config.options)?;
     let what = format!("connect to {}", config.endpoint);
     retry(&config.retry, &what, |attempt| {
         tracing::debug!("{what} (attempt {attempt})");
-        transport::connect(&config.endpoint, &config.options)
+        connector.connect()
     })
     .await
 }
@@ -127,6 +130,7 @@ impl Activity {
     }
 }
 
+/// Copies until EOF, flushing after every write.
 async fn copy<R, W>(
     reader: &mut R,
     writer: &mut W,
@@ -150,8 +154,8 @@ where
             .write_all(&buf[..n])
             .await
             .map_err(CopyError::Write)?;
-        // Stdout is line-buffered: without a flush, output without a newline
-        // would sit in the buffer while we wait for more.
+        // Flush every chunk: stdout is line-buffered and TLS holds written
+        // data until flushed, and the next read may wait indefinitely.
         writer.flush().await.map_err(CopyError::Write)?;
         total.set(total.get() + n as u64);
         last_byte.set(Some(buf[n - 1]));
@@ -240,6 +244,9 @@ where
         match &config.send {
             Some(msg) => {
                 sock.write_all(msg)
+                    .await
+                    .map_err(|e| Error::io(format!("send to {target}"), e))?;
+                sock.flush()
                     .await
                     .map_err(|e| Error::io(format!("send to {target}"), e))?;
                 activity.touch();

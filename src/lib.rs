@@ -20,6 +20,7 @@
 //! | [`serve`] | the services (reply, echo, discard) run on it, and per datagram over UDP ([`serve::udp`]) |
 //! | [`connect`] | the client: send-and-print and the netcat pipe |
 //! | [`shutdown`] | SIGINT/SIGTERM handling |
+//! | [`tls`] | TLS options, rustls configurations, certificates, pinning, TLS error messages |
 //! | [`escape`] | escaping peer data for logs |
 //!
 //! The command-line interface (clap) lives in the binary's `cli` module;
@@ -47,4 +48,5 @@ pub mod retry;
 pub mod serve;
 pub mod server;
 pub mod shutdown;
+pub mod tls;
 pub mod transport;

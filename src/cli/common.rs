@@ -20,7 +20,7 @@ Exit codes:
   5    timed out (connect, idle, retry deadline)
   6    connection reset by peer
   7    host or network unreachable
-  8    tls error
+  8    tls error (handshake failed or certificate not accepted)
   9    local resource error (address in use or not available, too many open files, permission denied)
   10   protocol error
   130  interrupted by a second SIGINT (143 for SIGTERM)";
@@ -68,17 +68,30 @@ impl SchemeArgs {
         }
     }
 
-    /// Parses `addr` with the flags' scheme as the default; an address whose
-    /// own scheme contradicts a flag is an error rather than a guess.
-    pub fn parse(&self, addr: &str) -> Result<Endpoint> {
-        let Some(wanted) = self.scheme() else {
-            return addr.parse();
+    /// Parses `addr` with the flags' scheme as the default (`tls` is the
+    /// `--tls` flag); an address whose own scheme contradicts a flag is an
+    /// error rather than a guess.
+    pub fn parse(&self, addr: &str, tls: bool) -> Result<Endpoint> {
+        let wanted = match (tls, self.scheme()) {
+            (true, Some(other)) => {
+                return Err(Error::usage(format!(
+                    "--tls conflicts with --{}",
+                    other.as_str()
+                )));
+            }
+            (true, None) => Scheme::Tls,
+            (false, Some(wanted)) => wanted,
+            (false, None) => return addr.parse(),
         };
         let endpoint = Endpoint::parse_with_default(addr, wanted)?;
         if endpoint.scheme() != wanted {
+            let flag = match wanted {
+                Scheme::Udp => "-u",
+                Scheme::Unix => "-U",
+                _ => "--tls",
+            };
             return Err(Error::usage(format!(
-                "-{} asks for {} but the address {addr:?} is {}",
-                if wanted == Scheme::Udp { 'u' } else { 'U' },
+                "{flag} asks for {} but the address {addr:?} is {}",
                 wanted.as_str(),
                 endpoint.scheme().as_str()
             )));
@@ -137,23 +150,43 @@ mod tests {
             udp: false,
             unix: true,
         };
-        assert_eq!(udp.parse("127.0.0.1:53").unwrap().scheme(), Scheme::Udp);
-        assert_eq!(udp.parse("udp://h:1").unwrap().scheme(), Scheme::Udp);
+        assert_eq!(
+            udp.parse("127.0.0.1:53", false).unwrap().scheme(),
+            Scheme::Udp
+        );
+        assert_eq!(udp.parse("udp://h:1", false).unwrap().scheme(), Scheme::Udp);
         assert!(
-            udp.parse("tcp://h:1")
+            udp.parse("tcp://h:1", false)
                 .unwrap_err()
                 .to_string()
                 .contains("-u asks for udp")
         );
         assert_eq!(
-            unix.parse("/run/x.sock").unwrap().to_string(),
+            unix.parse("/run/x.sock", false).unwrap().to_string(),
             "unix:///run/x.sock"
         );
-        assert_eq!(unix.parse("@name").unwrap().to_string(), "unix:@name");
-        assert!(unix.parse("udp://h:1").is_err());
         assert_eq!(
-            SchemeArgs::default().parse("h:1").unwrap().scheme(),
+            unix.parse("@name", false).unwrap().to_string(),
+            "unix:@name"
+        );
+        assert!(unix.parse("udp://h:1", false).is_err());
+        assert_eq!(
+            SchemeArgs::default().parse("h:1", false).unwrap().scheme(),
             Scheme::Tcp
+        );
+        let none = SchemeArgs::default();
+        assert_eq!(none.parse("h:1", true).unwrap().scheme(), Scheme::Tls);
+        assert!(
+            none.parse("tcp://h:1", true)
+                .unwrap_err()
+                .to_string()
+                .contains("--tls asks for tls")
+        );
+        assert!(
+            udp.parse("h:1", true)
+                .unwrap_err()
+                .to_string()
+                .contains("--tls conflicts with --udp")
         );
     }
 

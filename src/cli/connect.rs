@@ -12,6 +12,7 @@ use netcrab::transport::{ConnectOptions, SocketOptions};
 use tokio::io::AsyncWriteExt;
 
 use super::common::{RetryArgs, SchemeArgs, optional, parse_duration};
+use super::tls::TlsConnectArgs;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -23,7 +24,10 @@ Examples:
   netcrab connect -u 127.0.0.1:5353 --send ping          # UDP: one datagram, print replies for 1s (--wait)
   printf 'a\nb\n' | netcrab connect udp://127.0.0.1:5353  # UDP: one datagram per line
   netcrab connect -U /tmp/echo.sock --retry-for 10s < req  # Unix socket, waiting for the server to appear
-  netcrab connect unix:@netcrab --send hi                # Linux abstract Unix socket";
+  netcrab connect unix:@netcrab --send hi                # Linux abstract Unix socket
+  netcrab connect tls://example.com:443 < request.txt    # TLS, verified against the system's trust store
+  netcrab connect --tls 127.0.0.1:8443 --pin-sha256 AB:CD:...  # trust exactly the certificate serve --tls printed
+  netcrab connect tls://10.0.0.5:8443 --ca ca.pem --servername api.internal --cert me.pem --key me.key";
 
 /// Connect, send stdin (or --send TEXT), print what comes back
 #[derive(Debug, Args)]
@@ -56,16 +60,19 @@ pub struct ConnectArgs {
     pub keepalive: Option<Duration>,
     #[command(flatten)]
     pub retry: RetryArgs,
+    #[command(flatten)]
+    pub tls: TlsConnectArgs,
 }
 
 impl ConnectArgs {
     /// Resolves the flags into the library config.
     pub fn resolve(&self) -> Result<ConnectConfig> {
-        let endpoint = self.scheme.parse(&self.addr)?;
+        let endpoint = self.scheme.parse(&self.addr, self.tls.tls)?;
         let udp = endpoint.scheme() == Scheme::Udp;
         if self.raw && !udp {
             return Err(Error::usage("--raw applies only to udp"));
         }
+        let tls = self.tls.resolve(&endpoint)?;
         Ok(ConnectConfig {
             endpoint,
             options: ConnectOptions {
@@ -74,6 +81,7 @@ impl ConnectArgs {
                     nodelay: true,
                     keepalive: self.keepalive,
                 },
+                tls,
             },
             retry: self.retry.policy(0),
             send: self.send.as_ref().map(|s| s.as_bytes().to_vec()),

@@ -6,6 +6,7 @@ mod common;
 mod connect;
 pub mod logging;
 mod serve;
+mod tls;
 
 use clap::{Parser, Subcommand};
 use netcrab::error::Result;

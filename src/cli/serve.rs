@@ -12,6 +12,7 @@ use netcrab::server::ServerLimits;
 use netcrab::transport::{ListenOptions, Listener, SocketOptions};
 
 use super::common::{SchemeArgs, optional, parse_duration};
+use super::tls::TlsServeArgs;
 
 /// The listen address when none is given (the seed's).
 const DEFAULT_ADDR: &str = "127.0.0.1:8080";
@@ -25,7 +26,9 @@ Examples:
   netcrab serve '[::1]:8080' --echo     # IPv6 loopback
   netcrab serve -u 127.0.0.1:5353 --echo  # UDP: answer each datagram (same as udp://127.0.0.1:5353)
   netcrab serve -U /tmp/echo.sock --echo --mode 660  # Unix socket file, group-writable
-  netcrab serve unix:@netcrab --lines   # Linux abstract Unix socket (no file)";
+  netcrab serve unix:@netcrab --lines   # Linux abstract Unix socket (no file)
+  netcrab serve --tls 127.0.0.1:8443 --echo  # TLS with a self-signed certificate; its fingerprint is printed
+  netcrab serve tls://:8443 --cert cert.pem --key key.pem --client-ca clients.pem  # mutual TLS";
 
 /// Listen and answer every connection (the seed's server)
 #[derive(Debug, Args)]
@@ -70,23 +73,29 @@ pub struct ServeArgs {
     /// Enable TCP keepalive probes after this much idle time
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub keepalive: Option<Duration>,
+    #[command(flatten)]
+    pub tls: TlsServeArgs,
 }
 
 impl ServeArgs {
-    /// Resolves the flags into the listen address and the library config.
-    pub fn resolve(&self) -> Result<(Endpoint, ServeConfig)> {
+    /// Resolves the flags into the listen address, its options and the
+    /// library config.
+    pub fn resolve(&self) -> Result<(Endpoint, ListenOptions, ServeConfig)> {
         let endpoint = match &self.addr {
-            Some(addr) => self.scheme.parse(addr)?,
+            Some(addr) => self.scheme.parse(addr, self.tls.tls)?,
             None if self.scheme.unix => {
                 return Err(Error::usage(
                     "-U needs a socket path, as in -U /tmp/app.sock",
                 ));
             }
-            None => self.scheme.parse(DEFAULT_ADDR)?,
+            None => self.scheme.parse(DEFAULT_ADDR, self.tls.tls)?,
         };
         if self.mode.is_some() && endpoint.scheme() != Scheme::Unix {
             return Err(Error::usage("--mode applies only to unix socket files"));
         }
+        let mut listen = ListenOptions::default();
+        listen.tls = self.tls.resolve(&endpoint)?;
+        listen.unix_mode = self.mode;
         let service = if self.echo {
             Service::Echo
         } else if self.discard {
@@ -120,26 +129,35 @@ impl ServeArgs {
                 },
             },
         };
-        Ok((endpoint, config))
+        Ok((endpoint, listen, config))
     }
 
     /// Runs the command until a signal stops it and the drain is over.
     pub async fn run(&self) -> Result<()> {
-        let (endpoint, config) = self.resolve()?;
+        let (endpoint, listen, config) = self.resolve()?;
         let shutdown = netcrab::shutdown::on_signals()?;
         if let Endpoint::Udp(hp) = &endpoint {
             return self.run_udp(hp, config, shutdown).await;
         }
-        let mut options = ListenOptions::default();
-        options.unix_mode = self.mode;
-        let listener = Listener::bind_with(&endpoint, &options).await?;
+        let listener = Listener::bind_with(&endpoint, &listen).await?;
         let local = listener
             .local_addr()
             .map_err(|e| Error::io("read the bound address", e))?;
-        tracing::info!("listening on {local}");
+        if let Some(tls) = listener.tls() {
+            // Before "listening on", so whoever waits for that line has both.
+            if let Some(names) = tls.self_signed_names() {
+                tracing::info!(
+                    "tls: generated a self-signed certificate for {}",
+                    names.join(", ")
+                );
+            }
+            tracing::info!("tls certificate sha256 fingerprint: {}", tls.fingerprint());
+        }
+        // The port file first: whoever waits for "listening on" can read it.
         if let (Some(path), Some(port)) = (&self.port_file, listener.port()) {
             write_port_file(path, port)?;
         }
+        tracing::info!("listening on {local}");
         let report = serve::run(listener, config, shutdown).await?;
         tracing::info!("stopped after {} connection(s)", report.accepted);
         Ok(())
@@ -158,10 +176,10 @@ impl ServeArgs {
         let local = socket
             .local_addr()
             .map_err(|e| Error::io("read the bound address", e))?;
-        tracing::info!("listening on udp://{local}");
         if let Some(path) = &self.port_file {
             write_port_file(path, local.port())?;
         }
+        tracing::info!("listening on udp://{local}");
         let report = serve::udp::run(socket, config, shutdown).await?;
         tracing::info!(
             "stopped after {} datagram(s) received, {} sent",

@@ -139,6 +139,8 @@ async fn serve_connection(
                     .write_all(&buf)
                     .await
                     .map_err(|e| Error::io("write", e))?;
+                // TLS holds written data until flushed (no-op for TCP).
+                stream.flush().await.map_err(|e| Error::io("write", e))?;
                 counts.sent += buf.len() as u64;
             }
             None => respond(&buf, false, peer, config, &mut out),
@@ -209,6 +211,7 @@ async fn write_out(stream: &mut Stream, out: &mut Vec<u8>, counts: &mut Counts) 
         .write_all(out)
         .await
         .map_err(|e| Error::io("write", e))?;
+    stream.flush().await.map_err(|e| Error::io("write", e))?;
     counts.sent += out.len() as u64;
     out.clear();
     Ok(())

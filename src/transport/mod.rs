@@ -5,9 +5,17 @@
 //! Concrete enums rather than `Box<dyn>`: the hot read/write paths dispatch
 //! with a `match`, and transport-specific abilities (readiness without a
 //! buffer, socket options) stay reachable.
+//!
+//! [`Listener::accept`] returns an [`Accepted`] connection rather than a
+//! [`Stream`]: for TLS the handshake is still to run, and it runs in the
+//! connection's task ([`Accepted::handshake`]), never in the accept loop.
+//! Opening connections with a retry policy goes through a [`Connector`],
+//! which prepares once (TLS trust store, certificates) what every attempt
+//! reuses.
 
 pub mod happy_eyeballs;
 mod tcp;
+mod tls;
 pub mod udp;
 mod unix;
 
@@ -23,8 +31,10 @@ use tokio::net::{TcpStream, UnixStream};
 
 use crate::endpoint::{Endpoint, UnixAddr};
 use crate::error::{Error, ErrorKind, Result};
+use crate::tls::{ClientTls, ServerTls, TlsClientOptions, TlsServerOptions};
 
 pub use tcp::connect_tcp;
+pub use tls::{PendingTls, TlsListener, TlsStream};
 pub use unix::UnixListener;
 
 /// Socket options applied to every connected stream.
@@ -53,6 +63,9 @@ pub struct ConnectOptions {
     pub connect_timeout: Duration,
     /// Options for the connected socket.
     pub socket: SocketOptions,
+    /// How a `tls://` endpoint is verified and what it is offered (ignored
+    /// for the other transports).
+    pub tls: TlsClientOptions,
 }
 
 impl Default for ConnectOptions {
@@ -60,6 +73,7 @@ impl Default for ConnectOptions {
         ConnectOptions {
             connect_timeout: Duration::from_secs(10),
             socket: SocketOptions::default(),
+            tls: TlsClientOptions::default(),
         }
     }
 }
@@ -71,6 +85,9 @@ pub struct ListenOptions {
     /// Permission bits for a Unix socket file (`--mode 660`); `None` leaves
     /// what the umask gives. Set before the socket listens.
     pub unix_mode: Option<u32>,
+    /// Certificate, client verification and handshake timeout for a
+    /// `tls://` endpoint (ignored for the other transports).
+    pub tls: TlsServerOptions,
 }
 
 /// The address of a connection's peer, for logs.
@@ -110,15 +127,33 @@ pub enum Stream {
     Tcp(TcpStream),
     /// A Unix-domain stream connection.
     Unix(UnixStream),
+    /// A TLS connection over TCP, either side (boxed: rustls' state is
+    /// large, and boxing keeps every other variant small).
+    Tls(Box<TlsStream>),
 }
 
 impl Stream {
     /// Waits until the stream has data (or EOF, or an error) to read,
     /// without holding a buffer: idle connections then cost no buffer memory.
+    ///
+    /// TLS: rustls may already hold decrypted data (or the peer's
+    /// close_notify) that the socket no longer signals, so this returns at
+    /// once when rustls does not want to read; otherwise it waits for the
+    /// socket. Readiness may then turn out to be a record with no
+    /// application data (a key update, say): the read that follows simply
+    /// waits, so readiness is a hint here, as it is for TCP.
     pub async fn readable(&self) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.readable().await,
             Stream::Unix(s) => s.readable().await,
+            Stream::Tls(s) => {
+                let (tcp, conn) = s.get_ref();
+                if conn.wants_read() {
+                    tcp.readable().await
+                } else {
+                    Ok(())
+                }
+            }
         }
     }
 
@@ -130,6 +165,7 @@ impl Stream {
                 name: unix::unix_name(&a.into()),
                 pid: s.peer_cred().ok().and_then(|c| c.pid()),
             }),
+            Stream::Tls(s) => s.get_ref().0.peer_addr().map(PeerAddr::Inet),
         }
     }
 
@@ -139,6 +175,15 @@ impl Stream {
         match self {
             Stream::Tcp(s) => tcp::set_options(s, opts),
             Stream::Unix(_) => Ok(()),
+            Stream::Tls(s) => tcp::set_options(s.get_ref().0, opts),
+        }
+    }
+
+    /// The ALPN protocol the TLS handshake agreed on, if any.
+    pub fn alpn_protocol(&self) -> Option<&[u8]> {
+        match self {
+            Stream::Tls(s) => s.get_ref().1.alpn_protocol(),
+            _ => None,
         }
     }
 }
@@ -152,6 +197,18 @@ impl AsyncRead for Stream {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => match Pin::new(s.as_mut()).poll_read(cx, buf) {
+                // The peer closed TCP without a close_notify. rustls calls
+                // that an error; a netcat pipe has no framing to protect and
+                // many peers close this way, so it is the end of the stream,
+                // as the rustls manual allows. (A truncation by someone on
+                // the path is then not detected: use framed data to notice.)
+                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    tracing::debug!("peer closed the connection without a tls close_notify");
+                    Poll::Ready(Ok(()))
+                }
+                other => other,
+            },
         }
     }
 }
@@ -165,6 +222,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
 
@@ -176,6 +234,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
             Stream::Unix(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
         }
     }
 
@@ -183,22 +242,28 @@ impl AsyncWrite for Stream {
         match self {
             Stream::Tcp(s) => s.is_write_vectored(),
             Stream::Unix(s) => s.is_write_vectored(),
+            Stream::Tls(s) => s.is_write_vectored(),
         }
     }
 
+    /// TLS buffers what is written until it can be encrypted and sent:
+    /// flush before waiting for anything else (a no-op for TCP).
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
             Stream::Unix(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
 
     /// Half-closes the stream: the peer reads EOF, and this side can still
-    /// read what the peer sends.
+    /// read what the peer sends. TLS sends close_notify first, then shuts
+    /// down the TCP write side.
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Unix(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 }
@@ -211,35 +276,49 @@ pub enum Listener {
     Tcp(tokio::net::TcpListener),
     /// A Unix-domain listener; it removes its socket file when dropped.
     Unix(UnixListener),
+    /// A TCP listener whose connections speak TLS.
+    Tls(TlsListener),
 }
 
 impl Listener {
-    /// Binds `endpoint` for listening.
+    /// Binds `endpoint` for listening, with default options (a TLS
+    /// endpoint gets a self-signed certificate).
     pub async fn bind(endpoint: &Endpoint) -> Result<Listener> {
         Listener::bind_with(endpoint, &ListenOptions::default()).await
     }
 
-    /// Binds `endpoint` for listening, with `opts`.
+    /// Binds `endpoint` for listening, with `opts`. For TLS, the
+    /// certificate is loaded (or generated) first, so a bad `--cert` fails
+    /// before binding.
     pub async fn bind_with(endpoint: &Endpoint, opts: &ListenOptions) -> Result<Listener> {
         match endpoint {
             Endpoint::Tcp(hp) => tcp::bind(hp).await.map(Listener::Tcp),
             Endpoint::Unix(addr) => unix::bind(addr, opts.unix_mode).await.map(Listener::Unix),
             Endpoint::Udp(_) => Err(not_a_stream(endpoint, "listen")),
-            other => Err(unsupported(other, "listen")),
+            Endpoint::Tls(hp) => {
+                let tls = std::sync::Arc::new(ServerTls::new(&opts.tls, hp)?);
+                let tcp = tcp::bind(hp).await?;
+                Ok(Listener::Tls(TlsListener { tcp, tls }))
+            }
         }
     }
 
     /// Accepts one connection. Errors are returned raw: the accept loop
-    /// decides which are transient.
-    pub async fn accept(&self) -> io::Result<(Stream, PeerAddr)> {
+    /// decides which are transient. A TLS connection comes back with its
+    /// handshake still to run (see [`Accepted::handshake`]).
+    pub async fn accept(&self) -> io::Result<(Accepted, PeerAddr)> {
         match self {
             Listener::Tcp(l) => {
                 let (s, addr) = l.accept().await?;
-                Ok((Stream::Tcp(s), PeerAddr::Inet(addr)))
+                Ok((Stream::Tcp(s).into(), PeerAddr::Inet(addr)))
+            }
+            Listener::Tls(l) => {
+                let (pending, addr) = l.accept().await?;
+                Ok((Accepted(AcceptedInner::Tls(pending)), PeerAddr::Inet(addr)))
             }
             Listener::Unix(l) => {
                 let (s, peer) = l.accept().await?;
-                Ok((Stream::Unix(s), peer))
+                Ok((Stream::Unix(s).into(), peer))
             }
         }
     }
@@ -250,6 +329,7 @@ impl Listener {
         match self {
             Listener::Tcp(l) => l.local_addr().map(|a| a.to_string()),
             Listener::Unix(l) => Ok(l.addr().to_string()),
+            Listener::Tls(l) => l.tcp.local_addr().map(|a| a.to_string()),
         }
     }
 
@@ -258,19 +338,108 @@ impl Listener {
         match self {
             Listener::Tcp(l) => l.local_addr().ok().map(|a| a.port()),
             Listener::Unix(_) => None,
+            Listener::Tls(l) => l.tcp.local_addr().ok().map(|a| a.port()),
+        }
+    }
+
+    /// The TLS configuration of a TLS listener (its certificate's
+    /// fingerprint, whether it was generated), for the start-up message.
+    pub fn tls(&self) -> Option<&ServerTls> {
+        match self {
+            Listener::Tls(l) => Some(&l.tls),
+            _ => None,
+        }
+    }
+}
+
+/// A connection just accepted: ready to use, or with a TLS handshake still
+/// to run in the connection's own task.
+#[derive(Debug)]
+pub struct Accepted(AcceptedInner);
+
+#[derive(Debug)]
+enum AcceptedInner {
+    Ready(Stream),
+    Tls(PendingTls),
+}
+
+impl From<Stream> for Accepted {
+    fn from(stream: Stream) -> Accepted {
+        Accepted(AcceptedInner::Ready(stream))
+    }
+}
+
+impl Accepted {
+    /// Applies `opts` to the underlying socket (before any handshake, so
+    /// TCP_NODELAY speeds the handshake too).
+    pub fn set_options(&self, opts: &SocketOptions) -> io::Result<()> {
+        match &self.0 {
+            AcceptedInner::Ready(s) => s.set_options(opts),
+            AcceptedInner::Tls(p) => tcp::set_options(&p.tcp, opts),
+        }
+    }
+
+    /// Completes the connection: runs the TLS handshake (under its
+    /// timeout) if there is one. `peer` names the client in errors, which
+    /// say why the handshake failed (for example `client presented no
+    /// certificate`).
+    pub async fn handshake(self, peer: &PeerAddr) -> Result<Stream> {
+        match self.0 {
+            AcceptedInner::Ready(s) => Ok(s),
+            AcceptedInner::Tls(p) => p.handshake(peer).await.map(|s| Stream::Tls(Box::new(s))),
+        }
+    }
+}
+
+/// Opens connections to one endpoint, again and again (for retries):
+/// what every attempt shares, such as the TLS trust store and client
+/// certificate, is loaded once, in [`Connector::new`].
+#[derive(Debug, Clone)]
+pub struct Connector {
+    endpoint: Endpoint,
+    options: ConnectOptions,
+    tls: Option<ClientTls>,
+}
+
+impl Connector {
+    /// Prepares to connect to `endpoint`. Fails on a bad TLS option (an
+    /// unreadable `--ca` file, say) before any connection is attempted.
+    pub fn new(endpoint: &Endpoint, options: &ConnectOptions) -> Result<Connector> {
+        let tls = match endpoint {
+            Endpoint::Tls(_) => Some(ClientTls::new(&options.tls)?),
+            _ => None,
+        };
+        Ok(Connector {
+            endpoint: endpoint.clone(),
+            options: options.clone(),
+            tls,
+        })
+    }
+
+    /// The endpoint connected to.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// Opens one connection (no retry: see [`retry`](crate::retry::retry)).
+    pub async fn connect(&self) -> Result<Stream> {
+        match (&self.endpoint, &self.tls) {
+            (Endpoint::Tls(hp), Some(client)) => tls::connect(hp, &self.options, client)
+                .await
+                .map(|s| Stream::Tls(Box::new(s))),
+            (Endpoint::Tcp(hp), _) => connect_tcp(hp, &self.options).await.map(Stream::Tcp),
+            (Endpoint::Unix(addr), _) => unix::connect(addr, &self.options).await.map(Stream::Unix),
+            (Endpoint::Udp(_), _) => Err(not_a_stream(&self.endpoint, "connect")),
+            (other, _) => Err(unsupported(other, "connect")),
         }
     }
 }
 
 /// Opens one connection to `endpoint` (no retry: see
-/// [`retry`](crate::retry::retry)).
+/// [`retry`](crate::retry::retry); to connect repeatedly, prepare a
+/// [`Connector`] once).
 pub async fn connect(endpoint: &Endpoint, opts: &ConnectOptions) -> Result<Stream> {
-    match endpoint {
-        Endpoint::Tcp(hp) => connect_tcp(hp, opts).await.map(Stream::Tcp),
-        Endpoint::Unix(addr) => unix::connect(addr, opts).await.map(Stream::Unix),
-        Endpoint::Udp(_) => Err(not_a_stream(endpoint, "connect")),
-        other => Err(unsupported(other, "connect")),
-    }
+    Connector::new(endpoint, opts)?.connect().await
 }
 
 /// UDP has datagrams, not a byte stream: [`udp`] has its sockets, and

@@ -5,6 +5,7 @@ mod connect;
 mod ipv6;
 mod matrix;
 mod serve;
+mod tls;
 mod udp;
 mod unix;
 mod util;
