@@ -323,13 +323,13 @@ impl Listener {
         }
     }
 
-    /// The bound address, as it should be printed (`127.0.0.1:41234`,
-    /// `unix:///run/app.sock`).
+    /// The bound address, as it should be printed: `127.0.0.1:41234`, or
+    /// with its scheme (`tls://127.0.0.1:41234`, `unix:///run/app.sock`).
     pub fn local_addr(&self) -> io::Result<String> {
         match self {
             Listener::Tcp(l) => l.local_addr().map(|a| a.to_string()),
             Listener::Unix(l) => Ok(l.addr().to_string()),
-            Listener::Tls(l) => l.tcp.local_addr().map(|a| a.to_string()),
+            Listener::Tls(l) => l.tcp.local_addr().map(|a| format!("tls://{a}")),
         }
     }
 

@@ -48,6 +48,24 @@ pub const UNIX: Transport = Transport {
     connect_args: |_| Vec::new(),
 };
 
+/// TLS on 127.0.0.1 with the server's self-signed certificate, which the
+/// client pins by the fingerprint the server printed (or, when the server
+/// has not started yet, accepts with `--insecure`).
+pub const TLS: Transport = Transport {
+    name: "tls",
+    any_addr: |_| "tls://127.0.0.1:0".into(),
+    fixed_addr: |_| format!("tls://127.0.0.1:{}", free_port()),
+    serve_args: &[],
+    connect_args: |server| match server {
+        Some(stderr) => {
+            let line = stderr.wait_for("fingerprint: ");
+            let fp = line.rsplit("fingerprint: ").next().unwrap_or_default();
+            vec!["--pin-sha256".into(), fp.trim().to_owned()]
+        }
+        None => vec!["--insecure".into()],
+    },
+};
+
 /// One test's setup: a directory for socket files and helpers to start
 /// servers and clients over the transport.
 struct Case<'a> {
@@ -162,10 +180,16 @@ fn connection_limit(t: &Transport) {
     assert_eq!(first.stdout.wait_for_len(4), b"one\n", "{}", t.name);
 
     // The second client connects (into the backlog) and sends, but is not
-    // served while the first one holds the only slot.
+    // served while the first one holds the only slot. (Over TLS it cannot
+    // send before the server accepts and runs the handshake: it waits in
+    // its connect.)
     let mut second = case.client(&server, &["-v", "--send", "two"]);
     second.close_stdin();
-    second.proc.stderr.wait_for("done sending");
+    if t.name == "tls" {
+        second.proc.stderr.wait_for("(attempt 1)");
+    } else {
+        second.proc.stderr.wait_for("done sending");
+    }
     assert_eq!(
         server.proc.stderr.count(": connected"),
         1,
@@ -214,4 +238,4 @@ macro_rules! matrix {
     )*};
 }
 
-matrix!(tcp => super::TCP, unix => super::UNIX);
+matrix!(tcp => super::TCP, unix => super::UNIX, tls => super::TLS);

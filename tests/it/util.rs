@@ -202,6 +202,8 @@ impl Server {
             .rsplit("listening on ")
             .next()
             .and_then(|a| a.split_whitespace().next())
+            // Drop a scheme (`tls://`, `udp://`): the socket address follows.
+            .map(|a| a.rsplit("://").next().unwrap_or(a))
             .and_then(|a| a.parse().ok())
             .unwrap_or_else(|| panic!("no address in {line:?}"));
         Server { proc, addr }
