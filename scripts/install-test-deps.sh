@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages netcrab's integration tests need, if missing:
-# prlimit (util-linux) for the file-descriptor-limit test.
+# prlimit (util-linux) for the file-descriptor-limit test; openssl for the
+# TLS interoperability tests (s_client and s_server).
 set -euo pipefail
 need=()
 command -v prlimit >/dev/null 2>&1 || need+=(util-linux)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 if ((${#need[@]})); then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -6,6 +6,8 @@
 //! until the peer closes. Input and output are generic so tests and other
 //! commands can drive it in-process.
 
+mod udp;
+
 use std::cell::Cell;
 use std::time::Duration;
 
@@ -15,7 +17,9 @@ use tokio::time::Instant;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, ErrorKind, Result, fmt_duration};
 use crate::retry::{RetryPolicy, retry};
-use crate::transport::{self, ConnectOptions, Stream};
+use crate::transport::{ConnectOptions, Connector, Stream};
+
+pub use udp::{DEFAULT_WAIT as DEFAULT_UDP_WAIT, DatagramFraming};
 
 /// The copy buffer: large enough for bulk transfers to run at full speed.
 const COPY_BUF: usize = 64 * 1024;
@@ -34,10 +38,13 @@ pub struct ConnectConfig {
     /// Half-close the connection once everything is sent, so the peer sees
     /// EOF (on by default; some servers close when they see it).
     pub shutdown_write: bool,
-    /// After sending is done, how long to wait for the peer to finish.
+    /// After sending is done, how long to wait for the peer to finish
+    /// (for UDP, which has no end of stream: for replies; 1 s if `None`).
     pub wait: Option<Duration>,
     /// Give up when nothing moves in either direction for this long.
     pub idle_timeout: Option<Duration>,
+    /// UDP only: how the input is cut into datagrams.
+    pub datagrams: DatagramFraming,
 }
 
 impl ConnectConfig {
@@ -51,6 +58,7 @@ impl ConnectConfig {
             shutdown_write: true,
             wait: None,
             idle_timeout: None,
+            datagrams: DatagramFraming::default(),
         }
     }
 }
@@ -70,23 +78,30 @@ pub struct ConnectReport {
 }
 
 /// Connects to the configured endpoint, retrying as its policy allows.
+/// Options are checked (and TLS files loaded) once, before the first
+/// attempt.
 pub async fn open(config: &ConnectConfig) -> Result<Stream> {
+    let connector = Connector::new(&config.endpoint, &config.options)?;
     let what = format!("connect to {}", config.endpoint);
     retry(&config.retry, &what, |attempt| {
         tracing::debug!("{what} (attempt {attempt})");
-        transport::connect(&config.endpoint, &config.options)
+        connector.connect()
     })
     .await
 }
 
 /// Connects, then pipes `input` to the connection (or sends
 /// `config.send`) and the connection to `output`, until both directions
-/// are done.
+/// are done. A UDP endpoint sends datagrams instead and waits
+/// `config.wait` for replies after the last one.
 pub async fn run<R, W>(config: &ConnectConfig, input: R, output: W) -> Result<ConnectReport>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
+    if matches!(config.endpoint, Endpoint::Udp(_)) {
+        return udp::run(config, input, output).await;
+    }
     let stream = open(config).await?;
     if let Ok(peer) = stream.peer_addr() {
         tracing::debug!("connected to {peer}");
@@ -115,6 +130,7 @@ impl Activity {
     }
 }
 
+/// Copies until EOF, flushing after every write.
 async fn copy<R, W>(
     reader: &mut R,
     writer: &mut W,
@@ -138,6 +154,9 @@ where
             .write_all(&buf[..n])
             .await
             .map_err(CopyError::Write)?;
+        // Flush every chunk: stdout is line-buffered and TLS holds written
+        // data until flushed, and the next read may wait indefinitely.
+        writer.flush().await.map_err(CopyError::Write)?;
         total.set(total.get() + n as u64);
         last_byte.set(Some(buf[n - 1]));
     }
@@ -225,6 +244,9 @@ where
         match &config.send {
             Some(msg) => {
                 sock.write_all(msg)
+                    .await
+                    .map_err(|e| Error::io(format!("send to {target}"), e))?;
+                sock.flush()
                     .await
                     .map_err(|e| Error::io(format!("send to {target}"), e))?;
                 activity.touch();

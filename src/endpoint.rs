@@ -6,7 +6,7 @@
 //! socket addresses happens later, in [`HostPort::resolve`].
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::str::FromStr;
 
@@ -105,13 +105,18 @@ impl Endpoint {
     /// netcat-style `-u`/`-U`/`--tls` flags choose it).
     pub fn parse_with_default(s: &str, default: Scheme) -> Result<Endpoint> {
         let bad = |why: String| Error::usage(format!("invalid address {s:?}: {why}"));
+        // `unix:` first: a socket path or abstract name may itself contain
+        // "://", so it must not be split on it.
+        if let Some(rest) = strip_prefix_ignore_case(s, "unix:") {
+            let rest = rest.strip_prefix("//").unwrap_or(rest);
+            return parse_unix(rest).map(Endpoint::Unix).map_err(bad);
+        }
         let (scheme, rest) = match s.split_once("://") {
             Some((scheme, rest)) => {
                 let scheme = match scheme.to_ascii_lowercase().as_str() {
                     "tcp" => Scheme::Tcp,
                     "tls" | "ssl" => Scheme::Tls,
                     "udp" => Scheme::Udp,
-                    "unix" => Scheme::Unix,
                     other => {
                         return Err(bad(format!(
                             "unknown scheme {other:?} (expected tcp, tls, udp or unix)"
@@ -120,10 +125,7 @@ impl Endpoint {
                 };
                 (scheme, rest)
             }
-            None => match s.strip_prefix("unix:") {
-                Some(rest) => (Scheme::Unix, rest),
-                None => (default, s),
-            },
+            None => (default, s),
         };
         if scheme == Scheme::Unix {
             return parse_unix(rest).map(Endpoint::Unix).map_err(bad);
@@ -138,6 +140,12 @@ impl Endpoint {
     }
 }
 
+fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = s.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &s[prefix.len()..])
+}
+
 impl FromStr for Endpoint {
     type Err = Error;
 
@@ -146,10 +154,21 @@ impl FromStr for Endpoint {
     }
 }
 
+/// The longest socket path or abstract name the kernel takes: `sun_path`
+/// is 108 bytes, one of which is the path's terminating NUL (or the
+/// abstract name's leading one).
+pub const MAX_UNIX_PATH: usize = 107;
+
 fn parse_unix(rest: &str) -> std::result::Result<UnixAddr, String> {
     if let Some(name) = rest.strip_prefix('@') {
         if name.is_empty() {
             return Err("empty abstract socket name after \"@\"".into());
+        }
+        if name.len() > MAX_UNIX_PATH {
+            return Err(format!(
+                "abstract socket name is {} bytes long (at most {MAX_UNIX_PATH})",
+                name.len()
+            ));
         }
         return Ok(UnixAddr::Abstract(name.to_owned()));
     }
@@ -158,6 +177,12 @@ fn parse_unix(rest: &str) -> std::result::Result<UnixAddr, String> {
     }
     if rest.contains('\0') {
         return Err("socket path contains a NUL byte".into());
+    }
+    if rest.len() > MAX_UNIX_PATH {
+        return Err(format!(
+            "socket path is {} bytes long (at most {MAX_UNIX_PATH})",
+            rest.len()
+        ));
     }
     Ok(UnixAddr::Path(PathBuf::from(rest)))
 }
@@ -249,6 +274,10 @@ impl HostPort {
                 };
                 Ok(vec![SocketAddr::new(IpAddr::V4(ip), self.port)])
             }
+            Host::Name(name) if is_localhost(name) => Ok(vec![
+                SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), self.port),
+                SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), self.port),
+            ]),
             Host::Name(name) => {
                 let context = format!("resolve {name}");
                 let addrs: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), self.port))
@@ -263,6 +292,17 @@ impl HostPort {
             }
         }
     }
+}
+
+/// Whether `name` is `localhost` or a name under it, which RFC 6761 (6.3)
+/// reserves for the loopback addresses. netcrab answers it itself, with both
+/// 127.0.0.1 and ::1, as curl and the browsers do: many `/etc/hosts` files
+/// list only one of them, and then a server listening on the other would be
+/// unreachable by name. Listening on `localhost` binds 127.0.0.1; connecting
+/// tries both (IPv6 first, see Happy Eyeballs in the TCP transport).
+fn is_localhost(name: &str) -> bool {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    name == "localhost" || name.ends_with(".localhost")
 }
 
 /// getaddrinfo's errors reach us only as text (`std` does not expose the
@@ -309,6 +349,10 @@ impl fmt::Display for Endpoint {
     /// The canonical form: TCP addresses without a scheme, others with one.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            // A TCP host named `unix` would read back as a socket path.
+            Endpoint::Tcp(hp) if matches!(&hp.host, Host::Name(n) if n == "unix") => {
+                write!(f, "tcp://{hp}")
+            }
             Endpoint::Tcp(hp) => write!(f, "{hp}"),
             Endpoint::Tls(hp) => write!(f, "tls://{hp}"),
             Endpoint::Udp(hp) => write!(f, "udp://{hp}"),
@@ -320,7 +364,6 @@ impl fmt::Display for Endpoint {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::Ipv6Addr;
 
     fn ok(s: &str) -> Endpoint {
         s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
@@ -393,6 +436,24 @@ mod tests {
     }
 
     #[test]
+    fn unix_addresses() {
+        let abs = |n: &str| Endpoint::Unix(UnixAddr::Abstract(n.into()));
+        let path = |p: &str| Endpoint::Unix(UnixAddr::Path(p.into()));
+        assert_eq!(ok("UNIX:///x"), path("/x"));
+        assert_eq!(ok("unix://@name"), abs("name"));
+        // A path or name may hold "://": it is not split there.
+        assert_eq!(ok("unix:@a://b"), abs("a://b"));
+        assert_eq!(ok("unix:///tmp/a://b"), path("/tmp/a://b"));
+        let long = "x".repeat(MAX_UNIX_PATH);
+        assert_eq!(ok(&format!("unix:{long}")), path(&long));
+        assert!(
+            err(&format!("unix:/{long}")).contains("socket path is 108 bytes long (at most 107)")
+        );
+        assert!(err(&format!("unix:@{long}x")).contains("abstract socket name is 108 bytes"));
+        assert!(err("unix:/a\0b").contains("NUL"));
+    }
+
+    #[test]
     fn default_scheme_applies_only_without_one() {
         let e = Endpoint::parse_with_default("h:1", Scheme::Udp).unwrap();
         assert_eq!(e.scheme(), Scheme::Udp);
@@ -423,7 +484,9 @@ mod tests {
             "udp://127.0.0.1:53",
             "unix:///tmp/s",
             "unix:@abs",
+            "unix:@a://b",
             ":80",
+            "tcp://unix:80",
         ] {
             assert_eq!(ok(s).to_string(), s);
             assert_eq!(ok(&ok(s).to_string()), ok(s));
@@ -444,6 +507,22 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[tokio::test]
+    async fn localhost_is_both_loopback_addresses_without_dns() {
+        for name in ["localhost", "app.localhost", "localhost."] {
+            let hp = HostPort {
+                host: Host::Name(name.into()),
+                port: 7,
+            };
+            let want: Vec<SocketAddr> =
+                vec!["127.0.0.1:7".parse().unwrap(), "[::1]:7".parse().unwrap()];
+            assert_eq!(hp.resolve(false).await.unwrap(), want, "{name}");
+            assert_eq!(hp.resolve(true).await.unwrap(), want, "{name}");
+        }
+        assert!(!is_localhost("notlocalhost"));
+        assert!(!is_localhost("localhost.example"));
     }
 
     #[tokio::test]

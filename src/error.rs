@@ -183,7 +183,18 @@ impl Error {
     }
 
     /// Classifies `err` from an operation described by `context`.
+    /// A TLS failure carried by the I/O error (from rustls) is
+    /// [`ErrorKind::Tls`], explained by [`tls`](crate::tls)'s messages.
     pub fn io(context: impl Into<String>, err: io::Error) -> Error {
+        if let Some(tls) = crate::tls::errors::rustls_error(&err) {
+            return Error {
+                kind: ErrorKind::Tls,
+                context: context.into(),
+                detail: crate::tls::errors::describe(tls, crate::tls::errors::Side::Client),
+                attempts: None,
+                source: Some(err),
+            };
+        }
         let kind = ErrorKind::of_io(&err);
         Error {
             kind,
@@ -209,6 +220,11 @@ impl Error {
     /// The kind of failure.
     pub fn kind(&self) -> ErrorKind {
         self.kind
+    }
+
+    /// The short description of what went wrong (without the context).
+    pub fn detail(&self) -> &str {
+        &self.detail
     }
 
     /// The number of attempts made, when a retry policy gave up.

@@ -13,15 +13,16 @@
 //! | module | holds |
 //! |---|---|
 //! | [`endpoint`] | address parsing (pure, no I/O) and name resolution |
-//! | [`transport`] | the [`Stream`](transport::Stream) and [`Listener`](transport::Listener) enums, connect and bind |
+//! | [`transport`] | the [`Stream`](transport::Stream) and [`Listener`](transport::Listener) enums (TCP, Unix), connect and bind, Happy Eyeballs, UDP sockets |
 //! | [`error`] | error kinds, messages and exit codes |
 //! | [`retry`] | the retry policy (pure schedule) and the retry driver |
 //! | [`server`] | the shared accept loop: connection limit, accept backoff, drain |
-//! | [`serve`] | the services (reply, echo, discard) run on it |
+//! | [`serve`] | the services (reply, echo, discard) run on it, and per datagram over UDP ([`serve::udp`]) |
 //! | [`connect`] | the client: send-and-print and the netcat pipe |
 //! | [`relay`] | port forwarding: accept, connect upstream, splice or copy both ways |
 //! | [`wait`] | waiting until services accept connections (or stop) |
 //! | [`shutdown`] | SIGINT/SIGTERM handling |
+//! | [`tls`] | TLS options, rustls configurations, certificates, pinning, TLS error messages |
 //! | [`escape`] | escaping peer data for logs |
 //!
 //! The command-line interface (clap) lives in the binary's `cli` module;
@@ -50,5 +51,6 @@ pub mod retry;
 pub mod serve;
 pub mod server;
 pub mod shutdown;
+pub mod tls;
 pub mod transport;
 pub mod wait;

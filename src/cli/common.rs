@@ -4,6 +4,8 @@
 use std::time::Duration;
 
 use clap::Args;
+use netcrab::endpoint::{Endpoint, Scheme};
+use netcrab::error::{Error, Result};
 use netcrab::retry::RetryPolicy;
 
 /// The exit codes, shown at the end of `--help`. Keep in step with
@@ -18,7 +20,7 @@ Exit codes:
   5    timed out (connect, idle, retry deadline)
   6    connection reset by peer
   7    host or network unreachable
-  8    tls error
+  8    tls error (handshake failed or certificate not accepted)
   9    local resource error (address in use or not available, too many open files, permission denied)
   10   protocol error
   124  wait: the targets were not ready before --timeout
@@ -49,6 +51,62 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 /// A duration where `0` means "never" (used for timeouts that can be off).
 pub fn optional(d: Duration) -> Option<Duration> {
     (!d.is_zero()).then_some(d)
+}
+
+/// `-u`/`-U`: the transport of an address written without a scheme, as in
+/// netcat.
+#[derive(Debug, Clone, Default, Args)]
+pub struct SchemeArgs {
+    /// UDP: an address without a scheme means udp://HOST:PORT
+    #[arg(short = 'u', long)]
+    pub udp: bool,
+    /// Unix socket: an address without a scheme is a socket path (or @NAME, an abstract socket)
+    #[arg(short = 'U', long, conflicts_with = "udp")]
+    pub unix: bool,
+}
+
+impl SchemeArgs {
+    /// The scheme the flags ask for, if any.
+    pub fn scheme(&self) -> Option<Scheme> {
+        if self.udp {
+            Some(Scheme::Udp)
+        } else if self.unix {
+            Some(Scheme::Unix)
+        } else {
+            None
+        }
+    }
+
+    /// Parses `addr` with the flags' scheme as the default (`tls` is the
+    /// `--tls` flag); an address whose own scheme contradicts a flag is an
+    /// error rather than a guess.
+    pub fn parse(&self, addr: &str, tls: bool) -> Result<Endpoint> {
+        let wanted = match (tls, self.scheme()) {
+            (true, Some(other)) => {
+                return Err(Error::usage(format!(
+                    "--tls conflicts with --{}",
+                    other.as_str()
+                )));
+            }
+            (true, None) => Scheme::Tls,
+            (false, Some(wanted)) => wanted,
+            (false, None) => return addr.parse(),
+        };
+        let endpoint = Endpoint::parse_with_default(addr, wanted)?;
+        if endpoint.scheme() != wanted {
+            let flag = match wanted {
+                Scheme::Udp => "-u",
+                Scheme::Unix => "-U",
+                _ => "--tls",
+            };
+            return Err(Error::usage(format!(
+                "{flag} asks for {} but the address {addr:?} is {}",
+                wanted.as_str(),
+                endpoint.scheme().as_str()
+            )));
+        }
+        Ok(endpoint)
+    }
 }
 
 /// `--retry*`: how connection attempts are retried.
@@ -90,6 +148,56 @@ impl RetryArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scheme_flags_set_the_default_and_must_agree() {
+        let udp = SchemeArgs {
+            udp: true,
+            unix: false,
+        };
+        let unix = SchemeArgs {
+            udp: false,
+            unix: true,
+        };
+        assert_eq!(
+            udp.parse("127.0.0.1:53", false).unwrap().scheme(),
+            Scheme::Udp
+        );
+        assert_eq!(udp.parse("udp://h:1", false).unwrap().scheme(), Scheme::Udp);
+        assert!(
+            udp.parse("tcp://h:1", false)
+                .unwrap_err()
+                .to_string()
+                .contains("-u asks for udp")
+        );
+        assert_eq!(
+            unix.parse("/run/x.sock", false).unwrap().to_string(),
+            "unix:///run/x.sock"
+        );
+        assert_eq!(
+            unix.parse("@name", false).unwrap().to_string(),
+            "unix:@name"
+        );
+        assert!(unix.parse("udp://h:1", false).is_err());
+        assert_eq!(
+            SchemeArgs::default().parse("h:1", false).unwrap().scheme(),
+            Scheme::Tcp
+        );
+        let none = SchemeArgs::default();
+        assert_eq!(none.parse("h:1", true).unwrap().scheme(), Scheme::Tls);
+        assert!(
+            none.parse("tcp://h:1", true)
+                .unwrap_err()
+                .to_string()
+                .contains("--tls asks for tls")
+        );
+        assert!(
+            udp.parse("h:1", true)
+                .unwrap_err()
+                .to_string()
+                .contains("--tls conflicts with --udp")
+        );
+    }
 
     #[test]
     fn durations() {

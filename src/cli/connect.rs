@@ -5,34 +5,48 @@ use std::io::IsTerminal;
 use std::time::Duration;
 
 use clap::Args;
-use netcrab::connect::{self, ConnectConfig};
-use netcrab::endpoint::Endpoint;
-use netcrab::error::Result;
+use netcrab::connect::{self, ConnectConfig, DatagramFraming};
+use netcrab::endpoint::Scheme;
+use netcrab::error::{Error, Result};
 use netcrab::transport::{ConnectOptions, SocketOptions};
 use tokio::io::AsyncWriteExt;
 
-use super::common::{RetryArgs, optional, parse_duration};
+use super::common::{RetryArgs, SchemeArgs, optional, parse_duration};
+use super::tls::TlsConnectArgs;
 
 const EXAMPLES: &str = "\
 Examples:
   netcrab connect 127.0.0.1:8080 --send \"hello, world\"   # the seed's client
   netcrab connect localhost:6379 < commands.txt          # netcat: stdin to the socket, the socket to stdout
   netcrab connect db:5432 --retry-for 30s --send ''      # wait up to 30s for a server, with backoff
-  tar c dir | netcrab connect backup:9000 > reply.txt    # half-closes at stdin EOF, reads until the peer closes";
+  tar c dir | netcrab connect backup:9000 > reply.txt    # half-closes at stdin EOF, reads until the peer closes
+  netcrab connect '[::1]:8080' --send hi                 # IPv6; names with several addresses use Happy Eyeballs
+  netcrab connect -u 127.0.0.1:5353 --send ping          # UDP: one datagram, print replies for 1s (--wait)
+  printf 'a\nb\n' | netcrab connect udp://127.0.0.1:5353  # UDP: one datagram per line
+  netcrab connect -U /tmp/echo.sock --retry-for 10s < req  # Unix socket, waiting for the server to appear
+  netcrab connect unix:@netcrab --send hi                # Linux abstract Unix socket
+  netcrab connect tls://example.com:443 < request.txt    # TLS, verified against the system's trust store
+  netcrab connect --tls 127.0.0.1:8443 --pin-sha256 AB:CD:...  # trust exactly the certificate serve --tls printed
+  netcrab connect tls://10.0.0.5:8443 --ca ca.pem --servername api.internal --cert me.pem --key me.key";
 
 /// Connect, send stdin (or --send TEXT), print what comes back
 #[derive(Debug, Args)]
 #[command(after_help = EXAMPLES)]
 pub struct ConnectArgs {
-    /// Address to connect to: HOST:PORT or [IPV6]:PORT
+    /// Address to connect to: HOST:PORT, [IPV6]:PORT, udp://HOST:PORT, unix:///PATH or unix:@NAME
     pub addr: String,
+    #[command(flatten)]
+    pub scheme: SchemeArgs,
+    /// UDP: send each read of stdin (up to 65507 bytes) as a datagram, instead of each line
+    #[arg(long)]
+    pub raw: bool,
     /// Send TEXT instead of reading stdin
     #[arg(long, value_name = "TEXT")]
     pub send: Option<String>,
     /// Do not half-close the connection after sending (some servers close on EOF)
     #[arg(long)]
     pub no_shutdown: bool,
-    /// After sending, wait at most this long for the peer to finish
+    /// After sending, wait at most this long for the peer to finish (UDP: for replies; default 1s)
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub wait: Option<Duration>,
     /// Give up on a connection attempt after this long
@@ -46,12 +60,19 @@ pub struct ConnectArgs {
     pub keepalive: Option<Duration>,
     #[command(flatten)]
     pub retry: RetryArgs,
+    #[command(flatten)]
+    pub tls: TlsConnectArgs,
 }
 
 impl ConnectArgs {
     /// Resolves the flags into the library config.
     pub fn resolve(&self) -> Result<ConnectConfig> {
-        let endpoint: Endpoint = self.addr.parse()?;
+        let endpoint = self.scheme.parse(&self.addr, self.tls.tls)?;
+        let udp = endpoint.scheme() == Scheme::Udp;
+        if self.raw && !udp {
+            return Err(Error::usage("--raw applies only to udp"));
+        }
+        let tls = self.tls.resolve(&endpoint)?;
         Ok(ConnectConfig {
             endpoint,
             options: ConnectOptions {
@@ -60,12 +81,18 @@ impl ConnectArgs {
                     nodelay: true,
                     keepalive: self.keepalive,
                 },
+                tls,
             },
             retry: self.retry.policy(0),
             send: self.send.as_ref().map(|s| s.as_bytes().to_vec()),
             shutdown_write: !self.no_shutdown,
             wait: self.wait,
             idle_timeout: optional(self.idle_timeout),
+            datagrams: if self.raw {
+                DatagramFraming::Chunks
+            } else {
+                DatagramFraming::Lines
+            },
         })
     }
 

@@ -7,6 +7,7 @@ mod connect;
 pub mod logging;
 mod relay;
 mod serve;
+mod tls;
 mod wait;
 
 use clap::{Parser, Subcommand};

@@ -9,10 +9,11 @@ use netcrab::endpoint::{Endpoint, Scheme};
 use netcrab::error::{Error, Result};
 use netcrab::relay::{self, RelayConfig};
 use netcrab::server::ServerLimits;
-use netcrab::transport::{ConnectOptions, Listener, SocketOptions};
+use netcrab::transport::{ConnectOptions, ListenOptions, Listener, SocketOptions};
 
 use super::common::{RetryArgs, optional, parse_duration};
 use super::serve::write_port_file;
+use super::tls::{TlsConnectArgs, TlsServeArgs};
 
 /// Upstream connection retries when neither `--retry` nor `--retry-for` is
 /// given: a refused upstream is retried twice (backoff caps 100 ms, then
@@ -26,7 +27,10 @@ Examples:
   netcrab relay 127.0.0.1:8443 10.0.0.5:443          # forward a local port to a remote service
   netcrab relay :9000 127.0.0.1:8080 --max-conns 100 # expose a local server on every interface
   netcrab relay 127.0.0.1:0 db:5432 --retry-for 30s  # hold clients while the database restarts
-  netcrab relay 127.0.0.1:7000 127.0.0.1:8080 --idle-timeout 0 --no-splice";
+  netcrab relay 127.0.0.1:7000 127.0.0.1:8080 --idle-timeout 0 --no-splice
+  netcrab relay tls://:443 127.0.0.1:8080 --cert cert.pem --key key.pem   # TLS termination
+  netcrab relay 127.0.0.1:6380 tls://redis.internal:6380 --upstream-ca ca.pem  # TLS origination
+  netcrab relay unix:///run/app.sock 127.0.0.1:8080   # a Unix socket in front of a TCP service";
 
 /// Accept connections and relay each to an upstream (a port forwarder)
 #[derive(Debug, Args)]
@@ -60,13 +64,86 @@ pub struct RelayArgs {
     /// Upstream connection retries (default: --retry 2)
     #[command(flatten)]
     pub retry: RetryArgs,
+    /// TLS on the listening side (termination)
+    #[command(flatten)]
+    pub tls: TlsServeArgs,
+    /// TLS towards the upstream (origination)
+    #[command(flatten)]
+    pub upstream_tls: UpstreamTlsArgs,
+}
+
+/// The upstream's TLS flags: `connect`'s, named `--upstream-*` so they do
+/// not clash with the listening side's.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Upstream TLS")]
+pub struct UpstreamTlsArgs {
+    /// Speak TLS to the upstream: an UPSTREAM without a scheme means tls://
+    #[arg(long)]
+    pub upstream_tls: bool,
+    /// Also trust the CA certificate(s) in FILE (PEM) for the upstream, besides the system's trust store
+    #[arg(long, value_name = "FILE")]
+    pub upstream_ca: Vec<PathBuf>,
+    /// The name to ask the upstream for (SNI) and to verify its certificate against
+    #[arg(long, value_name = "NAME")]
+    pub upstream_servername: Option<String>,
+    /// Accept exactly the upstream certificate with this SHA-256 fingerprint
+    #[arg(long, value_name = "FINGERPRINT", conflicts_with = "upstream_ca")]
+    pub upstream_pin_sha256: Vec<String>,
+    /// Do not verify the upstream's certificate at all (warns)
+    #[arg(long, conflicts_with_all = ["upstream_ca", "upstream_pin_sha256"])]
+    pub upstream_insecure: bool,
+    /// Present this client certificate chain (PEM) to the upstream
+    #[arg(long, value_name = "FILE", requires = "upstream_key")]
+    pub upstream_cert: Option<PathBuf>,
+    /// Private key of --upstream-cert (PEM)
+    #[arg(long, value_name = "FILE", requires = "upstream_cert")]
+    pub upstream_key: Option<PathBuf>,
+}
+
+impl UpstreamTlsArgs {
+    /// The TLS options for connecting to `upstream`.
+    fn resolve(&self, upstream: &Endpoint) -> Result<netcrab::tls::TlsClientOptions> {
+        if upstream.scheme() != Scheme::Tls {
+            let given = [
+                ("--upstream-ca", !self.upstream_ca.is_empty()),
+                ("--upstream-servername", self.upstream_servername.is_some()),
+                (
+                    "--upstream-pin-sha256",
+                    !self.upstream_pin_sha256.is_empty(),
+                ),
+                ("--upstream-insecure", self.upstream_insecure),
+                ("--upstream-cert", self.upstream_cert.is_some()),
+            ];
+            if let Some((flag, _)) = given.iter().find(|(_, given)| *given) {
+                return Err(Error::usage(format!(
+                    "{flag} needs a tls:// upstream (or --upstream-tls), not {upstream}"
+                )));
+            }
+        }
+        // The same resolution as connect's flags (checked above, so its own
+        // "needs tls" errors cannot name the wrong flags).
+        TlsConnectArgs {
+            tls: self.upstream_tls,
+            ca: self.upstream_ca.clone(),
+            servername: self.upstream_servername.clone(),
+            pin_sha256: self.upstream_pin_sha256.clone(),
+            insecure: self.upstream_insecure,
+            cert: self.upstream_cert.clone(),
+            key: self.upstream_key.clone(),
+            alpn: Vec::new(),
+            handshake_timeout: None,
+        }
+        .resolve(upstream)
+    }
 }
 
 impl RelayArgs {
     /// Resolves the flags into the listen address and the library config.
-    pub fn resolve(&self) -> Result<(Endpoint, RelayConfig)> {
-        let listen: Endpoint = self.listen.parse()?;
-        let upstream: Endpoint = self.upstream.parse()?;
+    pub fn resolve(&self) -> Result<(Endpoint, ListenOptions, RelayConfig)> {
+        let scheme = |tls: bool| if tls { Scheme::Tls } else { Scheme::Tcp };
+        let listen = Endpoint::parse_with_default(&self.listen, scheme(self.tls.tls))?;
+        let upstream =
+            Endpoint::parse_with_default(&self.upstream, scheme(self.upstream_tls.upstream_tls))?;
         for endpoint in [&listen, &upstream] {
             if endpoint.scheme() == Scheme::Udp {
                 return Err(Error::usage(format!(
@@ -77,6 +154,7 @@ impl RelayArgs {
         if self.max_conns == 0 {
             return Err(Error::usage("--max-conns must be at least 1"));
         }
+        let upstream_tls = self.upstream_tls.resolve(&upstream)?;
         let socket = SocketOptions {
             nodelay: true,
             keepalive: self.keepalive,
@@ -86,6 +164,7 @@ impl RelayArgs {
             connect: ConnectOptions {
                 connect_timeout: self.connect_timeout,
                 socket: socket.clone(),
+                tls: upstream_tls,
             },
             retry: self.retry.policy(DEFAULT_RETRIES),
             idle_timeout: optional(self.idle_timeout),
@@ -96,17 +175,28 @@ impl RelayArgs {
                 socket,
             },
         };
-        Ok((listen, config))
+        let mut listen_options = ListenOptions::default();
+        listen_options.tls = self.tls.resolve(&listen)?;
+        Ok((listen, listen_options, config))
     }
 
     /// Runs the command until a signal stops it and the drain is over.
     pub async fn run(&self) -> Result<()> {
-        let (listen, config) = self.resolve()?;
+        let (listen, listen_options, config) = self.resolve()?;
         let shutdown = netcrab::shutdown::on_signals()?;
-        let listener = Listener::bind(&listen).await?;
+        let listener = Listener::bind_with(&listen, &listen_options).await?;
         let local = listener
             .local_addr()
             .map_err(|e| Error::io("read the bound address", e))?;
+        if let Some(tls) = listener.tls() {
+            if let Some(names) = tls.self_signed_names() {
+                tracing::info!(
+                    "tls: generated a self-signed certificate for {}",
+                    names.join(", ")
+                );
+            }
+            tracing::info!("tls certificate sha256 fingerprint: {}", tls.fingerprint());
+        }
         // The port file first: whoever sees the log line can read it.
         if let (Some(path), Some(port)) = (&self.port_file, listener.port()) {
             write_port_file(path, port)?;

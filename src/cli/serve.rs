@@ -5,29 +5,44 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{ArgGroup, Args};
-use netcrab::endpoint::Endpoint;
+use netcrab::endpoint::{Endpoint, Scheme};
 use netcrab::error::{Error, Result};
 use netcrab::serve::{self, Framing, ServeConfig, Service};
 use netcrab::server::ServerLimits;
-use netcrab::transport::{Listener, SocketOptions};
+use netcrab::transport::{ListenOptions, Listener, SocketOptions};
 
-use super::common::{optional, parse_duration};
+use super::common::{SchemeArgs, optional, parse_duration};
+use super::tls::TlsServeArgs;
+
+/// The listen address when none is given (the seed's).
+const DEFAULT_ADDR: &str = "127.0.0.1:8080";
 
 const EXAMPLES: &str = "\
 Examples:
   netcrab serve                         # the seed's server: 127.0.0.1:8080, answers \"hello, world\"
   netcrab serve 127.0.0.1:0 --echo      # an echo server on a free port (printed on stderr)
   netcrab serve :9000 --lines --reply ok  # every interface; answer each line with \"ok\"
-  netcrab serve --discard --port-file /tmp/port 127.0.0.1:0";
+  netcrab serve --discard --port-file /tmp/port 127.0.0.1:0
+  netcrab serve '[::1]:8080' --echo     # IPv6 loopback
+  netcrab serve -u 127.0.0.1:5353 --echo  # UDP: answer each datagram (same as udp://127.0.0.1:5353)
+  netcrab serve -U /tmp/echo.sock --echo --mode 660  # Unix socket file, group-writable
+  netcrab serve unix:@netcrab --lines   # Linux abstract Unix socket (no file)
+  netcrab serve --tls 127.0.0.1:8443 --echo  # TLS with a self-signed certificate; its fingerprint is printed
+  netcrab serve tls://:8443 --cert cert.pem --key key.pem --client-ca clients.pem  # mutual TLS";
 
 /// Listen and answer every connection (the seed's server)
 #[derive(Debug, Args)]
 #[command(after_help = EXAMPLES)]
 #[command(group(ArgGroup::new("service").args(["reply", "echo", "discard"])))]
 pub struct ServeArgs {
-    /// Address to listen on: HOST:PORT, [IPV6]:PORT, :PORT (every interface) or PORT
-    #[arg(default_value = "127.0.0.1:8080")]
-    pub addr: String,
+    /// Address to listen on: HOST:PORT, [IPV6]:PORT, :PORT (every interface), PORT,
+    /// udp://HOST:PORT, unix:///PATH or unix:@NAME [default: 127.0.0.1:8080]
+    pub addr: Option<String>,
+    #[command(flatten)]
+    pub scheme: SchemeArgs,
+    /// Permissions of the Unix socket file, in octal (e.g. 660); set before it accepts connections
+    #[arg(long, value_name = "OCTAL", value_parser = parse_mode)]
+    pub mode: Option<u32>,
     /// Answer every message with TEXT (the default service)
     #[arg(long, value_name = "TEXT", default_value = "hello, world")]
     pub reply: String,
@@ -58,12 +73,29 @@ pub struct ServeArgs {
     /// Enable TCP keepalive probes after this much idle time
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub keepalive: Option<Duration>,
+    #[command(flatten)]
+    pub tls: TlsServeArgs,
 }
 
 impl ServeArgs {
-    /// Resolves the flags into the listen address and the library config.
-    pub fn resolve(&self) -> Result<(Endpoint, ServeConfig)> {
-        let endpoint: Endpoint = self.addr.parse()?;
+    /// Resolves the flags into the listen address, its options and the
+    /// library config.
+    pub fn resolve(&self) -> Result<(Endpoint, ListenOptions, ServeConfig)> {
+        let endpoint = match &self.addr {
+            Some(addr) => self.scheme.parse(addr, self.tls.tls)?,
+            None if self.scheme.unix => {
+                return Err(Error::usage(
+                    "-U needs a socket path, as in -U /tmp/app.sock",
+                ));
+            }
+            None => self.scheme.parse(DEFAULT_ADDR, self.tls.tls)?,
+        };
+        if self.mode.is_some() && endpoint.scheme() != Scheme::Unix {
+            return Err(Error::usage("--mode applies only to unix socket files"));
+        }
+        let mut listen = ListenOptions::default();
+        listen.tls = self.tls.resolve(&endpoint)?;
+        listen.unix_mode = self.mode;
         let service = if self.echo {
             Service::Echo
         } else if self.discard {
@@ -97,24 +129,75 @@ impl ServeArgs {
                 },
             },
         };
-        Ok((endpoint, config))
+        Ok((endpoint, listen, config))
     }
 
     /// Runs the command until a signal stops it and the drain is over.
     pub async fn run(&self) -> Result<()> {
-        let (endpoint, config) = self.resolve()?;
+        let (endpoint, listen, config) = self.resolve()?;
         let shutdown = netcrab::shutdown::on_signals()?;
-        let listener = Listener::bind(&endpoint).await?;
+        if let Endpoint::Udp(hp) = &endpoint {
+            return self.run_udp(hp, config, shutdown).await;
+        }
+        let listener = Listener::bind_with(&endpoint, &listen).await?;
         let local = listener
             .local_addr()
             .map_err(|e| Error::io("read the bound address", e))?;
-        tracing::info!("listening on {local}");
+        if let Some(tls) = listener.tls() {
+            // Before "listening on", so whoever waits for that line has both.
+            if let Some(names) = tls.self_signed_names() {
+                tracing::info!(
+                    "tls: generated a self-signed certificate for {}",
+                    names.join(", ")
+                );
+            }
+            tracing::info!("tls certificate sha256 fingerprint: {}", tls.fingerprint());
+        }
+        // The port file first: whoever waits for "listening on" can read it.
         if let (Some(path), Some(port)) = (&self.port_file, listener.port()) {
             write_port_file(path, port)?;
         }
+        tracing::info!("listening on {local}");
         let report = serve::run(listener, config, shutdown).await?;
         tracing::info!("stopped after {} connection(s)", report.accepted);
         Ok(())
+    }
+}
+
+impl ServeArgs {
+    /// Serves datagrams: UDP is not a stream, so it has its own loop.
+    async fn run_udp(
+        &self,
+        hp: &netcrab::endpoint::HostPort,
+        config: ServeConfig,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> Result<()> {
+        let socket = netcrab::transport::udp::bind_udp(hp).await?;
+        let local = socket
+            .local_addr()
+            .map_err(|e| Error::io("read the bound address", e))?;
+        if let Some(path) = &self.port_file {
+            write_port_file(path, local.port())?;
+        }
+        tracing::info!("listening on udp://{local}");
+        let report = serve::udp::run(socket, config, shutdown).await?;
+        tracing::info!(
+            "stopped after {} datagram(s) received, {} sent",
+            report.received,
+            report.sent
+        );
+        Ok(())
+    }
+}
+
+/// Parses `--mode`: permission bits in octal, as chmod takes them.
+fn parse_mode(s: &str) -> std::result::Result<u32, String> {
+    let digits = s.strip_prefix("0o").unwrap_or(s);
+    match u32::from_str_radix(digits, 8) {
+        Ok(mode) if mode <= 0o7777 => Ok(mode),
+        _ => Err(format!(
+            "{s:?} is not an octal mode from 0 to 7777 (e.g. 600, 660)"
+        )),
     }
 }
 
@@ -125,4 +208,19 @@ pub(super) fn write_port_file(path: &Path, port: u16) -> Result<()> {
     let context = format!("write port file {}", path.display());
     std::fs::write(&tmp, format!("{port}\n")).map_err(|e| Error::io(&context, e))?;
     std::fs::rename(&tmp, path).map_err(|e| Error::io(&context, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_are_octal() {
+        assert_eq!(parse_mode("660"), Ok(0o660));
+        assert_eq!(parse_mode("0600"), Ok(0o600));
+        assert_eq!(parse_mode("0o755"), Ok(0o755));
+        assert!(parse_mode("8").is_err());
+        assert!(parse_mode("17777").is_err());
+        assert!(parse_mode("rw").is_err());
+    }
 }

@@ -6,13 +6,14 @@ use std::os::unix::process::CommandExt;
 use std::time::Duration;
 
 use clap::Args;
-use netcrab::endpoint::Endpoint;
+use netcrab::endpoint::{Endpoint, Scheme};
 use netcrab::error::{Error, ErrorKind, Result, fmt_duration};
 use netcrab::retry::RetryPolicy;
 use netcrab::transport::{ConnectOptions, SocketOptions};
 use netcrab::wait::{self, Readiness, WaitConfig};
 
 use super::common::{optional, parse_duration};
+use super::tls::TlsConnectArgs;
 
 /// The examples shown after the help.
 pub const EXAMPLES: &str = "\
@@ -22,6 +23,7 @@ Examples:
   netcrab wait redis:6379 --send $'PING\\r\\n' --expect PONG   # ready means answering, not just listening
   netcrab wait --any primary:5432 replica:5432               # one of them is enough
   netcrab wait --invert 127.0.0.1:8080 --timeout 1m          # wait until the old server has stopped
+  netcrab wait tls://api.internal:443 --ca ca.pem             # up means a verified TLS handshake
 
 Without COMMAND it exits 0 once ready. With it, netcrab becomes COMMAND
 (exec): its exit code is netcrab's. On timeout it exits 124, names the
@@ -63,6 +65,8 @@ pub struct WaitArgs {
     /// On timeout, report the targets still down and run COMMAND anyway
     #[arg(long, requires = "command")]
     pub run_anyway: bool,
+    #[command(flatten)]
+    pub tls: TlsConnectArgs,
     /// The command to run once ready (after --)
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
@@ -71,11 +75,23 @@ pub struct WaitArgs {
 impl WaitArgs {
     /// Resolves the flags into the library config.
     pub fn resolve(&self) -> Result<WaitConfig> {
+        let default = if self.tls.tls {
+            Scheme::Tls
+        } else {
+            Scheme::Tcp
+        };
         let targets = self
             .targets
             .iter()
-            .map(|t| t.parse::<Endpoint>())
+            .map(|t| Endpoint::parse_with_default(t, default))
             .collect::<Result<Vec<_>>>()?;
+        // TLS flags apply to the tls:// targets; given without one, they
+        // are an error naming the flag.
+        let tls_target = targets
+            .iter()
+            .find(|t| t.scheme() == Scheme::Tls)
+            .unwrap_or(&targets[0]);
+        let tls = self.tls.resolve(tls_target)?;
         if self.attempt_timeout.is_zero() {
             return Err(Error::usage("--attempt-timeout must be more than 0"));
         }
@@ -94,6 +110,7 @@ impl WaitArgs {
             connect: ConnectOptions {
                 connect_timeout: self.attempt_timeout,
                 socket: SocketOptions::default(),
+                tls,
             },
             backoff: RetryPolicy {
                 max_retries: None,

@@ -3,6 +3,7 @@
 
 pub mod lines;
 mod service;
+pub mod udp;
 
 use std::sync::Arc;
 use std::time::Duration;

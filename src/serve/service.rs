@@ -139,6 +139,8 @@ async fn serve_connection(
                     .write_all(&buf)
                     .await
                     .map_err(|e| Error::io("write", e))?;
+                // TLS holds written data until flushed (no-op for TCP).
+                stream.flush().await.map_err(|e| Error::io("write", e))?;
                 counts.sent += buf.len() as u64;
             }
             None => respond(&buf, false, peer, config, &mut out),
@@ -171,7 +173,13 @@ async fn read_when_ready(stream: &mut Stream, size: usize) -> std::io::Result<Ve
 }
 
 /// Appends the answer to one message to `out`, and logs the message.
-fn respond(msg: &[u8], line: bool, peer: &PeerAddr, config: &ServeConfig, out: &mut Vec<u8>) {
+pub(super) fn respond(
+    msg: &[u8],
+    line: bool,
+    peer: &PeerAddr,
+    config: &ServeConfig,
+    out: &mut Vec<u8>,
+) {
     log_message(msg, peer, config);
     match &config.service {
         Service::Reply(reply) => {
@@ -203,6 +211,7 @@ async fn write_out(stream: &mut Stream, out: &mut Vec<u8>, counts: &mut Counts) 
         .write_all(out)
         .await
         .map_err(|e| Error::io("write", e))?;
+    stream.flush().await.map_err(|e| Error::io("write", e))?;
     counts.sent += out.len() as u64;
     out.clear();
     Ok(())
@@ -214,7 +223,8 @@ async fn write_out(stream: &mut Stream, out: &mut Vec<u8>, counts: &mut Counts) 
 async fn linger(stream: &mut Stream) {
     let _ = stream.shutdown().await;
     let _ = tokio::time::timeout(LINGER, async {
-        let mut sink = [0u8; 4096];
+        // On the heap: an array here would enlarge every connection's future.
+        let mut sink = vec![0u8; 4096];
         while let Ok(n) = stream.read(&mut sink).await {
             if n == 0 {
                 break;

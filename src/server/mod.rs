@@ -7,6 +7,11 @@
 //! permit that moves into each connection task; accept errors back off
 //! instead of spinning ([`accept`]); on shutdown the loop stops accepting,
 //! lets open connections finish for the drain timeout, then closes the rest.
+//!
+//! A TLS handshake runs in the connection's task, under its own timeout
+//! and holding the connection's permit: a slow or silent client delays
+//! only itself. A failed handshake is logged with its reason and the
+//! handler never sees that connection.
 
 pub mod accept;
 
@@ -55,8 +60,8 @@ pub struct ServerReport {
 }
 
 /// Accepts connections from `listener` and runs `handler` on each in its
-/// own task until `shutdown` is cancelled, then drains. Returns once every
-/// connection task has ended.
+/// own task (after the TLS handshake, for a TLS listener) until `shutdown`
+/// is cancelled, then drains. Returns once every connection task has ended.
 pub async fn run<H, F>(
     listener: Listener,
     limits: &ServerLimits,
@@ -64,9 +69,10 @@ pub async fn run<H, F>(
     handler: H,
 ) -> Result<ServerReport>
 where
-    H: Fn(Stream, PeerAddr) -> F,
+    H: Fn(Stream, PeerAddr) -> F + Send + Sync + 'static,
     F: Future<Output = ()> + Send + 'static,
 {
+    let handler = Arc::new(handler);
     let limit = Arc::new(Semaphore::new(limits.max_conns.max(1)));
     let mut tasks = JoinSet::new();
     let mut backoff = AcceptBackoff::default();
@@ -96,7 +102,7 @@ where
                 }
             }
         };
-        let (stream, peer) = tokio::select! {
+        let (accepted, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => {
                     backoff.on_success();
@@ -116,12 +122,15 @@ where
         };
         limit_logged = false;
         report.accepted += 1;
-        if let Err(err) = stream.set_options(&limits.socket) {
+        if let Err(err) = accepted.set_options(&limits.socket) {
             tracing::debug!("{peer}: set socket options: {err}");
         }
-        let work = handler(stream, peer);
+        let handler = handler.clone();
         tasks.spawn(async move {
-            work.await;
+            match accepted.handshake(&peer).await {
+                Ok(stream) => handler(stream, peer).await,
+                Err(err) => tracing::info!("{err}"),
+            }
             drop(permit);
         });
     }

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use socket2::{SockRef, TcpKeepalive};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
-use super::{ConnectOptions, SocketOptions};
+use super::{ConnectOptions, SocketOptions, happy_eyeballs};
 use crate::endpoint::HostPort;
 use crate::error::{Error, ErrorKind, Result, fmt_duration};
 
@@ -39,23 +39,22 @@ fn bind_addr(addr: SocketAddr) -> io::Result<TcpListener> {
     socket.listen(BACKLOG)
 }
 
-/// Connects to `hp`, trying each resolved address in turn, each attempt
-/// bounded by the connect timeout. The error is the last address's.
+/// Connects to `hp`. One address is simply connected; several are raced
+/// with Happy Eyeballs (IPv6 first, a new attempt every 250 ms). The whole
+/// of it, resolution included, is bounded by the connect timeout.
 pub async fn connect_tcp(hp: &HostPort, opts: &ConnectOptions) -> Result<TcpStream> {
     let context = format!("connect to {hp}");
     let work = async {
-        let addrs = hp.resolve(false).await?;
-        let mut last_err = None;
-        for addr in addrs {
-            match TcpStream::connect(addr).await {
-                Ok(stream) => return Ok(stream),
-                Err(e) => {
-                    tracing::trace!("connect to {addr}: {e}");
-                    last_err = Some(Error::io(context.clone(), e));
-                }
-            }
+        let addrs = happy_eyeballs::interleave(&hp.resolve(false).await?);
+        match addrs.as_slice() {
+            [] => Err(Error::new(ErrorKind::Resolve, context.clone())),
+            [addr] => TcpStream::connect(addr)
+                .await
+                .map_err(|e| Error::io(context.clone(), e)),
+            _ => happy_eyeballs::race(&addrs, happy_eyeballs::ATTEMPT_DELAY, TcpStream::connect)
+                .await
+                .map_err(|errors| pick_error(&context, errors)),
         }
-        Err(last_err.unwrap_or_else(|| Error::new(ErrorKind::Resolve, context.clone())))
     };
     let stream = match tokio::time::timeout(opts.connect_timeout, work).await {
         Ok(result) => result?,
@@ -68,6 +67,26 @@ pub async fn connect_tcp(hp: &HostPort, opts: &ConnectOptions) -> Result<TcpStre
     };
     set_options(&stream, &opts.socket).map_err(|e| Error::io("set socket options", e))?;
     Ok(stream)
+}
+
+/// The error to report when every address failed: the first one a retry
+/// could heal (a refusal on 127.0.0.1 matters more than "address not
+/// available" on ::1 of a host without IPv6), else the first; with the
+/// addresses tried named.
+fn pick_error(context: &str, errors: Vec<(SocketAddr, io::Error)>) -> Error {
+    let tried: Vec<String> = errors.iter().map(|(a, _)| a.to_string()).collect();
+    let chosen = errors
+        .iter()
+        .position(|(_, e)| ErrorKind::of_io(e).is_retryable())
+        .unwrap_or(0);
+    match errors.into_iter().nth(chosen) {
+        Some((addr, err)) => {
+            let err = Error::io(context, err);
+            let detail = format!("{} (on {addr}; tried {})", err.detail(), tried.join(", "));
+            err.with_detail(detail)
+        }
+        None => Error::new(ErrorKind::Io, context).with_detail("every connection attempt failed"),
+    }
 }
 
 /// Applies TCP_NODELAY and keepalive.

@@ -2,7 +2,12 @@
 //! running the real executable against real sockets on loopback.
 
 mod connect;
+mod ipv6;
+mod matrix;
 mod relay;
 mod serve;
+mod tls;
+mod udp;
+mod unix;
 mod util;
 mod wait;

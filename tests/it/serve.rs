@@ -1,6 +1,10 @@
-//! `netcrab serve` against real clients.
+//! `netcrab serve` against real clients: services, limits, timeouts,
+//! shutdown and the accept loop under descriptor exhaustion.
 
 use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::time::{Duration, Instant};
 
 use crate::util::*;
 
@@ -17,8 +21,271 @@ fn seed_exchange_with_defaults() {
 fn replies_once_per_read() {
     let server = Server::start(&["--reply", "pong"]);
     let mut s = server.connect();
-    s.write_all(b"ping").unwrap();
-    let mut buf = [0u8; 4];
+    for _ in 0..3 {
+        s.write_all(b"ping").unwrap();
+        let mut buf = [0u8; 4];
+        s.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"pong");
+    }
+}
+
+#[test]
+fn logged_payloads_are_escaped() {
+    let server = Server::start(&[]);
+    let mut s = server.connect();
+    s.write_all(b"\x1b[2J\x00bin\n").unwrap();
+    let mut buf = [0u8; 12];
     s.read_exact(&mut buf).unwrap();
-    assert_eq!(&buf, b"pong");
+    server.proc.stderr.wait_for(r"recv \x1b[2J\x00bin\n");
+}
+
+#[test]
+fn echo_of_a_multi_megabyte_payload_is_byte_exact() {
+    let server = Server::start(&["--echo"]);
+    let data = payload(8 << 20, 42);
+    let out = run_with_input(&["connect", &server.addr_str()], data.clone());
+    assert_eq!(code(out.status), 0, "{}", stderr(&out));
+    assert_eq!(out.stdout.len(), data.len());
+    assert!(out.stdout == data, "echoed bytes differ");
+}
+
+#[test]
+fn serves_200_concurrent_clients() {
+    let server = Server::start(&["--echo"]);
+    let addr = server.addr;
+    let clients: Vec<_> = (0..200)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let mut s = TcpStream::connect(addr).expect("connect");
+                s.set_read_timeout(Some(PATIENCE)).unwrap();
+                let msg = format!("client {i}");
+                s.write_all(msg.as_bytes()).unwrap();
+                s.shutdown(Shutdown::Write).unwrap();
+                String::from_utf8(read_to_end(&mut s)).unwrap() == msg
+            })
+        })
+        .collect();
+    let ok = clients
+        .into_iter()
+        .filter_map(|c| c.join().ok())
+        .filter(|ok| *ok)
+        .count();
+    assert_eq!(ok, 200);
+}
+
+#[test]
+fn half_closed_client_still_receives_the_full_reply() {
+    let server = Server::start(&["--echo", "--lines"]);
+    let mut s = server.connect();
+    // Several lines and an unterminated last one, then EOF from our side.
+    s.write_all(b"one\ntwo\nthree").unwrap();
+    s.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(read_to_end(&mut s), b"one\ntwo\nthree");
+}
+
+#[test]
+fn lines_mode_replies_per_line() {
+    let server = Server::start(&["--lines", "--reply", "ok"]);
+    let mut s = server.connect();
+    // Split across writes: line boundaries, not reads, drive the replies.
+    s.write_all(b"a\nb").unwrap();
+    s.write_all(b"c\nd\n").unwrap();
+    s.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(read_to_end(&mut s), b"ok\nok\nok\n");
+}
+
+#[test]
+fn an_overlong_line_gets_an_error_and_the_server_keeps_serving() {
+    let server = Server::start(&["--echo", "--lines", "--max-line", "8"]);
+    let mut s = server.connect();
+    s.write_all(b"short\nthis line is too long\n").unwrap();
+    let got = String::from_utf8(read_to_end(&mut s)).unwrap();
+    assert_eq!(got, "short\nerror: line too long (max 8 bytes)\n");
+    server.proc.stderr.wait_for("line longer than 8 bytes");
+    // Others are still served.
+    let out = run(&["connect", &server.addr_str(), "--send", "next\n"]);
+    assert_eq!(out.stdout, b"next\n");
+}
+
+#[test]
+fn discard_reads_everything_and_answers_nothing() {
+    let server = Server::start(&["--discard"]);
+    let out = run_with_input(&["connect", &server.addr_str()], payload(1 << 20, 1));
+    assert_eq!(code(out.status), 0, "{}", stderr(&out));
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn port_file_holds_the_bound_port() {
+    let dir = std::env::temp_dir().join(format!("netcrab-pf-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("port");
+    let server = Server::start(&["--port-file", file.to_str().unwrap()]);
+    let port: u16 = std::fs::read_to_string(&file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(port, server.addr.port());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn idle_connections_are_closed() {
+    let server = Server::start(&["--idle-timeout", "300ms"]);
+    let mut s = server.connect();
+    let start = Instant::now();
+    assert_eq!(read_to_end(&mut s), b"");
+    assert!(start.elapsed() >= Duration::from_millis(250));
+    server.proc.stderr.wait_for("idle for 300ms");
+}
+
+#[test]
+fn connections_past_max_conns_wait_for_a_slot() {
+    let server = Server::start(&["--echo", "--max-conns", "1"]);
+    let mut first = server.connect();
+    first.write_all(b"a").unwrap();
+    let mut buf = [0u8; 1];
+    first.read_exact(&mut buf).unwrap();
+    // The second connection completes its handshake (kernel backlog) but is
+    // not served while the first is open.
+    let mut second = server.connect();
+    second.write_all(b"b").unwrap();
+    second
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let err = second.read(&mut buf).unwrap_err();
+    assert!(matches!(
+        err.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    ));
+    server.proc.stderr.wait_for("connection limit reached (1)");
+    drop(first);
+    second.set_read_timeout(Some(PATIENCE)).unwrap();
+    second.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"b");
+}
+
+#[test]
+fn sigterm_drains_open_connections_then_exits_0() {
+    let mut server = Server::start(&["--echo", "--drain-timeout", "20s"]);
+    let mut s = server.connect();
+    s.write_all(b"before").unwrap();
+    let mut buf = [0u8; 6];
+    s.read_exact(&mut buf).unwrap();
+
+    server.proc.signal(libc::SIGTERM);
+    server.proc.stderr.wait_for("draining 1 open connection");
+    // New connections are refused once draining starts...
+    let refused = TcpStream::connect(server.addr);
+    assert!(
+        refused.is_err(),
+        "a new connection was accepted while draining"
+    );
+    // ...but the one in progress is still served to its end.
+    s.write_all(b"after!").unwrap();
+    s.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"after!");
+    s.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(read_to_end(&mut s), b"");
+    assert_eq!(code(server.proc.wait()), 0);
+}
+
+#[test]
+fn drain_timeout_closes_lingering_connections() {
+    let mut server = Server::start(&["--echo", "--drain-timeout", "200ms"]);
+    let mut s = server.connect();
+    s.write_all(b"x").unwrap();
+    let mut buf = [0u8; 1];
+    s.read_exact(&mut buf).unwrap();
+    server.proc.signal(libc::SIGTERM);
+    assert_eq!(code(server.proc.wait()), 0);
+    server
+        .proc
+        .stderr
+        .wait_for("drain timeout: closing 1 connection");
+    assert_eq!(read_to_end(&mut s), b"");
+}
+
+#[test]
+fn a_second_signal_exits_at_once() {
+    let mut server = Server::start(&["--echo", "--drain-timeout", "60s"]);
+    let mut s = server.connect();
+    s.write_all(b"x").unwrap();
+    let mut buf = [0u8; 1];
+    s.read_exact(&mut buf).unwrap();
+    server.proc.signal(libc::SIGINT);
+    server.proc.stderr.wait_for("draining");
+    server.proc.signal(libc::SIGINT);
+    assert_eq!(code(server.proc.wait()), 130);
+}
+
+#[test]
+fn address_in_use_is_a_local_error() {
+    let server = Server::start(&[]);
+    let out = run(&["serve", &server.addr_str()]);
+    assert_eq!(code(out.status), 9, "{}", stderr(&out));
+    assert!(stderr(&out).contains("address in use"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_malformed_address_is_a_usage_error() {
+    let out = run(&["serve", "127.0.0.1:http"]);
+    assert_eq!(code(out.status), 2);
+    assert!(stderr(&out).contains("port \"http\""), "{}", stderr(&out));
+}
+
+/// Under a low descriptor limit the accept loop backs off instead of
+/// spinning, and serves again once descriptors are released.
+#[test]
+fn accept_backs_off_when_descriptors_run_out_and_recovers() {
+    let mut cmd = netcrab();
+    cmd.args(["serve", "127.0.0.1:0", "--echo"]);
+    // SAFETY: setrlimit is async-signal-safe; nothing else runs in the child.
+    #[allow(unsafe_code)]
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 32,
+                rlim_max: 32,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let server = Server::from_proc(Proc::start_with(&mut cmd));
+
+    // Open connections until the server can no longer accept: its log says so.
+    let mut held = Vec::new();
+    for _ in 0..64 {
+        held.push(TcpStream::connect(server.addr).expect("connect (backlog)"));
+        if server.proc.stderr.count("too many open files") > 0 {
+            break;
+        }
+    }
+    server.proc.stderr.wait_for("too many open files");
+    assert_eq!(
+        server.proc.stderr.count("too many open files"),
+        1,
+        "logged once per episode"
+    );
+
+    // While exhausted, the loop sleeps: it must not burn a core.
+    let cpu_before = server.proc.cpu_time();
+    let wall = Instant::now();
+    std::thread::sleep(Duration::from_millis(1000));
+    let cpu = server.proc.cpu_time() - cpu_before;
+    assert!(
+        cpu < wall.elapsed() / 4,
+        "accept loop used {cpu:?} of CPU in {:?}",
+        wall.elapsed()
+    );
+
+    // Release descriptors: the waiting and new connections are served.
+    held.truncate(4);
+    server.proc.stderr.wait_for("accept: recovered");
+    let out = run(&["connect", &server.addr_str(), "--send", "alive"]);
+    assert_eq!(out.stdout, b"alive", "{}", stderr(&out));
 }

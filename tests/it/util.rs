@@ -202,6 +202,8 @@ impl Server {
             .rsplit("listening on ")
             .next()
             .and_then(|a| a.split_whitespace().next())
+            // Drop a scheme (`tls://`, `udp://`): the socket address follows.
+            .map(|a| a.rsplit("://").next().unwrap_or(a))
             .and_then(|a| a.parse().ok())
             .unwrap_or_else(|| panic!("no address in {line:?}"));
         Server { proc, addr }
@@ -256,4 +258,162 @@ pub fn code(status: ExitStatus) -> i32 {
 /// Stderr of an output as text.
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A running server on any transport and its address exactly as printed
+/// (`127.0.0.1:PORT`, `[::1]:PORT`, `udp://127.0.0.1:PORT`, `unix:///PATH`).
+pub struct Listening {
+    pub proc: Proc,
+    pub addr: String,
+}
+
+impl Listening {
+    /// Starts netcrab with exactly `args` and waits for `listening on ADDR`.
+    pub fn start(args: &[&str]) -> Listening {
+        Listening::from_proc(Proc::start(args))
+    }
+
+    /// Waits for `proc` to print `listening on ADDR`.
+    pub fn from_proc(proc: Proc) -> Listening {
+        let line = proc.stderr.wait_for("listening on ");
+        let addr = line
+            .rsplit("listening on ")
+            .next()
+            .and_then(|a| a.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .to_owned();
+        Listening { proc, addr }
+    }
+
+    /// The port of a network address.
+    pub fn port(&self) -> u16 {
+        self.addr
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no port in {}", self.addr))
+    }
+}
+
+/// Bytes a child wrote on a pipe, collected by a thread, with a condition
+/// variable to wait on.
+#[derive(Clone, Default)]
+pub struct Collected(Arc<(Mutex<Received>, Condvar)>);
+
+/// What a [`Collected`] pipe delivered so far.
+#[derive(Default)]
+pub struct Received {
+    bytes: Vec<u8>,
+    eof: bool,
+}
+
+impl Collected {
+    /// Collects `reader` until EOF in a background thread.
+    pub fn collect(mut reader: impl Read + Send + 'static) -> Collected {
+        let collected = Collected::default();
+        let sink = collected.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 64 * 1024];
+            loop {
+                let n = reader.read(&mut buf).unwrap_or(0);
+                let (lock, cvar) = &*sink.0;
+                let mut state = lock.lock().expect("collected lock");
+                if n == 0 {
+                    state.eof = true;
+                } else {
+                    state.bytes.extend_from_slice(&buf[..n]);
+                }
+                cvar.notify_all();
+                if n == 0 {
+                    break;
+                }
+            }
+        });
+        collected
+    }
+
+    /// Waits until at least `len` bytes arrived and returns them all;
+    /// panics after [`PATIENCE`] or at EOF with less.
+    pub fn wait_for_len(&self, len: usize) -> Vec<u8> {
+        let (lock, cvar) = &*self.0;
+        let deadline = Instant::now() + PATIENCE;
+        let mut state = lock.lock().expect("collected lock");
+        loop {
+            if state.bytes.len() >= len {
+                return state.bytes.clone();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero() && !state.eof,
+                "wanted {len} bytes, got {:?}",
+                String::from_utf8_lossy(&state.bytes)
+            );
+            state = cvar.wait_timeout(state, left).expect("collected lock").0;
+        }
+    }
+
+    /// Everything so far.
+    pub fn bytes(&self) -> Vec<u8> {
+        self.0.0.lock().expect("collected lock").bytes.clone()
+    }
+}
+
+/// An interactive netcrab client: stdin and stdout piped, stderr collected.
+/// Killed on drop.
+pub struct Client {
+    pub proc: Proc,
+    pub stdin: Option<std::process::ChildStdin>,
+    pub stdout: Collected,
+}
+
+impl Client {
+    /// Starts netcrab with `args`.
+    pub fn start<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Client {
+        let mut child = netcrab()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn netcrab");
+        let stdin = child.stdin.take();
+        let stdout = Collected::collect(child.stdout.take().expect("stdout"));
+        let stderr = Lines::collect(child.stderr.take().expect("stderr"));
+        Client {
+            proc: Proc { child, stderr },
+            stdin,
+            stdout,
+        }
+    }
+
+    /// Writes `data` to the client's stdin.
+    pub fn send(&mut self, data: &[u8]) {
+        let stdin = self.stdin.as_mut().expect("stdin still open");
+        stdin.write_all(data).expect("write to client stdin");
+        stdin.flush().expect("flush client stdin");
+    }
+
+    /// Closes the client's stdin (EOF).
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Waits for the client to exit; returns its exit code.
+    pub fn wait(&mut self) -> i32 {
+        code(self.proc.wait())
+    }
+}
+
+/// A fresh temporary directory (removed on drop) for socket files.
+pub fn temp_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("netcrab-it-")
+        .tempdir()
+        .expect("temp dir")
+}
+
+/// Whether this machine can listen on ::1 (a test that needs it prints a
+/// note and passes without it).
+pub fn ipv6_loopback_available() -> bool {
+    std::net::TcpListener::bind("[::1]:0").is_ok()
 }

@@ -1,0 +1,300 @@
+//! Building rustls configurations from [`TlsServerOptions`] and
+//! [`TlsClientOptions`], once at start-up, and running handshakes with
+//! them under a timeout.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use tokio::net::TcpStream;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+use super::errors::{self, Side};
+use super::pem;
+use super::verify::{InsecureVerifier, PinVerifier};
+use super::{
+    Fingerprint, SelfSigned, ServerVerification, TlsClientOptions, TlsServerOptions,
+    self_signed_names,
+};
+use crate::endpoint::{Host, HostPort};
+use crate::error::{Error, ErrorKind, Result, fmt_duration};
+
+/// rustls' `ring` provider: pure Rust and assembly, no C toolchain beyond
+/// what `ring` builds itself, no OpenSSL.
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn config_error(what: &str, err: rustls::Error) -> Error {
+    Error::usage(format!("{what}: {}", errors::describe(&err, Side::Server)))
+}
+
+/// A TLS server's ready configuration: certificate, client verification,
+/// ALPN and handshake timeout. Cheap to clone.
+#[derive(Clone)]
+pub struct ServerTls {
+    acceptor: TlsAcceptor,
+    handshake_timeout: Duration,
+    fingerprint: Fingerprint,
+    self_signed: Option<Vec<String>>,
+}
+
+impl fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerTls")
+            .field("fingerprint", &self.fingerprint.to_string())
+            .field("self_signed", &self.self_signed)
+            .field("handshake_timeout", &self.handshake_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerTls {
+    /// Loads the certificate and key (or generates a self-signed
+    /// certificate for `listen`) and the client CAs.
+    pub fn new(opts: &TlsServerOptions, listen: &HostPort) -> Result<ServerTls> {
+        let provider = provider();
+        let (chain, key, self_signed) = match &opts.identity {
+            Some(id) => (
+                pem::certs(&id.cert, "certificate")?,
+                pem::private_key(&id.key)?,
+                None,
+            ),
+            None => {
+                let generated = SelfSigned::generate(self_signed_names(listen))?;
+                (vec![generated.cert], generated.key, Some(generated.names))
+            }
+        };
+        let fingerprint = Fingerprint::of_der(&chain[0]);
+        let builder = ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| config_error("tls versions", e))?;
+        let builder = match &opts.client_ca {
+            None => builder.with_no_client_auth(),
+            Some(path) => {
+                let mut roots = RootCertStore::empty();
+                for (i, cert) in pem::certs(path, "client ca file")?.into_iter().enumerate() {
+                    roots.add(cert).map_err(|e| {
+                        Error::usage(format!(
+                            "client ca file {}: certificate {} is not a usable ca: {e}",
+                            path.display(),
+                            i + 1
+                        ))
+                    })?;
+                }
+                let verifier =
+                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                        .build()
+                        .map_err(|e| {
+                            Error::usage(format!("client ca file {}: {e}", path.display()))
+                        })?;
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let mut config = builder
+            .with_single_cert(chain, key)
+            .map_err(|e| config_error("--cert/--key", e))?;
+        config.alpn_protocols = opts.alpn.clone();
+        Ok(ServerTls {
+            acceptor: TlsAcceptor::from(Arc::new(config)),
+            handshake_timeout: opts.handshake_timeout,
+            fingerprint,
+            self_signed,
+        })
+    }
+
+    /// The SHA-256 fingerprint of the server's (leaf) certificate, for
+    /// clients to pin.
+    pub fn fingerprint(&self) -> Fingerprint {
+        self.fingerprint
+    }
+
+    /// The names in the certificate when it was generated at start-up;
+    /// `None` for a certificate from a file.
+    pub fn self_signed_names(&self) -> Option<&[String]> {
+        self.self_signed.as_deref()
+    }
+
+    /// Runs the server side of the handshake on an accepted connection,
+    /// under the handshake timeout. `peer` names the client in errors.
+    pub(crate) async fn accept(
+        &self,
+        tcp: TcpStream,
+        peer: &(dyn fmt::Display + Sync),
+    ) -> Result<tokio_rustls::server::TlsStream<TcpStream>> {
+        let context = format!("tls handshake with {peer} failed");
+        let handshake = self.acceptor.accept(tcp).into_fallible();
+        match tokio::time::timeout(self.handshake_timeout, handshake).await {
+            Ok(Ok(stream)) => Ok(stream),
+            Ok(Err((e, tcp))) => {
+                let err = errors::from_io(context, e, Side::Server);
+                linger(tcp).await;
+                Err(err)
+            }
+            Err(_) => Err(Error::new(ErrorKind::Timeout, context).with_detail(format!(
+                "timed out after {} (--handshake-timeout)",
+                fmt_duration(self.handshake_timeout)
+            ))),
+        }
+    }
+}
+
+/// How long a connection whose handshake failed is drained before it is
+/// closed.
+const LINGER: Duration = Duration::from_secs(1);
+
+/// After a failed handshake (and the alert rustls sent about it): closes
+/// our side, then reads and drops what the client still sends for a
+/// moment. Closing with unread data would reset the connection, and the
+/// client would see `connection reset` instead of our alert (which says,
+/// for example, that a client certificate is required).
+async fn linger(mut tcp: TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = tcp.shutdown().await;
+    let _ = tokio::time::timeout(LINGER, async {
+        let mut sink = [0u8; 4096];
+        while let Ok(n) = tcp.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+/// A TLS client's ready configuration: trust, client certificate, ALPN,
+/// server name and handshake timeout. Cheap to clone.
+#[derive(Clone)]
+pub struct ClientTls {
+    connector: TlsConnector,
+    servername: Option<ServerName<'static>>,
+    handshake_timeout: Duration,
+}
+
+impl fmt::Debug for ClientTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientTls")
+            .field("servername", &self.servername)
+            .field("handshake_timeout", &self.handshake_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientTls {
+    /// Loads the trust anchors (system store and `--ca` files) or sets up
+    /// pinning, and the client certificate. Warns on stderr when
+    /// verification is off.
+    pub fn new(opts: &TlsClientOptions) -> Result<ClientTls> {
+        let provider = provider();
+        let builder = ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| config_error("tls versions", e))?;
+        let builder = match &opts.verification {
+            ServerVerification::Roots { ca } => builder.with_root_certificates(trust_anchors(ca)?),
+            ServerVerification::Pin(pins) => {
+                builder
+                    .dangerous()
+                    .with_custom_certificate_verifier(Arc::new(PinVerifier::new(
+                        pins.clone(),
+                        provider,
+                    )))
+            }
+            ServerVerification::Insecure => {
+                tracing::warn!(
+                    "--insecure: the server's certificate is not verified; anyone on the path \
+                     can impersonate the server (pin it with --pin-sha256 instead)"
+                );
+                builder
+                    .dangerous()
+                    .with_custom_certificate_verifier(Arc::new(InsecureVerifier::new(provider)))
+            }
+        };
+        let mut config = match &opts.identity {
+            None => builder.with_no_client_auth(),
+            Some(id) => builder
+                .with_client_auth_cert(
+                    pem::certs(&id.cert, "certificate")?,
+                    pem::private_key(&id.key)?,
+                )
+                .map_err(|e| config_error("--cert/--key", e))?,
+        };
+        config.alpn_protocols = opts.alpn.clone();
+        let servername = match &opts.servername {
+            None => None,
+            Some(name) => Some(ServerName::try_from(name.clone()).map_err(|_| {
+                Error::usage(format!(
+                    "invalid --servername {name:?}: expected a dns name or an ip address"
+                ))
+            })?),
+        };
+        Ok(ClientTls {
+            connector: TlsConnector::from(Arc::new(config)),
+            servername,
+            handshake_timeout: opts.handshake_timeout,
+        })
+    }
+
+    /// The name to send as SNI and verify: `--servername`, else the host
+    /// connected to (`localhost` for an address without a host).
+    fn server_name(&self, hp: &HostPort) -> Result<ServerName<'static>> {
+        if let Some(name) = &self.servername {
+            return Ok(name.clone());
+        }
+        match &hp.host {
+            Host::Ip(ip) => Ok(ServerName::IpAddress((*ip).into())),
+            Host::Name(name) => ServerName::try_from(name.clone())
+                .map_err(|_| Error::usage(format!("{name:?} cannot be used as a tls server name"))),
+            Host::Unspecified => Ok(ServerName::try_from("localhost")
+                .map_err(|_| Error::usage("localhost is not a server name"))?
+                .to_owned()),
+        }
+    }
+
+    /// Runs the client side of the handshake on a connected socket, under
+    /// the handshake timeout. `context` names the operation in errors.
+    pub(crate) async fn connect(
+        &self,
+        hp: &HostPort,
+        tcp: TcpStream,
+        context: &str,
+    ) -> Result<tokio_rustls::client::TlsStream<TcpStream>> {
+        let name = self.server_name(hp)?;
+        match tokio::time::timeout(self.handshake_timeout, self.connector.connect(name, tcp)).await
+        {
+            Ok(Ok(stream)) => Ok(stream),
+            Ok(Err(e)) => Err(errors::from_io(context.to_owned(), e, Side::Client)),
+            Err(_) => Err(Error::new(ErrorKind::Timeout, context).with_detail(format!(
+                "tls handshake timed out after {} (--handshake-timeout)",
+                fmt_duration(self.handshake_timeout)
+            ))),
+        }
+    }
+}
+
+/// The system's trust store plus the certificates in `extra` files.
+fn trust_anchors(extra: &[std::path::PathBuf]) -> Result<RootCertStore> {
+    let mut roots = RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    for err in &native.errors {
+        tracing::debug!("system trust store: {err}");
+    }
+    let (added, ignored) = roots.add_parsable_certificates(native.certs);
+    tracing::debug!("system trust store: {added} certificates ({ignored} unusable)");
+    for path in extra {
+        let certs: Vec<CertificateDer<'static>> = pem::certs(path, "ca file")?;
+        for (i, cert) in certs.into_iter().enumerate() {
+            roots.add(cert).map_err(|e| {
+                Error::usage(format!(
+                    "ca file {}: certificate {} is not a usable ca: {e}",
+                    path.display(),
+                    i + 1
+                ))
+            })?;
+        }
+    }
+    Ok(roots)
+}

@@ -1,0 +1,241 @@
+//! The behaviours every stream transport shares, run over each of them:
+//! the seed's exchange, echo of a multi-megabyte payload byte for byte,
+//! half-close, retry against a server that starts late, and the connection
+//! limit.
+//!
+//! Each behaviour is a function taking a [`Transport`]; the `matrix!` macro
+//! at the bottom makes one test per (transport, behaviour), named
+//! `matrix::TRANSPORT::BEHAVIOUR`, so a failure names both and the tests run
+//! in parallel. A new transport is one more [`Transport`] constant and one
+//! more entry in the macro call.
+
+use std::path::Path;
+
+use crate::util::*;
+
+/// How to serve and connect over one transport.
+pub struct Transport {
+    /// The transport's name, for messages.
+    pub name: &'static str,
+    /// A listen address for a new server (port 0, or a new socket path in
+    /// the test's directory); the server prints the real one.
+    pub any_addr: fn(&Path) -> String,
+    /// An address known before the server starts, for both sides (the
+    /// late-server test).
+    pub fixed_addr: fn(&Path) -> String,
+    /// Extra `serve` arguments.
+    pub serve_args: &'static [&'static str],
+    /// Extra `connect` arguments; given the server's stderr so far when the
+    /// server runs already (a transport may need something it printed).
+    pub connect_args: fn(Option<&Lines>) -> Vec<String>,
+}
+
+/// Plain TCP on 127.0.0.1.
+pub const TCP: Transport = Transport {
+    name: "tcp",
+    any_addr: |_| "127.0.0.1:0".into(),
+    fixed_addr: |_| format!("127.0.0.1:{}", free_port()),
+    serve_args: &[],
+    connect_args: |_| Vec::new(),
+};
+
+/// A Unix socket file in the test's directory.
+pub const UNIX: Transport = Transport {
+    name: "unix",
+    any_addr: |dir| format!("unix://{}", dir.join("any.sock").display()),
+    fixed_addr: |dir| format!("unix://{}", dir.join("fixed.sock").display()),
+    serve_args: &[],
+    connect_args: |_| Vec::new(),
+};
+
+/// TLS on 127.0.0.1 with the server's self-signed certificate, which the
+/// client pins by the fingerprint the server printed (or, when the server
+/// has not started yet, accepts with `--insecure`).
+pub const TLS: Transport = Transport {
+    name: "tls",
+    any_addr: |_| "tls://127.0.0.1:0".into(),
+    fixed_addr: |_| format!("tls://127.0.0.1:{}", free_port()),
+    serve_args: &[],
+    connect_args: |server| match server {
+        Some(stderr) => {
+            let line = stderr.wait_for("fingerprint: ");
+            let fp = line.rsplit("fingerprint: ").next().unwrap_or_default();
+            vec!["--pin-sha256".into(), fp.trim().to_owned()]
+        }
+        None => vec!["--insecure".into()],
+    },
+};
+
+/// One test's setup: a directory for socket files and helpers to start
+/// servers and clients over the transport.
+struct Case<'a> {
+    t: &'a Transport,
+    dir: tempfile::TempDir,
+}
+
+impl<'a> Case<'a> {
+    fn new(t: &'a Transport) -> Case<'a> {
+        Case { t, dir: temp_dir() }
+    }
+
+    /// Starts `serve` on a fresh address with `args`.
+    fn serve(&self, args: &[&str]) -> Listening {
+        self.serve_at(&(self.t.any_addr)(self.dir.path()), args)
+    }
+
+    fn serve_at(&self, addr: &str, args: &[&str]) -> Listening {
+        let mut all = vec!["serve", addr];
+        all.extend_from_slice(self.t.serve_args);
+        all.extend_from_slice(args);
+        Listening::start(&all)
+    }
+
+    /// The arguments of `connect` to `addr`, then `args`.
+    fn connect_args(&self, addr: &str, server: Option<&Listening>, args: &[&str]) -> Vec<String> {
+        let mut all = vec!["connect".to_owned(), addr.to_owned()];
+        all.extend((self.t.connect_args)(server.map(|s| &s.proc.stderr)));
+        all.extend(args.iter().map(|a| a.to_string()));
+        all
+    }
+
+    /// Runs `connect` to `server` with `args` and `input` to completion.
+    fn connect(&self, server: &Listening, args: &[&str], input: Vec<u8>) -> std::process::Output {
+        let all = self.connect_args(&server.addr, Some(server), args);
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        run_with_input(&all, input)
+    }
+
+    /// Starts an interactive `connect` to `server`.
+    fn client(&self, server: &Listening, args: &[&str]) -> Client {
+        Client::start(&self.connect_args(&server.addr, Some(server), args))
+    }
+}
+
+fn seed_exchange(t: &Transport) {
+    let case = Case::new(t);
+    let server = case.serve(&[]);
+    let out = case.connect(&server, &["--send", "hello, world"], Vec::new());
+    assert_eq!(code(out.status), 0, "{}: {}", t.name, stderr(&out));
+    assert_eq!(out.stdout, b"hello, world", "{}", t.name);
+    server.proc.stderr.wait_for("recv hello, world");
+}
+
+fn echo_multi_megabyte_payload(t: &Transport) {
+    let case = Case::new(t);
+    let server = case.serve(&["--echo"]);
+    let data = payload(4 << 20, 42);
+    let out = case.connect(&server, &[], data.clone());
+    assert_eq!(code(out.status), 0, "{}: {}", t.name, stderr(&out));
+    assert_eq!(out.stdout.len(), data.len(), "{}", t.name);
+    assert!(out.stdout == data, "{}: echoed bytes differ", t.name);
+}
+
+fn half_close(t: &Transport) {
+    // The last line has no newline: the server answers it only once it
+    // reads EOF, which the client's half-close sends; the client must still
+    // be reading to print that answer.
+    let case = Case::new(t);
+    let server = case.serve(&["--lines", "--reply", "done"]);
+    let out = case.connect(&server, &[], b"first\nsecond".to_vec());
+    assert_eq!(code(out.status), 0, "{}: {}", t.name, stderr(&out));
+    assert_eq!(out.stdout, b"done\ndone\n", "{}", t.name);
+}
+
+fn retry_against_a_late_server(t: &Transport) {
+    let case = Case::new(t);
+    let addr = (t.fixed_addr)(case.dir.path());
+    let args = case.connect_args(
+        &addr,
+        None,
+        &[
+            "-v",
+            "--retry-for",
+            "60s",
+            "--retry-max-delay",
+            "200ms",
+            "--send",
+            "hello, world",
+        ],
+    );
+    let mut client = Client::start(&args);
+    client.close_stdin();
+    // Start the server only once an attempt has failed.
+    client.proc.stderr.wait_for("attempt 1 failed");
+    let _server = case.serve_at(&addr, &[]);
+    assert_eq!(
+        client.wait(),
+        0,
+        "{}: {}",
+        t.name,
+        client.proc.stderr.text()
+    );
+    assert_eq!(client.stdout.bytes(), b"hello, world", "{}", t.name);
+}
+
+fn connection_limit(t: &Transport) {
+    let case = Case::new(t);
+    let server = case.serve(&["-v", "--echo", "--max-conns", "1"]);
+    let mut first = case.client(&server, &[]);
+    first.send(b"one\n");
+    assert_eq!(first.stdout.wait_for_len(4), b"one\n", "{}", t.name);
+
+    // The second client connects (into the backlog) and sends, but is not
+    // served while the first one holds the only slot. (Over TLS it cannot
+    // send before the server accepts and runs the handshake: it waits in
+    // its connect.)
+    let mut second = case.client(&server, &["-v", "--send", "two"]);
+    second.close_stdin();
+    if t.name == "tls" {
+        second.proc.stderr.wait_for("(attempt 1)");
+    } else {
+        second.proc.stderr.wait_for("done sending");
+    }
+    assert_eq!(
+        server.proc.stderr.count(": connected"),
+        1,
+        "{}: {}",
+        t.name,
+        server.proc.stderr.text()
+    );
+    assert!(
+        second.proc.child.try_wait().expect("try_wait").is_none(),
+        "{}: second client finished while the first held the only slot",
+        t.name
+    );
+
+    first.close_stdin();
+    assert_eq!(first.wait(), 0, "{}", t.name);
+    assert_eq!(second.wait(), 0, "{}", t.name);
+    assert_eq!(second.stdout.bytes(), b"two", "{}", t.name);
+    assert_eq!(server.proc.stderr.count(": connected"), 2, "{}", t.name);
+}
+
+/// One module per transport, one test per behaviour in each.
+macro_rules! matrix {
+    ($($module:ident => $transport:expr),* $(,)?) => {$(
+        mod $module {
+            #[test]
+            fn seed_exchange() {
+                super::seed_exchange(&$transport)
+            }
+            #[test]
+            fn echo_multi_megabyte_payload() {
+                super::echo_multi_megabyte_payload(&$transport)
+            }
+            #[test]
+            fn half_close() {
+                super::half_close(&$transport)
+            }
+            #[test]
+            fn retry_against_a_late_server() {
+                super::retry_against_a_late_server(&$transport)
+            }
+            #[test]
+            fn connection_limit() {
+                super::connection_limit(&$transport)
+            }
+        }
+    )*};
+}
+
+matrix!(tcp => super::TCP, unix => super::UNIX, tls => super::TLS);

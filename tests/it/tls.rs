@@ -1,0 +1,787 @@
+//! TLS for `serve` and `connect`: self-signed servers and pinning, CA
+//! verification and its failures, mutual TLS, half-close, bulk echo, retry,
+//! handshake timeouts, and interoperability with openssl's s_client and
+//! s_server (Debian package `openssl`, installed by
+//! scripts/install-test-deps.sh).
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose,
+};
+
+use crate::util::*;
+
+/// A directory for one test's PEM files, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> TempDir {
+        static COUNT: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "netcrab-tls-test-{}-{}",
+            std::process::id(),
+            COUNT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+
+    /// Writes `contents` to `name` in the directory; returns the path.
+    fn write(&self, name: &str, contents: &str) -> String {
+        let path = self.0.join(name);
+        std::fs::write(&path, contents).expect("write temp file");
+        path.to_str().expect("utf-8 path").to_owned()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A test certificate authority.
+struct Ca {
+    issuer: CertifiedIssuer<'static, KeyPair>,
+}
+
+/// A certificate and key written to files.
+struct Pem {
+    cert: String,
+    key: String,
+}
+
+impl Ca {
+    fn new(name: &str) -> Ca {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let key = KeyPair::generate().expect("ca key");
+        Ca {
+            issuer: CertifiedIssuer::self_signed(params, key).expect("ca cert"),
+        }
+    }
+
+    /// Writes the CA certificate to `dir`; returns its path.
+    fn write(&self, dir: &TempDir, name: &str) -> String {
+        dir.write(name, &self.issuer.pem())
+    }
+
+    /// Issues a leaf certificate for `names` and writes it and its key.
+    fn issue(&self, dir: &TempDir, name: &str, names: &[&str], usage: Usage) -> Pem {
+        let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        let mut params = CertificateParams::new(names).expect("leaf params");
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.extended_key_usages = vec![match usage {
+            Usage::Server => ExtendedKeyUsagePurpose::ServerAuth,
+            Usage::Client => ExtendedKeyUsagePurpose::ClientAuth,
+        }];
+        let key = KeyPair::generate().expect("leaf key");
+        let cert = params.signed_by(&key, &self.issuer).expect("sign leaf");
+        Pem {
+            cert: dir.write(&format!("{name}.crt"), &cert.pem()),
+            key: dir.write(&format!("{name}.key"), &key.serialize_pem()),
+        }
+    }
+
+    /// Issues a server certificate that expired in 2001.
+    fn issue_expired(&self, dir: &TempDir, name: &str, names: &[&str]) -> Pem {
+        let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        let mut params = CertificateParams::new(names).expect("leaf params");
+        params.not_before = rcgen::date_time_ymd(2000, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2001, 1, 1);
+        let key = KeyPair::generate().expect("leaf key");
+        let cert = params.signed_by(&key, &self.issuer).expect("sign leaf");
+        Pem {
+            cert: dir.write(&format!("{name}.crt"), &cert.pem()),
+            key: dir.write(&format!("{name}.key"), &key.serialize_pem()),
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Usage {
+    Server,
+    Client,
+}
+
+/// A CA, its certificate file, and a server certificate for the loopback
+/// names signed by it.
+struct Pki {
+    dir: TempDir,
+    ca: Ca,
+    ca_file: String,
+    server: Pem,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let dir = TempDir::new();
+        let ca = Ca::new("netcrab test ca");
+        let ca_file = ca.write(&dir, "ca.pem");
+        let server = ca.issue(&dir, "server", &["localhost", "127.0.0.1"], Usage::Server);
+        Pki {
+            dir,
+            ca,
+            ca_file,
+            server,
+        }
+    }
+}
+
+/// Starts `netcrab serve --tls 127.0.0.1:0 ARGS` and returns it with the
+/// fingerprint it printed.
+fn tls_server(args: &[&str]) -> (Server, String) {
+    let mut all = vec!["serve", "--tls", "127.0.0.1:0"];
+    all.extend_from_slice(args);
+    let server = Server::start_exact(&all);
+    let line = server
+        .proc
+        .stderr
+        .wait_for("tls certificate sha256 fingerprint: ");
+    let fp = line
+        .rsplit("fingerprint: ")
+        .next()
+        .expect("fingerprint")
+        .trim()
+        .to_owned();
+    (server, fp)
+}
+
+/// Runs `netcrab connect --tls ADDR ARGS`.
+fn tls_connect(server: &Server, args: &[&str]) -> std::process::Output {
+    let addr = server.addr_str();
+    let mut all = vec!["connect", "--tls", &addr];
+    all.extend_from_slice(args);
+    run(&all)
+}
+
+#[test]
+fn seed_exchange_with_the_printed_fingerprint_pinned() {
+    let (server, fp) = tls_server(&[]);
+    server
+        .proc
+        .stderr
+        .wait_for("self-signed certificate for 127.0.0.1, localhost, ::1");
+    let out = tls_connect(&server, &["--pin-sha256", &fp, "--send", "hello, world"]);
+    assert_eq!(code(out.status), 0, "{}", stderr(&out));
+    assert_eq!(out.stdout, b"hello, world");
+    server.proc.stderr.wait_for("recv hello, world");
+    // Plain lowercase hex works as well as openssl's colon-separated form.
+    let plain = fp.replace(':', "").to_lowercase();
+    let out = tls_connect(&server, &["--pin-sha256", &plain, "--send", "again"]);
+    assert_eq!(code(out.status), 0, "{}", stderr(&out));
+    assert_eq!(out.stdout, b"hello, world");
+}
+
+#[test]
+fn unverifiable_server_fails_with_exit_8_and_says_how_to_proceed() {
+    let (server, fp) = tls_server(&[]);
+    let out = tls_connect(&server, &["--send", "x"]);
+    assert_eq!(code(out.status), 8, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("unknown issuer"), "{err}");
+    assert!(
+        err.contains("--ca") && err.contains("--pin-sha256"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+    // The server logs why, and keeps serving.
+    server
+        .proc
+        .stderr
+        .wait_for("the client rejected our certificate");
+    let out = tls_connect(&server, &["--pin-sha256", &fp, "--send", "x"]);
+    assert_eq!(code(out.status), 0, "{}", stderr(&out));
+}
+
+#[test]
+fn a_wrong_pin_is_rejected() {
+    let (server, fp) = tls_server(&[]);
+    let mut wrong = fp.clone().into_bytes();
+    wrong[0] = if wrong[0] == b'0' { b'1' } else { b'0' };
+    let wrong = String::from_utf8(wrong).expect("hex");
+    let out = tls_connect(&server, &["--pin-sha256", &wrong, "--send", "x"]);
+    assert_eq!(code(out.status), 8, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("fingerprint mismatch"), "{err}");
+    assert!(
+        err.contains(&fp),
+        "the message shows the real fingerprint: {err}"
+    );
+}
+
+#[test]
+fn a_malformed_pin_is_a_usage_error() {
+    let out = run(&["connect", "tls://127.0.0.1:1", "--pin-sha256", "abc"]);
+    assert_eq!(code(out.status), 2, "{}", stderr(&out));
+    assert!(stderr(&out).contains("64 hex digits"), "{}", stderr(&out));
+}
+
+#[test]
+fn ca_signed_server_verifies_by_ip_and_by_name() {
+    let pki = Pki::new();
+    let (server, _) = tls_server(&["--cert", &pki.server.cert, "--key", &pki.server.key]);
+    assert_eq!(server.proc.stderr.count("self-signed"), 0);
+    let out = tls_connect(&server, &["--ca", &pki.ca_file, "--send", "hi"]);
+    assert_eq!(code(out.status), 0, "{}", stderr(&out));
+    assert_eq!(out.stdout, b"hello, world");
+    let by_name = format!("tls://localhost:{}", server.addr.port());
+    let out = run(&["connect", &by_name, "--ca", &pki.ca_file, "--send", "hi"]);
+    assert_eq!(code(out.status), 0, "{}", stderr(&out));
+    assert_eq!(out.stdout, b"hello, world");
+}
+
+#[test]
+fn name_mismatch_is_explained_and_servername_fixes_it() {
+    let pki = Pki::new();
+    let other = pki
+        .ca
+        .issue(&pki.dir, "api", &["api.internal"], Usage::Server);
+    let (server, _) = tls_server(&["--cert", &other.cert, "--key", &other.key]);
+    let out = tls_connect(&server, &["--ca", &pki.ca_file, "--send", "hi"]);
+    assert_eq!(code(out.status), 8, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("name mismatch"), "{err}");
+    assert!(err.contains("api.internal"), "{err}");
+    assert!(err.contains("--servername"), "{err}");
+    let out = tls_connect(
+        &server,
+        &[
+            "--ca",
+            &pki.ca_file,
+            "--servername",
+            "api.internal",
+            "--send",
+            "hi",
+        ],
+    );
+    assert_eq!(code(out.status), 0, "{}", stderr(&out));
+    assert_eq!(out.stdout, b"hello, world");
+}
+
+#[test]
+fn an_expired_certificate_is_reported_as_such() {
+    let pki = Pki::new();
+    let old = pki.ca.issue_expired(&pki.dir, "old", &["127.0.0.1"]);
+    let (server, _) = tls_server(&["--cert", &old.cert, "--key", &old.key]);
+    let out = tls_connect(&server, &["--ca", &pki.ca_file, "--send", "hi"]);
+    assert_eq!(code(out.status), 8, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("certificate expired on 2001-01-01"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn insecure_connects_and_warns() {
+    let (server, _) = tls_server(&[]);
+    let out = tls_connect(&server, &["--insecure", "--send", "hi"]);
+    assert_eq!(code(out.status), 0, "{}", stderr(&out));
+    assert_eq!(out.stdout, b"hello, world");
+    assert!(
+        stderr(&out).contains("warning: --insecure: the server's certificate is not verified"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn mutual_tls_accepts_good_client_certs_and_rejects_others() {
+    let pki = Pki::new();
+    let client = pki.ca.issue(&pki.dir, "client", &["client"], Usage::Client);
+    let stranger_ca = Ca::new("another ca");
+    let stranger = stranger_ca.issue(&pki.dir, "stranger", &["stranger"], Usage::Client);
+    let (server, _) = tls_server(&[
+        "--cert",
+        &pki.server.cert,
+        "--key",
+        &pki.server.key,
+        "--client-ca",
+        &pki.ca_file,
+    ]);
+    let base = ["--ca", pki.ca_file.as_str(), "--send", "hi"];
+    let with_cert = |pem: &Pem| {
+        let mut args = base.to_vec();
+        args.extend_from_slice(&["--cert", &pem.cert, "--key", &pem.key]);
+        tls_connect(&server, &args)
+    };
+
+    let out = with_cert(&client);
+    assert_eq!(code(out.status), 0, "{}", stderr(&out));
+    assert_eq!(out.stdout, b"hello, world");
+
+    // Without a certificate: refused, with the reason on both sides.
+    let out = tls_connect(&server, &base);
+    assert_eq!(code(out.status), 8, "{}", stderr(&out));
+    assert!(out.stdout.is_empty());
+    server
+        .proc
+        .stderr
+        .wait_for("client presented no certificate");
+
+    // With a certificate from another CA.
+    let out = with_cert(&stranger);
+    assert_eq!(code(out.status), 8, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the server rejected our client certificate"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(out.stdout.is_empty());
+    server
+        .proc
+        .stderr
+        .wait_for("client certificate rejected: unknown issuer");
+
+    // The server keeps serving.
+    let out = with_cert(&client);
+    assert_eq!(code(out.status), 0, "{}", stderr(&out));
+    assert_eq!(out.stdout, b"hello, world");
+}
+
+#[test]
+fn a_client_without_a_certificate_is_told_to_give_one() {
+    let pki = Pki::new();
+    let (server, _) = tls_server(&[
+        "--cert",
+        &pki.server.cert,
+        "--key",
+        &pki.server.key,
+        "--client-ca",
+        &pki.ca_file,
+    ]);
+    let out = tls_connect(&server, &["--ca", &pki.ca_file, "--send", "hi"]);
+    assert_eq!(code(out.status), 8, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--cert and --key"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn echo_of_a_multi_megabyte_payload_is_byte_exact() {
+    let (server, fp) = tls_server(&["--echo"]);
+    let data = payload(4 << 20, 7);
+    let addr = server.addr_str();
+    let out = run_with_input(
+        &["connect", "--tls", &addr, "--pin-sha256", &fp],
+        data.clone(),
+    );
+    assert_eq!(code(out.status), 0, "{}", stderr(&out));
+    assert_eq!(out.stdout.len(), data.len());
+    assert!(out.stdout == data, "echoed bytes differ");
+}
+
+#[test]
+fn half_close_sends_close_notify_and_still_reads_the_reply() {
+    // The server answers the unterminated last line only once it sees the
+    // end of the stream: the reply proves the client's close_notify
+    // arrived and the client kept reading after sending it.
+    let (server, fp) = tls_server(&["--lines", "--reply", "ok"]);
+    let out = tls_connect(&server, &["--pin-sha256", &fp, "--send", "abc"]);
+    assert_eq!(code(out.status), 0, "{}", stderr(&out));
+    assert_eq!(out.stdout, b"ok\n");
+    server.proc.stderr.wait_for("recv abc");
+
+    // The netcat pipe: stdin EOF half-closes; replies still arrive.
+    let addr = server.addr_str();
+    let out = run_with_input(
+        &["connect", "--tls", &addr, "--pin-sha256", &fp],
+        b"one\ntwo".to_vec(),
+    );
+    assert_eq!(code(out.status), 0, "{}", stderr(&out));
+    assert_eq!(out.stdout, b"ok\nok\n");
+}
+
+#[test]
+fn retry_reaches_a_tls_server_that_starts_late() {
+    let pki = Pki::new();
+    let port = free_port();
+    let target = format!("tls://127.0.0.1:{port}");
+    let client = netcrab()
+        .args([
+            "connect",
+            &target,
+            "--ca",
+            &pki.ca_file,
+            "--retry-for",
+            "20s",
+            "--retry-max-delay",
+            "200ms",
+            "--send",
+            "late",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn client");
+    let server = Server::start_exact(&[
+        "serve",
+        &target,
+        "--cert",
+        &pki.server.cert,
+        "--key",
+        &pki.server.key,
+    ]);
+    let out = client.wait_with_output().expect("client output");
+    assert_eq!(code(out.status), 0, "{}", stderr(&out));
+    assert_eq!(out.stdout, b"hello, world");
+    server.proc.stderr.wait_for("recv late");
+}
+
+#[test]
+fn a_silent_client_does_not_block_others() {
+    // The handshake runs in the connection's task: a client that never
+    // starts one (for the default 10 s) must not stop the next one.
+    let (server, fp) = tls_server(&[]);
+    let _silent = server.connect();
+    let out = tls_connect(&server, &["--pin-sha256", &fp, "--send", "hi"]);
+    assert_eq!(code(out.status), 0, "{}", stderr(&out));
+    assert_eq!(out.stdout, b"hello, world");
+    assert_eq!(server.proc.stderr.count("timed out"), 0);
+}
+
+#[test]
+fn a_silent_client_is_closed_after_the_handshake_timeout() {
+    let (server, _) = tls_server(&["--handshake-timeout", "300ms"]);
+    let mut silent = server.connect();
+    let line = server.proc.stderr.wait_for("timed out after");
+    assert!(line.contains("tls handshake with 127.0.0.1:"), "{line}");
+    assert!(line.contains("--handshake-timeout"), "{line}");
+    // The server closed the silent connection.
+    let mut buf = [0u8; 16];
+    assert_eq!(silent.read(&mut buf).expect("read"), 0);
+}
+
+#[test]
+fn a_plaintext_client_gets_a_clear_log_line() {
+    let (server, fp) = tls_server(&[]);
+    let mut plain = server.connect();
+    plain.write_all(b"hello, world\r\n\r\n").expect("write");
+    let _ = read_to_end(&mut plain);
+    server.proc.stderr.wait_for("does not seem to speak tls");
+    let out = tls_connect(&server, &["--pin-sha256", &fp, "--send", "hi"]);
+    assert_eq!(code(out.status), 0, "{}", stderr(&out));
+}
+
+#[test]
+fn alpn_is_negotiated_or_refused() {
+    let (server, fp) = tls_server(&["--alpn", "x-one,x-two"]);
+    let out = tls_connect(
+        &server,
+        &["-v", "--pin-sha256", &fp, "--alpn", "x-two", "--send", "hi"],
+    );
+    assert_eq!(code(out.status), 0, "{}", stderr(&out));
+    assert!(stderr(&out).contains("alpn x-two"), "{}", stderr(&out));
+    let out = tls_connect(
+        &server,
+        &["--pin-sha256", &fp, "--alpn", "x-three", "--send", "hi"],
+    );
+    assert_eq!(code(out.status), 8, "{}", stderr(&out));
+    assert!(stderr(&out).contains("--alpn"), "{}", stderr(&out));
+}
+
+#[test]
+fn tls_flags_need_a_tls_address() {
+    let out = run(&["connect", "127.0.0.1:1", "--ca", "ca.pem"]);
+    assert_eq!(code(out.status), 2, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--ca needs a tls:// address"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&["serve", "127.0.0.1:0", "--client-ca", "ca.pem"]);
+    assert_eq!(code(out.status), 2, "{}", stderr(&out));
+    let out = run(&["connect", "--tls", "udp://127.0.0.1:1"]);
+    assert_eq!(code(out.status), 2, "{}", stderr(&out));
+}
+
+#[test]
+fn bad_certificate_files_are_clear_errors() {
+    let dir = TempDir::new();
+    let garbage = dir.write("garbage.pem", "not a certificate\n");
+    let out = run(&[
+        "serve",
+        "--tls",
+        "127.0.0.1:0",
+        "--cert",
+        &garbage,
+        "--key",
+        &garbage,
+    ]);
+    assert_eq!(code(out.status), 2, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no certificate in it"),
+        "{}",
+        stderr(&out)
+    );
+    let missing = dir.0.join("missing.pem");
+    let missing = missing.to_str().expect("path");
+    let out = run(&[
+        "serve",
+        "--tls",
+        "127.0.0.1:0",
+        "--cert",
+        missing,
+        "--key",
+        missing,
+    ]);
+    assert_ne!(code(out.status), 0);
+    assert!(
+        stderr(&out).contains("read certificate"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&["connect", "tls://127.0.0.1:1", "--ca", &garbage]);
+    assert_eq!(code(out.status), 2, "{}", stderr(&out));
+    assert!(stderr(&out).contains("ca file"), "{}", stderr(&out));
+}
+
+/// A foreign process (openssl), killed on drop, with its stdout lines.
+struct Foreign {
+    child: Child,
+    stdout: Lines,
+}
+
+impl Foreign {
+    fn start(cmd: &mut Command) -> Foreign {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn openssl (run scripts/install-test-deps.sh)");
+        let stdout = Lines::collect(child.stdout.take().expect("stdout"));
+        Foreign { child, stdout }
+    }
+}
+
+impl Drop for Foreign {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn path(p: &str) -> &Path {
+    Path::new(p)
+}
+
+#[test]
+fn netcrab_connect_talks_to_openssl_s_server() {
+    let pki = Pki::new();
+    let port = free_port();
+    let accept = format!("127.0.0.1:{port}");
+    // -rev: answers each line reversed; closes on our close_notify.
+    let s_server = Foreign::start(
+        Command::new("openssl")
+            .args(["s_server", "-accept", &accept, "-naccept", "1", "-rev"])
+            .arg("-cert")
+            .arg(path(&pki.server.cert))
+            .arg("-key")
+            .arg(path(&pki.server.key))
+            .stdin(Stdio::null()),
+    );
+    s_server.stdout.wait_for("ACCEPT");
+    let target = format!("tls://{accept}");
+    let out = run(&[
+        "connect",
+        &target,
+        "--ca",
+        &pki.ca_file,
+        "--send",
+        "hello\n",
+    ]);
+    assert_eq!(code(out.status), 0, "{}", stderr(&out));
+    assert_eq!(out.stdout, b"olleh\n");
+}
+
+#[test]
+fn netcrab_connect_pins_an_openssl_fingerprint() {
+    let pki = Pki::new();
+    let fp = Command::new("openssl")
+        .args([
+            "x509",
+            "-noout",
+            "-fingerprint",
+            "-sha256",
+            "-in",
+            &pki.server.cert,
+        ])
+        .output()
+        .expect("openssl x509");
+    let fp = String::from_utf8(fp.stdout).expect("utf-8");
+    assert!(fp.contains("Fingerprint="), "{fp}");
+    let (server, ours) = tls_server(&["--cert", &pki.server.cert, "--key", &pki.server.key]);
+    assert!(
+        fp.trim().ends_with(&ours),
+        "openssl says {fp}, netcrab says {ours}"
+    );
+    let out = tls_connect(&server, &["--pin-sha256", fp.trim(), "--send", "hi"]);
+    assert_eq!(code(out.status), 0, "{}", stderr(&out));
+}
+
+/// Runs `openssl s_client ARGS` against `server`, sends `hi\n`, and waits
+/// for the reply line.
+fn s_client_exchange(server: &Server, args: &[&str], reply: &str) {
+    let addr = server.addr_str();
+    let mut s_client = Foreign::start(
+        Command::new("openssl")
+            .args([
+                "s_client",
+                "-connect",
+                &addr,
+                "-quiet",
+                "-verify_return_error",
+            ])
+            .args(args)
+            .stdin(Stdio::piped()),
+    );
+    let mut stdin = s_client.child.stdin.take().expect("stdin");
+    stdin.write_all(b"hi\n").expect("write to s_client");
+    s_client.stdout.wait_for(reply);
+    drop(stdin);
+}
+
+#[test]
+fn openssl_s_client_talks_to_netcrab_serve_over_tls_1_3_and_1_2() {
+    let pki = Pki::new();
+    let (server, _) = tls_server(&[
+        "--lines",
+        "--reply",
+        "pong",
+        "--cert",
+        &pki.server.cert,
+        "--key",
+        &pki.server.key,
+    ]);
+    let ca = pki.ca_file.as_str();
+    s_client_exchange(&server, &["-CAfile", ca, "-tls1_3"], "pong");
+    s_client_exchange(&server, &["-CAfile", ca, "-tls1_2"], "pong");
+    server.proc.stderr.wait_for("recv hi");
+}
+
+#[test]
+fn openssl_s_client_with_a_client_certificate_passes_mutual_tls() {
+    let pki = Pki::new();
+    let client = pki.ca.issue(&pki.dir, "client", &["client"], Usage::Client);
+    let (server, _) = tls_server(&[
+        "--lines",
+        "--reply",
+        "welcome",
+        "--cert",
+        &pki.server.cert,
+        "--key",
+        &pki.server.key,
+        "--client-ca",
+        &pki.ca_file,
+    ]);
+    s_client_exchange(
+        &server,
+        &[
+            "-CAfile",
+            &pki.ca_file,
+            "-cert",
+            &client.cert,
+            "-key",
+            &client.key,
+        ],
+        "welcome",
+    );
+}
+
+#[test]
+fn a_peer_closing_without_close_notify_ends_the_stream_cleanly() {
+    let (server, _) = tls_server(&["-v", "--lines", "--reply", "pong"]);
+    let addr = server.addr_str();
+    let mut s_client = Foreign::start(
+        Command::new("openssl")
+            .args(["s_client", "-connect", &addr, "-quiet"])
+            .stdin(Stdio::piped()),
+    );
+    let mut stdin = s_client.child.stdin.take().expect("stdin");
+    stdin.write_all(b"hi\n").expect("write to s_client");
+    s_client.stdout.wait_for("pong");
+    // SIGKILL: the kernel closes the socket, no close_notify is sent.
+    s_client.child.kill().expect("kill s_client");
+    server.proc.stderr.wait_for("without a tls close_notify");
+    server.proc.stderr.wait_for("closed (received 3 bytes");
+    drop(stdin);
+}
+
+/// A rustls client in the test itself, trusting `pki`'s CA.
+fn rustls_client(
+    pki: &Pki,
+    server: &Server,
+) -> rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream> {
+    use std::sync::Arc;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(pki.ca.issuer.der().clone()).expect("add ca");
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let name = "localhost".try_into().expect("server name");
+    let conn = rustls::ClientConnection::new(Arc::new(config), name).expect("client");
+    let tcp = std::net::TcpStream::connect(server.addr).expect("connect");
+    tcp.set_read_timeout(Some(PATIENCE)).expect("read timeout");
+    rustls::StreamOwned::new(conn, tcp)
+}
+
+#[test]
+fn a_burst_is_served_even_when_rustls_holds_it_all() {
+    // One write of many records, then silence (no EOF): everything must be
+    // served, although the last records may sit decrypted in rustls with
+    // nothing left on the socket. (The unit test in src/transport/tls.rs
+    // pins down the readiness rule itself.)
+    let pki = Pki::new();
+    let (server, _) = tls_server(&[
+        "--echo",
+        "--cert",
+        &pki.server.cert,
+        "--key",
+        &pki.server.key,
+    ]);
+    let mut tls = rustls_client(&pki, &server);
+    for round in 0..3u64 {
+        let data = payload(200_000, round + 1);
+        tls.write_all(&data).expect("write");
+        tls.flush().expect("flush");
+        let mut back = vec![0u8; data.len()];
+        tls.read_exact(&mut back).expect("read the echo back");
+        assert!(back == data, "round {round}: echoed bytes differ");
+    }
+    // A line-based service too.
+    let (server, _) = tls_server(&[
+        "--lines",
+        "--reply",
+        "ok",
+        "--cert",
+        &pki.server.cert,
+        "--key",
+        &pki.server.key,
+    ]);
+    let mut tls = rustls_client(&pki, &server);
+    let lines = "x\n".repeat(30_000);
+    tls.write_all(lines.as_bytes()).expect("write");
+    tls.flush().expect("flush");
+    let mut back = vec![0u8; 3 * 30_000];
+    tls.read_exact(&mut back).expect("read the replies");
+    assert!(back == "ok\n".repeat(30_000).into_bytes());
+}
