@@ -346,8 +346,6 @@ async fn relay(
 
 /// Picks the path: splice(2) for TCP to TCP on Linux, the copy otherwise
 /// (or when the pipes cannot be made, e.g. out of descriptors).
-// `Stream` has only the Tcp variant on this branch; TLS and Unix add more.
-#[allow(irrefutable_let_patterns)]
 async fn transfer(
     client: &mut Stream,
     upstream: &mut Stream,
@@ -372,7 +370,6 @@ async fn transfer(
 
 /// Makes closing `stream` send a reset (SO_LINGER 0) rather than a FIN, so
 /// its peer learns the relay failed instead of seeing a clean end.
-#[allow(irrefutable_let_patterns)]
 fn abort(stream: &Stream) {
     if let Stream::Tcp(s) = stream {
         let _ = SockRef::from(s).set_linger(Some(Duration::ZERO));

@@ -285,3 +285,83 @@ fn port_file_is_written_before_the_address_is_announced() {
     let _ = std::fs::remove_file(&file);
     assert_eq!(written.trim().parse::<u16>().ok(), Some(relay.addr.port()));
 }
+
+/// The fingerprint a TLS listener printed.
+fn fingerprint(proc: &Proc) -> String {
+    let line = proc.stderr.wait_for("tls certificate sha256 fingerprint: ");
+    line.rsplit("fingerprint: ")
+        .next()
+        .expect("fingerprint")
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn terminates_tls_in_front_of_a_plain_server() {
+    let upstream = Server::start(&["--echo"]);
+    let relay = Server::start_exact(&["-v", "relay", "--tls", "127.0.0.1:0", &upstream.addr_str()]);
+    let fp = fingerprint(&relay.proc);
+    let addr = relay.addr_str();
+    let data = payload(3 << 20, 21);
+    let out = run_with_input(
+        &["connect", "--tls", &addr, "--pin-sha256", &fp],
+        data.clone(),
+    );
+    assert_eq!(code(out.status), 0, "{}", stderr(&out));
+    assert!(
+        out.stdout == data,
+        "reply differs ({} bytes)",
+        out.stdout.len()
+    );
+    relay
+        .proc
+        .stderr
+        .wait_for("relaying with a user-space copy");
+    relay.proc.stderr.wait_for("closed by both sides");
+
+    // A client that cannot verify the relay fails (exit 8); the relay serves on.
+    let out = run(&["connect", "--tls", &addr, "--send", "x"]);
+    assert_eq!(code(out.status), 8, "{}", stderr(&out));
+    let out = run(&[
+        "connect",
+        "--tls",
+        &addr,
+        "--pin-sha256",
+        &fp,
+        "--send",
+        "again",
+    ]);
+    assert_eq!(code(out.status), 0, "{}", stderr(&out));
+    assert_eq!(out.stdout, b"again");
+}
+
+#[test]
+fn originates_tls_to_a_tls_upstream() {
+    let upstream =
+        Server::start_exact(&["serve", "--tls", "127.0.0.1:0", "--lines", "--reply", "ok"]);
+    let fp = fingerprint(&upstream.proc);
+    let target = format!("tls://{}", upstream.addr_str());
+    let relay = relay(&target, &["--upstream-pin-sha256", &fp]);
+    // Half-close through TLS: the last line is answered after EOF.
+    assert_eq!(exchange(relay.connect(), b"one\ntwo".to_vec()), b"ok\nok\n");
+    relay.proc.stderr.wait_for("closed by both sides");
+}
+
+#[test]
+fn an_unverifiable_upstream_is_reported_and_the_client_closed() {
+    let upstream = Server::start_exact(&["serve", "--tls", "127.0.0.1:0", "--echo"]);
+    let target = format!("tls://{}", upstream.addr_str());
+    let relay = relay(&target, &[]);
+    let mut client = relay.connect();
+    let mut buf = [0u8; 8];
+    match client.read(&mut buf) {
+        Ok(0) => {}
+        Ok(k) => panic!("got {k} bytes through an unverified upstream"),
+        Err(e) => assert_eq!(e.kind(), ErrorKind::ConnectionReset, "{e}"),
+    }
+    let line = relay.proc.stderr.wait_for("upstream unavailable");
+    assert!(
+        line.contains("tls") || line.contains("certificate"),
+        "{line}"
+    );
+}

@@ -189,3 +189,26 @@ fn udp_targets_need_an_expected_reply() {
     assert_eq!(code(out.status), 2, "{}", stderr(&out));
     assert!(stderr(&out).contains("--expect"), "{}", stderr(&out));
 }
+
+#[test]
+fn tls_targets_need_a_verified_handshake() {
+    let server = Server::start_exact(&["serve", "--tls", "127.0.0.1:0"]);
+    let line = server.proc.stderr.wait_for("fingerprint: ");
+    let fp = line
+        .rsplit("fingerprint: ")
+        .next()
+        .expect("fp")
+        .trim()
+        .to_owned();
+    let target = format!("tls://{}", server.addr_str());
+    let out = run(&["wait", &target, "--pin-sha256", &fp]);
+    assert_eq!(code(out.status), 0, "{}", stderr(&out));
+    // Not trusted: the port is open, but the target is not ready.
+    let out = run(&["wait", &target, "--timeout", "1s"]);
+    let err = stderr(&out);
+    assert_eq!(code(out.status), 124, "{err}");
+    assert!(
+        err.contains("still down") && err.contains("certificate"),
+        "{err}"
+    );
+}
