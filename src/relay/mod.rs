@@ -369,10 +369,16 @@ async fn transfer(
 }
 
 /// Makes closing `stream` send a reset (SO_LINGER 0) rather than a FIN, so
-/// its peer learns the relay failed instead of seeing a clean end.
+/// its peer learns the relay failed instead of seeing a clean end. For TLS,
+/// the reset goes out on the TCP connection underneath.
 fn abort(stream: &Stream) {
-    if let Stream::Tcp(s) = stream {
-        let _ = SockRef::from(s).set_linger(Some(Duration::ZERO));
+    let tcp = match stream {
+        Stream::Tcp(s) => Some(s),
+        Stream::Tls(s) => Some(s.get_ref().0),
+        _ => None,
+    };
+    if let Some(tcp) = tcp {
+        let _ = SockRef::from(tcp).set_linger(Some(Duration::ZERO));
     }
 }
 

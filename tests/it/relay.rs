@@ -365,3 +365,23 @@ fn an_unverifiable_upstream_is_reported_and_the_client_closed() {
         "{line}"
     );
 }
+
+#[test]
+fn an_upstream_reset_reaches_a_tls_client_as_a_reset() {
+    let (upstream, addr) = resetting_upstream();
+    let relay = Server::start_exact(&["-v", "relay", "--tls", "127.0.0.1:0", &addr]);
+    let fp = fingerprint(&relay.proc);
+    let out = run(&[
+        "connect",
+        "--tls",
+        &relay.addr_str(),
+        "--pin-sha256",
+        &fp,
+        "--send",
+        "x",
+    ]);
+    upstream.join().expect("upstream");
+    // A clean close would exit 0; the reset is passed on (exit 6).
+    assert_eq!(code(out.status), 6, "{}", stderr(&out));
+    relay.proc.stderr.wait_for("reset by upstream");
+}
