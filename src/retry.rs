@@ -3,7 +3,7 @@
 //!
 //! [`RetryPolicy`] is pure: it only computes delays, so its schedule is
 //! unit-tested without sockets. [`retry`] drives an async operation with it,
-//! retrying only failures whose [`ErrorKind`](crate::error::ErrorKind) says a
+//! retrying only failures whose [`ErrorKind`] says a
 //! retry can help, and it is shared by `connect`, `relay`, `wait` and `bench`.
 
 use std::future::Future;

@@ -14,7 +14,7 @@ use tokio::io::AsyncWriteExt;
 use super::common::{RetryArgs, SchemeArgs, optional, parse_duration};
 use super::tls::TlsConnectArgs;
 
-const EXAMPLES: &str = "\
+pub const EXAMPLES: &str = "\
 Examples:
   netcrab connect 127.0.0.1:8080 --send \"hello, world\"   # the seed's client
   netcrab connect localhost:6379 < commands.txt          # netcat: stdin to the socket, the socket to stdout

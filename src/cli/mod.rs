@@ -33,9 +33,9 @@ pub struct Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    #[command(after_long_help = EXIT_CODES)]
+    #[command(after_long_help = common::with_exit_codes(serve::EXAMPLES))]
     Serve(serve::ServeArgs),
-    #[command(after_long_help = EXIT_CODES)]
+    #[command(after_long_help = common::with_exit_codes(connect::EXAMPLES))]
     Connect(connect::ConnectArgs),
     #[command(after_long_help = common::with_exit_codes(relay::EXAMPLES))]
     Relay(relay::RelayArgs),

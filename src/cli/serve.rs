@@ -17,7 +17,7 @@ use super::tls::TlsServeArgs;
 /// The listen address when none is given (the seed's).
 const DEFAULT_ADDR: &str = "127.0.0.1:8080";
 
-const EXAMPLES: &str = "\
+pub const EXAMPLES: &str = "\
 Examples:
   netcrab serve                         # the seed's server: 127.0.0.1:8080, answers \"hello, world\"
   netcrab serve 127.0.0.1:0 --echo      # an echo server on a free port (printed on stderr)

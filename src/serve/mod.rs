@@ -1,5 +1,5 @@
 //! `netcrab serve`: the services (reply, echo, discard; per read or per
-//! line) run on the shared accept loop in [`server`](crate::server).
+//! line) run on the shared accept loop in [`server`].
 
 pub mod lines;
 mod service;
