@@ -7,13 +7,20 @@
 //! split, no lock): a direction reads into its buffer, writes it all to
 //! the other side, and at end of stream shuts the other side's writing
 //! down, while the opposite direction carries on until it ends too.
+//!
+//! A direction holds its buffer only while data flows: when a read would
+//! block with nothing left to write, the buffer is freed, so an idle
+//! relayed connection costs no buffer memory. The buffer is allocated
+//! uninitialised (`Vec::with_capacity`), so taking a new one is a plain
+//! `malloc`, not 64 KiB of zeroing.
 
 use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::io::poll_read_buf;
 
 use super::{Dir, Fault, Traffic};
 
@@ -45,12 +52,12 @@ impl DirError {
     }
 }
 
-/// One direction's state: a buffer holding `buf[pos..cap]` still to write.
+/// One direction's state: a buffer holding `buf[pos..]` still to write.
 struct Direction {
     dir: Dir,
-    buf: Box<[u8]>,
+    /// Empty, without capacity, while the direction is idle.
+    buf: Vec<u8>,
     pos: usize,
-    cap: usize,
     /// The source reached end of stream.
     read_done: bool,
     /// Bytes were written since the last flush.
@@ -63,9 +70,8 @@ impl Direction {
     fn new(dir: Dir) -> Direction {
         Direction {
             dir,
-            buf: vec![0u8; BUF_SIZE].into_boxed_slice(),
+            buf: Vec::new(),
             pos: 0,
-            cap: 0,
             read_done: false,
             need_flush: false,
             done: false,
@@ -86,10 +92,16 @@ impl Direction {
         W: AsyncWrite + ?Sized,
     {
         loop {
-            if self.pos == self.cap && !self.read_done {
-                let mut rb = ReadBuf::new(&mut self.buf);
-                match src.as_mut().poll_read(cx, &mut rb) {
+            if self.pos == self.buf.len() && !self.read_done {
+                self.buf.clear();
+                self.pos = 0;
+                if self.buf.capacity() == 0 {
+                    self.buf.reserve_exact(BUF_SIZE);
+                }
+                match poll_read_buf(src.as_mut(), cx, &mut self.buf) {
                     Poll::Pending => {
+                        // Idle: give the buffer back until data comes.
+                        self.buf = Vec::new();
                         // Nothing to read now: push out what was written
                         // (a TLS stream buffers records until flushed).
                         if self.need_flush {
@@ -99,20 +111,12 @@ impl Direction {
                         return Poll::Pending;
                     }
                     Poll::Ready(Err(err)) => return Poll::Ready(Err(DirError::Read(err))),
-                    Poll::Ready(Ok(())) => {
-                        let n = rb.filled().len();
-                        if n == 0 {
-                            self.read_done = true;
-                        } else {
-                            self.pos = 0;
-                            self.cap = n;
-                            traffic.touch();
-                        }
-                    }
+                    Poll::Ready(Ok(0)) => self.read_done = true,
+                    Poll::Ready(Ok(_)) => traffic.touch(),
                 }
             }
-            while self.pos < self.cap {
-                let n = ready!(dst.as_mut().poll_write(cx, &self.buf[self.pos..self.cap]))
+            while self.pos < self.buf.len() {
+                let n = ready!(dst.as_mut().poll_write(cx, &self.buf[self.pos..]))
                     .map_err(DirError::Write)?;
                 if n == 0 {
                     return Poll::Ready(Err(DirError::Write(io::ErrorKind::WriteZero.into())));
