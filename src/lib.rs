@@ -19,6 +19,8 @@
 //! | [`server`] | the shared accept loop: connection limit, accept backoff, drain |
 //! | [`serve`] | the services (reply, echo, discard) run on it |
 //! | [`connect`] | the client: send-and-print and the netcat pipe |
+//! | [`bench`] | the load generator: plan, pacing, one generic worker, report |
+//! | [`stats`] | latency histograms, error counts by kind, CPU time |
 //! | [`shutdown`] | SIGINT/SIGTERM handling |
 //! | [`escape`] | escaping peer data for logs |
 //!
@@ -39,6 +41,7 @@
 //! # }
 //! ```
 
+pub mod bench;
 pub mod connect;
 pub mod endpoint;
 pub mod error;
@@ -47,4 +50,5 @@ pub mod retry;
 pub mod serve;
 pub mod server;
 pub mod shutdown;
+pub mod stats;
 pub mod transport;
