@@ -297,10 +297,13 @@ fn parse_stat(stat: &str) -> Option<(&str, (u64, u64))> {
     parse_stat_full(stat).map(|(comm, (u, s, _, _))| (comm, (u, s)))
 }
 
+/// Clock ticks from `/proc/.../stat`: utime, stime, cutime, cstime.
+type StatTicks = (u64, u64, u64, u64);
+
 /// `(comm, (utime, stime, cutime, cstime))` from a `/proc/.../stat` line.
 /// The command name is in parentheses and may hold spaces: fields are
 /// counted after the last `)`.
-fn parse_stat_full(stat: &str) -> Option<(&str, (u64, u64, u64, u64))> {
+fn parse_stat_full(stat: &str) -> Option<(&str, StatTicks)> {
     let open = stat.find('(')?;
     let close = stat.rfind(')')?;
     let comm = stat.get(open + 1..close)?;

@@ -2,6 +2,7 @@
 //! into library configuration (the library never sees clap), as ripgrep
 //! does. One file per command.
 
+mod bench;
 mod common;
 mod connect;
 pub mod logging;
@@ -34,13 +35,15 @@ pub enum Command {
     Serve(serve::ServeArgs),
     #[command(after_long_help = EXIT_CODES)]
     Connect(connect::ConnectArgs),
+    #[command(after_long_help = EXIT_CODES)]
+    Bench(bench::BenchArgs),
 }
 
 impl Command {
-    /// Whether the command wants a multi-threaded runtime (servers do; a
-    /// single client does not).
+    /// Whether the command wants a multi-threaded runtime (servers and the
+    /// load generator do; a single client does not).
     pub fn multi_threaded(&self) -> bool {
-        matches!(self, Command::Serve(_))
+        matches!(self, Command::Serve(_) | Command::Bench(_))
     }
 
     /// Runs the command.
@@ -48,6 +51,7 @@ impl Command {
         match self {
             Command::Serve(args) => args.run().await,
             Command::Connect(args) => args.run().await,
+            Command::Bench(args) => args.run().await,
         }
     }
 }
