@@ -271,17 +271,65 @@ pub fn threads_cpu(name: &str) -> Duration {
     ticks_to_duration(ticks)
 }
 
-/// CPU time of process `pid` (user + system), plus that of its children it
-/// has waited for when `children` is set (servers that fork a process per
-/// connection), from `/proc/PID/stat`. `None` when the process is gone.
-pub fn pid_cpu(pid: u32, children: bool) -> Option<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, (utime, stime, cutime, cstime)) = parse_stat_full(&stat)?;
-    let mut ticks = utime + stime;
-    if children {
-        ticks += cutime + cstime;
+/// CPU time (user + system) of process `pid` and all its descendants, alive
+/// or already reaped, from `/proc`: servers that fork a process per
+/// connection (socat, ncat) are measured whole. `None` when the process is
+/// gone.
+///
+/// Each live process in the tree contributes its own time plus that of the
+/// children it has reaped (`cutime`/`cstime`); a child's time moves into its
+/// parent's `cutime` when it is reaped, so the sum is consistent from one
+/// reading to the next.
+pub fn tree_cpu(pid: u32) -> Option<Duration> {
+    let root = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut procs: Vec<(u32, u32, u64)> = Vec::new(); // (pid, ppid, ticks)
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for entry in dir.flatten() {
+            let Some(p) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if p == pid {
+                continue;
+            }
+            if let Ok(stat) = std::fs::read_to_string(entry.path().join("stat"))
+                && let Some((ppid, ticks)) = parse_ppid_ticks(&stat)
+            {
+                procs.push((p, ppid, ticks));
+            }
+        }
     }
-    Some(ticks_to_duration(ticks))
+    let (_, root_ticks) = parse_ppid_ticks(&root)?;
+    let mut total = root_ticks;
+    let mut tree = vec![pid];
+    let mut i = 0;
+    while i < tree.len() {
+        let parent = tree[i];
+        for (p, ppid, ticks) in &procs {
+            if *ppid == parent && !tree.contains(p) {
+                tree.push(*p);
+                total += ticks;
+            }
+        }
+        i += 1;
+    }
+    Some(ticks_to_duration(total))
+}
+
+/// `(ppid, utime + stime + cutime + cstime)` from a `/proc/PID/stat` line.
+fn parse_ppid_ticks(stat: &str) -> Option<(u32, u64)> {
+    let (_, (u, s, cu, cs)) = parse_stat_full(stat)?;
+    let close = stat.rfind(')')?;
+    let ppid = stat
+        .get(close + 1..)?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some((ppid, u + s + cu + cs))
 }
 
 fn ticks_to_duration(ticks: u64) -> Duration {
@@ -388,6 +436,8 @@ mod tests {
         let (comm, t) = parse_stat_full(line).expect("parse");
         assert_eq!(comm, "a b");
         assert_eq!(t, (111, 222, 33, 44));
+        assert_eq!(parse_ppid_ticks(line), Some((1, 111 + 222 + 33 + 44)));
+        assert!(tree_cpu(std::process::id()).is_some());
         assert!(process_cpu() > Duration::ZERO || cfg!(miri));
     }
 }

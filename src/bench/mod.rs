@@ -56,6 +56,9 @@ pub use worker::{Connector, Run, Totals};
 /// The name of the embedded echo server's threads.
 pub const EMBEDDED_THREAD: &str = "netcrab-echo";
 
+/// How long before the end of a duration-bound run CPU times are read.
+const CPU_MARK_EARLY: Duration = Duration::from_millis(20);
+
 /// How often progress is reported to the caller.
 const TICK: Duration = Duration::from_millis(250);
 
@@ -216,7 +219,7 @@ impl CpuMark {
         CpuMark {
             process: stats::process_cpu(),
             embedded: stats::threads_cpu(EMBEDDED_THREAD),
-            server: server_pid.and_then(|pid| stats::pid_cpu(pid, true)),
+            server: server_pid.and_then(stats::tree_cpu),
         }
     }
 }
@@ -275,6 +278,17 @@ async fn drive(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let warmup = tokio::time::sleep_until(run.measure_from);
     tokio::pin!(warmup);
+    // A duration-bound run reads CPU times just before its end, while every
+    // connection is still open: a server that forks per connection and
+    // does not wait for its children (their times are then lost) is still
+    // measured whole. The reading is scaled to the measured interval.
+    let mut end_mark: Option<(CpuMark, Instant)> = None;
+    let closing = tokio::time::sleep_until(
+        run.end
+            .map_or(start, |end| end.checked_sub(CPU_MARK_EARLY).unwrap_or(end))
+            .max(run.measure_from),
+    );
+    tokio::pin!(closing);
     let planned = match run.plan.stop {
         Stop::Duration(d) => Some(run.plan.warmup + d),
         Stop::Requests(_) => None,
@@ -293,6 +307,9 @@ async fn drive(
             _ = &mut warmup, if mark.is_none() => {
                 mark = Some((CpuMark::now(server_pid), SystemTime::now()));
             }
+            _ = &mut closing, if end_mark.is_none() && run.end.is_some() => {
+                end_mark = Some((CpuMark::now(server_pid), Instant::now()));
+            }
             _ = ticker.tick() => {
                 let now = Instant::now();
                 let totals = run.totals();
@@ -308,13 +325,30 @@ async fn drive(
         }
     }
     let finished = Instant::now();
-    let end_mark = CpuMark::now(server_pid);
+    let (end_mark, marked_at) = end_mark.unwrap_or_else(|| (CpuMark::now(server_pid), finished));
     let (begin_mark, started) = mark.unwrap_or((end_mark, SystemTime::now()));
-    let measured_until = run.end.map_or(finished, |end| end.min(finished));
+    // Held-open connections (`--hold`) idle at the end: not measured time.
+    let measured_until = run
+        .end
+        .map_or(finished, |end| end.min(finished))
+        .checked_sub(run.plan.hold)
+        .unwrap_or(finished)
+        .max(run.measure_from);
     let elapsed = measured_until.saturating_duration_since(run.measure_from);
+    let cpu_interval = marked_at.saturating_duration_since(run.measure_from);
+    let cpu_scale = if cpu_interval.is_zero() || marked_at >= measured_until {
+        1.0
+    } else {
+        elapsed.as_secs_f64() / cpu_interval.as_secs_f64()
+    };
     let totals = run.totals().clone();
     let report = build_report(
-        &run, &endpoint, embedded, &totals, elapsed, begin_mark, end_mark,
+        &run,
+        &endpoint,
+        embedded,
+        &totals,
+        elapsed,
+        (begin_mark, end_mark, cpu_scale),
     );
     Ok(Outcome {
         report,
@@ -323,29 +357,26 @@ async fn drive(
     })
 }
 
-#[allow(clippy::too_many_arguments)]
 fn build_report(
     run: &Run,
     endpoint: &Endpoint,
     embedded: bool,
     totals: &Totals,
     elapsed: Duration,
-    begin: CpuMark,
-    end: CpuMark,
+    (begin, end, scale): (CpuMark, CpuMark, f64),
 ) -> Report {
     let plan = &run.plan;
     let secs = elapsed.as_secs_f64();
     let per_s = |n: u64| if secs > 0.0 { n as f64 / secs } else { 0.0 };
-    let embedded_cpu = end.embedded.saturating_sub(begin.embedded);
-    let generator_cpu = end
-        .process
-        .saturating_sub(begin.process)
-        .saturating_sub(embedded_cpu);
+    let scaled = |d: Duration| d.mul_f64(scale);
+    let embedded_cpu = scaled(end.embedded.saturating_sub(begin.embedded));
+    let generator_cpu =
+        scaled(end.process.saturating_sub(begin.process)).saturating_sub(embedded_cpu);
     let server_cpu = if embedded {
         Some(embedded_cpu)
     } else {
         match (begin.server, end.server) {
-            (Some(b), Some(e)) => Some(e.saturating_sub(b)),
+            (Some(b), Some(e)) => Some(scaled(e.saturating_sub(b))),
             _ => None,
         }
     };

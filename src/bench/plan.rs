@@ -52,6 +52,10 @@ pub struct Plan {
     /// A request without its complete reply after this long fails with
     /// `timeout` (and its connection is reopened).
     pub request_timeout: Duration,
+    /// Once a connection has sent its last request and read its reply,
+    /// keep it open (idle) this long before closing: for measuring what
+    /// idle connections cost a server.
+    pub hold: Duration,
 }
 
 impl Plan {
@@ -69,6 +73,7 @@ impl Plan {
             connect_rate: None,
             churn: false,
             request_timeout: Duration::from_secs(10),
+            hold: Duration::ZERO,
         }
     }
 

@@ -454,6 +454,10 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
         }
         if pending.is_empty() {
             if stopping {
+                if !plan.hold.is_zero() && !run.cancel.is_cancelled() {
+                    // Hold the idle connection open (`--hold`).
+                    let _ = run.sleep_until(Instant::now() + plan.hold).await;
+                }
                 return Ended::Stop;
             }
             if plan.churn && sent_here >= 1 {
@@ -672,6 +676,17 @@ mod tests {
         assert_eq!(t.ok, 10);
         assert_eq!(connects, 10);
         assert_eq!(t.connect.len() as usize, connects);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn hold_keeps_finished_connections_open() {
+        let mut plan = Plan::echo(3, b"x".to_vec(), Stop::Requests(3));
+        plan.pacing = Pacing::Open { rate: 1000.0 };
+        plan.hold = Duration::from_secs(5);
+        let started = Instant::now();
+        let (t, connects) = run_plan(plan, echo()).await;
+        assert_eq!((t.ok, connects), (3, 3));
+        assert!(started.elapsed() >= Duration::from_secs(5));
     }
 
     #[tokio::test(start_paused = true)]

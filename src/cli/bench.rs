@@ -76,13 +76,16 @@ pub struct BenchArgs {
     /// Give up on a connection attempt after this long
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
     pub connect_timeout: Duration,
+    /// Keep each connection open, idle, this long after its last reply (to measure a server's idle-connection memory)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "0")]
+    pub hold: Duration,
     /// Print the report as JSON (schema netcrab.bench/v1) instead of a table
     #[arg(long)]
     pub json: bool,
     /// Save the latency histograms (an HdrHistogram interval log) for `bench merge`
     #[arg(long, value_name = "FILE")]
     pub histogram_out: Option<PathBuf>,
-    /// Also report the CPU time of this server process (and its reaped children)
+    /// Also report the CPU time of this server process and its descendants (for servers that fork)
     #[arg(long, value_name = "PID")]
     pub server_pid: Option<u32>,
 }
@@ -152,6 +155,7 @@ impl BenchArgs {
             connect_rate: self.connect_rate,
             churn: self.churn,
             request_timeout: self.timeout,
+            hold: self.hold,
         };
         plan.validate()?;
         if self.timeout.is_zero() {
