@@ -190,33 +190,49 @@ awk -F'\t' '
 # ---------------------------------------------------------------- bulk
 if [[ -z ${SKIP_BULK:-} ]]; then
   echo
-  echo "### Bulk: one stream of $BULK_BYTES"
+  echo "### Bulk: one stream, $DURATION (iperf3: -t $DURATION; netcrab connect: $BULK_BYTES from a pipe)"
   echo
-  echo "| receiver | sender | Gbit/s | vs netcrab |"
-  echo "|---|---|---:|---:|"
-  bulk() { # NAME: time netcrab connect piping BULK_BYTES into a discard server
+  echo "| receiver | sender | Gbit/s | vs netcrab | receiver CPU s per GiB |"
+  echo "|---|---|---:|---:|---:|"
+  # bench_bulk NAME: netcrab bench sending 128 KiB writes, no replies.
+  bench_bulk() {
     start_server "$1" discard
-    local t0 t1 bytes
+    local json="$OUT/bulk-$1.json"
+    "$NC" -q bench "127.0.0.1:$SERVER_PORT" -c 1 --size 128KiB --expect none \
+      -d "$DURATION" --warmup 0.5s --server-pid "$SERVER_PID" --json >"$json"
+    stop_server
+    jq -r '[(.throughput.sent_bytes_per_s * 8 / 1e9),
+            ((.server.cpu_s // 0) / ((.throughput.bytes_sent + 1) / 1073741824))] | @tsv' "$json"
+  }
+  # connect_bulk: BULK_BYTES through `netcrab connect` from a pipe.
+  connect_bulk() {
+    start_server netcrab discard
+    local t0 t1 bytes cpu0 cpu1
     bytes=$(numfmt --from=iec "$BULK_BYTES")
+    cpu0=$(proc_cpu_seconds "$SERVER_PID")
     t0=$(date +%s.%N)
     head -c "$BULK_BYTES" /dev/zero | "$NC" -q connect "127.0.0.1:$SERVER_PORT" >/dev/null
     t1=$(date +%s.%N)
+    cpu1=$(proc_cpu_seconds "$SERVER_PID")
     stop_server
-    awk -v b="$bytes" -v t0="$t0" -v t1="$t1" 'BEGIN { printf "%.2f\n", b * 8 / (t1 - t0) / 1e9 }'
+    awk -v b="$bytes" -v t0="$t0" -v t1="$t1" -v c0="$cpu0" -v c1="$cpu1" \
+      'BEGIN { printf "%.2f\t%.3f\n", b * 8 / (t1 - t0) / 1e9, (c1 - c0) / (b / 1073741824) }'
   }
-  nc_bulk=$(bulk netcrab)
-  go_bulk=$(bulk go)
+  IFS=$'\t' read -r nc_bulk nc_cpu < <(bench_bulk netcrab)
+  IFS=$'\t' read -r go_bulk go_cpu < <(bench_bulk go)
+  IFS=$'\t' read -r pipe_bulk pipe_cpu < <(connect_bulk)
   port=$(free_port)
   iperf3 -s -1 -B 127.0.0.1 -p "$port" >/dev/null 2>&1 &
   started+=("$!")
-  wait_listening "$port" || true
-  sleep 0.2
-  ip_bulk=$(iperf3 -c 127.0.0.1 -p "$port" -n "$BULK_BYTES" -J 2>/dev/null |
-    jq '.end.sum_received.bits_per_second / 1e9 * 100 | round / 100')
+  wait_listening "$port"
+  ip_bulk=$(iperf3 -c 127.0.0.1 -p "$port" -t "${DURATION%s}" -J 2>/dev/null |
+    jq '.end.sum_received.bits_per_second / 1e9')
   ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0) ? a / b : 0 }'; }
-  echo "| netcrab serve --discard | netcrab connect (stdin from \`head -c\`) | $nc_bulk | 1.00 |"
-  echo "| Go echo-go -mode discard | netcrab connect (stdin from \`head -c\`) | $go_bulk | $(ratio "$go_bulk" "$nc_bulk") |"
-  echo "| iperf3 -s | iperf3 -c -n $BULK_BYTES | $ip_bulk | $(ratio "$ip_bulk" "$nc_bulk") |"
+  f2() { awk -v a="$1" 'BEGIN { printf "%.2f", a }'; }
+  echo "| netcrab serve --discard | netcrab bench --expect none (128 KiB writes) | $(f2 "$nc_bulk") | 1.00 | $(f2 "$nc_cpu") |"
+  echo "| Go echo-go -mode discard | netcrab bench --expect none (128 KiB writes) | $(f2 "$go_bulk") | $(ratio "$go_bulk" "$nc_bulk") | $(f2 "$go_cpu") |"
+  echo "| netcrab serve --discard | \`head -c $BULK_BYTES /dev/zero \| netcrab connect\` | $(f2 "$pipe_bulk") | $(ratio "$pipe_bulk" "$nc_bulk") | $(f2 "$pipe_cpu") |"
+  echo "| iperf3 -s | iperf3 -c (single stream) | $(f2 "$ip_bulk") | $(ratio "$ip_bulk" "$nc_bulk") | - |"
 fi
 
 # ---------------------------------------------------------------- idle

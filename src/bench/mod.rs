@@ -441,6 +441,7 @@ fn build_report(
             expect: match plan.expect {
                 Expect::Echo => "echo",
                 Expect::Bytes(_) => "text",
+                Expect::Nothing => "none",
             }
             .to_owned(),
             pipeline: plan.pipeline,

@@ -24,6 +24,9 @@ pub enum Expect {
     Echo,
     /// These bytes, whatever the request.
     Bytes(Vec<u8>),
+    /// No reply at all (a discard server): a request is done once written,
+    /// and any byte the server sends is a wrong reply. For bulk throughput.
+    Nothing,
 }
 
 /// A workload, resolved from the command line (or built by a caller).
@@ -82,6 +85,7 @@ impl Plan {
         match &self.expect {
             Expect::Echo => self.request.clone(),
             Expect::Bytes(b) => b.as_slice().into(),
+            Expect::Nothing => Arc::from(&[][..]),
         }
     }
 
@@ -93,8 +97,10 @@ impl Plan {
         if self.request.is_empty() {
             return Err(Error::usage("the request payload must not be empty"));
         }
-        if self.expected_reply().is_empty() {
-            return Err(Error::usage("the expected reply must not be empty"));
+        if self.expected_reply().is_empty() && self.expect != Expect::Nothing {
+            return Err(Error::usage(
+                "the expected reply must not be empty (--expect none: no reply)",
+            ));
         }
         if self.pipeline == 0 {
             return Err(Error::usage("--pipeline must be at least 1"));

@@ -66,7 +66,7 @@ pub struct Workload {
     pub request_bytes: usize,
     /// Bytes per expected reply.
     pub reply_bytes: usize,
-    /// `echo` or `text`: what each reply was checked against.
+    /// `echo`, `text` or `none`: what each reply was checked against.
     pub expect: String,
     /// Requests in flight per connection.
     pub pipeline: usize,

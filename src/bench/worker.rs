@@ -487,6 +487,14 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
                     Err(err) => return fail_pending(local, pending, ErrorClass::of_io(&err)),
                 };
                 let now = Instant::now();
+                if expected.is_empty() {
+                    // `--expect none`: the server should not answer.
+                    if pending.is_empty() {
+                        local.failed(ErrorClass::WrongReply, 1);
+                        return Ended::Reconnect;
+                    }
+                    return fail_pending(local, pending, ErrorClass::WrongReply);
+                }
                 let mut chunk = &buf[..n];
                 while !chunk.is_empty() {
                     if pending.is_empty() {
@@ -522,6 +530,15 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
                             writing = None;
                             if pending.back().is_some_and(|p| p.measured) {
                                 local.bytes_sent += request.len() as u64;
+                            }
+                            if expected.is_empty() {
+                                // No reply expected: done once written.
+                                let now = Instant::now();
+                                if let Some(done) = pending.pop_front()
+                                    && done.measured
+                                {
+                                    local.answered(run, now - done.origin, 0, now);
+                                }
                             }
                         } else {
                             writing = Some(pos);
@@ -687,6 +704,22 @@ mod tests {
         let (t, connects) = run_plan(plan, echo()).await;
         assert_eq!((t.ok, connects), (3, 3));
         assert!(started.elapsed() >= Duration::from_secs(5));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn expect_nothing_completes_requests_when_written() {
+        let mut plan = Plan::echo(2, vec![7u8; 100_000], Stop::Requests(20));
+        plan.expect = Expect::Nothing;
+        let (t, _) = run_plan(plan, Behaviour::Silent).await;
+        assert_eq!(t.ok, 20);
+        assert_eq!(t.bytes_sent, 2_000_000);
+        assert_eq!(t.bytes_received, 0);
+        // A server that answers is wrong (the worker notices once the
+        // server has had a turn to answer).
+        let mut plan = Plan::echo(1, b"x".to_vec(), Stop::Requests(1000));
+        plan.expect = Expect::Nothing;
+        let (t, _) = run_plan(plan, echo()).await;
+        assert!(t.errors.get(ErrorClass::WrongReply) >= 1, "{:?}", t.errors);
     }
 
     #[tokio::test(start_paused = true)]

@@ -22,6 +22,7 @@ Examples:
   netcrab bench 127.0.0.1:9000 --rate 20000 -d 30s --warmup 5s   # open loop: 20k req/s on a fixed schedule
   netcrab bench 127.0.0.1:8080 --payload ping --expect 'hello, world' -n 1000   # check every reply
   netcrab bench 127.0.0.1:9000 --churn -c 8     # a new connection per request: measures set-up
+  netcrab bench 127.0.0.1:9001 --expect none -c 1 --size 128KiB   # bulk send to a --discard server
   netcrab bench 127.0.0.1:9000 --json --histogram-out run1.hlog
   netcrab bench merge run1.hlog run2.hlog        # combine runs from several machines exactly
 
@@ -41,13 +42,13 @@ pub struct BenchArgs {
     #[arg(short = 'c', long, value_name = "N", default_value_t = 50)]
     pub connections: usize,
     /// Request size in bytes (a fixed printable pattern)
-    #[arg(short = 's', long, value_name = "BYTES", default_value_t = 64)]
+    #[arg(short = 's', long, value_name = "BYTES", default_value = "64", value_parser = parse_size)]
     pub size: usize,
     /// Request content: TEXT, or @FILE for a file's bytes (replaces --size)
     #[arg(long, value_name = "TEXT|@FILE", conflicts_with = "size")]
     pub payload: Option<String>,
-    /// What each reply must be: `echo` (the request itself), TEXT, or @FILE
-    #[arg(long, value_name = "echo|TEXT|@FILE", default_value = "echo")]
+    /// What each reply must be: `echo` (the request itself), TEXT, @FILE, or `none` (send only: bulk to a discard server)
+    #[arg(long, value_name = "echo|none|TEXT|@FILE", default_value = "echo")]
     pub expect: String,
     /// Measure for this long
     #[arg(short = 'd', long, value_name = "DURATION", value_parser = parse_duration, default_value = "5s")]
@@ -108,6 +109,24 @@ pub struct MergeArgs {
     pub json: bool,
 }
 
+/// Parses a byte count: `512`, `4k`/`4KiB` (x1024), `1m`/`1MiB`.
+fn parse_size(s: &str) -> std::result::Result<usize, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: usize = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size like 512, 4k or 1MiB"))?;
+    let mult = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1024,
+        "m" | "mb" | "mib" => 1024 * 1024,
+        _ => return Err(format!("{s:?}: unknown unit (use k or m, powers of 1024)")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{s:?} is too large"))
+}
+
 /// `TEXT` or the bytes of `@FILE`.
 fn text_or_file(value: &str, what: &str) -> Result<Vec<u8>> {
     match value.strip_prefix('@') {
@@ -135,6 +154,7 @@ impl BenchArgs {
         };
         let expect = match self.expect.as_str() {
             "echo" => Expect::Echo,
+            "none" => Expect::Nothing,
             other => Expect::Bytes(text_or_file(other, "expected reply")?),
         };
         let stop = match self.requests {
@@ -286,6 +306,16 @@ mod tests {
         assert!(matches!(cfg.target, Target::Embedded));
         assert_eq!(&*cfg.plan.request, b"ping");
         assert_eq!(cfg.plan.expect, Expect::Bytes(b"pong".to_vec()));
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("512"), Ok(512));
+        assert_eq!(parse_size("4k"), Ok(4096));
+        assert_eq!(parse_size("128KiB"), Ok(131072));
+        assert_eq!(parse_size("1MiB"), Ok(1 << 20));
+        assert!(parse_size("1x").is_err());
+        assert!(parse_size("k").is_err());
     }
 
     #[test]
