@@ -15,14 +15,15 @@
 #     first echoes one message, so lazily allocated buffers exist), netcrab
 #     vs Go; the fork-per-connection peers are left out (a process each).
 #
-# Per run it records the wall-clock rate, the server's CPU seconds over the
-# measured interval (the whole process tree, children included; from
-# /proc via `bench --server-pid`), the server's memory (VmHWM for
+# Per run it records the wall-clock rate, the server's CPU seconds (GNU
+# time around a server started fresh for that run: its whole life, children
+# it waited for included, so fork-per-connection servers are counted whole;
+# no warm-up, so connection set-up is in every figure), the server's memory (VmHWM for
 # single-process servers; for forking ones the sum of VmRSS over the tree,
 # sampled mid-run), latency and the generator's CPU per request.
 #
 # Usage: bench/compare.sh            (about 4-5 minutes)
-# Knobs (environment): DURATION=3s WARMUP=1s CONNS="1 50 500" SIZES="64 1024"
+# Knobs (environment): DURATION=3s CONNS="1 50 500" SIZES="64 1024"
 #   SERVERS="netcrab go socat ncat" BULK_BYTES=2G IDLE_CONNS=10000
 #   SKIP_BULK=1 SKIP_IDLE=1 OUT=target/bench-compare
 set -euo pipefail
@@ -33,7 +34,6 @@ root="$(dirname "$here")"
 . "$here/lib.sh"
 
 DURATION=${DURATION:-3s}
-WARMUP=${WARMUP:-1s}
 CONNS=${CONNS:-"1 50 500"}
 SIZES=${SIZES:-"64 1024"}
 SERVERS=${SERVERS:-"netcrab go socat ncat"}
@@ -93,42 +93,56 @@ wait_listening() {
   done
 }
 
-# start_server NAME echo|discard: sets SERVER_PID and SERVER_PORT.
+# start_server NAME echo|discard: sets SERVER_PID (the server itself) and
+# SERVER_PORT. The server runs under GNU time, which reports the CPU time
+# of the server and of every child it waited for when it exits.
 start_server() {
-  local name=$1 mode=$2 pf="$tmp/port.$RANDOM"
+  local name=$1 mode=$2 pf="$tmp/port.$RANDOM" cmd
+  SERVER_PORT=""
   case $name in
-    netcrab)
-      "$NC" serve 127.0.0.1:0 "--$mode" -q --max-conns 20000 --idle-timeout 0 --port-file "$pf" &
-      SERVER_PID=$!
-      SERVER_PORT=$(wait_port_file "$pf")
-      ;;
-    go)
-      "$GO" -addr 127.0.0.1:0 -mode "$mode" -port-file "$pf" 2>/dev/null &
-      SERVER_PID=$!
-      SERVER_PORT=$(wait_port_file "$pf")
-      ;;
+    netcrab) cmd=("$NC" serve 127.0.0.1:0 "--$mode" -q --max-conns 20000 --idle-timeout 0 --port-file "$pf") ;;
+    go) cmd=("$GO" -addr 127.0.0.1:0 -mode "$mode" -port-file "$pf") ;;
     socat)
       SERVER_PORT=$(free_port)
-      socat "TCP-LISTEN:$SERVER_PORT,bind=127.0.0.1,fork,reuseaddr,backlog=4096,nodelay" PIPE 2>/dev/null &
-      SERVER_PID=$!
+      cmd=(socat "TCP-LISTEN:$SERVER_PORT,bind=127.0.0.1,fork,reuseaddr,backlog=4096,nodelay" PIPE)
       ;;
     ncat)
       SERVER_PORT=$(free_port)
-      ncat -k -l 127.0.0.1 "$SERVER_PORT" --max-conns 4096 --exec /bin/cat 2>/dev/null &
-      SERVER_PID=$!
+      cmd=(ncat -k -l 127.0.0.1 "$SERVER_PORT" --max-conns 4096 --exec /bin/cat)
       ;;
   esac
-  started+=("$SERVER_PID")
+  rm -f "$tmp/cpu"
+  /usr/bin/time -f "%U %S" -o "$tmp/cpu" "${cmd[@]}" 2>/dev/null &
+  TIME_PID=$!
+  started+=("$TIME_PID")
+  local deadline=$((SECONDS + 10))
+  until SERVER_PID=$(pgrep -P "$TIME_PID"); do
+    if ((SECONDS >= deadline)); then
+      echo "compare.sh: $name did not start" >&2
+      return 1
+    fi
+    sleep 0.02
+  done
+  [[ -n $SERVER_PORT ]] || SERVER_PORT=$(wait_port_file "$pf")
   wait_listening "$SERVER_PORT"
 }
 
-# stop_server: TERM the server and its children, wait for it.
+# stop_server: TERM the server's children, then the server; sets
+# SERVER_CPU (user + system seconds of the server and its reaped children
+# over its whole life, which was one run).
 stop_server() {
-  local p
+  local p deadline=$((SECONDS + 10))
+  # Let per-connection children finish on their own first (the client has
+  # closed every connection), so the server waits for them and GNU time
+  # counts their CPU; kill what is left after 10 s.
+  while [[ -n $(pgrep -P "$SERVER_PID") ]] && ((SECONDS < deadline)); do
+    sleep 0.05
+  done
   for p in $(tree_pids "$SERVER_PID" 2>/dev/null | tac); do
     kill "$p" 2>/dev/null || true
   done
-  wait "$SERVER_PID" 2>/dev/null || true
+  wait "$TIME_PID" 2>/dev/null || true
+  SERVER_CPU=$(awk 'END { print $1 + $2 }' "$tmp/cpu" 2>/dev/null || echo 0)
 }
 
 # server_mem_kib NAME PID SAMPLED: VmHWM for single-process servers, the
@@ -150,18 +164,18 @@ for conns in $CONNS; do
       start_server "$name" echo
       json="$OUT/echo-$name-c$conns-s$size.json"
       # Sample the server tree's memory in the middle of the measurement.
-      mid=$(awk -v w="${WARMUP%s}" -v d="${DURATION%s}" 'BEGIN { print w + d / 2 }')
+      mid=$(awk -v d="${DURATION%s}" 'BEGIN { print d / 2 }')
       (sleep "$mid" && tree_rss_kib "$SERVER_PID" >"$tmp/rss") &
       sampler=$!
       echo "compare.sh: $name, $conns connection(s) x $size B" >&2
       "$NC" -q bench "127.0.0.1:$SERVER_PORT" -c "$conns" --size "$size" \
-        -d "$DURATION" --warmup "$WARMUP" --server-pid "$SERVER_PID" --json >"$json"
+        -d "$DURATION" --json >"$json"
       wait "$sampler" || true
       mem=$(server_mem_kib "$name" "$SERVER_PID" "$(cat "$tmp/rss" 2>/dev/null || echo 0)")
       stop_server
-      jq -r --arg name "$name" --arg mem "$mem" '[
+      jq -r --arg name "$name" --arg mem "$mem" --arg cpu "$SERVER_CPU" '[
           $name, .workload.connections, .workload.request_bytes,
-          .rate.achieved_rps, (.server.cpu_s // 0),
+          .rate.achieved_rps, ($cpu | tonumber),
           .latency.p50_us, .latency.p99_us,
           ($mem | tonumber), (.generator.cpu_us_per_request // 0), .requests.errors
         ] | @tsv' "$json" >>"$rows"
@@ -171,7 +185,7 @@ done
 
 # The table: one row per (workload, server), ratios against netcrab's row.
 echo
-echo "### Request/response (echo), closed loop, $DURATION per run after $WARMUP warm-up"
+echo "### Request/response (echo), closed loop, $DURATION per run, a fresh server per run"
 echo
 echo "| server | conns | size | req/s | vs netcrab | server CPU s | req per server CPU-s | vs netcrab | p50 | p99 | server mem MiB | generator µs/req | errors |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
@@ -199,24 +213,22 @@ if [[ -z ${SKIP_BULK:-} ]]; then
     start_server "$1" discard
     local json="$OUT/bulk-$1.json"
     "$NC" -q bench "127.0.0.1:$SERVER_PORT" -c 1 --size 128KiB --expect none \
-      -d "$DURATION" --warmup 0.5s --server-pid "$SERVER_PID" --json >"$json"
+      -d "$DURATION" --json >"$json"
     stop_server
-    jq -r '[(.throughput.sent_bytes_per_s * 8 / 1e9),
-            ((.server.cpu_s // 0) / ((.throughput.bytes_sent + 1) / 1073741824))] | @tsv' "$json"
+    jq -r --arg cpu "$SERVER_CPU" '[(.throughput.sent_bytes_per_s * 8 / 1e9),
+            (($cpu | tonumber) / ((.throughput.bytes_sent + 1) / 1073741824))] | @tsv' "$json"
   }
   # connect_bulk: BULK_BYTES through `netcrab connect` from a pipe.
   connect_bulk() {
     start_server netcrab discard
-    local t0 t1 bytes cpu0 cpu1
+    local t0 t1 bytes
     bytes=$(numfmt --from=iec "$BULK_BYTES")
-    cpu0=$(proc_cpu_seconds "$SERVER_PID")
     t0=$(date +%s.%N)
     head -c "$BULK_BYTES" /dev/zero | "$NC" -q connect "127.0.0.1:$SERVER_PORT" >/dev/null
     t1=$(date +%s.%N)
-    cpu1=$(proc_cpu_seconds "$SERVER_PID")
     stop_server
-    awk -v b="$bytes" -v t0="$t0" -v t1="$t1" -v c0="$cpu0" -v c1="$cpu1" \
-      'BEGIN { printf "%.2f\t%.3f\n", b * 8 / (t1 - t0) / 1e9, (c1 - c0) / (b / 1073741824) }'
+    awk -v b="$bytes" -v t0="$t0" -v t1="$t1" -v c="$SERVER_CPU" \
+      'BEGIN { printf "%.2f\t%.3f\n", b * 8 / (t1 - t0) / 1e9, c / (b / 1073741824) }'
   }
   IFS=$'\t' read -r nc_bulk nc_cpu < <(bench_bulk netcrab)
   IFS=$'\t' read -r go_bulk go_cpu < <(bench_bulk go)
