@@ -49,7 +49,7 @@ raise_nofile
 NC="$root/target/release/netcrab"
 GO="$here/peers/bin/echo-go"
 mkdir -p "$OUT"
-rm -f "$OUT"/*.json
+rm -f "$OUT"/*.json "$OUT"/*.server-cpu
 tmp=$(mktemp -d)
 started=()
 
@@ -173,9 +173,10 @@ for conns in $CONNS; do
       wait "$sampler" || true
       mem=$(server_mem_kib "$name" "$SERVER_PID" "$(cat "$tmp/rss" 2>/dev/null || echo 0)")
       stop_server
+      echo "$SERVER_CPU" >"${json%.json}.server-cpu"
       jq -r --arg name "$name" --arg mem "$mem" --arg cpu "$SERVER_CPU" '[
           $name, .workload.connections, .workload.request_bytes,
-          .rate.achieved_rps, ($cpu | tonumber),
+          .rate.achieved_rps, ($cpu | tonumber), .requests.ok,
           .latency.p50_us, .latency.p99_us,
           ($mem | tonumber), (.generator.cpu_us_per_request // 0), .requests.errors
         ] | @tsv' "$json" >>"$rows"
@@ -193,12 +194,12 @@ awk -F'\t' '
   function fmt_us(us) { return us < 1000 ? sprintf("%.0fµs", us) : sprintf("%.2fms", us / 1000) }
   {
     key = $2 "/" $3
-    per_cpu = ($5 > 0) ? $4 / $5 : 0
+    per_cpu = ($5 > 0) ? $6 / $5 : 0
     if ($1 == "netcrab") { base_rps[key] = $4; base_cpu[key] = per_cpu }
     rps_ratio = (base_rps[key] > 0) ? sprintf("%.2f", $4 / base_rps[key]) : "-"
     cpu_ratio = (base_cpu[key] > 0 && per_cpu > 0) ? sprintf("%.2f", per_cpu / base_cpu[key]) : "-"
     printf "| %s | %d | %d | %.0f | %s | %.2f | %.0f | %s | %s | %s | %.1f | %.2f | %d |\n",
-      $1, $2, $3, $4, rps_ratio, $5, per_cpu, cpu_ratio, fmt_us($6), fmt_us($7), $8 / 1024, $9, $10
+      $1, $2, $3, $4, rps_ratio, $5, per_cpu, cpu_ratio, fmt_us($7), fmt_us($8), $9 / 1024, $10, $11
   }' "$rows"
 
 # ---------------------------------------------------------------- bulk
