@@ -11,11 +11,12 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use netcrab::bench::{self, BenchConfig, Expect, Pacing, Plan, Progress, Stop, Target};
 use netcrab::endpoint::Endpoint;
 use netcrab::error::{Error, Result};
-use netcrab::transport::{ConnectOptions, SocketOptions};
+use netcrab::transport::ConnectOptions;
 
 use super::common::parse_duration;
 
-const EXAMPLES: &str = "\
+/// `--help` examples.
+pub const EXAMPLES: &str = "\
 Examples:
   netcrab bench                                  # benchmark an embedded echo server: what netcrab does, in one command
   netcrab bench 127.0.0.1:9000 -c 50 --size 512  # 50 connections echoing 512-byte messages for 5s
@@ -184,12 +185,10 @@ impl BenchArgs {
         Ok(BenchConfig {
             target,
             plan,
+            // TCP_NODELAY on, keepalive off: the defaults.
             connect: ConnectOptions {
                 connect_timeout: self.connect_timeout,
-                socket: SocketOptions {
-                    nodelay: true,
-                    keepalive: None,
-                },
+                ..ConnectOptions::default()
             },
             server_pid: self.server_pid,
         })

@@ -40,8 +40,8 @@ pub enum Command {
 }
 
 impl Command {
-    /// Whether the command wants a multi-threaded runtime (servers and the
-    /// load generator do; a single client does not).
+    /// Whether the command wants a multi-threaded runtime (servers do; a
+    /// single client does not).
     pub fn multi_threaded(&self) -> bool {
         matches!(self, Command::Serve(_) | Command::Bench(_))
     }
