@@ -19,7 +19,7 @@
 //! | [`server`] | the shared accept loop: connection limit, accept backoff, drain |
 //! | [`serve`] | the services (reply, echo, discard) run on it |
 //! | [`connect`] | the client: send-and-print and the netcat pipe |
-//! | [`bench`] | the load generator: plan, pacing, one generic worker, report |
+//! | [`bench`](mod@bench) | the load generator: plan, pacing, one generic worker, report |
 //! | [`stats`] | latency histograms, error counts by kind, CPU time |
 //! | [`shutdown`] | SIGINT/SIGTERM handling |
 //! | [`escape`] | escaping peer data for logs |

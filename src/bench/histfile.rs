@@ -67,7 +67,7 @@ fn encode(
     Ok(out)
 }
 
-/// Reads a file written by [`write`].
+/// Reads a file written by [`write()`].
 pub fn read(path: &Path) -> Result<RunData> {
     let context = format!("read {}", path.display());
     let bytes = std::fs::read(path).map_err(|e| Error::io(&context, e))?;
