@@ -42,7 +42,7 @@ pub struct BenchArgs {
     /// Connections kept open at once
     #[arg(short = 'c', long, value_name = "N", default_value_t = 50)]
     pub connections: usize,
-    /// Request size in bytes (a fixed printable pattern)
+    /// Request size in bytes, a fixed printable pattern (4k, 1MiB: powers of 1024)
     #[arg(short = 's', long, value_name = "BYTES", default_value = "64", value_parser = parse_size)]
     pub size: usize,
     /// Request content: TEXT, or @FILE for a file's bytes (replaces --size)

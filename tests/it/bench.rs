@@ -289,6 +289,7 @@ fn open_loop_percentiles_include_a_server_stall_and_closed_loop_ones_do_not() {
 
     let open_slow = slow_samples(&open_log, 200);
     let closed_slow = slow_samples(&closed_log, 200);
+    eprintln!("samples >= 200ms: open loop {open_slow}, closed loop {closed_slow}");
     assert!(
         open_slow >= 10,
         "open loop: only {open_slow} samples >= 200ms"
