@@ -36,6 +36,8 @@ pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
 /// An open-loop request sent later than this after its due time counts as
 /// sent late.
 const LATE: Duration = Duration::from_millis(1);
+/// The most bytes of requests written together (`--pipeline`).
+const OUT_MAX: usize = 1 << 20;
 /// Closed loop: the first and the longest pause after a failed connection
 /// attempt (open loop is paced by its schedule instead).
 const BACKOFF_MIN: Duration = Duration::from_millis(10);
@@ -323,6 +325,10 @@ pub async fn worker<C: Connector>(run: Arc<Run>, connector: Arc<C>, conn: usize)
     };
     let mut local = Local::new(Instant::now());
     let mut buf = vec![0u8; read_buf_len(run.expected.len(), plan.pipeline)];
+    // The request repeated, so requests that may go together are written
+    // with one system call (bounded to 1 MiB).
+    let max_batch = plan.pipeline.min((OUT_MAX / plan.request.len()).max(1));
+    let out = plan.request.repeat(max_batch);
     let mut pending = VecDeque::with_capacity(plan.pipeline);
     let mut backoff = Duration::ZERO;
 
@@ -384,7 +390,16 @@ pub async fn worker<C: Connector>(run: Arc<Run>, connector: Arc<C>, conn: usize)
             }
         };
         pending.clear();
-        let ended = exchange(&run, stream, &mut pacer, &mut local, &mut buf, &mut pending).await;
+        let ended = exchange(
+            &run,
+            stream,
+            &mut pacer,
+            &mut local,
+            &mut buf,
+            &mut pending,
+            &out,
+        )
+        .await;
         if let Ended::Stop = ended {
             break;
         }
@@ -408,13 +423,17 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     local: &mut Local,
     buf: &mut [u8],
     pending: &mut VecDeque<Pending>,
+    out: &[u8],
 ) -> Ended {
     let plan = &run.plan;
-    let request = &*plan.request;
+    let request_len = plan.request.len();
+    let max_batch = out.len() / request_len;
     let expected = &*run.expected;
     let (mut rd, mut wr) = tokio::io::split(stream);
-    // Offset into the request being written, if one is.
-    let mut writing: Option<usize> = None;
+    // The bytes of `out` being written (requests sent together in one
+    // write), and how many requests they are.
+    let mut writing: Option<(usize, usize)> = None;
+    let mut batch = 0usize;
     // Offset into the reply being read, and whether it already differs.
     let mut rpos = 0usize;
     let mut wrong = false;
@@ -428,28 +447,40 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     loop {
         let now = Instant::now();
         let mut wake = run.end.unwrap_or(far);
-        if writing.is_none()
-            && !stopping
-            && pending.len() < plan.pipeline
-            && !(plan.churn && sent_here >= 1)
-        {
-            match run.next(pacer, now) {
-                Next::Send { origin, measured } => {
-                    let lag = now.saturating_duration_since(origin);
-                    if measured && lag > LATE {
-                        local.late_sends += 1;
-                        local.max_send_lag = local.max_send_lag.max(lag);
+        if writing.is_none() && !stopping {
+            // Every request that may go now goes in one write.
+            batch = 0;
+            while pending.len() < plan.pipeline
+                && batch < max_batch
+                && !(plan.churn && sent_here >= 1)
+            {
+                match run.next(pacer, now) {
+                    Next::Send { origin, measured } => {
+                        let lag = now.saturating_duration_since(origin);
+                        if measured && lag > LATE {
+                            local.late_sends += 1;
+                            local.max_send_lag = local.max_send_lag.max(lag);
+                        }
+                        pending.push_back(Pending {
+                            origin,
+                            sent: now,
+                            measured,
+                        });
+                        batch += 1;
+                        sent_here += 1;
                     }
-                    pending.push_back(Pending {
-                        origin,
-                        sent: now,
-                        measured,
-                    });
-                    writing = Some(0);
-                    sent_here += 1;
+                    Next::Wait(at) => {
+                        wake = wake.min(at);
+                        break;
+                    }
+                    Next::Stop => {
+                        stopping = true;
+                        break;
+                    }
                 }
-                Next::Wait(at) => wake = wake.min(at),
-                Next::Stop => stopping = true,
+            }
+            if batch > 0 {
+                writing = Some((0, batch * request_len));
             }
         }
         if pending.is_empty() {
@@ -521,27 +552,29 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
                     }
                 }
             }
-            written = wr.write(&request[writing.unwrap_or(0)..]), if writing.is_some() => {
+            written = wr.write(writing.map_or(&[][..], |(pos, end)| &out[pos..end])), if writing.is_some() => {
                 match written {
                     Ok(0) => return fail_pending(local, pending, ErrorClass::Closed),
                     Ok(n) => {
-                        let pos = writing.unwrap_or(0) + n;
-                        if pos == request.len() {
+                        let (pos, end) = writing.unwrap_or((0, 0));
+                        let pos = pos + n;
+                        if pos >= end {
                             writing = None;
-                            if pending.back().is_some_and(|p| p.measured) {
-                                local.bytes_sent += request.len() as u64;
-                            }
+                            let measured = pending.iter().rev().take(batch).filter(|p| p.measured).count();
+                            local.bytes_sent += (measured * request_len) as u64;
                             if expected.is_empty() {
                                 // No reply expected: done once written.
                                 let now = Instant::now();
-                                if let Some(done) = pending.pop_front()
-                                    && done.measured
-                                {
-                                    local.answered(run, now - done.origin, 0, now);
+                                for _ in 0..batch {
+                                    if let Some(done) = pending.pop_front()
+                                        && done.measured
+                                    {
+                                        local.answered(run, now - done.origin, 0, now);
+                                    }
                                 }
                             }
                         } else {
-                            writing = Some(pos);
+                            writing = Some((pos, end));
                         }
                     }
                     Err(err) => return fail_pending(local, pending, ErrorClass::of_io(&err)),
