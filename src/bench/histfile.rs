@@ -58,7 +58,7 @@ fn encode(
     let start = started
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default();
-    let length = Duration::from_secs_f64(report.elapsed_s.max(0.0));
+    let length = Duration::try_from_secs_f64(report.elapsed_s).unwrap_or_default();
     for (tag, h) in [("latency", latency), ("connect", connect)] {
         writer
             .write_histogram(h, start, length, Tag::new(tag))

@@ -28,9 +28,25 @@ pub enum Pacing {
     },
 }
 
-/// The time of item `index` on a schedule of `rate` per second from `start`.
+/// The time of item `index` on a schedule of `rate` per second from `start`
+/// (saturating at a far future for absurdly slow rates).
 pub fn due_at(start: Instant, index: u64, rate: f64) -> Instant {
-    start + Duration::from_secs_f64(index as f64 / rate)
+    Duration::try_from_secs_f64(index as f64 / rate)
+        .ok()
+        .and_then(|d| start.checked_add(d))
+        .unwrap_or_else(|| far_future(start))
+}
+
+/// A time so far after `from` that nothing waits for it in practice.
+pub fn far_future(from: Instant) -> Instant {
+    from.checked_add(Duration::from_secs(86400 * 365))
+        .unwrap_or(from)
+}
+
+/// `at + d`, saturating at [`far_future`] (user-given durations may be huge).
+pub fn later(at: Instant, d: Duration) -> Instant {
+    let far = far_future(at);
+    at.checked_add(d).map_or(far, |t| t.min(far))
 }
 
 /// One connection's share of the open-loop schedule.
@@ -146,6 +162,17 @@ mod tests {
             "requests 0..=10 are due within 105 ms at 100/s"
         );
         assert_eq!(s.due() - start, Duration::from_millis(110));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn huge_durations_and_tiny_rates_saturate_instead_of_panicking() {
+        let now = Instant::now();
+        assert!(due_at(now, u64::MAX, 1e-300) > now);
+        assert!(later(now, Duration::MAX) > now);
+        assert_eq!(
+            later(now, Duration::from_secs(1)),
+            now + Duration::from_secs(1)
+        );
     }
 
     #[tokio::test(start_paused = true)]

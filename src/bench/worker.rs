@@ -24,7 +24,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::pacing::{ConnectGate, Pacing, Schedule};
+use super::pacing::{ConnectGate, Pacing, Schedule, far_future, later};
 use super::plan::{Plan, Stop};
 use crate::error::Result;
 use crate::stats::{self, ErrorClass, ErrorCounts};
@@ -153,9 +153,9 @@ impl Run {
     /// The shared state of a run of `plan` starting at `start`, stopped
     /// early by `cancel`.
     pub fn new(plan: Plan, start: Instant, cancel: CancellationToken) -> Run {
-        let measure_from = start + plan.warmup;
+        let measure_from = later(start, plan.warmup);
         let end = match plan.stop {
-            Stop::Duration(d) => Some(measure_from + d),
+            Stop::Duration(d) => Some(later(measure_from, d)),
             Stop::Requests(_) => None,
         };
         let gate = plan.connect_rate.map(|rate| ConnectGate::new(start, rate));
@@ -382,7 +382,7 @@ pub async fn worker<C: Connector>(run: Arc<Run>, connector: Arc<C>, conn: usize)
                 }
                 if pacer.is_none() {
                     backoff = (backoff * 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
-                    if !run.sleep_until(Instant::now() + backoff).await {
+                    if !run.sleep_until(later(Instant::now(), backoff)).await {
                         break;
                     }
                 }
@@ -439,7 +439,7 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     let mut wrong = false;
     let mut sent_here = 0u64;
     let mut stopping = false;
-    let far = Instant::now() + Duration::from_secs(86400 * 365);
+    let far = far_future(Instant::now());
     let timer = tokio::time::sleep_until(far);
     tokio::pin!(timer);
     let mut timer_at = far;
@@ -487,7 +487,7 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
             if stopping {
                 if !plan.hold.is_zero() && !run.cancel.is_cancelled() {
                     // Hold the idle connection open (`--hold`).
-                    let _ = run.sleep_until(Instant::now() + plan.hold).await;
+                    let _ = run.sleep_until(later(Instant::now(), plan.hold)).await;
                 }
                 return Ended::Stop;
             }
@@ -496,7 +496,7 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
             }
         }
         if let Some(oldest) = pending.front() {
-            wake = wake.min(oldest.sent + plan.request_timeout);
+            wake = wake.min(later(oldest.sent, plan.request_timeout));
         }
         if wake < timer_at {
             timer.as_mut().reset(wake);
@@ -587,7 +587,7 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
                     // Requests still in flight at the end are abandoned.
                     return Ended::Stop;
                 }
-                if pending.front().is_some_and(|p| now >= p.sent + plan.request_timeout) {
+                if pending.front().is_some_and(|p| now >= later(p.sent, plan.request_timeout)) {
                     return fail_pending(local, pending, ErrorClass::Timeout);
                 }
             }
