@@ -311,3 +311,33 @@ fn open_loop_percentiles_include_a_server_stall_and_closed_loop_ones_do_not() {
     assert!(n(&open["rate"]["late_sends"]) >= 10, "{}", open["rate"]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn pipelined_and_churned_requests_are_all_answered() {
+    let server = Server::start(&["--echo"]);
+    let addr = server.addr_str();
+    let r = bench_json(&[
+        &addr,
+        "-n",
+        "1000",
+        "-c",
+        "2",
+        "--pipeline",
+        "8",
+        "--size",
+        "300",
+    ]);
+    assert_eq!(n(&r["requests"]["ok"]), 1000);
+    assert_eq!(n(&r["requests"]["errors"]), 0);
+    assert_eq!(n(&r["workload"]["pipeline"]), 8);
+    // Churn: a connection per request (give or take one per worker that
+    // connected just as the budget ran out).
+    let r = bench_json(&[&addr, "-n", "50", "-c", "2", "--churn"]);
+    assert_eq!(n(&r["requests"]["ok"]), 50);
+    let opened = n(&r["connections_opened"]);
+    assert!(
+        (50..=52).contains(&opened),
+        "{opened} connections for 50 churned requests"
+    );
+    assert_eq!(n(&r["connect"]["count"]), opened);
+}
