@@ -560,6 +560,11 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
                         let pos = pos + n;
                         if pos >= end {
                             writing = None;
+                            // TLS may hold written records until flushed
+                            // (a no-op for TCP and Unix sockets).
+                            if let Err(err) = wr.flush().await {
+                                return fail_pending(local, pending, ErrorClass::of_io(&err));
+                            }
                             let measured = pending.iter().rev().take(batch).filter(|p| p.measured).count();
                             local.bytes_sent += (measured * request_len) as u64;
                             if expected.is_empty() {
