@@ -10,6 +10,9 @@
 #   proc_rss_kib PID                 current resident set (VmRSS), KiB
 #   proc_hwm_kib PID                 peak resident set (VmHWM), KiB
 #   raise_nofile                     ulimit -n to min(hard limit, 20000)
+#   tree_pids PID                    PID and its descendants
+#   tree_rss_kib PID                 VmRSS summed over PID and its descendants, KiB
+#   proc_fd_count PID                open file descriptors of PID
 #
 # All return non-zero with a message on stderr on failure (missing process,
 # timeout), so a script under `set -e` stops there.
@@ -82,4 +85,32 @@ raise_nofile() {
     want=$hard
   fi
   ulimit -Sn "$want"
+}
+
+# tree_pids PID: PID and all its descendants, one per line.
+tree_pids() {
+  local pid=$1 child
+  echo "$pid"
+  for child in $(pgrep -P "$pid" 2>/dev/null); do
+    tree_pids "$child"
+  done
+}
+
+# tree_rss_kib PID: the sum of VmRSS over PID and its descendants, KiB.
+# (Pages shared between forked processes are counted once per process, so
+# this overstates fork-per-connection servers somewhat.)
+tree_rss_kib() {
+  local total=0 p kib
+  for p in $(tree_pids "$1"); do
+    kib=$(_proc_status_kib tree_rss_kib "$p" VmRSS 2>/dev/null) || continue
+    total=$((total + kib))
+  done
+  echo "$total"
+}
+
+# proc_fd_count PID: open file descriptors of PID.
+proc_fd_count() {
+  local fds
+  fds=$(ls "/proc/$1/fd" 2>/dev/null | wc -l) || return 1
+  echo "$fds"
 }

@@ -21,6 +21,8 @@
 //! | [`connect`] | the client: send-and-print and the netcat pipe |
 //! | [`relay`] | port forwarding: accept, connect upstream, splice or copy both ways |
 //! | [`wait`] | waiting until services accept connections (or stop) |
+//! | [`bench`](mod@bench) | the load generator: plan, pacing, one generic worker, report |
+//! | [`stats`] | latency histograms, error counts by kind, CPU time |
 //! | [`shutdown`] | SIGINT/SIGTERM handling |
 //! | [`tls`] | TLS options, rustls configurations, certificates, pinning, TLS error messages |
 //! | [`escape`] | escaping peer data for logs |
@@ -42,6 +44,7 @@
 //! # }
 //! ```
 
+pub mod bench;
 pub mod connect;
 pub mod endpoint;
 pub mod error;
@@ -51,6 +54,7 @@ pub mod retry;
 pub mod serve;
 pub mod server;
 pub mod shutdown;
+pub mod stats;
 pub mod tls;
 pub mod transport;
 pub mod wait;

@@ -2,6 +2,7 @@
 //! into library configuration (the library never sees clap), as ripgrep
 //! does. One file per command.
 
+mod bench;
 mod common;
 mod connect;
 pub mod logging;
@@ -41,13 +42,15 @@ pub enum Command {
     Relay(relay::RelayArgs),
     #[command(after_long_help = common::with_exit_codes(wait::EXAMPLES))]
     Wait(wait::WaitArgs),
+    #[command(after_long_help = common::with_exit_codes(bench::EXAMPLES))]
+    Bench(bench::BenchArgs),
 }
 
 impl Command {
     /// Whether the command wants a multi-threaded runtime (servers do; a
     /// single client does not).
     pub fn multi_threaded(&self) -> bool {
-        matches!(self, Command::Serve(_) | Command::Relay(_))
+        matches!(self, Command::Serve(_) | Command::Relay(_) | Command::Bench(_))
     }
 
     /// Runs the command.
@@ -57,6 +60,7 @@ impl Command {
             Command::Connect(args) => args.run().await,
             Command::Relay(args) => args.run().await,
             Command::Wait(args) => args.run().await,
+            Command::Bench(args) => args.run().await,
         }
     }
 }

@@ -1,0 +1,286 @@
+#!/usr/bin/env bash
+# Side-by-side comparison of `netcrab serve` with peers, measured with
+# `netcrab bench`, on 127.0.0.1 only. Prints ONE markdown table (ratios to
+# netcrab) and keeps the raw JSON reports.
+#
+#   echo/request-response: netcrab serve --echo, the Go goroutine-per-
+#     connection echo server (bench/peers/echo-go), socat (fork, PIPE: socat
+#     itself echoes, one process per connection; TCP_NODELAY like the
+#     others) and ncat (-k --exec /bin/cat: a cat process per connection
+#     reading the socket; ncat has no TCP_NODELAY option), at 1, 50 and 500 connections
+#     x 64 B and 1 KiB messages, closed loop, a fresh server per run.
+#   bulk: one stream of BULK_BYTES through netcrab connect -> serve --discard
+#     (and -> the Go server in discard mode) vs iperf3.
+#   idle: server memory per idle connection at IDLE_CONNS connections (each
+#     first echoes one message, so lazily allocated buffers exist), netcrab
+#     vs Go; the fork-per-connection peers are left out (a process each).
+#
+# Per run it records the wall-clock rate, the server's CPU seconds (GNU
+# time around a server started fresh for that run: its whole life, children
+# it waited for included, so fork-per-connection servers are counted whole;
+# no warm-up, so connection set-up is in every figure), the server's memory (VmHWM for
+# single-process servers; for forking ones the sum of VmRSS over the tree,
+# sampled mid-run), latency and the generator's CPU per request.
+#
+# Usage: bench/compare.sh            (about 4-5 minutes)
+# Knobs (environment): DURATION=3s CONNS="1 50 500" SIZES="64 1024"
+#   SERVERS="netcrab go socat ncat" BULK_BYTES=2G IDLE_CONNS=10000
+#   SKIP_BULK=1 SKIP_IDLE=1 OUT=target/bench-compare
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(dirname "$here")"
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
+
+DURATION=${DURATION:-3s}
+CONNS=${CONNS:-"1 50 500"}
+SIZES=${SIZES:-"64 1024"}
+SERVERS=${SERVERS:-"netcrab go socat ncat"}
+BULK_BYTES=${BULK_BYTES:-2G}
+IDLE_CONNS=${IDLE_CONNS:-10000}
+OUT=${OUT:-$root/target/bench-compare}
+
+"$root/scripts/install-bench-deps.sh"
+(cd "$root" && cargo build --release --locked --quiet)
+"$here/peers/build.sh"
+raise_nofile
+
+NC="$root/target/release/netcrab"
+GO="$here/peers/bin/echo-go"
+mkdir -p "$OUT"
+rm -f "$OUT"/*.json "$OUT"/*.server-cpu
+tmp=$(mktemp -d)
+started=()
+
+# Kill every server this script started, with its children (socat, ncat).
+cleanup() {
+  local pid p
+  for pid in "${started[@]}"; do
+    for p in $(tree_pids "$pid" 2>/dev/null | tac); do
+      kill "$p" 2>/dev/null || true
+    done
+  done
+  wait 2>/dev/null || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# A port on 127.0.0.1 nobody listens on (for peers without port 0 support).
+free_port() {
+  local p
+  for _ in $(seq 100); do
+    p=$((20000 + RANDOM % 10000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+      echo "$p"
+      return
+    fi
+  done
+  echo "compare.sh: no free port" >&2
+  return 1
+}
+
+# wait_listening PORT: poll until a socket listens on 127.0.0.1:PORT
+# (looked up with ss, not by connecting: iperf3 -1 serves one client only).
+wait_listening() {
+  local deadline=$((SECONDS + 10))
+  until [[ -n $(ss -Hltn "sport = :$1") ]]; do
+    if ((SECONDS >= deadline)); then
+      echo "compare.sh: nothing listening on $1" >&2
+      return 1
+    fi
+    sleep 0.05
+  done
+}
+
+# start_server NAME echo|discard: sets SERVER_PID (the server itself) and
+# SERVER_PORT. The server runs under GNU time, which reports the CPU time
+# of the server and of every child it waited for when it exits.
+start_server() {
+  local name=$1 mode=$2 pf="$tmp/port.$RANDOM" cmd
+  SERVER_PORT=""
+  case $name in
+    netcrab) cmd=("$NC" serve 127.0.0.1:0 "--$mode" -q --max-conns 20000 --idle-timeout 0 --port-file "$pf") ;;
+    go) cmd=("$GO" -addr 127.0.0.1:0 -mode "$mode" -port-file "$pf") ;;
+    socat)
+      SERVER_PORT=$(free_port)
+      cmd=(socat "TCP-LISTEN:$SERVER_PORT,bind=127.0.0.1,fork,reuseaddr,backlog=4096,nodelay" PIPE)
+      ;;
+    ncat)
+      SERVER_PORT=$(free_port)
+      cmd=(ncat -k -l 127.0.0.1 "$SERVER_PORT" --max-conns 4096 --exec /bin/cat)
+      ;;
+  esac
+  rm -f "$tmp/cpu"
+  /usr/bin/time -f "%U %S" -o "$tmp/cpu" "${cmd[@]}" 2>/dev/null &
+  TIME_PID=$!
+  started+=("$TIME_PID")
+  local deadline=$((SECONDS + 10))
+  until SERVER_PID=$(pgrep -P "$TIME_PID"); do
+    if ((SECONDS >= deadline)); then
+      echo "compare.sh: $name did not start" >&2
+      return 1
+    fi
+    sleep 0.02
+  done
+  [[ -n $SERVER_PORT ]] || SERVER_PORT=$(wait_port_file "$pf")
+  wait_listening "$SERVER_PORT"
+}
+
+# stop_server: TERM the server's children, then the server; sets
+# SERVER_CPU (user + system seconds of the server and its reaped children
+# over its whole life, which was one run).
+stop_server() {
+  local p deadline=$((SECONDS + 10))
+  # Let per-connection children finish on their own first (the client has
+  # closed every connection), so the server waits for them and GNU time
+  # counts their CPU; kill what is left after 10 s.
+  while [[ -n $(pgrep -P "$SERVER_PID") ]] && ((SECONDS < deadline)); do
+    sleep 0.05
+  done
+  for p in $(tree_pids "$SERVER_PID" 2>/dev/null | tac); do
+    kill "$p" 2>/dev/null || true
+  done
+  wait "$TIME_PID" 2>/dev/null || true
+  SERVER_CPU=$(awk 'END { print $1 + $2 }' "$tmp/cpu" 2>/dev/null || echo 0)
+}
+
+# server_mem_kib NAME PID SAMPLED: VmHWM for single-process servers, the
+# sampled tree RSS for forking ones.
+server_mem_kib() {
+  case $1 in
+    socat | ncat) echo "$3" ;;
+    *) proc_hwm_kib "$2" ;;
+  esac
+}
+
+rows="$tmp/rows"
+: >"$rows"
+
+# ---------------------------------------------------------------- echo
+for conns in $CONNS; do
+  for size in $SIZES; do
+    for name in $SERVERS; do
+      start_server "$name" echo
+      json="$OUT/echo-$name-c$conns-s$size.json"
+      # Sample the server tree's memory in the middle of the measurement.
+      mid=$(awk -v d="${DURATION%s}" 'BEGIN { print d / 2 }')
+      (sleep "$mid" && tree_rss_kib "$SERVER_PID" >"$tmp/rss") &
+      sampler=$!
+      echo "compare.sh: $name, $conns connection(s) x $size B" >&2
+      "$NC" -q bench "127.0.0.1:$SERVER_PORT" -c "$conns" --size "$size" \
+        -d "$DURATION" --json >"$json"
+      wait "$sampler" || true
+      mem=$(server_mem_kib "$name" "$SERVER_PID" "$(cat "$tmp/rss" 2>/dev/null || echo 0)")
+      stop_server
+      echo "$SERVER_CPU" >"${json%.json}.server-cpu"
+      jq -r --arg name "$name" --arg mem "$mem" --arg cpu "$SERVER_CPU" '[
+          $name, .workload.connections, .workload.request_bytes,
+          .rate.achieved_rps, ($cpu | tonumber), .requests.ok,
+          .latency.p50_us, .latency.p99_us,
+          ($mem | tonumber), (.generator.cpu_us_per_request // 0), .requests.errors
+        ] | @tsv' "$json" >>"$rows"
+    done
+  done
+done
+
+# The table: one row per (workload, server), ratios against netcrab's row.
+echo
+echo "### Request/response (echo), closed loop, $DURATION per run, a fresh server per run"
+echo
+echo "| server | conns | size | req/s | vs netcrab | server CPU s | req per server CPU-s | vs netcrab | p50 | p99 | server mem MiB | generator µs/req | errors |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+awk -F'\t' '
+  function fmt_us(us) { return us < 1000 ? sprintf("%.0fµs", us) : sprintf("%.2fms", us / 1000) }
+  {
+    key = $2 "/" $3
+    per_cpu = ($5 > 0) ? $6 / $5 : 0
+    if ($1 == "netcrab") { base_rps[key] = $4; base_cpu[key] = per_cpu }
+    rps_ratio = (base_rps[key] > 0) ? sprintf("%.2f", $4 / base_rps[key]) : "-"
+    cpu_ratio = (base_cpu[key] > 0 && per_cpu > 0) ? sprintf("%.2f", per_cpu / base_cpu[key]) : "-"
+    printf "| %s | %d | %d | %.0f | %s | %.2f | %.0f | %s | %s | %s | %.1f | %.2f | %d |\n",
+      $1, $2, $3, $4, rps_ratio, $5, per_cpu, cpu_ratio, fmt_us($7), fmt_us($8), $9 / 1024, $10, $11
+  }' "$rows"
+
+# ---------------------------------------------------------------- bulk
+if [[ -z ${SKIP_BULK:-} ]]; then
+  echo
+  echo "### Bulk: one stream, $DURATION (iperf3: -t $DURATION; netcrab connect: $BULK_BYTES from a pipe)"
+  echo
+  echo "| receiver | sender | Gbit/s | vs netcrab | receiver CPU s per GiB |"
+  echo "|---|---|---:|---:|---:|"
+  # bench_bulk NAME: netcrab bench sending 128 KiB writes, no replies.
+  bench_bulk() {
+    start_server "$1" discard
+    local json="$OUT/bulk-$1.json"
+    "$NC" -q bench "127.0.0.1:$SERVER_PORT" -c 1 --size 128KiB --expect none \
+      -d "$DURATION" --json >"$json"
+    stop_server
+    jq -r --arg cpu "$SERVER_CPU" '[(.throughput.sent_bytes_per_s * 8 / 1e9),
+            (($cpu | tonumber) / ((.throughput.bytes_sent + 1) / 1073741824))] | @tsv' "$json"
+  }
+  # connect_bulk: BULK_BYTES through `netcrab connect` from a pipe.
+  connect_bulk() {
+    start_server netcrab discard
+    local t0 t1 bytes
+    bytes=$(numfmt --from=iec "$BULK_BYTES")
+    t0=$(date +%s.%N)
+    head -c "$BULK_BYTES" /dev/zero | "$NC" -q connect "127.0.0.1:$SERVER_PORT" >/dev/null
+    t1=$(date +%s.%N)
+    stop_server
+    awk -v b="$bytes" -v t0="$t0" -v t1="$t1" -v c="$SERVER_CPU" \
+      'BEGIN { printf "%.2f\t%.3f\n", b * 8 / (t1 - t0) / 1e9, c / (b / 1073741824) }'
+  }
+  IFS=$'\t' read -r nc_bulk nc_cpu < <(bench_bulk netcrab)
+  IFS=$'\t' read -r go_bulk go_cpu < <(bench_bulk go)
+  IFS=$'\t' read -r pipe_bulk pipe_cpu < <(connect_bulk)
+  port=$(free_port)
+  iperf3 -s -1 -B 127.0.0.1 -p "$port" >/dev/null 2>&1 &
+  started+=("$!")
+  wait_listening "$port"
+  ip_bulk=$(iperf3 -c 127.0.0.1 -p "$port" -t "${DURATION%s}" -J 2>/dev/null |
+    jq '.end.sum_received.bits_per_second / 1e9')
+  ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0) ? a / b : 0 }'; }
+  f2() { awk -v a="$1" 'BEGIN { printf "%.2f", a }'; }
+  echo "| netcrab serve --discard | netcrab bench --expect none (128 KiB writes) | $(f2 "$nc_bulk") | 1.00 | $(f2 "$nc_cpu") |"
+  echo "| Go echo-go -mode discard | netcrab bench --expect none (128 KiB writes) | $(f2 "$go_bulk") | $(ratio "$go_bulk" "$nc_bulk") | $(f2 "$go_cpu") |"
+  echo "| netcrab serve --discard | \`head -c $BULK_BYTES /dev/zero \| netcrab connect\` | $(f2 "$pipe_bulk") | $(ratio "$pipe_bulk" "$nc_bulk") | $(f2 "$pipe_cpu") |"
+  echo "| iperf3 -s | iperf3 -c (single stream) | $(f2 "$ip_bulk") | $(ratio "$ip_bulk" "$nc_bulk") | - |"
+fi
+
+# ---------------------------------------------------------------- idle
+if [[ -z ${SKIP_IDLE:-} ]]; then
+  echo
+  echo "### Idle connections: server memory at $IDLE_CONNS connections (each echoed one 64 B message first)"
+  echo
+  echo "| server | baseline RSS MiB | RSS with $IDLE_CONNS idle MiB | KiB per connection | vs netcrab |"
+  echo "|---|---:|---:|---:|---:|"
+  idle_base=""
+  for name in netcrab go; do
+    start_server "$name" echo
+    # Baseline: the server after one exchange.
+    "$NC" -q bench "127.0.0.1:$SERVER_PORT" -c 1 -n 10 --json >/dev/null
+    base=$(proc_rss_kib "$SERVER_PID")
+    "$NC" -q bench "127.0.0.1:$SERVER_PORT" -c "$IDLE_CONNS" --rate "$((IDLE_CONNS * 2))" \
+      -n "$IDLE_CONNS" --connect-rate 5000 --hold 10s --json >"$OUT/idle-$name.json" &
+    client=$!
+    deadline=$((SECONDS + 30))
+    until (($(proc_fd_count "$SERVER_PID") >= IDLE_CONNS)); do
+      if ((SECONDS >= deadline)); then
+        echo "compare.sh: $name never reached $IDLE_CONNS connections" >&2
+        break
+      fi
+      sleep 0.1
+    done
+    sleep 2 # every connection has echoed its message by now
+    loaded=$(proc_rss_kib "$SERVER_PID")
+    wait "$client" || true
+    stop_server
+    per=$(awk -v a="$loaded" -v b="$base" -v n="$IDLE_CONNS" 'BEGIN { printf "%.2f", (a - b) / n }')
+    [[ -z $idle_base ]] && idle_base=$per
+    echo "| $name | $(awk -v k="$base" 'BEGIN { printf "%.1f", k / 1024 }') | $(awk -v k="$loaded" 'BEGIN { printf "%.1f", k / 1024 }') | $per | $(awk -v a="$per" -v b="$idle_base" 'BEGIN { printf "%.2f", (b > 0) ? a / b : 0 }') |"
+  done
+fi
+
+echo
+echo "Raw reports: $OUT/*.json" >&2
