@@ -20,7 +20,7 @@ use crate::endpoint::{Endpoint, Scheme};
 use crate::error::{Error, ErrorKind, Result, fmt_duration};
 use crate::escape::{LOG_PREVIEW, escape_bytes};
 use crate::retry::RetryPolicy;
-use crate::transport::{self, ConnectOptions};
+use crate::transport::{ConnectOptions, Connector};
 
 /// The most of a reply kept while looking for the expected text (plus the
 /// text's own length): a banner or reply longer than this is scanned as a
@@ -218,9 +218,18 @@ async fn wait_for(
         elapsed: start.elapsed(),
         last_error,
     };
+    // Prepared once per target: TLS trust and certificates load once.
+    let options = ConnectOptions {
+        connect_timeout: config.attempt_timeout,
+        ..config.connect.clone()
+    };
+    let connector = match Connector::new(&endpoint, &options) {
+        Ok(connector) => connector,
+        Err(err) => return report(false, attempts, Some(err)),
+    };
     loop {
         attempts += 1;
-        let attempt = attempt(&endpoint, config);
+        let attempt = attempt(&connector, config);
         let outcome = match deadline {
             Some(deadline) => match tokio::time::timeout_at(deadline, attempt).await {
                 Ok(outcome) => outcome,
@@ -277,13 +286,10 @@ async fn wait_for(
 
 /// One attempt, bounded by the attempt timeout. `Ok` means the target is
 /// in the state waited for.
-async fn attempt(endpoint: &Endpoint, config: &WaitConfig) -> Result<()> {
-    let options = ConnectOptions {
-        connect_timeout: config.attempt_timeout,
-        ..config.connect.clone()
-    };
+async fn attempt(connector: &Connector, config: &WaitConfig) -> Result<()> {
+    let endpoint = connector.endpoint();
     let attempt_deadline = Instant::now() + config.attempt_timeout;
-    let connected = transport::connect(endpoint, &options).await;
+    let connected = connector.connect().await;
     let (send, expect) = match &config.readiness {
         Readiness::Closed => {
             return match connected {

@@ -113,17 +113,15 @@ pub struct Outcome {
     pub started: SystemTime,
 }
 
-/// Connects to an endpoint through [`transport::connect`].
+/// Connects to an endpoint through a [`transport::Connector`], which loads
+/// TLS trust and certificates once for every connection of the run.
 #[derive(Debug)]
-struct EndpointConnector {
-    endpoint: Endpoint,
-    options: ConnectOptions,
-}
+struct EndpointConnector(transport::Connector);
 
 impl Connector for EndpointConnector {
     type Stream = Stream;
     fn connect(&self) -> impl Future<Output = Result<Stream>> + Send {
-        transport::connect(&self.endpoint, &self.options)
+        self.0.connect()
     }
 }
 
@@ -257,13 +255,11 @@ async fn drive(
 ) -> Result<Outcome> {
     // One connection first: a target that is not there is an error with an
     // exit code, not a report full of refusals.
-    drop(transport::connect(&endpoint, &config.connect).await?);
+    let first = transport::Connector::new(&endpoint, &config.connect)?;
+    drop(first.connect().await?);
 
     let plan = config.plan.clone();
-    let connector = Arc::new(EndpointConnector {
-        endpoint: endpoint.clone(),
-        options: config.connect.clone(),
-    });
+    let connector = Arc::new(EndpointConnector(first));
     let start = Instant::now();
     let run = Arc::new(Run::new(plan, start, cancel));
     let mut tasks = tokio::task::JoinSet::new();

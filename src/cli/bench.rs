@@ -9,11 +9,12 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use netcrab::bench::{self, BenchConfig, Expect, Pacing, Plan, Progress, Stop, Target};
-use netcrab::endpoint::Endpoint;
+use netcrab::endpoint::{Endpoint, Scheme};
 use netcrab::error::{Error, Result};
 use netcrab::transport::ConnectOptions;
 
 use super::common::parse_duration;
+use super::tls::TlsConnectArgs;
 
 /// `--help` examples.
 pub const EXAMPLES: &str = "\
@@ -90,6 +91,8 @@ pub struct BenchArgs {
     /// Also report the CPU time of this server process and its descendants (for servers that fork)
     #[arg(long, value_name = "PID")]
     pub server_pid: Option<u32>,
+    #[command(flatten)]
+    pub tls: TlsConnectArgs,
 }
 
 /// `bench` subcommands.
@@ -146,8 +149,15 @@ impl BenchArgs {
     /// Resolves the flags into the library config.
     pub fn resolve(&self) -> Result<BenchConfig> {
         let target = match &self.addr {
+            Some(addr) if self.tls.tls => {
+                Target::Endpoint(Endpoint::parse_with_default(addr, Scheme::Tls)?)
+            }
             Some(addr) => Target::Endpoint(addr.parse::<Endpoint>()?),
             None => Target::Embedded,
+        };
+        let tls = match &target {
+            Target::Endpoint(endpoint) => self.tls.resolve(endpoint)?,
+            Target::Embedded => Default::default(),
         };
         let request = match &self.payload {
             Some(p) => text_or_file(p, "payload")?,
@@ -188,6 +198,7 @@ impl BenchArgs {
             // TCP_NODELAY on, keepalive off: the defaults.
             connect: ConnectOptions {
                 connect_timeout: self.connect_timeout,
+                tls,
                 ..ConnectOptions::default()
             },
             server_pid: self.server_pid,

@@ -50,7 +50,10 @@ impl Command {
     /// Whether the command wants a multi-threaded runtime (servers do; a
     /// single client does not).
     pub fn multi_threaded(&self) -> bool {
-        matches!(self, Command::Serve(_) | Command::Relay(_) | Command::Bench(_))
+        matches!(
+            self,
+            Command::Serve(_) | Command::Relay(_) | Command::Bench(_)
+        )
     }
 
     /// Runs the command.

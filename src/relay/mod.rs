@@ -29,7 +29,7 @@ use crate::endpoint::Endpoint;
 use crate::error::{Error, ErrorKind, Result, fmt_duration};
 use crate::retry::{RetryPolicy, retry};
 use crate::server::{self, ServerLimits, ServerReport};
-use crate::transport::{self, ConnectOptions, Listener, PeerAddr, Stream};
+use crate::transport::{ConnectOptions, Connector, Listener, PeerAddr, Stream};
 
 /// Everything `relay` needs besides the listener.
 #[derive(Debug, Clone)]
@@ -82,11 +82,15 @@ pub async fn run(
     config: RelayConfig,
     shutdown: CancellationToken,
 ) -> Result<ServerReport> {
+    // Loaded once (TLS trust store, client certificate), used by every
+    // connection; a bad upstream option fails here, before serving.
+    let connector = Arc::new(Connector::new(&config.upstream, &config.connect)?);
     let config = Arc::new(config);
     let handler_config = config.clone();
     server::run(listener, &config.limits, shutdown, move |stream, peer| {
         let config = handler_config.clone();
-        async move { handle(stream, peer, &config).await }
+        let connector = connector.clone();
+        async move { handle(stream, peer, &config, &connector).await }
     })
     .await
 }
@@ -264,7 +268,7 @@ impl Drop for CloseLog {
 }
 
 /// Relays one accepted connection to its end and logs how it ended.
-async fn handle(client: Stream, peer: PeerAddr, config: &RelayConfig) {
+async fn handle(client: Stream, peer: PeerAddr, config: &RelayConfig, connector: &Connector) {
     let mut log = CloseLog {
         client: peer,
         upstream: config.upstream.to_string(),
@@ -279,7 +283,7 @@ async fn handle(client: Stream, peer: PeerAddr, config: &RelayConfig) {
     let what = format!("connect to {}", config.upstream);
     let connected = retry(&config.retry, &what, |attempt| {
         tracing::debug!("{what} (attempt {attempt}) for {}", log.client);
-        transport::connect(&config.upstream, &config.connect)
+        connector.connect()
     })
     .await;
     let upstream = match connected {
