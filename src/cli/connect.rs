@@ -33,7 +33,7 @@ Examples:
 #[derive(Debug, Args)]
 #[command(after_help = EXAMPLES)]
 pub struct ConnectArgs {
-    /// Address to connect to: HOST:PORT, [IPV6]:PORT, udp://HOST:PORT, unix:///PATH or unix:@NAME
+    /// Address to connect to: HOST:PORT, [IPV6]:PORT, tls://HOST:PORT, udp://HOST:PORT, unix:///PATH or unix:@NAME
     pub addr: String,
     #[command(flatten)]
     pub scheme: SchemeArgs,

@@ -36,7 +36,7 @@ Examples:
 #[command(group(ArgGroup::new("service").args(["reply", "echo", "discard"])))]
 pub struct ServeArgs {
     /// Address to listen on: HOST:PORT, [IPV6]:PORT, :PORT (every interface), PORT,
-    /// udp://HOST:PORT, unix:///PATH or unix:@NAME [default: 127.0.0.1:8080]
+    /// tls://HOST:PORT, udp://HOST:PORT, unix:///PATH or unix:@NAME [default: 127.0.0.1:8080]
     pub addr: Option<String>,
     #[command(flatten)]
     pub scheme: SchemeArgs,
