@@ -3,12 +3,15 @@
 //!
 //! A connection waits for data without holding a buffer, so ten thousand
 //! idle connections cost no buffer memory; a buffer lives only while a read
-//! is being handled.
+//! is being handled (see `read_when_ready`).
 
+use std::pin::Pin;
+use std::task::{Poll, ready};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
+use tokio_util::io::poll_read_buf;
 
 use super::ServeConfig;
 use super::lines::{LineSplitter, LineTooLong};
@@ -165,11 +168,20 @@ async fn serve_connection(
 
 /// Waits for data, then reads it into a fresh buffer. An empty buffer means
 /// end of stream.
+///
+/// No buffer is held while waiting: each poll allocates one and frees it
+/// again if the stream has nothing after all. (Waiting with
+/// [`Stream::readable`] and then reading is not enough: readiness is a
+/// hint, and tokio reports a just-accepted socket readable before anything
+/// arrived, so the read that follows would hold its buffer through the
+/// whole wait of a silent connection.)
 async fn read_when_ready(stream: &mut Stream, size: usize) -> std::io::Result<Vec<u8>> {
-    stream.readable().await?;
-    let mut buf = Vec::with_capacity(size);
-    stream.read_buf(&mut buf).await?;
-    Ok(buf)
+    std::future::poll_fn(|cx| {
+        let mut buf = Vec::with_capacity(size);
+        ready!(poll_read_buf(Pin::new(&mut *stream), cx, &mut buf))?;
+        Poll::Ready(Ok(buf))
+    })
+    .await
 }
 
 /// Appends the answer to one message to `out`, and logs the message.
@@ -213,7 +225,8 @@ async fn write_out(stream: &mut Stream, out: &mut Vec<u8>, counts: &mut Counts) 
         .map_err(|e| Error::io("write", e))?;
     stream.flush().await.map_err(|e| Error::io("write", e))?;
     counts.sent += out.len() as u64;
-    out.clear();
+    // Freed, not cleared: a connection keeps no buffer between messages.
+    *out = Vec::new();
     Ok(())
 }
 
