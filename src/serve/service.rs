@@ -5,7 +5,9 @@
 //! idle connections cost no buffer memory; a buffer lives only while a read
 //! is being handled (see `read_when_ready`).
 
+use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Poll, ready};
 use std::time::Duration;
 
@@ -62,107 +64,126 @@ struct Counts {
 }
 
 /// Serves one connection to its end and logs how it ended.
-pub(super) async fn handle(mut stream: Stream, peer: PeerAddr, config: &ServeConfig) {
-    let start = Instant::now();
-    let mut counts = Counts::default();
-    tracing::debug!("{peer}: connected");
-    let result = serve_connection(&mut stream, &peer, config, &mut counts).await;
-    let summary = format!(
-        "received {} bytes, sent {} in {}",
-        counts.received,
-        counts.sent,
-        fmt_duration(start.elapsed())
-    );
-    match result {
-        Ok(()) => tracing::debug!("{peer}: closed ({summary})"),
-        Err(err) => match err.kind() {
-            ErrorKind::Timeout | ErrorKind::Protocol => {
-                tracing::info!("{peer}: {err} ({summary})")
-            }
-            _ => tracing::debug!("{peer}: {err} ({summary})"),
-        },
+///
+/// This future is what every open connection costs, so it is kept small:
+/// a plain function returning an `async move` block rather than an `async
+/// fn`, which would keep a second copy of its arguments in its state
+/// (rust-lang/rust#62958); rare paths boxed.
+#[allow(clippy::manual_async_fn, reason = "an async fn doubles the arguments")]
+pub(super) fn handle(
+    mut stream: Stream,
+    peer: PeerAddr,
+    config: Arc<ServeConfig>,
+) -> impl Future<Output = ()> + Send + 'static {
+    async move {
+        let start = Instant::now();
+        let mut counts = Counts::default();
+        tracing::debug!("{peer}: connected");
+        let result = serve_connection(&mut stream, &peer, &config, &mut counts).await;
+        let summary = format!(
+            "received {} bytes, sent {} in {}",
+            counts.received,
+            counts.sent,
+            fmt_duration(start.elapsed())
+        );
+        match result {
+            Ok(()) => tracing::debug!("{peer}: closed ({summary})"),
+            Err(err) => match err.kind() {
+                ErrorKind::Timeout | ErrorKind::Protocol => {
+                    tracing::info!("{peer}: {err} ({summary})")
+                }
+                _ => tracing::debug!("{peer}: {err} ({summary})"),
+            },
+        }
     }
 }
 
-async fn serve_connection(
+/// Serves a connection until EOF, an error or the idle timeout (not an
+/// `async fn`, for the reason given at [`handle`]).
+#[allow(clippy::manual_async_fn, reason = "an async fn doubles the arguments")]
+fn serve_connection(
     stream: &mut Stream,
     peer: &PeerAddr,
     config: &ServeConfig,
     counts: &mut Counts,
-) -> Result<()> {
-    let buf_size = match config.service {
-        Service::Discard => BULK_BUF,
-        _ => MESSAGE_BUF,
-    };
-    let mut splitter = match config.framing {
-        Framing::Lines { max_line } => Some(LineSplitter::new(max_line)),
-        Framing::Reads => None,
-    };
-    let mut out = Vec::new();
-    // The idle timer is reset lazily: reads only record when they happened,
-    // and the timer, when it fires early, is pushed to the real deadline.
-    let idle = config
-        .idle_timeout
-        .unwrap_or(Duration::from_secs(86400 * 365));
-    let mut last_read = Instant::now();
-    let timer = tokio::time::sleep(idle);
-    tokio::pin!(timer);
-
-    loop {
-        let read = tokio::select! {
-            biased;
-            read = read_when_ready(stream, buf_size) => read,
-            _ = &mut timer, if config.idle_timeout.is_some() => {
-                let deadline = last_read + idle;
-                if Instant::now() >= deadline {
-                    return Err(Error::new(ErrorKind::Timeout, "closing")
-                        .with_detail(format!("idle for {}", fmt_duration(idle))));
-                }
-                timer.as_mut().reset(deadline);
-                continue;
-            }
+) -> impl Future<Output = Result<()>> {
+    async move {
+        let buf_size = match config.service {
+            Service::Discard => BULK_BUF,
+            _ => MESSAGE_BUF,
         };
-        let buf = read.map_err(|e| Error::io("read", e))?;
-        if buf.is_empty() {
-            // EOF: answer an unterminated last line, then close our side.
-            if let Some(last) = splitter.as_mut().and_then(LineSplitter::finish) {
-                respond(&last, true, peer, config, &mut out);
-                write_out(stream, &mut out, counts).await?;
-            }
-            let _ = stream.shutdown().await;
-            return Ok(());
-        }
-        last_read = Instant::now();
-        counts.received += buf.len() as u64;
-        match splitter.as_mut() {
-            None if config.service == Service::Echo => {
-                // Echo the read buffer itself: no copy into `out`.
-                log_message(&buf, peer, config);
-                stream
-                    .write_all(&buf)
-                    .await
-                    .map_err(|e| Error::io("write", e))?;
-                // TLS holds written data until flushed (no-op for TCP).
-                stream.flush().await.map_err(|e| Error::io("write", e))?;
-                counts.sent += buf.len() as u64;
-            }
-            None => respond(&buf, false, peer, config, &mut out),
-            Some(splitter) => {
-                let pushed =
-                    splitter.push(&buf, |line| respond(line, true, peer, config, &mut out));
-                if let Err(LineTooLong { max_line }) = pushed {
-                    // Answer the complete lines before the long one, then say why we close.
-                    out.extend_from_slice(
-                        format!("error: line too long (max {max_line} bytes)\n").as_bytes(),
-                    );
+        let mut splitter = match config.framing {
+            Framing::Lines { max_line } => Some(LineSplitter::new(max_line)),
+            Framing::Reads => None,
+        };
+        let mut out = Vec::new();
+        // The idle timer is reset lazily: reads only record when they happened,
+        // and the timer, when it fires early, is pushed to the real deadline.
+        let idle = config
+            .idle_timeout
+            .unwrap_or(Duration::from_secs(86400 * 365));
+        let mut last_read = Instant::now();
+        let timer = tokio::time::sleep(idle);
+        tokio::pin!(timer);
+
+        loop {
+            let read = tokio::select! {
+                biased;
+                read = read_when_ready(stream, buf_size) => read,
+                _ = &mut timer, if config.idle_timeout.is_some() => {
+                    let deadline = last_read + idle;
+                    if Instant::now() >= deadline {
+                        return Err(Error::new(ErrorKind::Timeout, "closing")
+                            .with_detail(format!("idle for {}", fmt_duration(idle))));
+                    }
+                    timer.as_mut().reset(deadline);
+                    continue;
+                }
+            };
+            let buf = read.map_err(|e| Error::io("read", e))?;
+            if buf.is_empty() {
+                // EOF: answer an unterminated last line, then close our side.
+                if let Some(last) = splitter.as_mut().and_then(LineSplitter::finish) {
+                    respond(&last, true, peer, config, &mut out);
                     write_out(stream, &mut out, counts).await?;
-                    linger(stream).await;
-                    return Err(Error::new(ErrorKind::Protocol, "closing")
-                        .with_detail(format!("line longer than {max_line} bytes")));
+                }
+                let _ = stream.shutdown().await;
+                return Ok(());
+            }
+            last_read = Instant::now();
+            counts.received += buf.len() as u64;
+            match splitter.as_mut() {
+                None if config.service == Service::Echo => {
+                    // Echo the read buffer itself: no copy into `out`.
+                    log_message(&buf, peer, config);
+                    stream
+                        .write_all(&buf)
+                        .await
+                        .map_err(|e| Error::io("write", e))?;
+                    // TLS holds written data until flushed (no-op for TCP).
+                    stream.flush().await.map_err(|e| Error::io("write", e))?;
+                    counts.sent += buf.len() as u64;
+                }
+                None => respond(&buf, false, peer, config, &mut out),
+                Some(splitter) => {
+                    let pushed =
+                        splitter.push(&buf, |line| respond(line, true, peer, config, &mut out));
+                    if let Err(LineTooLong { max_line }) = pushed {
+                        // Answer the complete lines before the long one, then say why we close.
+                        out.extend_from_slice(
+                            format!("error: line too long (max {max_line} bytes)\n").as_bytes(),
+                        );
+                        write_out(stream, &mut out, counts).await?;
+                        // Boxed: this rare path's timer and read would otherwise
+                        // enlarge every connection's future.
+                        Box::pin(linger(stream)).await;
+                        return Err(Error::new(ErrorKind::Protocol, "closing")
+                            .with_detail(format!("line longer than {max_line} bytes")));
+                    }
                 }
             }
+            write_out(stream, &mut out, counts).await?;
         }
-        write_out(stream, &mut out, counts).await?;
     }
 }
 

@@ -127,10 +127,17 @@ where
         }
         let handler = handler.clone();
         tasks.spawn(async move {
-            match accepted.handshake(&peer).await {
-                Ok(stream) => handler(stream, peer).await,
-                Err(err) => tracing::info!("{err}"),
-            }
+            // Not `match handshake.await { Ok(stream) => handler(..).await }`:
+            // the matched result would stay in the task through the whole
+            // connection.
+            let stream = match accepted.handshake(&peer).await {
+                Ok(stream) => stream,
+                Err(err) => {
+                    tracing::info!("{err}");
+                    return;
+                }
+            };
+            handler(stream, peer).await;
             drop(permit);
         });
     }
