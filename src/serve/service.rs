@@ -3,12 +3,12 @@
 //!
 //! A connection waits for data without holding a buffer, so ten thousand
 //! idle connections cost no buffer memory; a buffer lives only while a read
-//! is being handled (see `read_when_ready`).
+//! is being handled (see `poll_read_fresh`).
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Poll, ready};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -29,6 +29,9 @@ const BULK_BUF: usize = 64 * 1024;
 /// How long a connection closed for a protocol error may keep sending
 /// before we stop reading, so our error message is not lost to a reset.
 const LINGER: Duration = Duration::from_secs(1);
+/// The idle timer's deadline when there is no idle timeout (it is then
+/// never polled).
+const NEVER: Duration = Duration::from_secs(86400 * 365);
 
 /// What the server does with what a peer sends.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,10 +111,6 @@ fn serve_connection(
     counts: &mut Counts,
 ) -> impl Future<Output = Result<()>> {
     async move {
-        let buf_size = match config.service {
-            Service::Discard => BULK_BUF,
-            _ => MESSAGE_BUF,
-        };
         let mut splitter = match config.framing {
             Framing::Lines { max_line } => Some(LineSplitter::new(max_line)),
             Framing::Reads => None,
@@ -119,18 +118,28 @@ fn serve_connection(
         let mut out = Vec::new();
         // The idle timer is reset lazily: reads only record when they happened,
         // and the timer, when it fires early, is pushed to the real deadline.
-        let idle = config
-            .idle_timeout
-            .unwrap_or(Duration::from_secs(86400 * 365));
         let mut last_read = Instant::now();
-        let timer = tokio::time::sleep(idle);
+        let timer = tokio::time::sleep(config.idle_timeout.unwrap_or(NEVER));
         tokio::pin!(timer);
 
         loop {
-            let read = tokio::select! {
-                biased;
-                read = read_when_ready(stream, buf_size) => read,
-                _ = &mut timer, if config.idle_timeout.is_some() => {
+            // Wait for a read or the idle timer (read first, so data that
+            // came with the timer's expiry is served). A hand-written
+            // `poll_fn` rather than `select!`, whose state is larger.
+            let read = std::future::poll_fn(|cx| {
+                if let Poll::Ready(read) = poll_read_fresh(stream, cx, buf_size(config)) {
+                    return Poll::Ready(Some(read));
+                }
+                match config.idle_timeout {
+                    Some(_) => timer.as_mut().poll(cx).map(|()| None),
+                    None => Poll::Pending,
+                }
+            })
+            .await;
+            let buf = match read {
+                Some(read) => read.map_err(|e| Error::io("read", e))?,
+                None => {
+                    let idle = config.idle_timeout.unwrap_or(NEVER);
                     let deadline = last_read + idle;
                     if Instant::now() >= deadline {
                         return Err(Error::new(ErrorKind::Timeout, "closing")
@@ -140,7 +149,6 @@ fn serve_connection(
                     continue;
                 }
             };
-            let buf = read.map_err(|e| Error::io("read", e))?;
             if buf.is_empty() {
                 // EOF: answer an unterminated last line, then close our side.
                 if let Some(last) = splitter.as_mut().and_then(LineSplitter::finish) {
@@ -187,7 +195,15 @@ fn serve_connection(
     }
 }
 
-/// Waits for data, then reads it into a fresh buffer. An empty buffer means
+/// The read buffer size for `config`'s service.
+fn buf_size(config: &ServeConfig) -> usize {
+    match config.service {
+        Service::Discard => BULK_BUF,
+        _ => MESSAGE_BUF,
+    }
+}
+
+/// Reads what the stream has into a fresh buffer. An empty buffer means
 /// end of stream.
 ///
 /// No buffer is held while waiting: each poll allocates one and frees it
@@ -196,13 +212,14 @@ fn serve_connection(
 /// hint, and tokio reports a just-accepted socket readable before anything
 /// arrived, so the read that follows would hold its buffer through the
 /// whole wait of a silent connection.)
-async fn read_when_ready(stream: &mut Stream, size: usize) -> std::io::Result<Vec<u8>> {
-    std::future::poll_fn(|cx| {
-        let mut buf = Vec::with_capacity(size);
-        ready!(poll_read_buf(Pin::new(&mut *stream), cx, &mut buf))?;
-        Poll::Ready(Ok(buf))
-    })
-    .await
+fn poll_read_fresh(
+    stream: &mut Stream,
+    cx: &mut Context<'_>,
+    size: usize,
+) -> Poll<std::io::Result<Vec<u8>>> {
+    let mut buf = Vec::with_capacity(size);
+    ready!(poll_read_buf(Pin::new(stream), cx, &mut buf))?;
+    Poll::Ready(Ok(buf))
 }
 
 /// Appends the answer to one message to `out`, and logs the message.
@@ -236,19 +253,28 @@ fn log_message(msg: &[u8], peer: &PeerAddr, config: &ServeConfig) {
     }
 }
 
-async fn write_out(stream: &mut Stream, out: &mut Vec<u8>, counts: &mut Counts) -> Result<()> {
-    if out.is_empty() {
-        return Ok(());
+/// Writes and frees `out` (not an `async fn`, for the reason given at
+/// [`handle`]).
+#[allow(clippy::manual_async_fn, reason = "an async fn doubles the arguments")]
+fn write_out<'a>(
+    stream: &'a mut Stream,
+    out: &'a mut Vec<u8>,
+    counts: &'a mut Counts,
+) -> impl Future<Output = Result<()>> + 'a {
+    async move {
+        if out.is_empty() {
+            return Ok(());
+        }
+        stream
+            .write_all(out)
+            .await
+            .map_err(|e| Error::io("write", e))?;
+        stream.flush().await.map_err(|e| Error::io("write", e))?;
+        counts.sent += out.len() as u64;
+        // Freed, not cleared: a connection keeps no buffer between messages.
+        *out = Vec::new();
+        Ok(())
     }
-    stream
-        .write_all(out)
-        .await
-        .map_err(|e| Error::io("write", e))?;
-    stream.flush().await.map_err(|e| Error::io("write", e))?;
-    counts.sent += out.len() as u64;
-    // Freed, not cleared: a connection keeps no buffer between messages.
-    *out = Vec::new();
-    Ok(())
 }
 
 /// Half-closes, then reads and drops what the peer still sends for a

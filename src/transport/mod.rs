@@ -376,6 +376,15 @@ impl From<Stream> for Accepted {
 }
 
 impl Accepted {
+    /// The stream, when there is no handshake to run (TCP, Unix); a TLS
+    /// connection is given back as it was.
+    pub fn into_ready(self) -> std::result::Result<Stream, Accepted> {
+        match self.0 {
+            AcceptedInner::Ready(s) => Ok(s),
+            tls => Err(Accepted(tls)),
+        }
+    }
+
     /// Applies `opts` to the underlying socket (before any handshake, so
     /// TCP_NODELAY speeds the handshake too).
     pub fn set_options(&self, opts: &SocketOptions) -> io::Result<()> {
