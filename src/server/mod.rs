@@ -16,7 +16,7 @@
 //! only build its future.
 //!
 //! A TLS handshake runs in the connection's task, under its own timeout
-//! and holding the connection's permit: a slow or silent client delays
+//! and counting against the connection limit: a slow or silent client delays
 //! only itself. A failed handshake is logged with its reason and the
 //! handler never sees that connection.
 
