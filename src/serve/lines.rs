@@ -47,8 +47,8 @@ impl LineSplitter {
                 on_line(head);
             } else {
                 self.pending.extend_from_slice(head);
-                on_line(&self.pending);
-                self.pending.clear();
+                // Taken, not cleared: an idle connection keeps no buffer.
+                on_line(&std::mem::take(&mut self.pending));
             }
             data = rest;
         }

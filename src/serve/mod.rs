@@ -54,8 +54,7 @@ pub async fn run(
     let config = Arc::new(config);
     let handler_config = config.clone();
     server::run(listener, &config.limits, shutdown, move |stream, peer| {
-        let config = handler_config.clone();
-        async move { service::handle(stream, peer, &config).await }
+        service::handle(stream, peer, handler_config.clone())
     })
     .await
 }

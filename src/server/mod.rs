@@ -3,13 +3,20 @@
 //!
 //! [`run`] takes an already bound [`Listener`], a shutdown token and a
 //! per-connection handler (the mini-redis shape), so tests bind port 0 and
-//! decide when shutdown happens. A connection limit is an owned semaphore
-//! permit that moves into each connection task; accept errors back off
-//! instead of spinning ([`accept`]); on shutdown the loop stops accepting,
-//! lets open connections finish for the drain timeout, then closes the rest.
+//! decide when shutdown happens. The connection tasks live in a `JoinSet`,
+//! whose size is the connection count the limit applies to: at the limit
+//! the loop waits for a task to end before it accepts again. Accept errors
+//! back off instead of spinning ([`accept`]); on shutdown the loop stops
+//! accepting, lets open connections finish for the drain timeout, then
+//! closes the rest.
+//!
+//! Every open connection costs its task, so the task is the handler's
+//! future itself for TCP and Unix connections (nothing else is kept per
+//! connection), and the handler is called in the accept loop: it should
+//! only build its future.
 //!
 //! A TLS handshake runs in the connection's task, under its own timeout
-//! and holding the connection's permit: a slow or silent client delays
+//! and counting against the connection limit: a slow or silent client delays
 //! only itself. A failed handshake is logged with its reason and the
 //! handler never sees that connection.
 
@@ -19,7 +26,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -62,6 +68,9 @@ pub struct ServerReport {
 /// Accepts connections from `listener` and runs `handler` on each in its
 /// own task (after the TLS handshake, for a TLS listener) until `shutdown`
 /// is cancelled, then drains. Returns once every connection task has ended.
+///
+/// `handler` is called in the accept loop, so it should only build the
+/// connection's future; the work belongs in the future.
 pub async fn run<H, F>(
     listener: Listener,
     limits: &ServerLimits,
@@ -73,35 +82,30 @@ where
     F: Future<Output = ()> + Send + 'static,
 {
     let handler = Arc::new(handler);
-    let limit = Arc::new(Semaphore::new(limits.max_conns.max(1)));
+    let max_conns = limits.max_conns.max(1);
     let mut tasks = JoinSet::new();
     let mut backoff = AcceptBackoff::default();
     let mut report = ServerReport::default();
     let mut limit_logged = false;
 
     loop {
-        // Reap finished connection tasks so the set stays small.
+        // Reap finished connection tasks: the set's size is the number of
+        // open connections.
         while tasks.try_join_next().is_some() {}
 
-        let permit = match limit.clone().try_acquire_owned() {
-            Ok(permit) => permit,
-            Err(_) => {
-                if !limit_logged {
-                    tracing::warn!(
-                        "connection limit reached ({}): new connections wait in the backlog",
-                        limits.max_conns
-                    );
-                    limit_logged = true;
-                }
-                tokio::select! {
-                    permit = limit.clone().acquire_owned() => match permit {
-                        Ok(permit) => permit,
-                        Err(_) => break, // the semaphore is never closed
-                    },
-                    _ = shutdown.cancelled() => break,
-                }
+        if tasks.len() >= max_conns {
+            if !limit_logged {
+                tracing::warn!(
+                    "connection limit reached ({}): new connections wait in the backlog",
+                    limits.max_conns
+                );
+                limit_logged = true;
             }
-        };
+            tokio::select! {
+                _ = tasks.join_next() => continue,
+                _ = shutdown.cancelled() => break,
+            }
+        }
         let (accepted, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => {
@@ -125,14 +129,29 @@ where
         if let Err(err) = accepted.set_options(&limits.socket) {
             tracing::debug!("{peer}: set socket options: {err}");
         }
-        let handler = handler.clone();
-        tasks.spawn(async move {
-            match accepted.handshake(&peer).await {
-                Ok(stream) => handler(stream, peer).await,
-                Err(err) => tracing::info!("{err}"),
+        match accepted.into_ready() {
+            // The handler's future is the whole task: nothing else is kept
+            // per connection.
+            Ok(stream) => {
+                tasks.spawn(handler(stream, peer));
             }
-            drop(permit);
-        });
+            Err(accepted) => {
+                let handler = handler.clone();
+                tasks.spawn(async move {
+                    // Not `match handshake.await { Ok(stream) => handler(..).await }`:
+                    // the matched result would stay in the task through the
+                    // whole connection.
+                    let stream = match accepted.handshake(&peer).await {
+                        Ok(stream) => stream,
+                        Err(err) => {
+                            tracing::info!("{err}");
+                            return;
+                        }
+                    };
+                    handler(stream, peer).await;
+                });
+            }
+        }
     }
 
     // Stop accepting: new connections are refused from here on.

@@ -136,6 +136,12 @@ impl Stream {
     /// Waits until the stream has data (or EOF, or an error) to read,
     /// without holding a buffer: idle connections then cost no buffer memory.
     ///
+    /// Readiness is a hint: tokio reports a just-accepted TCP stream ready
+    /// before anything arrived, so a read after this may still wait, and a
+    /// buffer handed to that read is held through the wait. To hold none,
+    /// allocate the buffer inside each poll of the read and drop it on
+    /// `Pending` (as `serve` does).
+    ///
     /// TLS: rustls may already hold decrypted data (or the peer's
     /// close_notify) that the socket no longer signals, so this returns at
     /// once when rustls does not want to read; otherwise it waits for the
@@ -370,6 +376,15 @@ impl From<Stream> for Accepted {
 }
 
 impl Accepted {
+    /// The stream, when there is no handshake to run (TCP, Unix); a TLS
+    /// connection is given back as it was.
+    pub fn into_ready(self) -> std::result::Result<Stream, Accepted> {
+        match self.0 {
+            AcceptedInner::Ready(s) => Ok(s),
+            tls => Err(Accepted(tls)),
+        }
+    }
+
     /// Applies `opts` to the underlying socket (before any handshake, so
     /// TCP_NODELAY speeds the handshake too).
     pub fn set_options(&self, opts: &SocketOptions) -> io::Result<()> {
@@ -386,7 +401,12 @@ impl Accepted {
     pub async fn handshake(self, peer: &PeerAddr) -> Result<Stream> {
         match self.0 {
             AcceptedInner::Ready(s) => Ok(s),
-            AcceptedInner::Tls(p) => p.handshake(peer).await.map(|s| Stream::Tls(Box::new(s))),
+            // Boxed: the handshake's state is kilobytes, and inline it would
+            // enlarge every connection's task, TCP and Unix ones included, for
+            // the whole of the connection.
+            AcceptedInner::Tls(p) => Box::pin(p.handshake(peer))
+                .await
+                .map(|s| Stream::Tls(Box::new(s))),
         }
     }
 }
