@@ -2,6 +2,7 @@
 //! running the real executable against real sockets on loopback.
 
 mod connect;
+mod connect_splice;
 mod ipv6;
 mod matrix;
 mod relay;
