@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the Debian packages that the benchmark comparisons in bench/ need:
 # peers to measure netcrab against (socat, ncat, nc, iperf3, a Go echo server)
-# and the tools that measure (GNU time, prlimit, ps, openssl for TLS certs).
+# and the tools that measure (GNU time, prlimit, ps, openssl for TLS certs, jq for
+# iperf3's JSON).
 #
 # Idempotent: when every command is already present it does nothing, not even
 # `apt-get update`. Otherwise it runs `apt-get update` once and installs only
@@ -24,6 +25,7 @@ declare -A probe=(
   [procps]=ps
   [util-linux]=prlimit
   [time]=/usr/bin/time
+  [jq]=jq
 )
 
 present() {
