@@ -522,7 +522,13 @@ async fn sendfile_up<S: Socket>(
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) if first && unsupported(&e) => return Moved::Unsupported(e),
-            Err(e) if e.raw_os_error() == Some(Errno::IO.raw_os_error()) => {
+            // The file's side: a failing disk, or stdin not open for
+            // reading.
+            Err(e)
+                if [Errno::IO, Errno::BADF]
+                    .iter()
+                    .any(|errno| e.raw_os_error() == Some(errno.raw_os_error())) =>
+            {
                 return Moved::All(Err(CopyError::Read(e)));
             }
             Err(e) => return Moved::All(Err(CopyError::Write(e))),

@@ -272,3 +272,25 @@ fn stdout_not_a_pipe_copies_the_download() {
         stderr(&out)
     );
 }
+
+/// `--no-shutdown --wait` on the splice path: the peer never sees EOF, so
+/// the download would never end; --wait ends it after stdin's EOF.
+#[test]
+fn wait_bounds_the_download_with_splice() {
+    let server = Server::start(&["--echo"]);
+    let mut client = Client::start(&[
+        "-v",
+        "connect",
+        &server.addr_str(),
+        "--no-shutdown",
+        "--wait",
+        "300ms",
+    ]);
+    client.send(b"ping");
+    client.stdout.wait_for_len(4);
+    client.close_stdin();
+    assert_eq!(client.wait(), 0, "{}", client.proc.stderr.text());
+    client.proc.stderr.wait_for(SPLICE_BOTH);
+    client.proc.stderr.wait_for("--wait elapsed");
+    assert_eq!(client.stdout.bytes(), b"ping");
+}
