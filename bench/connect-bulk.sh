@@ -10,9 +10,12 @@
 # File runs:  netcrab connect ADDR [--no-splice] < FILE >/dev/null  (FILE: SIZE/2 of
 #             zeros under $TMPDIR, read once before the runs so it is in the page cache)
 # iperf3:     iperf3 -c 127.0.0.1 -p PORT -t 3 (receiver's rate)
-# Rate = bytes * 8 / wall-clock seconds of the whole pipeline; connect's CPU
-# is the user+sys seconds /usr/bin/time reports for the connect process
-# alone. Each figure is the median of RUNS runs.
+# Producer ceiling: head -c SIZE /dev/zero | cat >/dev/null (no network): what
+#             the pipe's writer manages with a trivial reader on this machine.
+# Rate = bytes * 8 / wall-clock seconds of the whole pipeline; the sender's
+# CPU is the user+sys seconds /usr/bin/time reports for the connect process
+# alone (for iperf3: the client's host_total CPU share times its duration),
+# per GiB sent. Each figure is the median of RUNS runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -42,14 +45,14 @@ addr=127.0.0.1:$(wait_port_file "$work/port")
 
 median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
-# one_run LABEL BYTES CMD...: runs CMD (a bash -c string), prints "Gbit/s cpu_s".
+# one_run BYTES CMD: runs CMD (a bash -c string), prints "Gbit/s cpu_s_per_GiB".
 one_run() {
   local n=$1 cmd=$2 t0 t1
   t0=$(date +%s.%N)
   bash -c "$cmd"
   t1=$(date +%s.%N)
   awk -v b="$n" -v a="$t0" -v z="$t1" -v cpu="$(awk '{ print $1 + $2 }' "$work/time")" \
-    'BEGIN { printf "%.2f %.2f\n", b * 8 / (z - a) / 1e9, cpu }'
+    'BEGIN { printf "%.2f %.3f\n", b * 8 / (z - a) / 1e9, cpu / (b / 1073741824) }'
 }
 
 # measure LABEL BYTES CMD: RUNS runs; prints a table row.
@@ -62,13 +65,13 @@ measure() {
   done
   local all
   all=$(printf '%s\n' "${rates[@]}" | awk '{ printf "%s%.1f", (NR > 1 ? ", " : ""), $1 }')
-  printf '| %s | %.1f | %s | %.2f |\n' "$label" "$(printf '%s\n' "${rates[@]}" | median)" "$all" \
+  printf '| %s | %.1f | %s | %.3f |\n' "$label" "$(printf '%s\n' "${rates[@]}" | median)" "$all" \
     "$(printf '%s\n' "${cpus[@]}" | median)"
 }
 
 time_connect="/usr/bin/time -f '%U %S' -o $work/time $netcrab -q connect $addr"
 
-echo "| path | Gbit/s (median) | runs | connect CPU s (median) |"
+echo "| path | Gbit/s (median) | runs | sender CPU s per GiB (median) |"
 echo "|---|---|---|---|"
 
 iperf_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -81,11 +84,26 @@ for ((i = 0; i < 100; i++)); do
   sleep 0.1
 done
 rates=()
+cpus=()
 for ((i = 0; i < runs; i++)); do
   iperf3 -c 127.0.0.1 -p "$iperf_port" -t 3 -J >"$work/iperf.json"
   rates+=("$(jq -r '.end.sum_received.bits_per_second / 1e9' "$work/iperf.json")")
+  cpus+=("$(jq -r '.end.cpu_utilization_percent.host_total / 100 * .end.sum_sent.seconds
+    / (.end.sum_sent.bytes / 1073741824)' "$work/iperf.json")")
 done
-printf '| iperf3 -t 3 | %.1f | %s | - |\n' "$(printf '%s\n' "${rates[@]}" | median)" \
+printf '| iperf3 -t 3 | %.1f | %s | %.3f |\n' "$(printf '%s\n' "${rates[@]}" | median)" \
+  "$(printf '%s\n' "${rates[@]}" | awk '{ printf "%s%.1f", (NR > 1 ? ", " : ""), $1 }')" \
+  "$(printf '%s\n' "${cpus[@]}" | median)"
+
+rates=()
+for ((i = 0; i < runs; i++)); do
+  t0=$(date +%s.%N)
+  head -c "$size" /dev/zero | cat >/dev/null
+  t1=$(date +%s.%N)
+  rates+=("$(awk -v b="$bytes" -v a="$t0" -v z="$t1" 'BEGIN { print b * 8 / (z - a) / 1e9 }')")
+done
+printf '| producer ceiling: head -c %s /dev/zero \\| cat >/dev/null | %.1f | %s | - |\n' "$size" \
+  "$(printf '%s\n' "${rates[@]}" | median)" \
   "$(printf '%s\n' "${rates[@]}" | awk '{ printf "%s%.1f", (NR > 1 ? ", " : ""), $1 }')"
 
 measure "head -c $size /dev/zero \\| connect (splice)" "$bytes" \

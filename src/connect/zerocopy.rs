@@ -324,6 +324,8 @@ enum Step {
     /// Neither side polled not-ready, yet the splice could not move
     /// anything: try again.
     Again,
+    /// The socket is not ready (its readiness was cleared): wait for it.
+    Blocked,
 }
 
 /// Whether `fd` is ready for `flags` right now (a zero-timeout poll).
@@ -411,12 +413,13 @@ async fn splice_up<S: Socket>(
             match inner {
                 Ok(Step::Moved(n)) => Ok(Step::Moved(n)),
                 _ if pipe_empty.get() => Err(io::ErrorKind::WouldBlock.into()),
-                Ok(Step::Again) => Ok(Step::Again),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Step::Again),
+                Ok(step) => Ok(step),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Step::Blocked),
                 Err(e) => Err(e),
             }
         });
         match attempt {
+            // The pipe is not ready (its readiness was cleared): wait for it.
             Err(_would_block) => {}
             Ok(Ok(Step::Moved(0))) => return Moved::All(Ok(())),
             Ok(Ok(Step::Moved(n))) => {
@@ -427,6 +430,7 @@ async fn splice_up<S: Socket>(
                 tokio::task::consume_budget().await;
             }
             Ok(Ok(Step::Again)) => stall(&mut spins).await,
+            Ok(Ok(Step::Blocked)) => {}
             Ok(Err(e)) if first && unsupported(&e) => return Moved::Unsupported(e),
             Ok(Err(e)) => return Moved::All(Err(CopyError::Write(e))),
         }
@@ -469,12 +473,13 @@ async fn splice_down<S: Socket>(
             match inner {
                 Ok(Step::Moved(n)) => Ok(Step::Moved(n)),
                 _ if pipe_full.get() => Err(io::ErrorKind::WouldBlock.into()),
-                Ok(Step::Again) => Ok(Step::Again),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Step::Again),
+                Ok(step) => Ok(step),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Step::Blocked),
                 Err(e) => Err(e),
             }
         });
         match attempt {
+            // The pipe is not ready (its readiness was cleared): wait for it.
             Err(_would_block) => {}
             Ok(Ok(Step::Moved(0))) => return Moved::All(Ok(())),
             Ok(Ok(Step::Moved(n))) => {
@@ -485,6 +490,7 @@ async fn splice_down<S: Socket>(
                 tokio::task::consume_budget().await;
             }
             Ok(Ok(Step::Again)) => stall(&mut spins).await,
+            Ok(Ok(Step::Blocked)) => {}
             Ok(Err(e)) if first && unsupported(&e) => return Moved::Unsupported(e),
             // Writing into a pipe nobody reads: the output was closed.
             Ok(Err(e)) if e.kind() == io::ErrorKind::BrokenPipe => {
