@@ -7,6 +7,8 @@
 //! commands can drive it in-process.
 
 mod udp;
+#[cfg(target_os = "linux")]
+mod zerocopy;
 
 use std::cell::Cell;
 use std::time::Duration;
@@ -45,6 +47,11 @@ pub struct ConnectConfig {
     pub idle_timeout: Option<Duration>,
     /// UDP only: how the input is cut into datagrams.
     pub datagrams: DatagramFraming,
+    /// [`run_stdio`] on Linux, TCP and Unix sockets: move bytes between a
+    /// pipe (or a file) on stdin/stdout and the socket with splice(2) and
+    /// sendfile(2) instead of copying them through user space. Off forces
+    /// the portable copy (for comparison and as an escape hatch).
+    pub splice: bool,
 }
 
 impl ConnectConfig {
@@ -59,6 +66,7 @@ impl ConnectConfig {
             wait: None,
             idle_timeout: None,
             datagrams: DatagramFraming::default(),
+            splice: true,
         }
     }
 }
@@ -109,6 +117,32 @@ where
     pipe(config, stream, input, output).await
 }
 
+/// [`run`] on the process's stdin and stdout. On Linux, a TCP or Unix
+/// stream connection with a pipe on stdin or stdout (or a regular file on
+/// stdin) moves its bytes with splice(2) or sendfile(2), never through user
+/// space, unless `config.splice` is off or `config.send` is set. The
+/// behaviour is the same either way: half-close at stdin EOF, a closed
+/// stdout is not an error, byte counts, `--wait` and the idle timeout;
+/// only [`ConnectReport::last_byte`] is not known for bytes spliced into a
+/// pipe (it is for a terminal user).
+pub async fn run_stdio(config: &ConnectConfig) -> Result<ConnectReport> {
+    #[cfg(target_os = "linux")]
+    if config.splice
+        && config.send.is_none()
+        && matches!(config.endpoint, Endpoint::Tcp(_) | Endpoint::Unix(_))
+    {
+        let stream = open(config).await?;
+        if let Ok(peer) = stream.peer_addr() {
+            tracing::debug!("connected to {peer}");
+        }
+        return zerocopy::pipe_stdio(config, stream).await;
+    }
+    if !config.splice {
+        tracing::debug!("connect: copy path (--no-splice)");
+    }
+    run(config, tokio::io::stdin(), tokio::io::stdout()).await
+}
+
 /// Which side of a copy failed.
 enum CopyError {
     Read(std::io::Error),
@@ -121,6 +155,12 @@ struct Activity {
 }
 
 impl Activity {
+    fn new() -> Activity {
+        Activity {
+            last: Cell::new(Instant::now()),
+        }
+    }
+
     fn touch(&self) {
         self.last.set(Instant::now());
     }
@@ -174,33 +214,27 @@ where
     W: AsyncWrite + Unpin,
 {
     let (mut sock_rd, mut sock_wr) = tokio::io::split(stream);
-    let activity = Activity {
-        last: Cell::new(Instant::now()),
-    };
+    let activity = Activity::new();
     let sent = Cell::new(0u64);
     let received = Cell::new(0u64);
     let last_byte = Cell::new(None);
-    let output_closed = shuttle(
-        config,
-        Upstream {
-            input: &mut input,
-            sock: &mut sock_wr,
-            sent: &sent,
-        },
-        async {
-            let copied = copy(&mut sock_rd, &mut output, &activity, &received, &last_byte).await;
-            match copied {
-                Ok(()) => Ok(false),
-                Err(CopyError::Read(e)) => {
-                    Err(Error::io(format!("receive from {}", config.endpoint), e))
-                }
-                Err(CopyError::Write(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(true),
-                Err(CopyError::Write(e)) => Err(Error::io("write output", e)),
+    let up = async {
+        let copied = match &config.send {
+            Some(msg) => {
+                send_message(msg, &mut sock_wr, &activity, &sent)
+                    .await
+                    .map_err(|e| Error::io(format!("send to {}", config.endpoint), e))?;
+                Ok(())
             }
-        },
-        &activity,
-    )
-    .await?;
+            None => copy(&mut input, &mut sock_wr, &activity, &sent, &Cell::new(None)).await,
+        };
+        finish_upload(config, copied, &mut sock_wr, &sent).await
+    };
+    let down = async {
+        let copied = copy(&mut sock_rd, &mut output, &activity, &received, &last_byte).await;
+        download_result(config, copied)
+    };
+    let output_closed = shuttle(config, up, down, &activity).await?;
     if !output_closed {
         // --wait may have cut the download short: flush what it wrote.
         output
@@ -216,60 +250,76 @@ where
     })
 }
 
-/// The sending half of a pipe.
-struct Upstream<'a, R, W> {
-    input: &'a mut R,
-    sock: &'a mut W,
-    sent: &'a Cell<u64>,
+/// Writes `--send`'s message.
+async fn send_message<W>(
+    msg: &[u8],
+    sock: &mut W,
+    activity: &Activity,
+    sent: &Cell<u64>,
+) -> std::io::Result<()>
+where
+    W: AsyncWrite + Unpin + ?Sized,
+{
+    sock.write_all(msg).await?;
+    sock.flush().await?;
+    activity.touch();
+    sent.set(msg.len() as u64);
+    Ok(())
+}
+
+/// Ends the sending direction: maps how sending went to an error, or
+/// half-closes the connection (unless `--no-shutdown`).
+async fn finish_upload<W>(
+    config: &ConnectConfig,
+    copied: std::result::Result<(), CopyError>,
+    sock: &mut W,
+    sent: &Cell<u64>,
+) -> Result<()>
+where
+    W: AsyncWrite + Unpin + ?Sized,
+{
+    let target = &config.endpoint;
+    match copied {
+        Ok(()) => {}
+        Err(CopyError::Read(e)) => return Err(Error::io("read input", e)),
+        Err(CopyError::Write(e)) => {
+            let kind = ErrorKind::of_io(&e);
+            return Err(Error::io(format!("send to {target}"), e)
+                .with_detail(format!("{kind} before all input was sent")));
+        }
+    }
+    if config.shutdown_write {
+        sock.shutdown()
+            .await
+            .map_err(|e| Error::io(format!("shut down sending to {target}"), e))?;
+    }
+    tracing::debug!("sent {} bytes; done sending", sent.get());
+    Ok(())
+}
+
+/// Maps how the receiving direction ended: `Ok(true)` when the output was
+/// closed early (a broken pipe, not an error).
+fn download_result(
+    config: &ConnectConfig,
+    copied: std::result::Result<(), CopyError>,
+) -> Result<bool> {
+    match copied {
+        Ok(()) => Ok(false),
+        Err(CopyError::Read(e)) => Err(Error::io(format!("receive from {}", config.endpoint), e)),
+        Err(CopyError::Write(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(true),
+        Err(CopyError::Write(e)) => Err(Error::io("write output", e)),
+    }
 }
 
 /// Runs both directions until both are done, the output closes, `--wait`
 /// elapses after sending, or the idle timeout fires. Returns whether the
 /// output was closed early.
-async fn shuttle<R, W, D>(
-    config: &ConnectConfig,
-    up: Upstream<'_, R, W>,
-    down: D,
-    activity: &Activity,
-) -> Result<bool>
+async fn shuttle<U, D>(config: &ConnectConfig, up: U, down: D, activity: &Activity) -> Result<bool>
 where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
+    U: std::future::Future<Output = Result<()>>,
     D: std::future::Future<Output = Result<bool>>,
 {
     let target = &config.endpoint;
-    let Upstream { input, sock, sent } = up;
-    let ignored = Cell::new(None);
-    let up = async {
-        match &config.send {
-            Some(msg) => {
-                sock.write_all(msg)
-                    .await
-                    .map_err(|e| Error::io(format!("send to {target}"), e))?;
-                sock.flush()
-                    .await
-                    .map_err(|e| Error::io(format!("send to {target}"), e))?;
-                activity.touch();
-                sent.set(msg.len() as u64);
-            }
-            None => match copy(input, sock, activity, sent, &ignored).await {
-                Ok(()) => {}
-                Err(CopyError::Read(e)) => return Err(Error::io("read input", e)),
-                Err(CopyError::Write(e)) => {
-                    let kind = ErrorKind::of_io(&e);
-                    return Err(Error::io(format!("send to {target}"), e)
-                        .with_detail(format!("{kind} before all input was sent")));
-                }
-            },
-        }
-        if config.shutdown_write {
-            sock.shutdown()
-                .await
-                .map_err(|e| Error::io(format!("shut down sending to {target}"), e))?;
-        }
-        tracing::debug!("sent {} bytes; done sending", sent.get());
-        Ok::<(), Error>(())
-    };
     tokio::pin!(up, down);
 
     let far = Duration::from_secs(86400 * 365);

@@ -58,6 +58,9 @@ pub struct ConnectArgs {
     /// Enable TCP keepalive probes after this much idle time
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub keepalive: Option<Duration>,
+    /// Copy through user space even where stdin or stdout is a pipe or file (splice(2)/sendfile(2) are used by default on Linux)
+    #[arg(long)]
+    pub no_splice: bool,
     #[command(flatten)]
     pub retry: RetryArgs,
     #[command(flatten)]
@@ -93,14 +96,14 @@ impl ConnectArgs {
             } else {
                 DatagramFraming::Lines
             },
+            splice: !self.no_splice,
         })
     }
 
     /// Runs the command on stdin and stdout.
     pub async fn run(&self) -> Result<()> {
         let config = self.resolve()?;
-        let mut stdout = tokio::io::stdout();
-        let report = connect::run(&config, tokio::io::stdin(), &mut stdout).await?;
+        let report = connect::run_stdio(&config).await?;
         tracing::debug!(
             "done: sent {} bytes, received {} bytes",
             report.sent,
@@ -110,6 +113,7 @@ impl ConnectArgs {
         // output stays byte-exact.
         let unterminated = report.last_byte.is_some_and(|b| b != b'\n');
         if unterminated && !report.output_closed && std::io::stdout().is_terminal() {
+            let mut stdout = tokio::io::stdout();
             let _ = stdout.write_all(b"\n").await;
             let _ = stdout.flush().await;
         }

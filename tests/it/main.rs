@@ -3,6 +3,7 @@
 
 mod bench;
 mod connect;
+mod connect_splice;
 mod ipv6;
 mod matrix;
 mod relay;
