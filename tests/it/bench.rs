@@ -341,3 +341,28 @@ fn pipelined_and_churned_requests_are_all_answered() {
     );
     assert_eq!(n(&r["connect"]["count"]), opened);
 }
+
+#[test]
+fn bench_runs_over_tls_with_a_pinned_certificate_and_over_unix() {
+    // TLS: pin the fingerprint the server printed.
+    let server = Server::start_exact(&["serve", "tls://127.0.0.1:0", "--echo"]);
+    let line = server.proc.stderr.wait_for("fingerprint: ");
+    let fp = line
+        .rsplit("fingerprint: ")
+        .next()
+        .unwrap_or_default()
+        .trim();
+    let target = format!("tls://{}", server.addr_str());
+    let r = bench_json(&[&target, "-n", "100", "-c", "2", "--pin-sha256", fp]);
+    assert_eq!(r["transport"], "tls");
+    assert_eq!(n(&r["requests"]["ok"]), 100);
+    assert_eq!(n(&r["errors"]["wrong reply"]), 0);
+
+    // Unix socket.
+    let dir = crate::util::temp_dir();
+    let sock = format!("unix://{}", dir.path().join("b.sock").display());
+    let _unix = crate::util::Listening::start(&["serve", &sock, "--echo"]);
+    let r = bench_json(&[&sock, "-n", "100", "-c", "2"]);
+    assert_eq!(r["transport"], "unix");
+    assert_eq!(n(&r["requests"]["ok"]), 100);
+}
