@@ -466,7 +466,7 @@ pub async fn connect(endpoint: &Endpoint, opts: &ConnectOptions) -> Result<Strea
 /// `serve::udp` and `connect` use them.
 fn not_a_stream(endpoint: &Endpoint, op: &str) -> Error {
     Error::new(ErrorKind::Usage, format!("{op} {endpoint}"))
-        .with_detail("udp carries datagrams, not a byte stream (see transport::udp)")
+        .with_detail("udp carries datagrams, not a byte stream (use tcp, tls or unix here)")
 }
 
 fn unsupported(endpoint: &Endpoint, op: &str) -> Error {
