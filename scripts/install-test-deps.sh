@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
-# Installs the Debian packages netcrab's integration tests need, if missing:
-# prlimit (util-linux) for the file-descriptor-limit test; openssl for the
-# TLS interoperability tests (s_client and s_server).
+# Installs the Debian packages netcrab's build and tests need, if missing:
+# openssl for the TLS interoperability tests (s_client and s_server), make
+# for building jemalloc.
 set -euo pipefail
 need=()
-command -v prlimit >/dev/null 2>&1 || need+=(util-linux)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v make >/dev/null 2>&1 || need+=(make) # builds jemalloc (tikv-jemalloc-sys)
 if ((${#need[@]})); then
