@@ -15,7 +15,7 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use super::errors::{self, Side};
 use super::pem;
-use super::verify::{InsecureVerifier, PinVerifier};
+use super::verify::{Accept, LeafVerifier};
 use super::{
     Fingerprint, SelfSigned, ServerVerification, TlsClientOptions, TlsServerOptions,
     self_signed_names,
@@ -198,8 +198,8 @@ impl ClientTls {
             ServerVerification::Pin(pins) => {
                 builder
                     .dangerous()
-                    .with_custom_certificate_verifier(Arc::new(PinVerifier::new(
-                        pins.clone(),
+                    .with_custom_certificate_verifier(Arc::new(LeafVerifier::new(
+                        Accept::Pinned(pins.clone()),
                         provider,
                     )))
             }
@@ -210,7 +210,10 @@ impl ClientTls {
                 );
                 builder
                     .dangerous()
-                    .with_custom_certificate_verifier(Arc::new(InsecureVerifier::new(provider)))
+                    .with_custom_certificate_verifier(Arc::new(LeafVerifier::new(
+                        Accept::Any,
+                        provider,
+                    )))
             }
         };
         let mut config = match &opts.identity {

@@ -1,7 +1,7 @@
-//! The certificate verifiers that replace rustls' WebPKI verifier:
-//! fingerprint pinning (`--pin-sha256`) and no verification
-//! (`--insecure`). Both still check the handshake signature, so the server
-//! must hold the private key of the certificate it presents.
+//! The certificate verifier that replaces rustls' WebPKI verifier for
+//! fingerprint pinning (`--pin-sha256`) and no verification (`--insecure`).
+//! Both still check the handshake signature, so the server must hold the
+//! private key of the certificate it presents.
 
 use std::fmt;
 use std::sync::Arc;
@@ -35,64 +35,32 @@ impl fmt::Display for PinMismatch {
 
 impl std::error::Error for PinMismatch {}
 
-/// What both verifiers do beyond the certificate: check the handshake
-/// signatures with the provider's algorithms.
+/// Which leaf certificates a [`LeafVerifier`] accepts.
 #[derive(Debug)]
-struct Signatures(Arc<CryptoProvider>);
-
-impl Signatures {
-    fn tls12(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn tls13(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
+pub(crate) enum Accept {
+    /// Exactly those with one of these fingerprints (`--pin-sha256`).
+    Pinned(Vec<Fingerprint>),
+    /// Any (`--insecure`).
+    Any,
 }
 
-/// Accepts exactly the leaf certificates with the pinned fingerprints.
-/// Chain, names and validity dates are not checked: the pin says which
-/// certificate is meant, which is what a self-signed server needs.
+/// Accepts leaf certificates by [`Accept`] alone: chain, names and validity
+/// dates are not checked (the pin says which certificate is meant, which is
+/// what a self-signed server needs). The handshake signatures are still
+/// verified with the provider's algorithms.
 #[derive(Debug)]
-pub(crate) struct PinVerifier {
-    pins: Vec<Fingerprint>,
-    signatures: Signatures,
+pub(crate) struct LeafVerifier {
+    accept: Accept,
+    provider: Arc<CryptoProvider>,
 }
 
-impl PinVerifier {
-    pub(crate) fn new(pins: Vec<Fingerprint>, provider: Arc<CryptoProvider>) -> PinVerifier {
-        PinVerifier {
-            pins,
-            signatures: Signatures(provider),
-        }
+impl LeafVerifier {
+    pub(crate) fn new(accept: Accept, provider: Arc<CryptoProvider>) -> LeafVerifier {
+        LeafVerifier { accept, provider }
     }
 }
 
-impl ServerCertVerifier for PinVerifier {
+impl ServerCertVerifier for LeafVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -101,13 +69,17 @@ impl ServerCertVerifier for PinVerifier {
         _ocsp_response: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
+        let pins = match &self.accept {
+            Accept::Any => return Ok(ServerCertVerified::assertion()),
+            Accept::Pinned(pins) => pins,
+        };
         let presented = Fingerprint::of_der(end_entity);
-        if self.pins.contains(&presented) {
+        if pins.contains(&presented) {
             return Ok(ServerCertVerified::assertion());
         }
         let mismatch = PinMismatch {
             presented,
-            expected: self.pins.clone(),
+            expected: pins.clone(),
         };
         Err(rustls::Error::InvalidCertificate(CertificateError::Other(
             OtherError(Arc::new(mismatch)),
@@ -120,7 +92,12 @@ impl ServerCertVerifier for PinVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.signatures.tls12(message, cert, dss)
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -129,59 +106,17 @@ impl ServerCertVerifier for PinVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.signatures.tls13(message, cert, dss)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.signatures.schemes()
-    }
-}
-
-/// Accepts any certificate (`--insecure`).
-#[derive(Debug)]
-pub(crate) struct InsecureVerifier {
-    signatures: Signatures,
-}
-
-impl InsecureVerifier {
-    pub(crate) fn new(provider: Arc<CryptoProvider>) -> InsecureVerifier {
-        InsecureVerifier {
-            signatures: Signatures(provider),
-        }
-    }
-}
-
-impl ServerCertVerifier for InsecureVerifier {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.signatures.tls12(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.signatures.tls13(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.signatures.schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
