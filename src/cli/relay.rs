@@ -12,7 +12,7 @@ use netcrab::server::ServerLimits;
 use netcrab::transport::{ConnectOptions, ListenOptions, Listener, SocketOptions};
 
 use super::common::{RetryArgs, optional, parse_duration};
-use super::serve::write_port_file;
+use super::serve::announce;
 use super::tls::{TlsConnectArgs, TlsServeArgs};
 
 /// Upstream connection retries when neither `--retry` nor `--retry-for` is
@@ -185,23 +185,11 @@ impl RelayArgs {
         let (listen, listen_options, config) = self.resolve()?;
         let shutdown = netcrab::shutdown::on_signals()?;
         let listener = Listener::bind_with(&listen, &listen_options).await?;
-        let local = listener
-            .local_addr()
-            .map_err(|e| Error::io("read the bound address", e))?;
-        if let Some(tls) = listener.tls() {
-            if let Some(names) = tls.self_signed_names() {
-                tracing::info!(
-                    "tls: generated a self-signed certificate for {}",
-                    names.join(", ")
-                );
-            }
-            tracing::info!("tls certificate sha256 fingerprint: {}", tls.fingerprint());
-        }
-        // The port file first: whoever sees the log line can read it.
-        if let (Some(path), Some(port)) = (&self.port_file, listener.port()) {
-            write_port_file(path, port)?;
-        }
-        tracing::info!("listening on {local} (relay to {})", config.upstream);
+        announce(
+            &listener,
+            self.port_file.as_deref(),
+            &format!(" (relay to {})", config.upstream),
+        )?;
         let report = relay::run(listener, config, shutdown).await?;
         tracing::info!("stopped after {} connection(s)", report.accepted);
         Ok(())

@@ -140,24 +140,7 @@ impl ServeArgs {
             return self.run_udp(hp, config, shutdown).await;
         }
         let listener = Listener::bind_with(&endpoint, &listen).await?;
-        let local = listener
-            .local_addr()
-            .map_err(|e| Error::io("read the bound address", e))?;
-        if let Some(tls) = listener.tls() {
-            // Before "listening on", so whoever waits for that line has both.
-            if let Some(names) = tls.self_signed_names() {
-                tracing::info!(
-                    "tls: generated a self-signed certificate for {}",
-                    names.join(", ")
-                );
-            }
-            tracing::info!("tls certificate sha256 fingerprint: {}", tls.fingerprint());
-        }
-        // The port file first: whoever waits for "listening on" can read it.
-        if let (Some(path), Some(port)) = (&self.port_file, listener.port()) {
-            write_port_file(path, port)?;
-        }
-        tracing::info!("listening on {local}");
+        announce(&listener, self.port_file.as_deref(), "")?;
         let report = serve::run(listener, config, shutdown).await?;
         tracing::info!("stopped after {} connection(s)", report.accepted);
         Ok(())
@@ -201,9 +184,32 @@ fn parse_mode(s: &str) -> std::result::Result<u32, String> {
     }
 }
 
+/// Announces a bound listener on stderr: a TLS listener's certificate
+/// first, then the port file, then `listening on ADDR{suffix}` last, so
+/// whoever waits for that line has everything else.
+pub(super) fn announce(listener: &Listener, port_file: Option<&Path>, suffix: &str) -> Result<()> {
+    let local = listener
+        .local_addr()
+        .map_err(|e| Error::io("read the bound address", e))?;
+    if let Some(tls) = listener.tls() {
+        if let Some(names) = tls.self_signed_names() {
+            tracing::info!(
+                "tls: generated a self-signed certificate for {}",
+                names.join(", ")
+            );
+        }
+        tracing::info!("tls certificate sha256 fingerprint: {}", tls.fingerprint());
+    }
+    if let (Some(path), Some(port)) = (port_file, listener.port()) {
+        write_port_file(path, port)?;
+    }
+    tracing::info!("listening on {local}{suffix}");
+    Ok(())
+}
+
 /// Writes `port` and a newline to `path` atomically (a reader never sees a
 /// partial number).
-pub(super) fn write_port_file(path: &Path, port: u16) -> Result<()> {
+fn write_port_file(path: &Path, port: u16) -> Result<()> {
     let tmp = path.with_extension("tmp");
     let context = format!("write port file {}", path.display());
     std::fs::write(&tmp, format!("{port}\n")).map_err(|e| Error::io(&context, e))?;
