@@ -1,24 +1,25 @@
-//! netcrab: serve, connect, relay, wait for and benchmark TCP services, with
-//! retries and clear errors built in.
+//! netcrab: serve, connect, relay, wait for and benchmark services over TCP,
+//! TLS, UDP and Unix sockets, with retries and clear errors built in.
 //!
 //! The library holds everything the `netcrab` binary does, so commands can
 //! be run and tested in-process. Every command is a listening side and/or a
 //! connecting side joined by a service: [`endpoint`] parses addresses,
-//! [`transport`] turns them into listeners and streams, [`serve`] and
-//! [`connect`] are the commands, [`retry`] and [`error`] carry the seed's
-//! error handling and retry mechanism.
+//! [`transport`] turns them into listeners and streams, [`serve`],
+//! [`connect`], [`relay`], [`wait`] and [`bench`](mod@bench) are the
+//! commands, [`retry`] and [`error`] carry the seed's error handling and
+//! retry mechanism.
 //!
 //! # Layout
 //!
 //! | module | holds |
 //! |---|---|
 //! | [`endpoint`] | address parsing (pure, no I/O) and name resolution |
-//! | [`transport`] | the [`Stream`](transport::Stream) and [`Listener`](transport::Listener) enums (TCP, Unix), connect and bind, Happy Eyeballs, UDP sockets |
+//! | [`transport`] | the [`Stream`](transport::Stream) and [`Listener`](transport::Listener) enums (TCP, TLS, Unix), [`Connector`](transport::Connector), bind, Happy Eyeballs, UDP sockets |
 //! | [`error`] | error kinds, messages and exit codes |
 //! | [`retry`] | the retry policy (pure schedule) and the retry driver |
 //! | [`server`] | the shared accept loop: connection limit, accept backoff, drain |
 //! | [`serve`] | the services (reply, echo, discard) run on it, and per datagram over UDP ([`serve::udp`]) |
-//! | [`connect`] | the client: send-and-print and the netcat pipe |
+//! | [`connect`] | the client: send-and-print, the netcat pipe (zero-copy on Linux), UDP datagrams |
 //! | [`relay`] | port forwarding: accept, connect upstream, splice or copy both ways |
 //! | [`wait`] | waiting until services accept connections (or stop) |
 //! | [`bench`](mod@bench) | the load generator: plan, pacing, one generic worker, report |

@@ -16,7 +16,7 @@ use netcrab::error::Result;
 
 use common::EXIT_CODES;
 
-/// netcrab: serve, connect, relay, wait for and benchmark TCP services
+/// netcrab: serve, connect, relay, wait for and benchmark TCP, TLS, UDP and Unix-socket services
 #[derive(Debug, Parser)]
 #[command(name = "netcrab", version, about, after_help = EXIT_CODES)]
 #[command(propagate_version = true, arg_required_else_help = true)]
