@@ -4,7 +4,8 @@
 # netcrab) and keeps the raw JSON reports.
 #
 #   echo/request-response: netcrab serve --echo, the Go goroutine-per-
-#     connection echo server (bench/peers/echo-go), socat (fork, PIPE: socat
+#     connection echo server (bench/peers/echo-go), a plain tokio task-per-
+#     connection echo server (bench/peers/echo-tokio), socat (fork, PIPE: socat
 #     itself echoes, one process per connection; TCP_NODELAY like the
 #     others) and ncat (-k --exec /bin/cat: a cat process per connection
 #     reading the socket; ncat has no TCP_NODELAY option), at 1, 50 and 500 connections
@@ -13,7 +14,8 @@
 #     (and -> the Go server in discard mode) vs iperf3.
 #   idle: server memory per idle connection at IDLE_CONNS connections (each
 #     first echoes one message, so lazily allocated buffers exist), netcrab
-#     vs Go; the fork-per-connection peers are left out (a process each).
+#     vs Go and tokio; the fork-per-connection peers are left out (a process
+#     each).
 #
 # Per run it records the wall-clock rate, the server's CPU seconds (GNU
 # time around a server started fresh for that run: its whole life, children
@@ -24,7 +26,7 @@
 #
 # Usage: bench/compare.sh            (about 4-5 minutes)
 # Knobs (environment): DURATION=3s CONNS="1 50 500" SIZES="64 1024"
-#   SERVERS="netcrab go socat ncat" BULK_BYTES=2G IDLE_CONNS=10000
+#   SERVERS="netcrab go tokio socat ncat" BULK_BYTES=2G IDLE_CONNS=10000
 #   SKIP_BULK=1 SKIP_IDLE=1 OUT=target/bench-compare
 set -euo pipefail
 
@@ -36,7 +38,7 @@ root="$(dirname "$here")"
 DURATION=${DURATION:-3s}
 CONNS=${CONNS:-"1 50 500"}
 SIZES=${SIZES:-"64 1024"}
-SERVERS=${SERVERS:-"netcrab go socat ncat"}
+SERVERS=${SERVERS:-"netcrab go tokio socat ncat"}
 BULK_BYTES=${BULK_BYTES:-2G}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 OUT=${OUT:-$root/target/bench-compare}
@@ -48,6 +50,7 @@ raise_nofile
 
 NC="$root/target/release/netcrab"
 GO="$here/peers/bin/echo-go"
+TOKIO="$here/peers/bin/echo-tokio"
 mkdir -p "$OUT"
 rm -f "$OUT"/*.json "$OUT"/*.server-cpu
 tmp=$(mktemp -d)
@@ -102,6 +105,7 @@ start_server() {
   case $name in
     netcrab) cmd=("$NC" serve 127.0.0.1:0 "--$mode" -q --max-conns 20000 --idle-timeout 0 --port-file "$pf") ;;
     go) cmd=("$GO" -addr 127.0.0.1:0 -mode "$mode" -port-file "$pf") ;;
+    tokio) cmd=("$TOKIO" -addr 127.0.0.1:0 -mode "$mode" -port-file "$pf") ;;
     socat)
       SERVER_PORT=$(free_port)
       cmd=(socat "TCP-LISTEN:$SERVER_PORT,bind=127.0.0.1,fork,reuseaddr,backlog=4096,nodelay" PIPE)
@@ -256,7 +260,7 @@ if [[ -z ${SKIP_IDLE:-} ]]; then
   echo "| server | baseline RSS MiB | RSS with $IDLE_CONNS idle MiB | KiB per connection | vs netcrab |"
   echo "|---|---:|---:|---:|---:|"
   idle_base=""
-  for name in netcrab go; do
+  for name in netcrab go tokio; do
     start_server "$name" echo
     # Baseline: the server after one exchange.
     "$NC" -q bench "127.0.0.1:$SERVER_PORT" -c 1 -n 10 --json >/dev/null

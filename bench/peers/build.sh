@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Build the benchmark peers into bench/peers/bin/ (gitignored).
-#   bench/peers/bin/echo-go   goroutine-per-connection TCP echo/discard server
+#   bench/peers/bin/echo-go     goroutine-per-connection TCP echo/discard server
+#   bench/peers/bin/echo-tokio  tokio task-per-connection TCP echo/discard server
 #
 # Offline and reproducible: uses the Debian golang-go toolchain as installed
 # (scripts/install-bench-deps.sh), never downloads a toolchain or a module.
+# The tokio peer is a cargo project of its own (not in netcrab's workspace),
+# built --locked from its own Cargo.lock into target/peers.
 # Usage: bench/peers/build.sh
 set -euo pipefail
 
@@ -22,3 +25,10 @@ export GOPATH="${GOPATH:-${TMPDIR:-/tmp}/netcrab-bench-gopath}"
 
 (cd "$here/echo-go" && go build -trimpath -o "$bin/echo-go" .)
 echo "build.sh: built $bin/echo-go ($(go version | awk '{print $3}'))" >&2
+
+root="$(cd "$here/../.." && pwd)"
+cargo build --release --locked --quiet --manifest-path "$root/bench/peers/echo-tokio/Cargo.toml" \
+  --target-dir "$root/target/peers"
+cp "$root/target/peers/release/echo-tokio" "$bin/.echo-tokio.tmp"
+mv -f "$bin/.echo-tokio.tmp" "$bin/echo-tokio" # replaces a running copy too
+echo "build.sh: built $bin/echo-tokio ($(cargo --version | awk '{print $2}'))" >&2
