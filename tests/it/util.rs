@@ -195,17 +195,15 @@ impl Server {
         Server::from_proc(Proc::start(args))
     }
 
-    /// Waits for `proc` to print `listening on ADDR`.
+    /// Waits for `proc` to print `listening on ADDR` (a network address).
     pub fn from_proc(proc: Proc) -> Server {
-        let line = proc.stderr.wait_for("listening on ");
-        let addr = line
-            .rsplit("listening on ")
+        let Listening { proc, addr } = Listening::from_proc(proc);
+        // Drop a scheme (`tls://`, `udp://`): the socket address follows.
+        let addr = addr
+            .rsplit("://")
             .next()
-            .and_then(|a| a.split_whitespace().next())
-            // Drop a scheme (`tls://`, `udp://`): the socket address follows.
-            .map(|a| a.rsplit("://").next().unwrap_or(a))
             .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("no address in {line:?}"));
+            .unwrap_or_else(|| panic!("not a socket address: {addr:?}"));
         Server { proc, addr }
     }
 
