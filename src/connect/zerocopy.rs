@@ -227,13 +227,15 @@ where
     let down_copies = matches!(download, Download::Copy);
     let up = async {
         let copied = match upload {
-            Upload::Splice(stdin) => match splice_up(&stdin, wr.as_ref(), &activity, &sent).await {
-                Moved::All(result) => result,
-                Moved::Unsupported(e) => {
-                    tracing::debug!("splice from stdin: {e}; copying instead");
-                    copy_up(&mut wr, &activity, &sent).await
+            Upload::Splice(stdin) => {
+                match splice_pipe(&stdin, wr.as_ref(), Way::Up, &activity, &sent).await {
+                    Moved::All(result) => result,
+                    Moved::Unsupported(e) => {
+                        tracing::debug!("splice from stdin: {e}; copying instead");
+                        copy_up(&mut wr, &activity, &sent).await
+                    }
                 }
-            },
+            }
             Upload::Sendfile(file) => {
                 match sendfile_up(&file, wr.as_ref(), &activity, &sent).await {
                     Moved::All(result) => result,
@@ -250,7 +252,7 @@ where
     let down = async {
         let copied = match download {
             Download::Splice(out) => {
-                match splice_down(rd.as_ref(), &out, &activity, &received).await {
+                match splice_pipe(&out, rd.as_ref(), Way::Down, &activity, &received).await {
                     Moved::All(result) => result,
                     Moved::Unsupported(e) => {
                         tracing::debug!("splice to stdout: {e}; copying instead");
@@ -374,95 +376,63 @@ async fn stall(spins: &mut u32) {
     }
 }
 
-/// Splices everything from the stdin pipe into the socket, until the pipe's
-/// end of stream.
-async fn splice_up<S: Socket>(
-    stdin: &AsyncFd<OwnedFd>,
-    sock: &S,
-    activity: &Activity,
-    sent: &Cell<u64>,
-) -> Moved {
-    let mut first = true;
-    let mut spins = 0;
-    loop {
-        if let Err(e) = sock.ready(Interest::WRITABLE).await {
-            return Moved::All(Err(CopyError::Write(e)));
-        }
-        let mut guard = match stdin.readable().await {
-            Ok(guard) => guard,
-            Err(e) => return Moved::All(Err(CopyError::Read(e))),
-        };
-        // The pipe's readiness is cleared (outer `try_io`) only when poll
-        // said it is empty; the socket's (inner) only when poll said it is
-        // full.
-        let attempt = guard.try_io(|pipe| {
-            let pipe_empty = Cell::new(false);
-            let inner = sock.try_io(Interest::WRITABLE, || {
-                match splice_once(pipe.get_ref().as_fd(), sock.as_fd())? {
-                    Ok(n) => Ok(Step::Moved(n)),
-                    Err((src_ready, dst_ready)) => {
-                        pipe_empty.set(!src_ready);
-                        if dst_ready {
-                            Ok(Step::Again)
-                        } else {
-                            Err(io::ErrorKind::WouldBlock.into())
-                        }
-                    }
-                }
-            });
-            match inner {
-                Ok(Step::Moved(n)) => Ok(Step::Moved(n)),
-                _ if pipe_empty.get() => Err(io::ErrorKind::WouldBlock.into()),
-                Ok(step) => Ok(step),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Step::Blocked),
-                Err(e) => Err(e),
-            }
-        });
-        match attempt {
-            // The pipe is not ready (its readiness was cleared): wait for it.
-            Err(_would_block) => {}
-            Ok(Ok(Step::Moved(0))) => return Moved::All(Ok(())),
-            Ok(Ok(Step::Moved(n))) => {
-                first = false;
-                spins = 0;
-                activity.touch();
-                sent.set(sent.get() + n as u64);
-                tokio::task::consume_budget().await;
-            }
-            Ok(Ok(Step::Again)) => stall(&mut spins).await,
-            Ok(Ok(Step::Blocked)) => {}
-            Ok(Err(e)) if first && unsupported(&e) => return Moved::Unsupported(e),
-            Ok(Err(e)) => return Moved::All(Err(CopyError::Write(e))),
-        }
-    }
+/// Which way [`splice_pipe`] moves bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Way {
+    /// From the stdin pipe into the socket.
+    Up,
+    /// From the socket into the stdout pipe.
+    Down,
 }
 
-/// Splices everything from the socket into the stdout pipe, until the
-/// socket's end of stream.
-async fn splice_down<S: Socket>(
+/// Splices everything between a stdio pipe and the socket, `way` deciding
+/// which is the source, until the source's end of stream.
+async fn splice_pipe<S: Socket>(
+    pipe: &AsyncFd<OwnedFd>,
     sock: &S,
-    stdout: &AsyncFd<OwnedFd>,
+    way: Way,
     activity: &Activity,
-    received: &Cell<u64>,
+    moved: &Cell<u64>,
 ) -> Moved {
+    type Side = fn(io::Error) -> CopyError;
+    let (sock_interest, sock_error, pipe_error): (Interest, Side, Side) = match way {
+        Way::Up => (Interest::WRITABLE, CopyError::Write, CopyError::Read),
+        Way::Down => (Interest::READABLE, CopyError::Read, CopyError::Write),
+    };
     let mut first = true;
     let mut spins = 0;
     loop {
-        if let Err(e) = sock.ready(Interest::READABLE).await {
-            return Moved::All(Err(CopyError::Read(e)));
+        if let Err(e) = sock.ready(sock_interest).await {
+            return Moved::All(Err(sock_error(e)));
         }
-        let mut guard = match stdout.writable().await {
-            Ok(guard) => guard,
-            Err(e) => return Moved::All(Err(CopyError::Write(e))),
+        let guard = match way {
+            Way::Up => pipe.readable().await,
+            Way::Down => pipe.writable().await,
         };
+        let mut guard = match guard {
+            Ok(guard) => guard,
+            Err(e) => return Moved::All(Err(pipe_error(e))),
+        };
+        // The pipe's readiness is cleared (outer `try_io`) only when poll
+        // said it is not ready (empty, or full); the socket's (inner) only
+        // when poll said the socket is not ready.
         let attempt = guard.try_io(|pipe| {
-            let pipe_full = Cell::new(false);
-            let inner = sock.try_io(Interest::READABLE, || {
-                match splice_once(sock.as_fd(), pipe.get_ref().as_fd())? {
+            let pipe = pipe.get_ref().as_fd();
+            let pipe_blocked = Cell::new(false);
+            let inner = sock.try_io(sock_interest, || {
+                let (src, dst) = match way {
+                    Way::Up => (pipe, sock.as_fd()),
+                    Way::Down => (sock.as_fd(), pipe),
+                };
+                match splice_once(src, dst)? {
                     Ok(n) => Ok(Step::Moved(n)),
                     Err((src_ready, dst_ready)) => {
-                        pipe_full.set(!dst_ready);
-                        if src_ready {
+                        let (pipe_ready, sock_ready) = match way {
+                            Way::Up => (src_ready, dst_ready),
+                            Way::Down => (dst_ready, src_ready),
+                        };
+                        pipe_blocked.set(!pipe_ready);
+                        if sock_ready {
                             Ok(Step::Again)
                         } else {
                             Err(io::ErrorKind::WouldBlock.into())
@@ -472,7 +442,7 @@ async fn splice_down<S: Socket>(
             });
             match inner {
                 Ok(Step::Moved(n)) => Ok(Step::Moved(n)),
-                _ if pipe_full.get() => Err(io::ErrorKind::WouldBlock.into()),
+                _ if pipe_blocked.get() => Err(io::ErrorKind::WouldBlock.into()),
                 Ok(step) => Ok(step),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Step::Blocked),
                 Err(e) => Err(e),
@@ -486,14 +456,16 @@ async fn splice_down<S: Socket>(
                 first = false;
                 spins = 0;
                 activity.touch();
-                received.set(received.get() + n as u64);
+                moved.set(moved.get() + n as u64);
                 tokio::task::consume_budget().await;
             }
             Ok(Ok(Step::Again)) => stall(&mut spins).await,
             Ok(Ok(Step::Blocked)) => {}
             Ok(Err(e)) if first && unsupported(&e) => return Moved::Unsupported(e),
-            // Writing into a pipe nobody reads: the output was closed.
-            Ok(Err(e)) if e.kind() == io::ErrorKind::BrokenPipe => {
+            // Up: a failed splice is the socket's. Down: writing into a pipe
+            // nobody reads means the output was closed; anything else is
+            // the socket's.
+            Ok(Err(e)) if way == Way::Up || e.kind() == io::ErrorKind::BrokenPipe => {
                 return Moved::All(Err(CopyError::Write(e)));
             }
             Ok(Err(e)) => return Moved::All(Err(CopyError::Read(e))),
