@@ -235,8 +235,19 @@ where
         download_result(config, copied)
     };
     let output_closed = shuttle(config, up, down, &activity).await?;
+    finish(&mut output, output_closed, &sent, &received, &last_byte).await
+}
+
+/// Ends a pipe: unless the output was closed, flushes what the download
+/// wrote (`--wait` may have cut it short); then reports the counts.
+async fn finish<W: AsyncWrite + Unpin>(
+    output: &mut W,
+    output_closed: bool,
+    sent: &Cell<u64>,
+    received: &Cell<u64>,
+    last_byte: &Cell<Option<u8>>,
+) -> Result<ConnectReport> {
     if !output_closed {
-        // --wait may have cut the download short: flush what it wrote.
         output
             .flush()
             .await

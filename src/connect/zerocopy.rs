@@ -43,14 +43,14 @@ use rustix::fs::FileType;
 use rustix::io::Errno;
 use rustix::pipe::{SpliceFlags, splice};
 use tokio::io::unix::AsyncFd;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, Interest, Ready};
+use tokio::io::{AsyncRead, AsyncWrite, Interest, Ready};
 use tokio::net::{TcpStream, UnixStream};
 
 use super::{
-    Activity, ConnectConfig, ConnectReport, CopyError, copy, download_result, finish_upload,
-    shuttle,
+    Activity, ConnectConfig, ConnectReport, CopyError, copy, download_result, finish,
+    finish_upload, shuttle,
 };
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::transport::Stream;
 
 /// The most one splice or sendfile is asked to move: more than a pipe or a
@@ -224,7 +224,6 @@ where
     let received = Cell::new(0u64);
     let last_byte = Cell::new(None);
     let mut stdout = tokio::io::stdout();
-    let down_copies = matches!(download, Download::Copy);
     let up = async {
         let copied = match upload {
             Upload::Splice(stdin) => {
@@ -265,19 +264,8 @@ where
         download_result(config, copied)
     };
     let output_closed = shuttle(config, up, down, &activity).await?;
-    if !output_closed && down_copies {
-        // --wait may have cut the download short: flush what it wrote.
-        stdout
-            .flush()
-            .await
-            .map_err(|e| Error::io("write output", e))?;
-    }
-    Ok(ConnectReport {
-        sent: sent.get(),
-        received: received.get(),
-        last_byte: last_byte.get(),
-        output_closed,
-    })
+    // A spliced download wrote nothing through `stdout`: its flush is a no-op.
+    finish(&mut stdout, output_closed, &sent, &received, &last_byte).await
 }
 
 /// The portable copy of stdin into the socket.
@@ -519,6 +507,7 @@ mod tests {
     use super::*;
     use rustix::fs::OFlags;
     use rustix::pipe::{PipeFlags, pipe_with};
+    use tokio::io::AsyncWriteExt;
 
     /// The claim this module rests on: `SPLICE_F_NONBLOCK` makes a splice
     /// return `EAGAIN` on an empty or full *blocking* pipe instead of
