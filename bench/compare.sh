@@ -69,33 +69,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A port on 127.0.0.1 nobody listens on (for peers without port 0 support).
-free_port() {
-  local p
-  for _ in $(seq 100); do
-    p=$((20000 + RANDOM % 10000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-      echo "$p"
-      return
-    fi
-  done
-  echo "compare.sh: no free port" >&2
-  return 1
-}
-
-# wait_listening PORT: poll until a socket listens on 127.0.0.1:PORT
-# (looked up with ss, not by connecting: iperf3 -1 serves one client only).
-wait_listening() {
-  local deadline=$((SECONDS + 10))
-  until [[ -n $(ss -Hltn "sport = :$1") ]]; do
-    if ((SECONDS >= deadline)); then
-      echo "compare.sh: nothing listening on $1" >&2
-      return 1
-    fi
-    sleep 0.05
-  done
-}
-
 # start_server NAME echo|discard: sets SERVER_PID (the server itself) and
 # SERVER_PORT. The server runs under GNU time, which reports the CPU time
 # of the server and of every child it waited for when it exits.

@@ -13,6 +13,8 @@
 #   tree_pids PID                    PID and its descendants
 #   tree_rss_kib PID                 VmRSS summed over PID and its descendants, KiB
 #   proc_fd_count PID                open file descriptors of PID
+#   free_port                        a port on 127.0.0.1 free a moment ago
+#   wait_listening PORT [TIMEOUT_S]  poll until a socket listens on PORT
 #
 # All return non-zero with a message on stderr on failure (missing process,
 # timeout), so a script under `set -e` stops there.
@@ -113,4 +115,25 @@ proc_fd_count() {
   local fds
   fds=$(ls "/proc/$1/fd" 2>/dev/null | wc -l) || return 1
   echo "$fds"
+}
+
+# free_port: a port on 127.0.0.1 that was free a moment ago (the kernel
+# picks it: bound, then released), for peers without port 0 support.
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# wait_listening PORT [TIMEOUT_S]: poll until a socket listens on PORT, read
+# from /proc/net/tcp{,6} rather than by connecting (a probe connection would
+# count as a client: iperf3 -1 serves one, a relay would relay it).
+wait_listening() {
+  local hex deadline=$((SECONDS + ${2:-10}))
+  hex=$(printf '%04X' "$1")
+  until awk -v p=":$hex" '$2 ~ p"$" && $4 == "0A" { found = 1 } END { exit !found }' /proc/net/tcp /proc/net/tcp6; do
+    if ((SECONDS >= deadline)); then
+      echo "wait_listening: nothing listens on $1" >&2
+      return 1
+    fi
+    sleep 0.05
+  done
 }

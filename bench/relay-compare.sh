@@ -31,12 +31,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A free loopback port (bound, then released).
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null ||
-    echo $((20000 + RANDOM % 20000))
-}
-
 # cpu_total PID: utime+stime+cutime+cstime (children that were waited for),
 # in seconds.
 cpu_total() {
@@ -48,22 +42,10 @@ cpu_total() {
   awk -v t=$((f[11] + f[12] + f[13] + f[14])) -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f\n", t / hz }'
 }
 
-# wait_listen PORT: poll until a socket listens on PORT (read from
-# /proc/net/tcp: connecting to probe would open a connection through the
-# relay to iperf3, which it would count as a failed test).
-wait_listen() {
-  local hex deadline=$((SECONDS + 10))
-  hex=$(printf '%04X' "$1")
-  until awk -v p=":$hex" '$2 ~ p"$" && $4 == "0A" { found = 1 } END { exit !found }' /proc/net/tcp /proc/net/tcp6; do
-    ((SECONDS < deadline)) || { echo "nothing listens on $1" >&2; return 1; }
-    sleep 0.05
-  done
-}
-
 iperf_port=$(free_port)
 iperf3 -s -p "$iperf_port" >"$work/iperf-server.log" 2>&1 &
 pids+=($!)
-wait_listen "$iperf_port"
+wait_listening "$iperf_port"
 
 # run_iperf PORT: one run; prints "Gbit/s GiB" (receiver side).
 run_iperf() {
@@ -116,5 +98,5 @@ port=$(free_port)
 socat "TCP-LISTEN:$port,fork,reuseaddr" "TCP:127.0.0.1:$iperf_port" &
 pid=$!
 pids+=("$pid")
-wait_listen "$port"
+wait_listening "$port"
 measure "socat (fork)" "$port" "$pid"
