@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::util::{Server, code, free_port, run, stderr};
+use crate::util::{Server, assert_exit, code, free_port, run, stderr};
 
 /// Runs `netcrab bench ARGS --json`, expects success, returns the report.
 fn bench_json(args: &[&str]) -> Value {
@@ -128,12 +128,7 @@ fn bench_without_an_address_runs_an_embedded_echo_server() {
 fn a_refused_target_fails_with_its_exit_code() {
     let port = free_port().to_string();
     let out = run(&["bench", &format!("127.0.0.1:{port}"), "-n", "5"]);
-    assert_eq!(code(out.status), 4, "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("connection refused"),
-        "{}",
-        stderr(&out)
-    );
+    assert_exit(&out, 4, "connection refused");
     let out = run(&["bench", "-c", "0"]);
     assert_eq!(code(out.status), 2, "{}", stderr(&out));
 }

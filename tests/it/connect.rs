@@ -3,7 +3,6 @@
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::util::*;
@@ -12,12 +11,7 @@ use crate::util::*;
 fn refused_connection_exits_4() {
     let port = free_port();
     let out = run(&["connect", &format!("127.0.0.1:{port}"), "--send", "x"]);
-    assert_eq!(code(out.status), 4, "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("connection refused"),
-        "{}",
-        stderr(&out)
-    );
+    assert_exit(&out, 4, "connection refused");
 }
 
 #[test]
@@ -33,12 +27,7 @@ fn refused_after_retries_says_how_many_attempts() {
         "--retry-delay",
         "10ms",
     ]);
-    assert_eq!(code(out.status), 4, "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("after 3 attempts over"),
-        "{}",
-        stderr(&out)
-    );
+    assert_exit(&out, 4, "after 3 attempts over");
 }
 
 #[test]
@@ -97,12 +86,7 @@ fn connect_timeout_against_a_full_backlog_exits_5() {
         "--connect-timeout",
         "300ms",
     ]);
-    assert_eq!(code(out.status), 5, "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("timed out after 300ms"),
-        "{}",
-        stderr(&out)
-    );
+    assert_exit(&out, 5, "timed out after 300ms");
     assert!(start.elapsed() >= Duration::from_millis(300));
 }
 
@@ -176,20 +160,13 @@ fn idle_timeout_exits_5() {
         "--idle-timeout",
         "200ms",
     ]);
-    assert_eq!(code(out.status), 5, "{}", stderr(&out));
-    assert!(stderr(&out).contains("idle for 200ms"), "{}", stderr(&out));
+    assert_exit(&out, 5, "idle for 200ms");
 }
 
 #[test]
 fn a_closed_stdout_is_not_an_error() {
     let server = Server::start(&["--echo"]);
-    let mut child = netcrab()
-        .args(["connect", &server.addr_str()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_piped(&["connect", &server.addr_str()]);
     let mut stdin = child.stdin.take().unwrap();
     let mut stdout = child.stdout.take().unwrap();
     stdin.write_all(b"first").unwrap();
@@ -218,6 +195,5 @@ fn reset_by_peer_exits_6() {
     });
     let out = run(&["connect", &addr.to_string(), "--send", "x", "--no-shutdown"]);
     peer.join().unwrap();
-    assert_eq!(code(out.status), 6, "{}", stderr(&out));
-    assert!(stderr(&out).contains("reset"), "{}", stderr(&out));
+    assert_exit(&out, 6, "reset");
 }

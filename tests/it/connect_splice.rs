@@ -189,13 +189,7 @@ fn a_closed_stdout_pipe_is_not_an_error_with_splice() {
         let big = vec![b'x'; 64 * 1024 * 1024];
         let _ = s.write_all(&big);
     });
-    let mut child = netcrab()
-        .args(["-v", "connect", &addr.to_string()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_piped(&["-v", "connect", &addr.to_string()]);
     let stdin = child.stdin.take().unwrap();
     let mut stdout = child.stdout.take().unwrap();
     let mut buf = [0u8; 5];

@@ -224,8 +224,7 @@ fn a_second_signal_exits_at_once() {
 fn address_in_use_is_a_local_error() {
     let server = Server::start(&[]);
     let out = run(&["serve", &server.addr_str()]);
-    assert_eq!(code(out.status), 9, "{}", stderr(&out));
-    assert!(stderr(&out).contains("address in use"), "{}", stderr(&out));
+    assert_exit(&out, 9, "address in use");
 }
 
 #[test]

@@ -224,8 +224,7 @@ fn a_wrong_pin_is_rejected() {
 #[test]
 fn a_malformed_pin_is_a_usage_error() {
     let out = run(&["connect", "tls://127.0.0.1:1", "--pin-sha256", "abc"]);
-    assert_eq!(code(out.status), 2, "{}", stderr(&out));
-    assert!(stderr(&out).contains("64 hex digits"), "{}", stderr(&out));
+    assert_exit(&out, 2, "64 hex digits");
 }
 
 #[test]
@@ -276,12 +275,7 @@ fn an_expired_certificate_is_reported_as_such() {
     let old = pki.ca.issue_expired(&pki.dir, "old", &["127.0.0.1"]);
     let (server, _) = tls_server(&["--cert", &old.cert, "--key", &old.key]);
     let out = tls_connect(&server, &["--ca", &pki.ca_file, "--send", "hi"]);
-    assert_eq!(code(out.status), 8, "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("certificate expired on 2001-01-01"),
-        "{}",
-        stderr(&out)
-    );
+    assert_exit(&out, 8, "certificate expired on 2001-01-01");
 }
 
 #[test]
@@ -333,12 +327,7 @@ fn mutual_tls_accepts_good_client_certs_and_rejects_others() {
 
     // With a certificate from another CA.
     let out = with_cert(&stranger);
-    assert_eq!(code(out.status), 8, "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("the server rejected our client certificate"),
-        "{}",
-        stderr(&out)
-    );
+    assert_exit(&out, 8, "the server rejected our client certificate");
     assert!(out.stdout.is_empty());
     server
         .proc
@@ -363,12 +352,7 @@ fn a_client_without_a_certificate_is_told_to_give_one() {
         &pki.ca_file,
     ]);
     let out = tls_connect(&server, &["--ca", &pki.ca_file, "--send", "hi"]);
-    assert_eq!(code(out.status), 8, "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("--cert and --key"),
-        "{}",
-        stderr(&out)
-    );
+    assert_exit(&out, 8, "--cert and --key");
 }
 
 #[test]
@@ -485,25 +469,18 @@ fn alpn_is_negotiated_or_refused() {
         &server,
         &["-v", "--pin-sha256", &fp, "--alpn", "x-two", "--send", "hi"],
     );
-    assert_eq!(code(out.status), 0, "{}", stderr(&out));
-    assert!(stderr(&out).contains("alpn x-two"), "{}", stderr(&out));
+    assert_exit(&out, 0, "alpn x-two");
     let out = tls_connect(
         &server,
         &["--pin-sha256", &fp, "--alpn", "x-three", "--send", "hi"],
     );
-    assert_eq!(code(out.status), 8, "{}", stderr(&out));
-    assert!(stderr(&out).contains("--alpn"), "{}", stderr(&out));
+    assert_exit(&out, 8, "--alpn");
 }
 
 #[test]
 fn tls_flags_need_a_tls_address() {
     let out = run(&["connect", "127.0.0.1:1", "--ca", "ca.pem"]);
-    assert_eq!(code(out.status), 2, "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("--ca needs a tls:// address"),
-        "{}",
-        stderr(&out)
-    );
+    assert_exit(&out, 2, "--ca needs a tls:// address");
     let out = run(&["serve", "127.0.0.1:0", "--client-ca", "ca.pem"]);
     assert_eq!(code(out.status), 2, "{}", stderr(&out));
     let out = run(&["connect", "--tls", "udp://127.0.0.1:1"]);
@@ -523,12 +500,7 @@ fn bad_certificate_files_are_clear_errors() {
         "--key",
         &garbage,
     ]);
-    assert_eq!(code(out.status), 2, "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("no certificate in it"),
-        "{}",
-        stderr(&out)
-    );
+    assert_exit(&out, 2, "no certificate in it");
     let missing = dir.0.join("missing.pem");
     let missing = missing.to_str().expect("path");
     let out = run(&[
@@ -547,8 +519,7 @@ fn bad_certificate_files_are_clear_errors() {
         stderr(&out)
     );
     let out = run(&["connect", "tls://127.0.0.1:1", "--ca", &garbage]);
-    assert_eq!(code(out.status), 2, "{}", stderr(&out));
-    assert!(stderr(&out).contains("ca file"), "{}", stderr(&out));
+    assert_exit(&out, 2, "ca file");
 }
 
 /// A foreign process (openssl), killed on drop, with its stdout lines.

@@ -27,16 +27,21 @@ pub fn run(args: &[&str]) -> Output {
         .expect("run netcrab")
 }
 
-/// Runs netcrab with `args`, feeding `input` on stdin from a thread so large
-/// inputs cannot deadlock against a full stdout pipe.
-pub fn run_with_input(args: &[&str], input: Vec<u8>) -> Output {
-    let mut child = netcrab()
+/// Starts netcrab with `args` and pipes on stdin, stdout and stderr.
+pub fn spawn_piped<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Child {
+    netcrab()
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn netcrab");
+        .expect("spawn netcrab")
+}
+
+/// Runs netcrab with `args`, feeding `input` on stdin from a thread so large
+/// inputs cannot deadlock against a full stdout pipe.
+pub fn run_with_input(args: &[&str], input: Vec<u8>) -> Output {
+    let mut child = spawn_piped(args);
     let mut stdin = child.stdin.take().expect("stdin");
     let writer = std::thread::spawn(move || {
         let _ = stdin.write_all(&input);
@@ -367,13 +372,7 @@ pub struct Client {
 impl Client {
     /// Starts netcrab with `args`.
     pub fn start<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Client {
-        let mut child = netcrab()
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn netcrab");
+        let mut child = spawn_piped(args);
         let stdin = child.stdin.take();
         let stdout = Collected::collect(child.stdout.take().expect("stdout"));
         let stderr = Lines::collect(child.stderr.take().expect("stderr"));
@@ -414,4 +413,13 @@ pub fn temp_dir() -> tempfile::TempDir {
 /// note and passes without it).
 pub fn ipv6_loopback_available() -> bool {
     std::net::TcpListener::bind("[::1]:0").is_ok()
+}
+
+/// Asserts that a finished netcrab exited with `expected` and said
+/// `needle` on stderr (the whole stderr is shown when it did not).
+#[track_caller]
+pub fn assert_exit(out: &Output, expected: i32, needle: &str) {
+    let err = stderr(out);
+    assert_eq!(code(out.status), expected, "{err}");
+    assert!(err.contains(needle), "no {needle:?} in: {err}");
 }

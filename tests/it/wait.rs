@@ -110,12 +110,7 @@ fn commands_that_cannot_run_exit_127_or_126() {
         "--",
         "/nonexistent/netcrab-no-such-cmd",
     ]);
-    assert_eq!(code(out.status), 127, "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("command not found"),
-        "{}",
-        stderr(&out)
-    );
+    assert_exit(&out, 127, "command not found");
 
     let file = temp_path("not-executable");
     std::fs::write(&file, "#!/bin/sh\n").expect("write");
@@ -154,8 +149,7 @@ fn invert_waits_until_the_port_closes() {
 fn invert_times_out_while_the_port_stays_open() {
     let server = Server::start(&[]);
     let out = run(&["wait", "--invert", &server.addr_str(), "--timeout", "500ms"]);
-    assert_eq!(code(out.status), 124, "{}", stderr(&out));
-    assert!(stderr(&out).contains("still up"), "{}", stderr(&out));
+    assert_exit(&out, 124, "still up");
 }
 
 #[test]
@@ -186,8 +180,7 @@ fn expect_waits_for_the_reply_text() {
 #[test]
 fn udp_targets_need_an_expected_reply() {
     let out = run(&["wait", "udp://127.0.0.1:9"]);
-    assert_eq!(code(out.status), 2, "{}", stderr(&out));
-    assert!(stderr(&out).contains("--expect"), "{}", stderr(&out));
+    assert_exit(&out, 2, "--expect");
 }
 
 #[test]
