@@ -98,3 +98,34 @@ pub(super) fn set_options(stream: &TcpStream, opts: &SocketOptions) -> io::Resul
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn options_set_nodelay_and_keepalive() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let opts = SocketOptions {
+            nodelay: true,
+            keepalive: Some(Duration::from_secs(42)),
+        };
+        set_options(&stream, &opts).unwrap();
+        let sock = SockRef::from(&stream);
+        assert!(sock.tcp_nodelay().unwrap());
+        assert!(sock.keepalive().unwrap());
+        assert_eq!(sock.tcp_keepalive_time().unwrap(), Duration::from_secs(42));
+        assert_eq!(
+            sock.tcp_keepalive_interval().unwrap(),
+            Duration::from_secs(42)
+        );
+
+        // Without keepalive it stays off.
+        let other = TcpStream::connect(addr).await.unwrap();
+        set_options(&other, &SocketOptions::default()).unwrap();
+        assert!(!SockRef::from(&other).keepalive().unwrap());
+    }
+}
