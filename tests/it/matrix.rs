@@ -28,6 +28,9 @@ pub struct Transport {
     /// Extra `connect` arguments; given the server's stderr so far when the
     /// server runs already (a transport may need something it printed).
     pub connect_args: fn(Option<&Lines>) -> Vec<String>,
+    /// The client's connect completes only once the server accepts (a
+    /// handshake runs first), so it cannot send into the backlog.
+    pub handshake: bool,
 }
 
 /// Plain TCP on 127.0.0.1.
@@ -37,6 +40,7 @@ pub const TCP: Transport = Transport {
     fixed_addr: |_| format!("127.0.0.1:{}", free_port()),
     serve_args: &[],
     connect_args: |_| Vec::new(),
+    handshake: false,
 };
 
 /// A Unix socket file in the test's directory.
@@ -46,6 +50,7 @@ pub const UNIX: Transport = Transport {
     fixed_addr: |dir| format!("unix://{}", dir.join("fixed.sock").display()),
     serve_args: &[],
     connect_args: |_| Vec::new(),
+    handshake: false,
 };
 
 /// TLS on 127.0.0.1 with the server's self-signed certificate, which the
@@ -64,6 +69,7 @@ pub const TLS: Transport = Transport {
         }
         None => vec!["--insecure".into()],
     },
+    handshake: true,
 };
 
 /// One test's setup: a directory for socket files and helpers to start
@@ -180,12 +186,12 @@ fn connection_limit(t: &Transport) {
     assert_eq!(first.stdout.wait_for_len(4), b"one\n", "{}", t.name);
 
     // The second client connects (into the backlog) and sends, but is not
-    // served while the first one holds the only slot. (Over TLS it cannot
-    // send before the server accepts and runs the handshake: it waits in
+    // served while the first one holds the only slot. (Where a handshake
+    // comes first, it cannot send before the server accepts: it waits in
     // its connect.)
     let mut second = case.client(&server, &["-v", "--send", "two"]);
     second.close_stdin();
-    if t.name == "tls" {
+    if t.handshake {
         second.proc.stderr.wait_for("(attempt 1)");
     } else {
         second.proc.stderr.wait_for("done sending");
