@@ -89,6 +89,25 @@ pub(crate) fn describe(err: &rustls::Error, side: Side) -> String {
     }
 }
 
+/// Says what is wrong with our own certificate or key, as rustls found
+/// when loading them (no peer is involved).
+pub(crate) fn describe_own(err: &rustls::Error) -> String {
+    match err {
+        rustls::Error::InvalidCertificate(CertificateError::Other(other)) => {
+            let text = other.to_string();
+            if text.contains(' ') {
+                format!("unusable certificate: {}", lowercase_first(&text))
+            } else {
+                format!("unusable certificate: {}", words(&text))
+            }
+        }
+        rustls::Error::InvalidCertificate(CertificateError::BadEncoding) => {
+            "unusable certificate: malformed".into()
+        }
+        other => lowercase_first(&other.to_string()),
+    }
+}
+
 fn certificate(err: &CertificateError, side: Side) -> String {
     let client = side == Side::Client;
     match err {
@@ -170,8 +189,8 @@ fn certificate(err: &CertificateError, side: Side) -> String {
                 let text = other.to_string();
                 if text == "CaUsedAsEndEntity" {
                     "the certificate is a ca certificate used as a server certificate (as \
-                     `openssl req -x509` makes by default); pin it with --pin-sha256, or issue \
-                     a leaf certificate from that ca"
+                     `openssl req -x509` makes by default); trust that very certificate with \
+                     --ca FILE, pin it with --pin-sha256, or issue a leaf certificate from that ca"
                         .into()
                 } else if !text.contains(' ') {
                     words(&text)
