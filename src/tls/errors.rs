@@ -192,6 +192,13 @@ fn certificate(err: &CertificateError, side: Side) -> String {
                      `openssl req -x509` makes by default); trust that very certificate with \
                      --ca FILE, pin it with --pin-sha256, or issue a leaf certificate from that ca"
                         .into()
+                } else if text == "UnsupportedCertVersion" {
+                    format!(
+                        "the {}'s certificate is not x509 v3 (`openssl x509 -req` without \
+                         -extfile makes v1), and rustls accepts only v3; it must be re-issued \
+                         with extensions",
+                        side.peer()
+                    )
                 } else if !text.contains(' ') {
                     words(&text)
                 } else {
@@ -402,6 +409,29 @@ mod tests {
         let eof = io::Error::from(io::ErrorKind::UnexpectedEof);
         let err = from_io("tls handshake".into(), eof, Side::Server);
         assert_eq!(err.kind(), ErrorKind::Reset);
+    }
+
+    #[test]
+    fn a_v1_certificate_is_named_as_such() {
+        // webpki's error arrives as its bare variant name.
+        #[derive(Debug)]
+        struct Named;
+        impl std::fmt::Display for Named {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("UnsupportedCertVersion")
+            }
+        }
+        impl std::error::Error for Named {}
+        let msg = server(cert(CertificateError::Other(OtherError(Arc::new(Named)))));
+        assert!(
+            msg.contains("the client's certificate is not x509 v3"),
+            "{msg}"
+        );
+        let msg = client(cert(CertificateError::Other(OtherError(Arc::new(Named)))));
+        assert!(
+            msg.contains("the server's certificate is not x509 v3"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -1011,4 +1011,24 @@ fn an_x509_v1_certificate_is_refused_at_start_saying_how_to_reissue_it() {
         &key,
     ]);
     assert_exit(&out, 2, needle);
+    // Presented by a foreign client, the server's log blames the client's
+    // certificate version, not the server.
+    let (server, _) = tls_server(&["--client-ca", &ca.cert]);
+    let _ = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &server.addr_str(),
+            "-cert",
+            &cert,
+            "-key",
+            &key,
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run openssl s_client");
+    server
+        .proc
+        .stderr
+        .wait_for("the client's certificate is not x509 v3");
 }
