@@ -3,14 +3,21 @@
 //! With `send`, it is the seed's client: write the message, half-close, print
 //! what comes back. Without, it is netcat: input to the socket and the socket
 //! to output, concurrently; at input EOF it half-closes and keeps reading
-//! until the peer closes. Input and output are generic so tests and other
-//! commands can drive it in-process.
+//! until the peer closes. When the peer ends its sending first, the output
+//! is shut down at once (on stdout: file descriptor 1 is closed for real,
+//! as ncat and socat do), so `netcrab connect ... | consumer` lets the
+//! consumer finish while stdin stays open; input is still sent until it
+//! ends or the peer resets. Input and output are generic so tests and
+//! other commands can drive it in-process.
 
 mod udp;
 #[cfg(target_os = "linux")]
 mod zerocopy;
 
 use std::cell::Cell;
+use std::io::IsTerminal;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -140,7 +147,72 @@ pub async fn run_stdio(config: &ConnectConfig) -> Result<ConnectReport> {
     if !config.splice {
         tracing::debug!("connect: copy path (--no-splice)");
     }
-    run(config, tokio::io::stdin(), tokio::io::stdout()).await
+    run(config, tokio::io::stdin(), Stdout::new()).await
+}
+
+/// The process's stdout as the output of a pipe: shutting it down (when
+/// the peer has ended its sending) flushes it, then closes file descriptor
+/// 1 for real, so that whoever reads it sees the end of the stream while
+/// netcrab still sends its input.
+struct Stdout {
+    inner: tokio::io::Stdout,
+}
+
+impl Stdout {
+    fn new() -> Stdout {
+        Stdout {
+            inner: tokio::io::stdout(),
+        }
+    }
+}
+
+impl AsyncWrite for Stdout {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        ready!(Pin::new(&mut self.inner).poll_flush(cx))?;
+        close_stdout();
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Closes file descriptor 1 by putting /dev/null in its place (it stays
+/// open, so nothing else can take its number and later writes go
+/// nowhere). Not for a terminal: nobody waits for its end, and the user's
+/// prompt is given a final newline there. Failing is only logged: the
+/// transfer itself is fine.
+fn close_stdout() {
+    if std::io::stdout().is_terminal() {
+        return;
+    }
+    let null = match std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        Ok(null) => null,
+        Err(e) => {
+            tracing::debug!("close stdout: open /dev/null: {e}");
+            return;
+        }
+    };
+    use std::os::fd::AsRawFd;
+    // SAFETY: dup2 on two descriptors we know to be open (the /dev/null
+    // file just opened, and stdout, which Rust and tokio reach only by its
+    // number, never as an owned descriptor); it touches no memory.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::dup2(null.as_raw_fd(), libc::STDOUT_FILENO) };
+    if rc < 0 {
+        tracing::debug!("close stdout: {}", std::io::Error::last_os_error());
+    } else {
+        tracing::debug!("the peer finished sending; stdout closed");
+    }
 }
 
 /// Which side of a copy failed.
@@ -231,11 +303,23 @@ where
         finish_upload(config, copied, &mut sock_wr, &sent).await
     };
     let down = async {
-        let copied = copy(&mut sock_rd, &mut output, &activity, &received, &last_byte).await;
+        let mut copied = copy(&mut sock_rd, &mut output, &activity, &received, &last_byte).await;
+        if copied.is_ok() {
+            copied = end_output(&mut output).await;
+        }
         download_result(config, copied)
     };
     let output_closed = shuttle(config, up, down, &activity).await?;
     finish(&mut output, output_closed, &sent, &received, &last_byte).await
+}
+
+/// The peer has ended its sending: shuts the output down, so that its
+/// reader sees the end too while input may still be sent.
+async fn end_output<W>(output: &mut W) -> std::result::Result<(), CopyError>
+where
+    W: AsyncWrite + Unpin + ?Sized,
+{
+    output.shutdown().await.map_err(CopyError::Write)
 }
 
 /// Ends a pipe: unless the output was closed, flushes what the download

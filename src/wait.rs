@@ -8,6 +8,12 @@
 //! overall timeout runs out. Every kind of failure is retried (a host name
 //! that does not resolve yet is normal while containers start), except a
 //! usage error, which no amount of waiting fixes.
+//!
+//! A UDP target has no connection to accept: an attempt sends the `--send`
+//! datagram and is ready once a reply datagram contains the expected text.
+//! No reply within the attempt timeout, or an ICMP port-unreachable (a
+//! "connection refused" on the connected socket), fails the attempt, and
+//! the next one sends again after the backoff.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,10 +22,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::endpoint::{Endpoint, Scheme};
+use crate::endpoint::{Endpoint, HostPort, Scheme};
 use crate::error::{Error, ErrorKind, Result, fmt_duration};
 use crate::escape::{LOG_PREVIEW, escape_bytes};
 use crate::retry::RetryPolicy;
+use crate::transport::udp::{RECV_BUF, connect_udp};
 use crate::transport::{ConnectOptions, Connector};
 
 /// The most of a reply kept while looking for the expected text (plus the
@@ -181,17 +188,18 @@ pub async fn run(config: &WaitConfig) -> Result<WaitReport> {
 }
 
 /// Rejects what waiting cannot answer: a UDP port cannot be probed by
-/// connecting (nothing is exchanged), only by an expected reply.
+/// connecting (nothing is exchanged), only by a datagram and an expected
+/// reply.
 fn check(config: &WaitConfig) -> Result<()> {
-    let has_expect = matches!(
+    let exchanges = matches!(
         &config.readiness,
         Readiness::Accepts {
+            send: Some(_),
             expect: Some(_),
-            ..
         }
     );
     if let Some(udp) = config.targets.iter().find(|t| t.scheme() == Scheme::Udp)
-        && !has_expect
+        && !exchanges
     {
         return Err(Error::usage(format!(
             "{udp}: a udp target needs --send and --expect (without a reply, nothing shows it is up)"
@@ -289,6 +297,16 @@ async fn wait_for(
 async fn attempt(connector: &Connector, config: &WaitConfig) -> Result<()> {
     let endpoint = connector.endpoint();
     let attempt_deadline = Instant::now() + config.attempt_timeout;
+    if let (
+        Endpoint::Udp(hp),
+        Readiness::Accepts {
+            send: Some(send),
+            expect: Some(expect),
+        },
+    ) = (endpoint, &config.readiness)
+    {
+        return attempt_udp(hp, config, send, expect, attempt_deadline).await;
+    }
     let connected = connector.connect().await;
     let (send, expect) = match &config.readiness {
         Readiness::Closed => {
@@ -348,6 +366,61 @@ async fn attempt(connector: &Connector, config: &WaitConfig) -> Result<()> {
         if seen.len() > keep {
             seen.drain(..seen.len() - keep);
         }
+    }
+}
+
+/// One UDP attempt: send `send` as one datagram, then read reply
+/// datagrams until one contains `expect` or the attempt's deadline passes.
+async fn attempt_udp(
+    hp: &HostPort,
+    config: &WaitConfig,
+    send: &[u8],
+    expect: &[u8],
+    deadline: Instant,
+) -> Result<()> {
+    let options = ConnectOptions {
+        connect_timeout: config.attempt_timeout,
+        ..config.connect.clone()
+    };
+    let target = format!("udp://{hp}");
+    let socket = connect_udp(hp, &options).await?;
+    let refused = |err: Error| {
+        if err.kind() == ErrorKind::Refused {
+            err.with_detail("connection refused (icmp port unreachable: nothing listens there)")
+        } else {
+            err
+        }
+    };
+    socket
+        .send(send)
+        .await
+        .map_err(|e| refused(Error::io(format!("send to {target}"), e)))?;
+    let mut buf = vec![0u8; RECV_BUF];
+    let text = escape_bytes(expect, LOG_PREVIEW);
+    let mut last: Option<Vec<u8>> = None;
+    loop {
+        let n = match tokio::time::timeout_at(deadline, socket.recv(&mut buf)).await {
+            Err(_) => {
+                let within = fmt_duration(config.attempt_timeout);
+                return Err(match &last {
+                    None => Error::new(ErrorKind::Timeout, format!("wait for {target}"))
+                        .with_detail(format!("no reply within {within}")),
+                    Some(got) => {
+                        Error::new(ErrorKind::Protocol, "read the reply").with_detail(format!(
+                            "no \"{text}\" within {within} (got \"{}\")",
+                            escape_bytes(got, LOG_PREVIEW)
+                        ))
+                    }
+                });
+            }
+            Ok(Err(e)) => return Err(refused(Error::io(format!("receive from {target}"), e))),
+            Ok(Ok(n)) => n,
+        };
+        let datagram = &buf[..n];
+        if contains(datagram, expect) {
+            return Ok(());
+        }
+        last = Some(datagram[..n.min(LOG_PREVIEW * 4)].to_vec());
     }
 }
 

@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+use crate::error::{Error, ErrorKind};
 use crate::stats::{self, ErrorClass, ErrorCounts, LatencySummary};
 
 /// The `schema` field of every report.
@@ -141,6 +142,45 @@ impl Cpu {
 }
 
 impl Report {
+    /// The error a run with no successful request ends with, so that
+    /// scripts see the failure in the exit code; `None` when at least one
+    /// request was answered correctly. Its kind is the most common error
+    /// class's (refused: 4, timeout: 5, reset: 6, wrong reply or closed by
+    /// peer: 10, local port exhaustion or resource: 9, other: 1); 1 when
+    /// no request completed at all.
+    pub fn no_success(&self) -> Option<Error> {
+        if self.requests.ok > 0 {
+            return None;
+        }
+        let counts = self.error_counts();
+        // The first class of the most common count, in report order.
+        let top = ErrorClass::ALL
+            .iter()
+            .copied()
+            .filter(|c| counts.get(*c) > 0)
+            .fold(None, |best: Option<ErrorClass>, c| match best {
+                Some(b) if counts.get(b) >= counts.get(c) => Some(b),
+                _ => Some(c),
+            });
+        let Some(class) = top else {
+            return Some(Error::new(ErrorKind::Io, "bench").with_detail("no request completed"));
+        };
+        let kind = match class {
+            ErrorClass::Refused => ErrorKind::Refused,
+            ErrorClass::Reset => ErrorKind::Reset,
+            ErrorClass::Timeout => ErrorKind::Timeout,
+            ErrorClass::Closed | ErrorClass::WrongReply => ErrorKind::Protocol,
+            ErrorClass::PortExhaustion | ErrorClass::LocalResource => ErrorKind::Local,
+            ErrorClass::Other => ErrorKind::Io,
+        };
+        Some(Error::new(kind, "bench").with_detail(format!(
+            "no request succeeded: {} of {} failed, most with {}",
+            self.requests.errors,
+            self.requests.total,
+            class.label()
+        )))
+    }
+
     /// The error counts as [`ErrorCounts`].
     pub fn error_counts(&self) -> ErrorCounts {
         ErrorCounts::from_map(&self.errors)
@@ -478,5 +518,33 @@ mod tests {
         let table = sample(3, &[1]).report.to_table();
         assert!(table.contains("3 ok, 1 errors"), "{table}");
         assert!(table.contains("timeout 1"), "{table}");
+    }
+
+    #[test]
+    fn no_success_takes_the_most_common_error_kind() {
+        assert!(sample(3, &[1]).report.no_success().is_none());
+        let mut report = sample(0, &[]).report;
+        let err = report.no_success().expect("nothing succeeded");
+        assert_eq!(err.exit_code(), 5, "{err}");
+        let mut errors = ErrorCounts::default();
+        errors.add(ErrorClass::Timeout, 1);
+        errors.add(ErrorClass::Refused, 3);
+        report.errors = errors.to_map();
+        report.requests = Requests {
+            ok: 0,
+            errors: 4,
+            total: 4,
+        };
+        let err = report.no_success().expect("nothing succeeded");
+        assert_eq!(err.exit_code(), 4, "{err}");
+        assert!(
+            err.to_string()
+                .contains("no request succeeded: 4 of 4 failed, most with refused"),
+            "{err}"
+        );
+        report.errors = ErrorCounts::default().to_map();
+        report.requests = Requests::default();
+        let err = report.no_success().expect("nothing completed");
+        assert_eq!(err.exit_code(), 1, "{err}");
     }
 }

@@ -30,7 +30,11 @@ Examples:
 
 Replies are read by length: a request expects as many bytes back as it sent (echo) or as --expect TEXT
 has. Open-loop latency (--rate) counts from when each request was due, so server stalls show in the
-percentiles. The JSON schema (netcrab.bench/v1) is documented in docs/bench-json.md.";
+percentiles. The JSON schema (netcrab.bench/v1) is documented in docs/bench-json.md.
+
+When no request succeeds, the report is still printed and bench exits non-zero with the code of the
+most common error: 4 refused, 5 timeout, 6 reset, 10 wrong reply or closed by peer, 9 local port
+exhaustion or resource, 1 otherwise (or when no request completed at all).";
 
 /// Load-test a request/response server (an embedded echo server without ADDR)
 #[derive(Debug, Args)]
@@ -228,7 +232,11 @@ impl BenchArgs {
             )?;
         }
         print(&outcome.report, self.json);
-        Ok(())
+        // The report is out; a run where nothing succeeded still fails.
+        match outcome.report.no_success() {
+            Some(err) => Err(err),
+            None => Ok(()),
+        }
     }
 }
 

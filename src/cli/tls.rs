@@ -44,7 +44,7 @@ pub struct TlsServeArgs {
     /// Private key of --cert (PEM)
     #[arg(long, value_name = "FILE", requires = "cert")]
     pub key: Option<PathBuf>,
-    /// Require client certificates signed by a CA in FILE (PEM): mutual TLS
+    /// Require client certificates signed by a CA in FILE (PEM), or identical to one in it: mutual TLS
     #[arg(long, value_name = "FILE")]
     pub client_ca: Option<PathBuf>,
     /// ALPN protocol(s) to accept, in order of preference (repeatable or comma-separated)
@@ -86,7 +86,7 @@ pub struct TlsConnectArgs {
     /// Speak TLS: an address without a scheme means tls://
     #[arg(long)]
     pub tls: bool,
-    /// Also trust the CA certificate(s) in FILE (PEM), besides the system's trust store (repeatable)
+    /// Also trust the CA certificate(s) in FILE (PEM), besides the system's trust store, and a server certificate identical to one in FILE (its name and dates still checked; repeatable)
     #[arg(long, value_name = "FILE")]
     pub ca: Vec<PathBuf>,
     /// The name to ask for (SNI) and to verify the certificate against, instead of the address's host

@@ -24,6 +24,7 @@ Examples:
   netcrab wait --any primary:5432 replica:5432               # one of them is enough
   netcrab wait --invert 127.0.0.1:8080 --timeout 1m          # wait until the old server has stopped
   netcrab wait tls://api.internal:443 --ca ca.pem             # up means a verified TLS handshake
+  netcrab wait udp://dns:5353 --send ping --expect pong       # udp: a datagram out, a reply with pong back
 
 Without COMMAND it exits 0 once ready. With it, netcrab becomes COMMAND
 (exec): its exit code is netcrab's. On timeout it exits 124, names the
@@ -35,7 +36,7 @@ or -v is given.";
 #[derive(Debug, Args)]
 #[command(after_help = EXAMPLES)]
 pub struct WaitArgs {
-    /// Targets: HOST:PORT or any endpoint (tls://HOST:PORT needs a verified handshake)
+    /// Targets: HOST:PORT or any endpoint (tls://HOST:PORT needs a verified handshake; udp://HOST:PORT needs --send and --expect)
     #[arg(required = true, value_name = "TARGET")]
     pub targets: Vec<String>,
     /// Give up after this long overall (0: wait forever)

@@ -47,8 +47,8 @@ use tokio::io::{AsyncRead, AsyncWrite, Interest, Ready};
 use tokio::net::{TcpStream, UnixStream};
 
 use super::{
-    Activity, ConnectConfig, ConnectReport, CopyError, copy, download_result, finish,
-    finish_upload, shuttle,
+    Activity, ConnectConfig, ConnectReport, CopyError, Stdout, copy, download_result, end_output,
+    finish, finish_upload, shuttle,
 };
 use crate::error::Result;
 use crate::transport::Stream;
@@ -161,7 +161,7 @@ pub(super) async fn pipe_stdio(config: &ConnectConfig, stream: Stream) -> Result
         }
         stream => {
             tracing::debug!("connect: copy path (no pipe or file on stdin or stdout)");
-            super::pipe(config, stream, tokio::io::stdin(), tokio::io::stdout()).await
+            super::pipe(config, stream, tokio::io::stdin(), Stdout::new()).await
         }
     }
 }
@@ -223,7 +223,7 @@ where
     let sent = Cell::new(0u64);
     let received = Cell::new(0u64);
     let last_byte = Cell::new(None);
-    let mut stdout = tokio::io::stdout();
+    let mut stdout = Stdout::new();
     let up = async {
         let copied = match upload {
             Upload::Splice(stdin) => {
@@ -249,9 +249,13 @@ where
         finish_upload(config, copied, &mut wr, &sent).await
     };
     let down = async {
-        let copied = match download {
+        let mut copied = match download {
             Download::Splice(out) => {
-                match splice_pipe(&out, rd.as_ref(), Way::Down, &activity, &received).await {
+                let moved = splice_pipe(&out, rd.as_ref(), Way::Down, &activity, &received).await;
+                // Our duplicate of stdout would keep the pipe open after
+                // fd 1 is closed.
+                drop(out);
+                match moved {
                     Moved::All(result) => result,
                     Moved::Unsupported(e) => {
                         tracing::debug!("splice to stdout: {e}; copying instead");
@@ -261,6 +265,9 @@ where
             }
             Download::Copy => copy(&mut rd, &mut stdout, &activity, &received, &last_byte).await,
         };
+        if copied.is_ok() {
+            copied = end_output(&mut stdout).await;
+        }
         download_result(config, copied)
     };
     let output_closed = shuttle(config, up, down, &activity).await?;

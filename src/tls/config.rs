@@ -6,6 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::server::WebPkiClientVerifier;
@@ -15,10 +16,10 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use super::errors::{self, Side};
 use super::pem;
-use super::verify::{Accept, LeafVerifier};
+use super::verify::{Accept, LeafVerifier, TrustedLeafClient, TrustedLeafServer};
 use super::{
-    Fingerprint, SelfSigned, ServerVerification, TlsClientOptions, TlsServerOptions,
-    self_signed_names,
+    Fingerprint, Identity, SelfSigned, ServerVerification, TlsClientOptions, TlsServerOptions,
+    self_signed_names, x509,
 };
 use crate::endpoint::{Host, HostPort};
 use crate::error::{Error, ErrorKind, Result, fmt_duration};
@@ -31,6 +32,39 @@ fn provider() -> Arc<CryptoProvider> {
 
 fn config_error(what: &str, err: rustls::Error) -> Error {
     Error::usage(format!("{what}: {}", errors::describe(&err, Side::Server)))
+}
+
+/// An error in our own certificate or key (`--cert`/`--key`): about the
+/// files, not about the peer.
+fn identity_error(id: &Identity, err: rustls::Error) -> Error {
+    Error::usage(format!(
+        "--cert {} / --key {}: {}",
+        id.cert.display(),
+        id.key.display(),
+        errors::describe_own(&err)
+    ))
+}
+
+/// Reads `--cert`'s chain, refusing at once a certificate that is not
+/// X.509 v3 (rustls accepts no other), with how to re-issue it; otherwise
+/// the failure would show only at the handshake, blamed on the peer.
+fn identity_chain(id: &Identity) -> Result<Vec<CertificateDer<'static>>> {
+    let chain = pem::certs(&id.cert, "certificate")?;
+    for (i, cert) in chain.iter().enumerate() {
+        if let Some(version) = x509::version(cert)
+            && version != 2
+        {
+            return Err(Error::usage(format!(
+                "certificate {}: certificate {} is x509 v{}, and rustls accepts only x509 v3 \
+                 certificates; re-issue it with extensions, e.g. `openssl x509 -req ... \
+                 -extfile <(printf 'subjectAltName=DNS:localhost')`",
+                id.cert.display(),
+                i + 1,
+                u16::from(version) + 1
+            )));
+        }
+    }
+    Ok(chain)
 }
 
 /// A TLS server's ready configuration: certificate, client verification,
@@ -59,11 +93,7 @@ impl ServerTls {
     pub fn new(opts: &TlsServerOptions, listen: &HostPort) -> Result<ServerTls> {
         let provider = provider();
         let (chain, key, self_signed) = match &opts.identity {
-            Some(id) => (
-                pem::certs(&id.cert, "certificate")?,
-                pem::private_key(&id.key)?,
-                None,
-            ),
+            Some(id) => (identity_chain(id)?, pem::private_key(&id.key)?, None),
             None => {
                 let generated = SelfSigned::generate(self_signed_names(listen))?;
                 (vec![generated.cert], generated.key, Some(generated.names))
@@ -77,7 +107,8 @@ impl ServerTls {
             None => builder.with_no_client_auth(),
             Some(path) => {
                 let mut roots = RootCertStore::empty();
-                for (i, cert) in pem::certs(path, "client ca file")?.into_iter().enumerate() {
+                let trusted = pem::certs(path, "client ca file")?;
+                for (i, cert) in trusted.iter().cloned().enumerate() {
                     roots.add(cert).map_err(|e| {
                         Error::usage(format!(
                             "client ca file {}: certificate {} is not a usable ca: {e}",
@@ -92,12 +123,17 @@ impl ServerTls {
                         .map_err(|e| {
                             Error::usage(format!("client ca file {}: {e}", path.display()))
                         })?;
-                builder.with_client_cert_verifier(verifier)
+                builder
+                    .with_client_cert_verifier(Arc::new(TrustedLeafClient::new(verifier, trusted)))
             }
         };
-        let mut config = builder
-            .with_single_cert(chain, key)
-            .map_err(|e| config_error("--cert/--key", e))?;
+        let mut config =
+            builder
+                .with_single_cert(chain, key)
+                .map_err(|e| match &opts.identity {
+                    Some(id) => identity_error(id, e),
+                    None => config_error("self-signed certificate", e),
+                })?;
         config.alpn_protocols = opts.alpn.clone();
         Ok(ServerTls {
             acceptor: TlsAcceptor::from(Arc::new(config)),
@@ -194,7 +230,23 @@ impl ClientTls {
             .with_safe_default_protocol_versions()
             .map_err(|e| config_error("tls versions", e))?;
         let builder = match &opts.verification {
-            ServerVerification::Roots { ca } => builder.with_root_certificates(trust_anchors(ca)?),
+            ServerVerification::Roots { ca } => {
+                let (roots, trusted) = trust_anchors(ca)?;
+                let webpki =
+                    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                        .build()
+                        .map_err(|e| {
+                            Error::usage(format!(
+                                "no trusted certificates ({e}): the system trust store is empty; \
+                         give --ca FILE or --pin-sha256 FINGERPRINT"
+                            ))
+                        })?;
+                builder
+                    .dangerous()
+                    .with_custom_certificate_verifier(Arc::new(TrustedLeafServer::new(
+                        webpki, trusted,
+                    )))
+            }
             ServerVerification::Pin(pins) => {
                 builder
                     .dangerous()
@@ -219,11 +271,8 @@ impl ClientTls {
         let mut config = match &opts.identity {
             None => builder.with_no_client_auth(),
             Some(id) => builder
-                .with_client_auth_cert(
-                    pem::certs(&id.cert, "certificate")?,
-                    pem::private_key(&id.key)?,
-                )
-                .map_err(|e| config_error("--cert/--key", e))?,
+                .with_client_auth_cert(identity_chain(id)?, pem::private_key(&id.key)?)
+                .map_err(|e| identity_error(id, e))?,
         };
         config.alpn_protocols = opts.alpn.clone();
         let servername = match &opts.servername {
@@ -278,8 +327,11 @@ impl ClientTls {
     }
 }
 
-/// The system's trust store plus the certificates in `extra` files.
-fn trust_anchors(extra: &[std::path::PathBuf]) -> Result<RootCertStore> {
+/// The system's trust store plus the certificates in `extra` files; and
+/// those certificates themselves, which are also trusted as leaves.
+fn trust_anchors(
+    extra: &[std::path::PathBuf],
+) -> Result<(RootCertStore, Vec<CertificateDer<'static>>)> {
     let mut roots = RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     for err in &native.errors {
@@ -287,17 +339,19 @@ fn trust_anchors(extra: &[std::path::PathBuf]) -> Result<RootCertStore> {
     }
     let (added, ignored) = roots.add_parsable_certificates(native.certs);
     tracing::debug!("system trust store: {added} certificates ({ignored} unusable)");
+    let mut trusted = Vec::new();
     for path in extra {
         let certs: Vec<CertificateDer<'static>> = pem::certs(path, "ca file")?;
         for (i, cert) in certs.into_iter().enumerate() {
-            roots.add(cert).map_err(|e| {
+            roots.add(cert.clone()).map_err(|e| {
                 Error::usage(format!(
                     "ca file {}: certificate {} is not a usable ca: {e}",
                     path.display(),
                     i + 1
                 ))
             })?;
+            trusted.push(cert);
         }
     }
-    Ok(roots)
+    Ok((roots, trusted))
 }

@@ -89,6 +89,25 @@ pub(crate) fn describe(err: &rustls::Error, side: Side) -> String {
     }
 }
 
+/// Says what is wrong with our own certificate or key, as rustls found
+/// when loading them (no peer is involved).
+pub(crate) fn describe_own(err: &rustls::Error) -> String {
+    match err {
+        rustls::Error::InvalidCertificate(CertificateError::Other(other)) => {
+            let text = other.to_string();
+            if text.contains(' ') {
+                format!("unusable certificate: {}", lowercase_first(&text))
+            } else {
+                format!("unusable certificate: {}", words(&text))
+            }
+        }
+        rustls::Error::InvalidCertificate(CertificateError::BadEncoding) => {
+            "unusable certificate: malformed".into()
+        }
+        other => lowercase_first(&other.to_string()),
+    }
+}
+
 fn certificate(err: &CertificateError, side: Side) -> String {
     let client = side == Side::Client;
     match err {
@@ -170,9 +189,16 @@ fn certificate(err: &CertificateError, side: Side) -> String {
                 let text = other.to_string();
                 if text == "CaUsedAsEndEntity" {
                     "the certificate is a ca certificate used as a server certificate (as \
-                     `openssl req -x509` makes by default); pin it with --pin-sha256, or issue \
-                     a leaf certificate from that ca"
+                     `openssl req -x509` makes by default); trust that very certificate with \
+                     --ca FILE, pin it with --pin-sha256, or issue a leaf certificate from that ca"
                         .into()
+                } else if text == "UnsupportedCertVersion" {
+                    format!(
+                        "the {}'s certificate is not x509 v3 (`openssl x509 -req` without \
+                         -extfile makes v1), and rustls accepts only v3; it must be re-issued \
+                         with extensions",
+                        side.peer()
+                    )
                 } else if !text.contains(' ') {
                     words(&text)
                 } else {
@@ -383,6 +409,29 @@ mod tests {
         let eof = io::Error::from(io::ErrorKind::UnexpectedEof);
         let err = from_io("tls handshake".into(), eof, Side::Server);
         assert_eq!(err.kind(), ErrorKind::Reset);
+    }
+
+    #[test]
+    fn a_v1_certificate_is_named_as_such() {
+        // webpki's error arrives as its bare variant name.
+        #[derive(Debug)]
+        struct Named;
+        impl std::fmt::Display for Named {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("UnsupportedCertVersion")
+            }
+        }
+        impl std::error::Error for Named {}
+        let msg = server(cert(CertificateError::Other(OtherError(Arc::new(Named)))));
+        assert!(
+            msg.contains("the client's certificate is not x509 v3"),
+            "{msg}"
+        );
+        let msg = client(cert(CertificateError::Other(OtherError(Arc::new(Named)))));
+        assert!(
+            msg.contains("the server's certificate is not x509 v3"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@ mod fingerprint;
 mod pem;
 mod selfsigned;
 mod verify;
+mod x509;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -1,17 +1,34 @@
-//! The certificate verifier that replaces rustls' WebPKI verifier for
-//! fingerprint pinning (`--pin-sha256`) and no verification (`--insecure`).
-//! Both still check the handshake signature, so the server must hold the
-//! private key of the certificate it presents.
+//! The certificate verifiers that stand in for rustls' WebPKI verifiers:
+//!
+//! - [`LeafVerifier`] for fingerprint pinning (`--pin-sha256`) and no
+//!   verification (`--insecure`);
+//! - [`TrustedLeafServer`] and [`TrustedLeafClient`], which wrap the WebPKI
+//!   verifiers for `--ca` and `--client-ca` and also accept a presented leaf
+//!   byte-identical to a certificate in those files, as ncat
+//!   (`--ssl-trustfile`), socat (`cafile=`) and curl (`--cacert`) do. That
+//!   is what a self-signed certificate made by plain `openssl req -x509`
+//!   needs: it says CA:TRUE, and webpki refuses a CA certificate as a leaf.
+//!   Its validity dates and (for a server) its name are still checked, the
+//!   name falling back to the subject's common name when the certificate
+//!   has no subjectAltName, as OpenSSL's host check does.
+//!
+//! All of them still check the handshake signature, so the peer must hold
+//! the private key of the certificate it presents.
 
 use std::fmt;
 use std::sync::Arc;
 
+use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, DigitallySignedStruct, OtherError, SignatureScheme};
+use rustls::server::ParsedCertificate;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{
+    CertificateError, DigitallySignedStruct, DistinguishedName, OtherError, SignatureScheme,
+};
 
-use super::Fingerprint;
+use super::{Fingerprint, x509};
 
 /// The pinned fingerprint(s) did not match the server's certificate;
 /// carried inside a rustls error so `errors` can explain it.
@@ -118,5 +135,287 @@ impl ServerCertVerifier for LeafVerifier {
         self.provider
             .signature_verification_algorithms
             .supported_schemes()
+    }
+}
+
+/// Checks a presented leaf that is byte-identical to a trusted certificate:
+/// its validity dates at `now` and, for a server, its name. Its signature
+/// needs no check (the very bytes are trusted); the handshake signature is
+/// checked by the caller's `verify_tls1x_signature`.
+fn check_trusted_leaf(
+    cert: &CertificateDer<'_>,
+    server_name: Option<&ServerName<'_>>,
+    now: UnixTime,
+) -> Result<(), rustls::Error> {
+    let invalid = rustls::Error::InvalidCertificate;
+    let (not_before, not_after) =
+        x509::validity(cert).ok_or(invalid(CertificateError::BadEncoding))?;
+    let time = now.as_secs();
+    let unix =
+        |secs: i64| UnixTime::since_unix_epoch(std::time::Duration::from_secs(secs.max(0) as u64));
+    // Dates before 1970 clamp to 0: only a time before the epoch could
+    // tell them apart.
+    if (time as i128) < i128::from(not_before) {
+        return Err(invalid(CertificateError::NotValidYetContext {
+            time: now,
+            not_before: unix(not_before),
+        }));
+    }
+    if (time as i128) > i128::from(not_after) {
+        return Err(invalid(CertificateError::ExpiredContext {
+            time: now,
+            not_after: unix(not_after),
+        }));
+    }
+    let Some(name) = server_name else {
+        return Ok(());
+    };
+    let parsed = ParsedCertificate::try_from(cert)?;
+    match rustls::client::verify_server_name(&parsed, name) {
+        Ok(()) => Ok(()),
+        // No subjectAltName names at all: the subject's common name, as
+        // OpenSSL (and so ncat, socat and curl) falls back to.
+        Err(rustls::Error::InvalidCertificate(CertificateError::NotValidForNameContext {
+            expected,
+            presented,
+        })) if presented.is_empty() => {
+            let common = x509::subject_common_names(cert);
+            let wanted = expected.to_str();
+            let wanted = wanted.trim_end_matches('.');
+            if common
+                .iter()
+                .any(|cn| cn.trim_end_matches('.').eq_ignore_ascii_case(wanted))
+            {
+                Ok(())
+            } else {
+                Err(invalid(CertificateError::NotValidForNameContext {
+                    expected,
+                    presented: common,
+                }))
+            }
+        }
+        Err(err) => Err(err),
+    }
+}
+
+/// Whether `cert` is one of `trusted`, byte for byte.
+fn is_trusted(trusted: &[CertificateDer<'static>], cert: &CertificateDer<'_>) -> bool {
+    trusted.iter().any(|t| t.as_ref() == cert.as_ref())
+}
+
+/// The `--ca` verifier: WebPKI chain verification, or a leaf byte-identical
+/// to a certificate in the `--ca` files (see the module's documentation).
+#[derive(Debug)]
+pub(crate) struct TrustedLeafServer {
+    webpki: Arc<WebPkiServerVerifier>,
+    trusted: Vec<CertificateDer<'static>>,
+}
+
+impl TrustedLeafServer {
+    /// Wraps `webpki`, also accepting the certificates in `trusted` as
+    /// leaves.
+    pub(crate) fn new(
+        webpki: Arc<WebPkiServerVerifier>,
+        trusted: Vec<CertificateDer<'static>>,
+    ) -> TrustedLeafServer {
+        TrustedLeafServer { webpki, trusted }
+    }
+}
+
+impl ServerCertVerifier for TrustedLeafServer {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self.webpki.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        ) {
+            Ok(verified) => Ok(verified),
+            Err(_) if is_trusted(&self.trusted, end_entity) => {
+                check_trusted_leaf(end_entity, Some(server_name), now)?;
+                Ok(ServerCertVerified::assertion())
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.webpki.supported_verify_schemes()
+    }
+}
+
+/// The `--client-ca` verifier: WebPKI chain verification, or a client leaf
+/// byte-identical to a certificate in the `--client-ca` file (dates
+/// checked; client certificates carry no name to check).
+#[derive(Debug)]
+pub(crate) struct TrustedLeafClient {
+    webpki: Arc<dyn ClientCertVerifier>,
+    trusted: Vec<CertificateDer<'static>>,
+}
+
+impl TrustedLeafClient {
+    /// Wraps `webpki`, also accepting the certificates in `trusted` as
+    /// leaves.
+    pub(crate) fn new(
+        webpki: Arc<dyn ClientCertVerifier>,
+        trusted: Vec<CertificateDer<'static>>,
+    ) -> TrustedLeafClient {
+        TrustedLeafClient { webpki, trusted }
+    }
+}
+
+impl ClientCertVerifier for TrustedLeafClient {
+    fn offer_client_auth(&self) -> bool {
+        self.webpki.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.webpki.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.webpki.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        match self
+            .webpki
+            .verify_client_cert(end_entity, intermediates, now)
+        {
+            Ok(verified) => Ok(verified),
+            Err(_) if is_trusted(&self.trusted, end_entity) => {
+                check_trusted_leaf(end_entity, None, now)?;
+                Ok(ClientCertVerified::assertion())
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.webpki.supported_verify_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: u64) -> UnixTime {
+        UnixTime::since_unix_epoch(std::time::Duration::from_secs(secs))
+    }
+
+    /// A CA:TRUE certificate for `names`, valid 2020-09-13 to 2051-01-02,
+    /// with `cn` as the subject's common name.
+    fn ca_cert(names: Vec<String>, cn: &str) -> CertificateDer<'static> {
+        let mut params = rcgen::CertificateParams::new(names).expect("params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.not_before = rcgen::date_time_ymd(2020, 9, 13);
+        params.not_after = rcgen::date_time_ymd(2051, 1, 2);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
+        let key = rcgen::KeyPair::generate().expect("key");
+        params.self_signed(&key).expect("cert").der().clone()
+    }
+
+    fn name(s: &str) -> ServerName<'static> {
+        ServerName::try_from(s.to_owned()).expect("name")
+    }
+
+    #[test]
+    fn a_trusted_leaf_is_checked_for_dates_and_name() {
+        let cert = ca_cert(vec!["localhost".into()], "ignored.test");
+        let now = at(1_700_000_000);
+        assert!(check_trusted_leaf(&cert, Some(&name("localhost")), now).is_ok());
+        assert!(check_trusted_leaf(&cert, None, now).is_ok());
+        // With a subjectAltName, the common name does not count.
+        let err = check_trusted_leaf(&cert, Some(&name("ignored.test")), now).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                rustls::Error::InvalidCertificate(CertificateError::NotValidForNameContext { .. })
+            ),
+            "{err:?}"
+        );
+        let err = check_trusted_leaf(&cert, None, at(1_500_000_000)).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                rustls::Error::InvalidCertificate(CertificateError::NotValidYetContext { .. })
+            ),
+            "{err:?}"
+        );
+        let err = check_trusted_leaf(&cert, None, at(2_600_000_000)).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                rustls::Error::InvalidCertificate(CertificateError::ExpiredContext { .. })
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn without_alt_names_the_common_name_is_the_name() {
+        let cert = ca_cert(vec![], "Localhost");
+        let now = at(1_700_000_000);
+        assert!(check_trusted_leaf(&cert, Some(&name("localhost")), now).is_ok());
+        let err = check_trusted_leaf(&cert, Some(&name("example.com")), now).unwrap_err();
+        match err {
+            rustls::Error::InvalidCertificate(CertificateError::NotValidForNameContext {
+                presented,
+                ..
+            }) => assert_eq!(presented, vec!["Localhost".to_owned()]),
+            other => panic!("{other:?}"),
+        }
     }
 }

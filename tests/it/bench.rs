@@ -85,7 +85,25 @@ fn wrong_replies_are_counted_as_errors_not_crashes() {
     // of a 5-byte request fails every time, with the framing intact.
     let server = Server::start(&["--reply", "hello"]);
     let addr = server.addr_str();
-    let r = bench_json(&[&addr, "-n", "20", "-c", "2", "--payload", "abcde"]);
+    // No request succeeds: the report is printed all the same, and the exit
+    // code is the most common error's (wrong reply: a protocol error, 10).
+    let out = run(&[
+        "bench",
+        &addr,
+        "-n",
+        "20",
+        "-c",
+        "2",
+        "--payload",
+        "abcde",
+        "--json",
+    ]);
+    assert_exit(
+        &out,
+        10,
+        "no request succeeded: 20 of 20 failed, most with wrong reply",
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).expect("json report");
     assert_eq!(n(&r["requests"]["ok"]), 0);
     assert_eq!(n(&r["errors"]["wrong reply"]), 20);
     assert_eq!(n(&r["requests"]["total"]), 20);

@@ -288,3 +288,57 @@ fn wait_bounds_the_download_with_splice() {
     client.proc.stderr.wait_for("--wait elapsed");
     assert_eq!(client.stdout.bytes(), b"ping");
 }
+
+/// The peer sends a line and half-closes while our stdin stays open: stdout
+/// must reach its end (for a `| consumer`) while connect still runs, and
+/// what stdin sends afterwards must still reach the peer.
+fn peer_eof_closes_stdout(extra: &[&str], path: &str) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let peer = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().expect("accept");
+        conn.write_all(b"greeting\n").expect("write");
+        conn.shutdown(Shutdown::Write).expect("half-close");
+        read_to_end(&mut conn)
+    });
+    let mut args = vec!["-v", "connect", addr.as_str()];
+    args.extend_from_slice(extra);
+    let mut child = spawn_piped(&args);
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let stderr_lines = Lines::collect(child.stderr.take().expect("stderr"));
+    // Read stdout to its end in a thread, so a missing end fails the test
+    // after PATIENCE instead of hanging it.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let _ = tx.send(stdout.read_to_end(&mut out).map(|_| out));
+    });
+    let out = rx
+        .recv_timeout(PATIENCE)
+        .expect("stdout reached its end while stdin is open")
+        .expect("read stdout");
+    assert_eq!(out, b"greeting\n");
+    assert!(
+        child.try_wait().expect("try_wait").is_none(),
+        "connect exited instead of sending the rest of stdin"
+    );
+    stdin.write_all(b"still sending\n").expect("write stdin");
+    drop(stdin);
+    let status = child.wait().expect("wait");
+    assert_eq!(code(status), 0, "{}", stderr_lines.text());
+    assert_eq!(peer.join().expect("peer"), b"still sending\n");
+    // The collector may still be reading the last lines: wait for them.
+    stderr_lines.wait_for(path);
+    stderr_lines.wait_for("the peer finished sending; stdout closed");
+}
+
+#[test]
+fn peer_eof_closes_stdout_on_the_splice_path() {
+    peer_eof_closes_stdout(&[], SPLICE_BOTH);
+}
+
+#[test]
+fn peer_eof_closes_stdout_on_the_copy_path() {
+    peer_eof_closes_stdout(&["--no-splice"], COPY);
+}

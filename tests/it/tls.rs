@@ -756,3 +756,279 @@ fn a_burst_is_served_even_when_rustls_holds_it_all() {
     tls.read_exact(&mut back).expect("read the replies");
     assert!(back == "ok\n".repeat(30_000).into_bytes());
 }
+
+/// Runs `openssl ARGS` in `dir`; panics when it fails.
+fn openssl(dir: &TempDir, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(&dir.0)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run openssl (run scripts/install-test-deps.sh)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A self-signed certificate made the way people make one:
+/// `openssl req -x509` (which marks it CA:TRUE) with `extra` arguments.
+/// Returns the paths of the certificate and the key.
+fn openssl_self_signed(dir: &TempDir, name: &str, extra: &[&str]) -> Pem {
+    let (cert, key) = (format!("{name}.crt"), format!("{name}.key"));
+    let mut args = vec![
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        &key,
+        "-out",
+        &cert,
+        "-days",
+        "30",
+    ];
+    args.extend_from_slice(extra);
+    openssl(dir, &args);
+    let full = |f: &str| dir.0.join(f).to_str().expect("utf-8 path").to_owned();
+    Pem {
+        cert: full(&cert),
+        key: full(&key),
+    }
+}
+
+#[test]
+fn a_self_signed_openssl_certificate_given_to_ca_is_trusted_as_itself() {
+    let dir = TempDir::new();
+    // Plain: a common name and no subjectAltName at all.
+    let plain = openssl_self_signed(&dir, "plain", &["-subj", "/CN=localhost"]);
+    let with_ip = openssl_self_signed(
+        &dir,
+        "with-ip",
+        &[
+            "-subj",
+            "/CN=netcrab",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+    );
+    let other = openssl_self_signed(&dir, "other", &["-subj", "/CN=localhost"]);
+
+    let (server, _) = tls_server(&["--cert", &plain.cert, "--key", &plain.key]);
+    let ok = [
+        "--ca",
+        plain.cert.as_str(),
+        "--servername",
+        "localhost",
+        "--send",
+        "hi",
+    ];
+    let out = tls_connect(&server, &ok);
+    assert_eq!(code(out.status), 0, "{}", stderr(&out));
+    assert_eq!(out.stdout, b"hello, world");
+    // Its name is still checked: the common name says localhost.
+    let out = tls_connect(
+        &server,
+        &[
+            "--ca",
+            &plain.cert,
+            "--servername",
+            "example.com",
+            "--send",
+            "hi",
+        ],
+    );
+    assert_exit(
+        &out,
+        8,
+        "name mismatch: the certificate is for localhost, not example.com",
+    );
+    // A different self-signed certificate in --ca does not vouch for it.
+    let out = tls_connect(
+        &server,
+        &[
+            "--ca",
+            &other.cert,
+            "--servername",
+            "localhost",
+            "--send",
+            "hi",
+        ],
+    );
+    assert_exit(&out, 8, "certificate verification failed");
+    assert!(out.stdout.is_empty());
+    drop(server);
+
+    // With a subjectAltName, by IP address (no --servername).
+    let (server, _) = tls_server(&["--cert", &with_ip.cert, "--key", &with_ip.key]);
+    let out = tls_connect(&server, &["--ca", &with_ip.cert, "--send", "hi"]);
+    assert_eq!(code(out.status), 0, "{}", stderr(&out));
+    assert_eq!(out.stdout, b"hello, world");
+    // wait and bench share the client configuration.
+    let addr = format!("tls://{}", server.addr_str());
+    let out = run(&["wait", &addr, "--ca", &with_ip.cert, "--timeout", "10s"]);
+    assert_eq!(code(out.status), 0, "{}", stderr(&out));
+}
+
+#[test]
+fn an_expired_self_signed_certificate_in_ca_is_still_expired() {
+    let dir = TempDir::new();
+    let mut params = CertificateParams::new(vec!["127.0.0.1".to_owned()]).expect("params");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.not_before = rcgen::date_time_ymd(2000, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2001, 1, 1);
+    let key = KeyPair::generate().expect("key");
+    let cert = params.self_signed(&key).expect("cert");
+    let cert_file = dir.write("old.crt", &cert.pem());
+    let key_file = dir.write("old.key", &key.serialize_pem());
+    let (server, _) = tls_server(&["--cert", &cert_file, "--key", &key_file]);
+    let out = tls_connect(&server, &["--ca", &cert_file, "--send", "hi"]);
+    assert_exit(&out, 8, "certificate expired on 2001-01-01");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn a_self_signed_client_certificate_given_to_client_ca_is_trusted_as_itself() {
+    let dir = TempDir::new();
+    let client = openssl_self_signed(&dir, "client", &["-subj", "/CN=client"]);
+    let stranger = openssl_self_signed(&dir, "stranger", &["-subj", "/CN=client"]);
+    let server_cert = openssl_self_signed(
+        &dir,
+        "server",
+        &[
+            "-subj",
+            "/CN=server",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+    );
+    let (server, _) = tls_server(&[
+        "--cert",
+        &server_cert.cert,
+        "--key",
+        &server_cert.key,
+        "--client-ca",
+        &client.cert,
+    ]);
+    let with_cert = |pem: &Pem| {
+        tls_connect(
+            &server,
+            &[
+                "--ca",
+                &server_cert.cert,
+                "--cert",
+                &pem.cert,
+                "--key",
+                &pem.key,
+                "--send",
+                "hi",
+            ],
+        )
+    };
+    let out = with_cert(&client);
+    assert_eq!(code(out.status), 0, "{}", stderr(&out));
+    assert_eq!(out.stdout, b"hello, world");
+    let out = with_cert(&stranger);
+    assert_exit(&out, 8, "the server rejected our client certificate");
+    server.proc.stderr.wait_for("client certificate rejected");
+    // The server keeps serving.
+    let out = with_cert(&client);
+    assert_eq!(code(out.status), 0, "{}", stderr(&out));
+}
+
+#[test]
+fn an_x509_v1_certificate_is_refused_at_start_saying_how_to_reissue_it() {
+    let dir = TempDir::new();
+    let ca = openssl_self_signed(&dir, "ca", &["-subj", "/CN=test ca"]);
+    openssl(
+        &dir,
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "v1.key",
+            "-out",
+            "v1.csr",
+            "-subj",
+            "/CN=localhost",
+        ],
+    );
+    // `openssl x509 -req` without -extfile: an X.509 v1 certificate.
+    openssl(
+        &dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "v1.csr",
+            "-CA",
+            &ca.cert,
+            "-CAkey",
+            &ca.key,
+            "-CAcreateserial",
+            "-days",
+            "30",
+            "-out",
+            "v1.crt",
+        ],
+    );
+    let cert = dir.0.join("v1.crt").to_str().expect("path").to_owned();
+    let key = dir.0.join("v1.key").to_str().expect("path").to_owned();
+    let needle = "is x509 v1, and rustls accepts only x509 v3 certificates";
+    let out = run(&[
+        "serve",
+        "--tls",
+        "127.0.0.1:0",
+        "--cert",
+        &cert,
+        "--key",
+        &key,
+    ]);
+    assert_exit(&out, 2, needle);
+    assert!(stderr(&out).contains("-extfile"), "{}", stderr(&out));
+    assert!(
+        !stderr(&out).contains("client certificate"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&[
+        "connect",
+        "tls://127.0.0.1:1",
+        "--ca",
+        &ca.cert,
+        "--cert",
+        &cert,
+        "--key",
+        &key,
+    ]);
+    assert_exit(&out, 2, needle);
+    // Presented by a foreign client, the server's log blames the client's
+    // certificate version, not the server.
+    let (server, _) = tls_server(&["--client-ca", &ca.cert]);
+    let _ = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &server.addr_str(),
+            "-cert",
+            &cert,
+            "-key",
+            &key,
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run openssl s_client");
+    server
+        .proc
+        .stderr
+        .wait_for("the client's certificate is not x509 v3");
+}

@@ -205,3 +205,60 @@ fn tls_targets_need_a_verified_handshake() {
         "{err}"
     );
 }
+
+#[test]
+fn udp_targets_need_send_as_well() {
+    let out = run(&["wait", "udp://127.0.0.1:9", "--expect", "pong"]);
+    assert_exit(&out, 2, "--send and --expect");
+}
+
+/// A UDP port nothing listens on (bound, then released).
+fn dead_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("bind udp")
+        .port()
+}
+
+#[test]
+fn waits_for_a_udp_service_that_answers_later() {
+    let addr = format!("127.0.0.1:{}", dead_udp_port());
+    let target = format!("udp://{addr}");
+    let mut wait = Proc::start(&[
+        "-v",
+        "wait",
+        &target,
+        "--send",
+        "ping",
+        "--expect",
+        "pong",
+        "--timeout",
+        "20s",
+        "--attempt-timeout",
+        "1s",
+    ]);
+    // Nothing listens yet: the ICMP port-unreachable fails the attempt.
+    wait.stderr.wait_for("attempt 1: ");
+    wait.stderr.wait_for("connection refused");
+    let _server = Listening::start(&["serve", "-u", &addr, "--reply", "pong"]);
+    assert_eq!(code(wait.wait()), 0, "{}", wait.stderr.text());
+    wait.stderr.wait_for(&format!("{target} is ready"));
+}
+
+#[test]
+fn a_udp_service_with_the_wrong_reply_is_not_ready() {
+    let server = Listening::start(&["serve", "-u", "127.0.0.1:0", "--reply", "nope"]);
+    let out = run(&[
+        "wait",
+        &server.addr,
+        "--send",
+        "ping",
+        "--expect",
+        "pong",
+        "--timeout",
+        "1s",
+        "--attempt-timeout",
+        "300ms",
+    ]);
+    assert_exit(&out, 124, "no \"pong\" within 300ms (got \"nope\")");
+}
