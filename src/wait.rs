@@ -134,7 +134,7 @@ impl WaitReport {
 pub async fn run(config: &WaitConfig) -> Result<WaitReport> {
     check(config)?;
     let start = Instant::now();
-    let deadline = config.timeout.map(|t| start + t);
+    let deadline = config.timeout.map(|t| crate::deadline::after(start, t));
     let shared = Arc::new(config.clone());
     let mut tasks = JoinSet::new();
     for (index, endpoint) in config.targets.iter().enumerate() {
@@ -288,7 +288,7 @@ async fn wait_for(
 /// in the state waited for.
 async fn attempt(connector: &Connector, config: &WaitConfig) -> Result<()> {
     let endpoint = connector.endpoint();
-    let attempt_deadline = Instant::now() + config.attempt_timeout;
+    let attempt_deadline = crate::deadline::from_now(config.attempt_timeout);
     let connected = connector.connect().await;
     let (send, expect) = match &config.readiness {
         Readiness::Closed => {

@@ -12,7 +12,7 @@ use netcrab::retry::RetryPolicy;
 use netcrab::transport::{ConnectOptions, SocketOptions};
 use netcrab::wait::{self, Readiness, WaitConfig};
 
-use super::common::{optional, parse_duration};
+use super::common::{duration, optional};
 use super::tls::TlsConnectArgs;
 
 /// The examples shown after the help.
@@ -39,7 +39,7 @@ pub struct WaitArgs {
     #[arg(required = true, value_name = "TARGET")]
     pub targets: Vec<String>,
     /// Give up after this long overall (0: wait forever)
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
+    #[arg(long, value_name = "DURATION", value_parser = duration(), default_value = "30s")]
     pub timeout: Duration,
     /// One ready target is enough
     #[arg(long)]
@@ -54,13 +54,13 @@ pub struct WaitArgs {
     #[arg(long, value_name = "TEXT")]
     pub expect: Option<String>,
     /// Give up on one attempt (connect, send, read the reply) after this long
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5s")]
+    #[arg(long, value_name = "DURATION", value_parser = duration(), default_value = "5s")]
     pub attempt_timeout: Duration,
     /// The backoff cap before the second attempt; it doubles after each, with full jitter
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "100ms")]
+    #[arg(long, value_name = "DURATION", value_parser = duration(), default_value = "100ms")]
     pub retry_delay: Duration,
     /// The largest backoff between attempts
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1s")]
+    #[arg(long, value_name = "DURATION", value_parser = duration(), default_value = "1s")]
     pub retry_max_delay: Duration,
     /// On timeout, report the targets still down and run COMMAND anyway
     #[arg(long, requires = "command")]
