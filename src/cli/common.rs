@@ -28,10 +28,21 @@ Exit codes:
   127  wait: the command was not found
   130  interrupted by a second SIGINT (143 for SIGTERM)";
 
-/// The long help's epilogue: a command's examples, then the exit codes
-/// (`after_long_help` replaces `after_help` under `--help`, so both go in).
+/// The ranges of duration, size and count flags, shown in `--help`. Keep
+/// in step with the parsers below and the README.
+pub const RANGES: &str = "\
+Ranges (a value outside one is a usage error, exit 2):
+  DURATION  250ms, 10s, 1m30s, 2d or a number of seconds; 0 to 30d
+            (--keepalive: 1s to 32767s, Linux's cap)
+  BYTES     512, 4k/4KiB, 1m/1MiB, 1g/1GiB (powers of 1024); 1 to 1GiB
+  N         --max-conns and --connections: 1 to 1000000; --retry: 0 to 1000000;
+            --pipeline: 1 to 65536";
+
+/// The long help's epilogue: a command's examples, then the flag ranges
+/// and the exit codes (`after_long_help` replaces `after_help` under
+/// `--help`, so all go in).
 pub fn with_exit_codes(examples: &str) -> String {
-    format!("{examples}\n\n{EXIT_CODES}")
+    format!("{examples}\n\n{RANGES}\n\n{EXIT_CODES}")
 }
 
 /// The longest duration any flag accepts: 30 days. Longer is a typo, not

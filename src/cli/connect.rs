@@ -55,7 +55,7 @@ pub struct ConnectArgs {
     /// Give up when nothing moves in either direction for this long (0: never)
     #[arg(long, value_name = "DURATION", value_parser = duration(), default_value = "0")]
     pub idle_timeout: Duration,
-    /// Enable TCP keepalive probes after this much idle time
+    /// Enable TCP keepalive probes after this much idle time (1s to 32767s)
     #[arg(long, value_name = "DURATION", value_parser = keepalive())]
     pub keepalive: Option<Duration>,
     /// Copy through user space even where stdin or stdout is a pipe or file (splice(2)/sendfile(2) are used by default on Linux)

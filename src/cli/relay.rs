@@ -55,7 +55,7 @@ pub struct RelayArgs {
     /// Give up on one upstream connection attempt after this long
     #[arg(long, value_name = "DURATION", value_parser = duration(), default_value = "5s")]
     pub connect_timeout: Duration,
-    /// Enable TCP keepalive probes after this much idle time, on both sides
+    /// Enable TCP keepalive probes after this much idle time, on both sides (1s to 32767s)
     #[arg(long, value_name = "DURATION", value_parser = keepalive())]
     pub keepalive: Option<Duration>,
     /// Copy through user space even for TCP to TCP (splice(2) is used by default on Linux)

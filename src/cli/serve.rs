@@ -70,7 +70,7 @@ pub struct ServeArgs {
     /// On SIGINT/SIGTERM, let open connections finish for this long, then close them
     #[arg(long, value_name = "DURATION", value_parser = duration(), default_value = "10s")]
     pub drain_timeout: Duration,
-    /// Enable TCP keepalive probes after this much idle time
+    /// Enable TCP keepalive probes after this much idle time (1s to 32767s)
     #[arg(long, value_name = "DURATION", value_parser = keepalive())]
     pub keepalive: Option<Duration>,
     #[command(flatten)]

@@ -5,6 +5,7 @@ mod bench;
 mod connect;
 mod connect_splice;
 mod ipv6;
+mod limits;
 mod matrix;
 mod relay;
 mod serve;
