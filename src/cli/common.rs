@@ -100,9 +100,9 @@ fn fmt_limit(d: Duration) -> String {
         "0".to_owned()
     } else if d.subsec_nanos() != 0 {
         format!("{}ms", d.as_millis())
-    } else if secs % 86_400 == 0 {
+    } else if secs.is_multiple_of(86_400) {
         format!("{}d", secs / 86_400)
-    } else if secs % 3_600 == 0 && secs < 86_400 {
+    } else if secs.is_multiple_of(3_600) && secs < 86_400 {
         format!("{}h", secs / 3_600)
     } else {
         format!("{secs}s")
@@ -237,9 +237,9 @@ pub fn parse_size_in(s: &str, min: u64, max: u64) -> Result<usize, String> {
 fn fmt_size(n: u64) -> String {
     match n {
         0 => "0".to_owned(),
-        n if n % (1 << 30) == 0 => format!("{}GiB", n >> 30),
-        n if n % (1 << 20) == 0 => format!("{}MiB", n >> 20),
-        n if n % (1 << 10) == 0 => format!("{}KiB", n >> 10),
+        n if n.is_multiple_of(1 << 30) => format!("{}GiB", n >> 30),
+        n if n.is_multiple_of(1 << 20) => format!("{}MiB", n >> 20),
+        n if n.is_multiple_of(1 << 10) => format!("{}KiB", n >> 10),
         n => n.to_string(),
     }
 }

@@ -172,6 +172,8 @@ impl WaitArgs {
 /// for a command not found, 126 for one that cannot be executed.
 fn exec(program: &str, args: &[String]) -> Error {
     tracing::debug!("exec {program} {}", args.join(" "));
+    // exec keeps no queued log line: write them out first.
+    super::logging::flush();
     let err = std::process::Command::new(program).args(args).exec();
     let context = format!("run {program}");
     match err.kind() {

@@ -9,6 +9,7 @@ mod limits;
 mod matrix;
 mod relay;
 mod serve;
+mod signals;
 mod tls;
 mod udp;
 mod unix;
