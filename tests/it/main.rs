@@ -6,6 +6,7 @@ mod connect;
 mod connect_splice;
 mod ipv6;
 mod limits;
+mod logging;
 mod matrix;
 mod relay;
 mod serve;
