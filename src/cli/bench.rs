@@ -198,6 +198,13 @@ impl BenchArgs {
             return Ok(());
         }
         let config = self.resolve()?;
+        // A socket per connection, and the embedded server's end of each.
+        let per_conn = if matches!(config.target, Target::Embedded) {
+            2
+        } else {
+            1
+        };
+        super::fdlimit::check("--connections", self.connections, per_conn);
         let cancel = netcrab::shutdown::on_signals()?;
         let bar = progress_bar();
         let outcome = bench::run(config, cancel, |p| update(&bar, p)).await;

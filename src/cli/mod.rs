@@ -5,6 +5,7 @@
 mod bench;
 mod common;
 mod connect;
+mod fdlimit;
 pub mod logging;
 mod relay;
 mod serve;

@@ -184,6 +184,15 @@ impl RelayArgs {
     pub async fn run(&self) -> Result<()> {
         let (listen, listen_options, config) = self.resolve()?;
         let shutdown = netcrab::shutdown::on_signals()?;
+        // Two sockets per connection, and with splice two pipes of two
+        // descriptors each.
+        let tcp = |e: &Endpoint| e.scheme() == Scheme::Tcp;
+        let per_conn = if config.splice && tcp(&listen) && tcp(&config.upstream) {
+            6
+        } else {
+            2
+        };
+        super::fdlimit::check("--max-conns", self.max_conns, per_conn);
         let listener = Listener::bind_with(&listen, &listen_options).await?;
         announce(
             &listener,

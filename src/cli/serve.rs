@@ -139,6 +139,8 @@ impl ServeArgs {
         if let Endpoint::Udp(hp) = &endpoint {
             return self.run_udp(hp, config, shutdown).await;
         }
+        // A socket per connection.
+        super::fdlimit::check("--max-conns", self.max_conns, 1);
         let listener = Listener::bind_with(&endpoint, &listen).await?;
         announce(&listener, self.port_file.as_deref(), "")?;
         let report = serve::run(listener, config, shutdown).await?;

@@ -4,6 +4,7 @@
 
 use std::io::Write;
 use std::net::Shutdown;
+use std::os::unix::process::CommandExt;
 
 use crate::util::*;
 
@@ -131,4 +132,96 @@ fn the_largest_accepted_values_serve() {
         "32767s",
     ]);
     assert_eq!(out.stdout, b"x", "{}", stderr(&out));
+}
+
+/// `netcrab ARGS...` with its open-files limit set to `soft`:`hard`
+/// before it starts.
+fn with_nofile_limit(args: &[&str], soft: u64, hard: u64) -> Server {
+    let mut cmd = netcrab();
+    cmd.args(args);
+    // SAFETY: setrlimit is async-signal-safe; nothing else runs in the child.
+    #[allow(unsafe_code)]
+    unsafe {
+        cmd.pre_exec(move || {
+            let lim = libc::rlimit {
+                rlim_cur: soft,
+                rlim_max: hard,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    Server::from_proc(Proc::start_with(&mut cmd))
+}
+
+/// The soft and hard open-files limits of a running process.
+fn nofile_limits(pid: i32) -> (String, String) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("open files line");
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    (fields[3].to_owned(), fields[4].to_owned())
+}
+
+#[test]
+fn the_soft_open_files_limit_is_raised_to_the_hard_one() {
+    let server = with_nofile_limit(
+        &["-v", "serve", "127.0.0.1:0", "--max-conns", "100"],
+        64,
+        300,
+    );
+    assert_eq!(
+        nofile_limits(server.proc.pid()),
+        ("300".to_owned(), "300".to_owned())
+    );
+    server
+        .proc
+        .stderr
+        .wait_for("open files limit: raised from 64 to 300");
+    // 100 connections fit in 300: no warning.
+    assert_eq!(server.proc.stderr.count("open files;"), 0);
+}
+
+#[test]
+fn a_limit_below_what_max_conns_needs_is_warned_once_with_the_figures() {
+    let server = with_nofile_limit(&["serve", "127.0.0.1:0", "--max-conns", "4096"], 64, 300);
+    let line = server.proc.stderr.wait_for("open files;");
+    assert!(
+        line.contains("warning: --max-conns 4096 needs about 4128 open files; the limit is 300"),
+        "{line}"
+    );
+    // A relay with splice needs about 6 per connection, 2 without.
+    let relay = with_nofile_limit(
+        &["relay", "127.0.0.1:0", "127.0.0.1:1", "--max-conns", "100"],
+        64,
+        300,
+    );
+    let line = relay.proc.stderr.wait_for("open files;");
+    assert!(
+        line.contains("--max-conns 100 needs about 632 open files; the limit is 300"),
+        "{line}"
+    );
+    assert_eq!(relay.proc.stderr.count("open files;"), 1);
+    let relay = with_nofile_limit(
+        &[
+            "relay",
+            "127.0.0.1:0",
+            "127.0.0.1:1",
+            "--max-conns",
+            "100",
+            "--no-splice",
+        ],
+        64,
+        300,
+    );
+    assert_eq!(
+        relay.proc.stderr.count("open files;"),
+        0,
+        "{}",
+        relay.proc.stderr.text()
+    );
 }
