@@ -26,7 +26,7 @@ Exit codes:
   124  wait: the targets were not ready before --timeout
   126  wait: the command could not be executed
   127  wait: the command was not found
-  130  interrupted by a second SIGINT (143 for SIGTERM)";
+  130  interrupted by a second SIGINT, 1s or more after the first (143 for SIGTERM)";
 
 /// The ranges of duration, size and count flags, shown in `--help`. Keep
 /// in step with the parsers below and the README.
