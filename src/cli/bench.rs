@@ -40,10 +40,10 @@ pub struct BenchArgs {
     pub command: Option<BenchCommand>,
     /// Server to benchmark: HOST:PORT (or any endpoint scheme netcrab supports); none: an embedded echo server
     pub addr: Option<String>,
-    /// Connections kept open at once
+    /// Connections kept open at once (1 to 1000000)
     #[arg(short = 'c', long, value_name = "N", value_parser = count(1, MAX_CONNS), default_value = "50")]
     pub connections: usize,
-    /// Request size in bytes, a fixed printable pattern (4k, 1MiB: powers of 1024)
+    /// Request size in bytes, a fixed printable pattern (4k, 1MiB: powers of 1024; 1 to 1GiB)
     #[arg(short = 's', long, value_name = "BYTES", default_value = "64", value_parser = size(1))]
     pub size: usize,
     /// Request content: TEXT, or @FILE for a file's bytes (replaces --size)
@@ -61,7 +61,7 @@ pub struct BenchArgs {
     /// Run this long before measuring (not counted)
     #[arg(long, value_name = "DURATION", value_parser = duration(), default_value = "0")]
     pub warmup: Duration,
-    /// Requests in flight per connection
+    /// Requests in flight per connection (1 to 65536)
     #[arg(long, value_name = "K", value_parser = count(1, MAX_PIPELINE), default_value = "1")]
     pub pipeline: usize,
     /// Open loop: R requests per second in total, on a fixed schedule (default: closed loop)

@@ -314,7 +314,7 @@ impl SchemeArgs {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Retry")]
 pub struct RetryArgs {
-    /// Retry a failed connection attempt up to N times
+    /// Retry a failed connection attempt up to N times (0 to 1000000)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=MAX_RETRIES))]
     pub retry: Option<u32>,
     /// Keep retrying for at most this long overall (no attempt cap unless --retry is given)

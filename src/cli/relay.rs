@@ -43,7 +43,7 @@ pub struct RelayArgs {
     /// Write the bound port to PATH once listening (for scripts; use with port 0)
     #[arg(long, value_name = "PATH")]
     pub port_file: Option<PathBuf>,
-    /// Relay at most N connections at once; more wait in the kernel's backlog, unaccepted, until one closes
+    /// Relay at most N connections at once; more wait in the kernel's backlog, unaccepted, until one closes (1 to 1000000)
     #[arg(long, value_name = "N", value_parser = count(1, MAX_CONNS), default_value = "1024")]
     pub max_conns: usize,
     /// Close a connection when nothing moves in either direction for this long (0: never)

@@ -55,13 +55,13 @@ pub struct ServeArgs {
     /// Answer each line instead of each read (replies then end with a newline)
     #[arg(long)]
     pub lines: bool,
-    /// With --lines: the longest line accepted; a longer one gets an error and the connection closes
+    /// With --lines: the longest line accepted; a longer one gets an error and the connection closes (1 to 1GiB)
     #[arg(long, value_name = "BYTES", value_parser = size(1), default_value = "65536")]
     pub max_line: usize,
     /// Write the bound port to PATH once listening (for scripts; use with port 0)
     #[arg(long, value_name = "PATH")]
     pub port_file: Option<PathBuf>,
-    /// Serve at most N connections at once; more wait in the kernel's backlog, unaccepted, until one closes
+    /// Serve at most N connections at once; more wait in the kernel's backlog, unaccepted, until one closes (1 to 1000000)
     #[arg(long, value_name = "N", value_parser = count(1, MAX_CONNS), default_value = "4096")]
     pub max_conns: usize,
     /// Close connections that send nothing for this long (0: never)
