@@ -92,6 +92,23 @@ impl Lines {
         }
     }
 
+    /// Waits until `n` lines contain `needle` (log lines are written by a
+    /// thread of their own: one may land just after the effect it logs).
+    pub fn wait_for_count(&self, needle: &str, n: usize) {
+        let (lock, cvar) = &*self.0;
+        let deadline = Instant::now() + PATIENCE;
+        let mut lines = lock.lock().expect("lines lock");
+        while lines.iter().filter(|l| l.contains(needle)).count() < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "fewer than {n} lines with {needle:?} in:\n{}",
+                lines.join("\n")
+            );
+            lines = cvar.wait_timeout(lines, left).expect("lines lock").0;
+        }
+    }
+
     /// Counts the lines containing `needle` so far.
     pub fn count(&self, needle: &str) -> usize {
         let lines = self.0.0.lock().expect("lines lock");
