@@ -372,6 +372,20 @@ impl Collected {
         }
     }
 
+    /// Waits (at most [`PATIENCE`]) until the pipe is closed: after the
+    /// child exits, its last bytes may still be on their way to the
+    /// collecting thread.
+    pub fn wait_for_eof(&self) {
+        let (lock, cvar) = &*self.0;
+        let deadline = Instant::now() + PATIENCE;
+        let mut state = lock.lock().expect("collected lock");
+        while !state.eof {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "the pipe was not closed");
+            state = cvar.wait_timeout(state, left).expect("collected lock").0;
+        }
+    }
+
     /// Everything so far.
     pub fn bytes(&self) -> Vec<u8> {
         self.0.0.lock().expect("collected lock").bytes.clone()
@@ -412,9 +426,12 @@ impl Client {
         self.stdin = None;
     }
 
-    /// Waits for the client to exit; returns its exit code.
+    /// Waits for the client to exit and for the end of its output;
+    /// returns its exit code.
     pub fn wait(&mut self) -> i32 {
-        code(self.proc.wait())
+        let status = self.proc.wait();
+        self.stdout.wait_for_eof();
+        code(status)
     }
 }
 
