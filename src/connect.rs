@@ -431,7 +431,7 @@ where
                 up_done = true;
                 if let Some(wait) = config.wait {
                     waiting = true;
-                    wait_timer.as_mut().reset(Instant::now() + wait);
+                    wait_timer.as_mut().reset(crate::deadline::from_now(wait));
                 }
             }
             result = &mut down, if !down_done => {
@@ -445,7 +445,7 @@ where
                 break;
             }
             _ = &mut idle_timer, if config.idle_timeout.is_some() => {
-                let deadline = activity.last() + idle;
+                let deadline = crate::deadline::after(activity.last(), idle);
                 if Instant::now() >= deadline {
                     return Err(Error::new(ErrorKind::Timeout, format!("connection to {target}"))
                         .with_detail(format!("idle for {}", fmt_duration(idle))));

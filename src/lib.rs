@@ -17,6 +17,7 @@
 //! | [`transport`] | the [`Stream`](transport::Stream) and [`Listener`](transport::Listener) enums (TCP, TLS, Unix), [`Connector`](transport::Connector), bind, Happy Eyeballs, UDP sockets |
 //! | [`error`] | error kinds, messages and exit codes |
 //! | [`retry`] | the retry policy (pure schedule) and the retry driver |
+//! | [`deadline`] | saturating deadlines: a huge configured duration never panics |
 //! | [`server`] | the shared accept loop: connection limit, accept backoff, drain |
 //! | [`serve`] | the services (reply, echo, discard) run on it, and per datagram over UDP ([`serve::udp`]) |
 //! | [`connect`] | the client: send-and-print, the netcat pipe (zero-copy on Linux), UDP datagrams |
@@ -47,6 +48,7 @@
 
 pub mod bench;
 pub mod connect;
+pub mod deadline;
 pub mod endpoint;
 pub mod error;
 pub mod escape;

@@ -32,11 +32,14 @@ fn main() -> ExitCode {
     let result = runtime.block_on(args.command.run());
     // A pending read of stdin must not hold the process open.
     runtime.shutdown_background();
-    match result {
+    let code = match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!("{err}");
             ExitCode::from(err.exit_code())
         }
-    }
+    };
+    // Logging goes through a queue: write out what is left before exiting.
+    cli::logging::flush();
+    code
 }

@@ -54,7 +54,7 @@ impl RetryPolicy {
     /// The delay before retry number `retry`: uniform in `[0, cap]` ("full
     /// jitter"), so many clients that failed together do not retry together.
     pub fn delay(&self, retry: u32, rng: &mut fastrand::Rng) -> Duration {
-        let cap = self.backoff_cap(retry).as_nanos() as u64;
+        let cap = u64::try_from(self.backoff_cap(retry).as_nanos()).unwrap_or(u64::MAX);
         Duration::from_nanos(rng.u64(0..=cap))
     }
 
@@ -74,7 +74,7 @@ where
     Fut: Future<Output = Result<T>>,
 {
     let start = Instant::now();
-    let deadline = policy.deadline.map(|d| start + d);
+    let deadline = policy.deadline.map(|d| crate::deadline::after(start, d));
     let mut rng = fastrand::Rng::new();
     let mut attempt = 0u32;
     loop {
@@ -107,7 +107,7 @@ where
             return Err(give_up(err));
         }
         let delay = policy.delay(attempt - 1, &mut rng);
-        if deadline.is_some_and(|deadline| Instant::now() + delay >= deadline) {
+        if deadline.is_some_and(|deadline| crate::deadline::from_now(delay) >= deadline) {
             return Err(give_up(err));
         }
         tracing::debug!(
@@ -160,6 +160,28 @@ mod tests {
             .filter(|d| **d < Duration::from_millis(400))
             .count();
         assert!((350..650).contains(&below_half), "{below_half}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn huge_durations_do_not_panic() {
+        // What an embedding program may pass for "forever".
+        let mut p = RetryPolicy {
+            max_retries: Some(2),
+            deadline: Some(Duration::MAX),
+            initial_delay: Duration::from_millis(1),
+            max_delay: Duration::MAX,
+        };
+        let result = retry(&p, "connect", |n| async move {
+            if n < 2 { Err(refused()) } else { Ok(n) }
+        })
+        .await;
+        assert_eq!(result.unwrap(), 2);
+        // Backoffs of centuries: given up (or slept, saturating), never a panic.
+        p.initial_delay = Duration::MAX;
+        assert_eq!(p.backoff_cap(40), Duration::MAX);
+        let _ = p.delay(40, &mut fastrand::Rng::with_seed(1));
+        let result = retry(&p, "connect", |_| async { Err::<(), _>(refused()) }).await;
+        assert_eq!(result.unwrap_err().kind(), ErrorKind::Refused);
     }
 
     #[tokio::test(start_paused = true)]

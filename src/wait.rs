@@ -141,7 +141,7 @@ impl WaitReport {
 pub async fn run(config: &WaitConfig) -> Result<WaitReport> {
     check(config)?;
     let start = Instant::now();
-    let deadline = config.timeout.map(|t| start + t);
+    let deadline = config.timeout.map(|t| crate::deadline::after(start, t));
     let shared = Arc::new(config.clone());
     let mut tasks = JoinSet::new();
     for (index, endpoint) in config.targets.iter().enumerate() {
@@ -296,7 +296,7 @@ async fn wait_for(
 /// in the state waited for.
 async fn attempt(connector: &Connector, config: &WaitConfig) -> Result<()> {
     let endpoint = connector.endpoint();
-    let attempt_deadline = Instant::now() + config.attempt_timeout;
+    let attempt_deadline = crate::deadline::from_now(config.attempt_timeout);
     if let (
         Endpoint::Udp(hp),
         Readiness::Accepts {

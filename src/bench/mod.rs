@@ -286,7 +286,7 @@ async fn drive(
     );
     tokio::pin!(closing);
     let planned = match run.plan.stop {
-        Stop::Duration(d) => Some(run.plan.warmup + d),
+        Stop::Duration(d) => Some(run.plan.warmup.saturating_add(d)),
         Stop::Requests(_) => None,
     };
     let planned_requests = match run.plan.stop {

@@ -13,7 +13,7 @@ use netcrab::endpoint::{Endpoint, Scheme};
 use netcrab::error::{Error, Result};
 use netcrab::transport::ConnectOptions;
 
-use super::common::parse_duration;
+use super::common::{MAX_CONNS, count, duration, size};
 use super::tls::TlsConnectArgs;
 
 /// `--help` examples.
@@ -44,11 +44,11 @@ pub struct BenchArgs {
     pub command: Option<BenchCommand>,
     /// Server to benchmark: HOST:PORT (or any endpoint scheme netcrab supports); none: an embedded echo server
     pub addr: Option<String>,
-    /// Connections kept open at once
-    #[arg(short = 'c', long, value_name = "N", default_value_t = 50)]
+    /// Connections kept open at once (1 to 1000000)
+    #[arg(short = 'c', long, value_name = "N", value_parser = count(1, MAX_CONNS), default_value = "50")]
     pub connections: usize,
-    /// Request size in bytes, a fixed printable pattern (4k, 1MiB: powers of 1024)
-    #[arg(short = 's', long, value_name = "BYTES", default_value = "64", value_parser = parse_size)]
+    /// Request size in bytes, a fixed printable pattern (4k, 1MiB: powers of 1024; 1 to 1GiB)
+    #[arg(short = 's', long, value_name = "BYTES", default_value = "64", value_parser = size(1))]
     pub size: usize,
     /// Request content: TEXT, or @FILE for a file's bytes (replaces --size)
     #[arg(long, value_name = "TEXT|@FILE", conflicts_with = "size")]
@@ -57,16 +57,16 @@ pub struct BenchArgs {
     #[arg(long, value_name = "echo|none|TEXT|@FILE", default_value = "echo")]
     pub expect: String,
     /// Measure for this long
-    #[arg(short = 'd', long, value_name = "DURATION", value_parser = parse_duration, default_value = "5s")]
+    #[arg(short = 'd', long, value_name = "DURATION", value_parser = duration(), default_value = "5s")]
     pub duration: Duration,
     /// Measure this many requests instead of a duration
     #[arg(short = 'n', long, value_name = "N", conflicts_with = "duration")]
     pub requests: Option<u64>,
     /// Run this long before measuring (not counted)
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "0")]
+    #[arg(long, value_name = "DURATION", value_parser = duration(), default_value = "0")]
     pub warmup: Duration,
-    /// Requests in flight per connection
-    #[arg(long, value_name = "K", default_value_t = 1)]
+    /// Requests in flight per connection (1 to 65536)
+    #[arg(long, value_name = "K", value_parser = count(1, MAX_PIPELINE), default_value = "1")]
     pub pipeline: usize,
     /// Open loop: R requests per second in total, on a fixed schedule (default: closed loop)
     #[arg(long, value_name = "R")]
@@ -78,13 +78,13 @@ pub struct BenchArgs {
     #[arg(long)]
     pub churn: bool,
     /// A request without its complete reply after this long fails as a timeout
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
+    #[arg(long, value_name = "DURATION", value_parser = duration(), default_value = "10s")]
     pub timeout: Duration,
     /// Give up on a connection attempt after this long
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
+    #[arg(long, value_name = "DURATION", value_parser = duration(), default_value = "10s")]
     pub connect_timeout: Duration,
     /// Keep each connection open, idle, this long after its last reply (to measure a server's idle-connection memory)
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "0")]
+    #[arg(long, value_name = "DURATION", value_parser = duration(), default_value = "0")]
     pub hold: Duration,
     /// Print the report as JSON (schema netcrab.bench/v1) instead of a table
     #[arg(long)]
@@ -117,23 +117,8 @@ pub struct MergeArgs {
     pub json: bool,
 }
 
-/// Parses a byte count: `512`, `4k`/`4KiB` (x1024), `1m`/`1MiB`.
-fn parse_size(s: &str) -> std::result::Result<usize, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (digits, unit) = t.split_at(split);
-    let n: usize = digits
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size like 512, 4k or 1MiB"))?;
-    let mult = match unit.to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1024,
-        "m" | "mb" | "mib" => 1024 * 1024,
-        _ => return Err(format!("{s:?}: unknown unit (use k or m, powers of 1024)")),
-    };
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("{s:?} is too large"))
-}
+/// The most requests in flight per connection (`--pipeline`).
+const MAX_PIPELINE: u64 = 65_536;
 
 /// `TEXT` or the bytes of `@FILE`.
 fn text_or_file(value: &str, what: &str) -> Result<Vec<u8>> {
@@ -217,6 +202,13 @@ impl BenchArgs {
             return Ok(());
         }
         let config = self.resolve()?;
+        // A socket per connection, and the embedded server's end of each.
+        let per_conn = if matches!(config.target, Target::Embedded) {
+            2
+        } else {
+            1
+        };
+        super::fdlimit::check("--connections", self.connections, per_conn);
         let cancel = netcrab::shutdown::on_signals()?;
         let bar = progress_bar();
         let outcome = bench::run(config, cancel, |p| update(&bar, p)).await;
@@ -327,20 +319,11 @@ mod tests {
     }
 
     #[test]
-    fn sizes() {
-        assert_eq!(parse_size("512"), Ok(512));
-        assert_eq!(parse_size("4k"), Ok(4096));
-        assert_eq!(parse_size("128KiB"), Ok(131072));
-        assert_eq!(parse_size("1MiB"), Ok(1 << 20));
-        assert!(parse_size("1x").is_err());
-        assert!(parse_size("k").is_err());
-    }
-
-    #[test]
     fn conflicting_or_bad_flags_are_usage_errors() {
         assert!(parse(&["-n", "5", "-d", "1s"]).is_err());
         assert!(parse(&["--size", "5", "--payload", "x"]).is_err());
-        let err = parse(&["-c", "0"]).expect("parse").resolve().unwrap_err();
+        // Out of its range (1 to 1000000): refused by the parser.
+        let err = parse(&["-c", "0"]).unwrap_err();
         assert_eq!(err.exit_code(), 2);
         let err = parse(&["--churn", "--pipeline", "4"])
             .expect("parse")

@@ -26,26 +26,227 @@ Exit codes:
   124  wait: the targets were not ready before --timeout
   126  wait: the command could not be executed
   127  wait: the command was not found
-  130  interrupted by a second SIGINT (143 for SIGTERM)";
+  130  interrupted by a second SIGINT, 1s or more after the first (143 for SIGTERM)";
 
-/// The long help's epilogue: a command's examples, then the exit codes
-/// (`after_long_help` replaces `after_help` under `--help`, so both go in).
+/// The ranges of duration, size and count flags, shown in `--help`. Keep
+/// in step with the parsers below and the README.
+pub const RANGES: &str = "\
+Ranges (a value outside one is a usage error, exit 2):
+  DURATION  250ms, 10s, 1m30s, 2d or a number of seconds; 0 to 30d
+            (--keepalive: 1s to 32767s, Linux's cap)
+  BYTES     512, 4k/4KiB, 1m/1MiB, 1g/1GiB (powers of 1024); 1 to 1GiB
+  N         --max-conns and --connections: 1 to 1000000; --retry: 0 to 1000000;
+            --pipeline: 1 to 65536";
+
+/// The long help's epilogue: a command's examples, then the flag ranges
+/// and the exit codes (`after_long_help` replaces `after_help` under
+/// `--help`, so all go in).
 pub fn with_exit_codes(examples: &str) -> String {
-    format!("{examples}\n\n{EXIT_CODES}")
+    format!("{examples}\n\n{RANGES}\n\n{EXIT_CODES}")
 }
 
-/// Parses a duration such as `250ms`, `10s`, `1m30s` or a bare number of
-/// seconds.
+/// The longest duration any flag accepts: 30 days. Longer is a typo, not
+/// a plan, and every deadline computed from it stays far from overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(30 * 86_400);
+
+/// Linux's cap on TCP keepalive times (`TCP_KEEPIDLE`, `TCP_KEEPINTVL`):
+/// 32767 s. A longer `--keepalive` would fail on every connection.
+pub const MAX_KEEPALIVE: Duration = Duration::from_secs(32_767);
+
+/// The largest byte count a size flag accepts: 1 GiB.
+pub const MAX_SIZE: u64 = 1 << 30;
+
+/// The most connections `--max-conns` and `bench -c` accept: a million
+/// (the kernel's default `fs.nr_open` is 1,048,576 file descriptors).
+pub const MAX_CONNS: u64 = 1_000_000;
+
+/// The most retries `--retry` accepts (with backoff, years of attempts).
+pub const MAX_RETRIES: i64 = 1_000_000;
+
+/// Parses a duration such as `250ms`, `10s`, `1m30s`, `2d` or a bare
+/// number of seconds. Never panics, whatever the input (huge numbers are
+/// errors, not overflows).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     if let Ok(secs) = s.parse::<f64>() {
-        if secs.is_finite() && secs >= 0.0 {
-            return Ok(Duration::from_secs_f64(secs));
+        if !(secs.is_finite() && secs >= 0.0) {
+            return Err(format!("{s:?} is not a non-negative duration"));
         }
-        return Err(format!("{s:?} is not a non-negative duration"));
+        return Duration::try_from_secs_f64(secs).map_err(|_| format!("{s} is too large"));
     }
     humantime::parse_duration(s)
         .map_err(|e| format!("{s:?} is not a duration like 500ms, 10s or 2m ({e})"))
+}
+
+/// Parses a duration and checks it lies in `min..=max`; the error names
+/// the range.
+pub fn parse_duration_in(s: &str, min: Duration, max: Duration) -> Result<Duration, String> {
+    let range = || format!("{} to {}", fmt_limit(min), fmt_limit(max));
+    match parse_duration(s) {
+        Ok(d) if d >= min && d <= max => Ok(d),
+        Ok(_) => Err(format!("{} is out of range ({})", s.trim(), range())),
+        // A number too large for a Duration is out of range too.
+        Err(_) if s.trim().parse::<f64>().is_ok_and(|n| n >= 0.0) => {
+            Err(format!("{} is out of range ({})", s.trim(), range()))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// A range's bound as people write it: `0`, `500ms`, `32767s`, `30d`.
+fn fmt_limit(d: Duration) -> String {
+    let secs = d.as_secs();
+    if d.is_zero() {
+        "0".to_owned()
+    } else if d.subsec_nanos() != 0 {
+        format!("{}ms", d.as_millis())
+    } else if secs.is_multiple_of(86_400) {
+        format!("{}d", secs / 86_400)
+    } else if secs.is_multiple_of(3_600) && secs < 86_400 {
+        format!("{}h", secs / 3_600)
+    } else {
+        format!("{secs}s")
+    }
+}
+
+/// A clap value parser for a duration flag with a range: a value outside
+/// it is a usage error (exit 2) naming the flag and the range, e.g.
+/// `error: --wait: 1e20 is out of range (0 to 30d)`.
+#[derive(Debug, Clone, Copy)]
+pub struct DurationIn {
+    min: Duration,
+    max: Duration,
+}
+
+/// A duration flag from 0 to [`MAX_DURATION`] (timeouts, delays).
+pub const fn duration() -> DurationIn {
+    DurationIn {
+        min: Duration::ZERO,
+        max: MAX_DURATION,
+    }
+}
+
+/// `--keepalive`: 1 s to [`MAX_KEEPALIVE`] (the kernel counts in whole
+/// seconds, from 1 to 32767).
+pub const fn keepalive() -> DurationIn {
+    DurationIn {
+        min: Duration::from_secs(1),
+        max: MAX_KEEPALIVE,
+    }
+}
+
+impl clap::builder::TypedValueParser for DurationIn {
+    type Value = Duration;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Duration, clap::Error> {
+        let s = value.to_string_lossy();
+        parse_duration_in(&s, self.min, self.max).map_err(|msg| flag_error(cmd, arg, &msg))
+    }
+}
+
+/// A clap value parser for a byte count with a range (see [`parse_size`]).
+#[derive(Debug, Clone, Copy)]
+pub struct SizeIn {
+    min: u64,
+    max: u64,
+}
+
+/// A size flag from `min` to [`MAX_SIZE`] bytes.
+pub const fn size(min: u64) -> SizeIn {
+    SizeIn { min, max: MAX_SIZE }
+}
+
+impl clap::builder::TypedValueParser for SizeIn {
+    type Value = usize;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<usize, clap::Error> {
+        let s = value.to_string_lossy();
+        parse_size_in(&s, self.min, self.max).map_err(|msg| flag_error(cmd, arg, &msg))
+    }
+}
+
+/// A usage error for `arg`: `error: --flag: MESSAGE`, exit 2.
+fn flag_error(cmd: &clap::Command, arg: Option<&clap::Arg>, msg: &str) -> clap::Error {
+    let flag = arg.map_or_else(
+        || "value".to_owned(),
+        |a| match (a.get_long(), a.get_short()) {
+            (Some(long), _) => format!("--{long}"),
+            (None, Some(short)) => format!("-{short}"),
+            (None, None) => a.get_id().to_string(),
+        },
+    );
+    let mut cmd = cmd.clone();
+    clap::Error::raw(
+        clap::error::ErrorKind::ValueValidation,
+        format!("{flag}: {msg}"),
+    )
+    .format(&mut cmd)
+}
+
+/// Parses a byte count: `512`, `4k`/`4KiB` (x1024), `1m`/`1MiB`, `1g`/`1GiB`.
+/// Never panics, whatever the input.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(format!("{s:?} is not a size like 512, 4k or 1MiB")),
+    };
+    if digits.is_empty() {
+        return Err(format!("{s:?} is not a size like 512, 4k or 1MiB"));
+    }
+    // All digits: the only failure left is overflow.
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(|| format!("{t} is too large"))
+}
+
+/// Parses a byte count and checks it lies in `min..=max`.
+pub fn parse_size_in(s: &str, min: u64, max: u64) -> Result<usize, String> {
+    let range = || format!("{} to {}", fmt_size(min), fmt_size(max));
+    let n = match parse_size(s) {
+        Ok(n) => n,
+        Err(e) if e.ends_with("too large") => {
+            return Err(format!("{} is out of range ({})", s.trim(), range()));
+        }
+        Err(e) => return Err(e),
+    };
+    if n < min || n > max {
+        return Err(format!("{} is out of range ({})", s.trim(), range()));
+    }
+    usize::try_from(n).map_err(|_| format!("{} is out of range ({})", s.trim(), range()))
+}
+
+/// A byte count as people write it: `1`, `64KiB`, `1GiB`.
+fn fmt_size(n: u64) -> String {
+    match n {
+        0 => "0".to_owned(),
+        n if n.is_multiple_of(1 << 30) => format!("{}GiB", n >> 30),
+        n if n.is_multiple_of(1 << 20) => format!("{}MiB", n >> 20),
+        n if n.is_multiple_of(1 << 10) => format!("{}KiB", n >> 10),
+        n => n.to_string(),
+    }
+}
+
+/// A clap value parser for a count in `min..=max` (`--max-conns`, `-c`).
+pub fn count(min: u64, max: u64) -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::new().range(min..=max)
 }
 
 /// A duration where `0` means "never" (used for timeouts that can be off).
@@ -113,17 +314,17 @@ impl SchemeArgs {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Retry")]
 pub struct RetryArgs {
-    /// Retry a failed connection attempt up to N times
-    #[arg(long, value_name = "N")]
+    /// Retry a failed connection attempt up to N times (0 to 1000000)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=MAX_RETRIES))]
     pub retry: Option<u32>,
     /// Keep retrying for at most this long overall (no attempt cap unless --retry is given)
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = duration())]
     pub retry_for: Option<Duration>,
     /// The backoff before the first retry; it doubles after each, with full jitter
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "100ms")]
+    #[arg(long, value_name = "DURATION", value_parser = duration(), default_value = "100ms")]
     pub retry_delay: Duration,
     /// The largest backoff between retries
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
+    #[arg(long, value_name = "DURATION", value_parser = duration(), default_value = "10s")]
     pub retry_max_delay: Duration,
 }
 
@@ -207,6 +408,84 @@ mod tests {
         assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("-1").is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("512"), Ok(512));
+        assert_eq!(parse_size("4k"), Ok(4096));
+        assert_eq!(parse_size("128KiB"), Ok(131072));
+        assert_eq!(parse_size("1MiB"), Ok(1 << 20));
+        assert_eq!(parse_size("1g"), Ok(1 << 30));
+        assert!(parse_size("1x").is_err());
+        assert!(parse_size("k").is_err());
+        assert!(parse_size("").is_err());
+        assert!(parse_size("99999999999999999999").is_err());
+    }
+
+    #[test]
+    fn ranges_name_their_bounds() {
+        assert_eq!(
+            parse_duration_in("1e20", Duration::ZERO, MAX_DURATION),
+            Err("1e20 is out of range (0 to 30d)".to_owned())
+        );
+        assert_eq!(
+            parse_duration_in("100000s", Duration::from_secs(1), MAX_KEEPALIVE),
+            Err("100000s is out of range (1s to 32767s)".to_owned())
+        );
+        assert_eq!(
+            parse_duration_in("30d", Duration::ZERO, MAX_DURATION),
+            Ok(MAX_DURATION)
+        );
+        assert!(parse_duration_in("soon", Duration::ZERO, MAX_DURATION).is_err());
+        assert_eq!(
+            parse_size_in("18446744073709551615", 1, MAX_SIZE),
+            Err("18446744073709551615 is out of range (1 to 1GiB)".to_owned())
+        );
+        assert_eq!(
+            parse_size_in("99999999999999999999k", 1, MAX_SIZE),
+            Err("99999999999999999999k is out of range (1 to 1GiB)".to_owned())
+        );
+        assert_eq!(parse_size_in("1GiB", 1, MAX_SIZE), Ok(1 << 30));
+        assert_eq!(fmt_limit(Duration::from_millis(1500)), "1500ms");
+        assert_eq!(fmt_limit(Duration::from_secs(7200)), "2h");
+    }
+
+    proptest::proptest! {
+        /// No string makes a duration or size parser panic, and whatever
+        /// they accept lies in the range.
+        #[test]
+        fn parsers_never_panic_on_any_string(s in "\\PC*") {
+            let _ = parse_duration(&s);
+            let _ = parse_size(&s);
+            if let Ok(d) = parse_duration_in(&s, Duration::from_secs(1), MAX_KEEPALIVE) {
+                proptest::prop_assert!(d >= Duration::from_secs(1) && d <= MAX_KEEPALIVE);
+            }
+            if let Ok(n) = parse_size_in(&s, 1, MAX_SIZE) {
+                proptest::prop_assert!(n >= 1 && n as u64 <= MAX_SIZE);
+            }
+        }
+
+        /// Numbers of every magnitude, with and without units.
+        #[test]
+        fn parsers_never_panic_on_any_number(
+            n in proptest::num::f64::ANY,
+            i in proptest::num::u64::ANY,
+            unit in proptest::sample::select(vec![
+                "", "ns", "us", "ms", "s", "m", "h", "d", "w", "y", "k", "KiB", "m", "MiB", "g", "GiB",
+            ]),
+        ) {
+            for s in [format!("{n}{unit}"), format!("{n:e}{unit}"), format!("{i}{unit}"), format!("{i}{unit}{i}{unit}")] {
+                if let Ok(d) = parse_duration_in(&s, Duration::ZERO, MAX_DURATION) {
+                    proptest::prop_assert!(d <= MAX_DURATION);
+                }
+                if let Ok(n) = parse_size_in(&s, 1, MAX_SIZE) {
+                    proptest::prop_assert!(n as u64 <= MAX_SIZE);
+                }
+                let _ = parse_duration(&s);
+                let _ = parse_size(&s);
+            }
+        }
     }
 
     fn retry_args(retry: Option<u32>, retry_for: Option<u64>) -> RetryArgs {

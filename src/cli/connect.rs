@@ -11,7 +11,7 @@ use netcrab::error::{Error, Result};
 use netcrab::transport::{ConnectOptions, SocketOptions};
 use tokio::io::AsyncWriteExt;
 
-use super::common::{RetryArgs, SchemeArgs, optional, parse_duration};
+use super::common::{RetryArgs, SchemeArgs, duration, keepalive, optional};
 use super::tls::TlsConnectArgs;
 
 pub const EXAMPLES: &str = "\
@@ -47,16 +47,16 @@ pub struct ConnectArgs {
     #[arg(long)]
     pub no_shutdown: bool,
     /// After sending, wait at most this long for the peer to finish (UDP: for replies; default 1s)
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = duration())]
     pub wait: Option<Duration>,
     /// Give up on a connection attempt after this long
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
+    #[arg(long, value_name = "DURATION", value_parser = duration(), default_value = "10s")]
     pub connect_timeout: Duration,
     /// Give up when nothing moves in either direction for this long (0: never)
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "0")]
+    #[arg(long, value_name = "DURATION", value_parser = duration(), default_value = "0")]
     pub idle_timeout: Duration,
-    /// Enable TCP keepalive probes after this much idle time
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    /// Enable TCP keepalive probes after this much idle time (1s to 32767s)
+    #[arg(long, value_name = "DURATION", value_parser = keepalive())]
     pub keepalive: Option<Duration>,
     /// Copy through user space even where stdin or stdout is a pipe or file (splice(2)/sendfile(2) are used by default on Linux)
     #[arg(long)]

@@ -5,6 +5,7 @@
 mod bench;
 mod common;
 mod connect;
+mod fdlimit;
 pub mod logging;
 mod relay;
 mod serve;
@@ -64,6 +65,115 @@ impl Command {
             Command::Relay(args) => args.run().await,
             Command::Wait(args) => args.run().await,
             Command::Bench(args) => args.run().await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+    use proptest::strategy::Strategy;
+
+    /// Every flag of every command that takes a duration, a size or a
+    /// count: (command, required positionals, flag).
+    fn ranged_flags() -> Vec<(String, Vec<&'static str>, String)> {
+        let positionals = |name: &str| match name {
+            "connect" | "wait" => vec!["127.0.0.1:1"],
+            "relay" => vec!["127.0.0.1:0", "127.0.0.1:1"],
+            _ => vec![],
+        };
+        let mut flags = Vec::new();
+        for sub in Cli::command().get_subcommands() {
+            for arg in sub.get_arguments() {
+                let ranged = arg.get_value_names().is_some_and(|names| {
+                    names
+                        .iter()
+                        .any(|n| ["DURATION", "BYTES", "N", "K"].contains(&n.as_str()))
+                });
+                if let (true, Some(long)) = (ranged, arg.get_long()) {
+                    flags.push((
+                        sub.get_name().to_owned(),
+                        positionals(sub.get_name()),
+                        format!("--{long}"),
+                    ));
+                }
+            }
+        }
+        flags
+    }
+
+    #[test]
+    fn the_ranged_flags_are_all_found() {
+        let flags = ranged_flags();
+        for (cmd, flag) in [
+            ("connect", "--wait"),
+            ("connect", "--retry-for"),
+            ("connect", "--keepalive"),
+            ("wait", "--timeout"),
+            ("wait", "--attempt-timeout"),
+            ("relay", "--retry-for"),
+            ("relay", "--max-conns"),
+            ("serve", "--max-line"),
+            ("serve", "--handshake-timeout"),
+            ("bench", "--size"),
+            ("bench", "--connections"),
+        ] {
+            assert!(
+                flags.iter().any(|(c, _, f)| c == cmd && f == flag),
+                "{cmd} {flag} not found"
+            );
+        }
+    }
+
+    /// The known panics of issue 8 are usage errors naming the flag.
+    #[test]
+    fn absurd_values_are_usage_errors_naming_the_flag() {
+        for args in [
+            &["connect", "127.0.0.1:1", "--wait", "1e20"][..],
+            &["connect", "127.0.0.1:1", "--retry-for", "1e19"],
+            &["wait", "127.0.0.1:1", "--timeout", "1e19"],
+            &["wait", "127.0.0.1:1", "--attempt-timeout", "1e19"],
+            &["relay", "127.0.0.1:0", "127.0.0.1:1", "--retry-for", "1e19"],
+            &[
+                "relay",
+                "127.0.0.1:0",
+                "127.0.0.1:1",
+                "--keepalive",
+                "100000s",
+            ],
+            &["bench", "--size", "18446744073709551615"],
+        ] {
+            let err = Cli::try_parse_from(std::iter::once("netcrab").chain(args.iter().copied()))
+                .expect_err("out of range");
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+            let flag = args[args.len() - 2];
+            assert!(err.to_string().contains(flag), "{args:?}: {err}");
+            assert!(err.to_string().contains("out of range"), "{args:?}: {err}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(32))]
+        /// Any value given to any ranged flag of any command parses or is
+        /// a usage error: never a panic.
+        #[test]
+        fn no_value_of_a_ranged_flag_panics(
+            value in proptest::prop_oneof![
+                "\\PC{0,24}",
+                proptest::num::f64::ANY.prop_map(|n| n.to_string()),
+                proptest::num::u64::ANY.prop_map(|n| format!("{n}k")),
+                proptest::num::u128::ANY.prop_map(|n| n.to_string()),
+            ]
+        ) {
+            for (cmd, positionals, flag) in ranged_flags() {
+                let mut argv = vec!["netcrab".to_owned(), cmd];
+                argv.extend(positionals.iter().map(|s| s.to_string()));
+                argv.push(format!("{flag}={value}"));
+                if let Err(err) = Cli::try_parse_from(&argv) {
+                    proptest::prop_assert_eq!(err.exit_code(), 2, "{:?}: {}", argv, err);
+                }
+            }
         }
     }
 }

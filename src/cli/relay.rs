@@ -11,7 +11,7 @@ use netcrab::relay::{self, RelayConfig};
 use netcrab::server::ServerLimits;
 use netcrab::transport::{ConnectOptions, ListenOptions, Listener, SocketOptions};
 
-use super::common::{RetryArgs, optional, parse_duration};
+use super::common::{MAX_CONNS, RetryArgs, count, duration, keepalive, optional};
 use super::serve::announce;
 use super::tls::{TlsConnectArgs, TlsServeArgs};
 
@@ -43,20 +43,20 @@ pub struct RelayArgs {
     /// Write the bound port to PATH once listening (for scripts; use with port 0)
     #[arg(long, value_name = "PATH")]
     pub port_file: Option<PathBuf>,
-    /// Relay at most N connections at once; more wait in the kernel's backlog, unaccepted, until one closes
-    #[arg(long, value_name = "N", default_value_t = 1024)]
+    /// Relay at most N connections at once; more wait in the kernel's backlog, unaccepted, until one closes (1 to 1000000)
+    #[arg(long, value_name = "N", value_parser = count(1, MAX_CONNS), default_value = "1024")]
     pub max_conns: usize,
     /// Close a connection when nothing moves in either direction for this long (0: never)
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10m")]
+    #[arg(long, value_name = "DURATION", value_parser = duration(), default_value = "10m")]
     pub idle_timeout: Duration,
     /// On SIGINT/SIGTERM, let open connections finish for this long, then close them
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
+    #[arg(long, value_name = "DURATION", value_parser = duration(), default_value = "10s")]
     pub drain_timeout: Duration,
     /// Give up on one upstream connection attempt after this long
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5s")]
+    #[arg(long, value_name = "DURATION", value_parser = duration(), default_value = "5s")]
     pub connect_timeout: Duration,
-    /// Enable TCP keepalive probes after this much idle time, on both sides
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    /// Enable TCP keepalive probes after this much idle time, on both sides (1s to 32767s)
+    #[arg(long, value_name = "DURATION", value_parser = keepalive())]
     pub keepalive: Option<Duration>,
     /// Copy through user space even for TCP to TCP (splice(2) is used by default on Linux)
     #[arg(long)]
@@ -184,6 +184,15 @@ impl RelayArgs {
     pub async fn run(&self) -> Result<()> {
         let (listen, listen_options, config) = self.resolve()?;
         let shutdown = netcrab::shutdown::on_signals()?;
+        // Two sockets per connection, and with splice two pipes of two
+        // descriptors each.
+        let tcp = |e: &Endpoint| e.scheme() == Scheme::Tcp;
+        let per_conn = if config.splice && tcp(&listen) && tcp(&config.upstream) {
+            6
+        } else {
+            2
+        };
+        super::fdlimit::check("--max-conns", self.max_conns, per_conn);
         let listener = Listener::bind_with(&listen, &listen_options).await?;
         announce(
             &listener,

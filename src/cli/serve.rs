@@ -11,7 +11,7 @@ use netcrab::serve::{self, Framing, ServeConfig, Service};
 use netcrab::server::ServerLimits;
 use netcrab::transport::{ListenOptions, Listener, SocketOptions};
 
-use super::common::{SchemeArgs, optional, parse_duration};
+use super::common::{MAX_CONNS, SchemeArgs, count, duration, keepalive, optional, size};
 use super::tls::TlsServeArgs;
 
 /// The listen address when none is given (the seed's).
@@ -55,23 +55,23 @@ pub struct ServeArgs {
     /// Answer each line instead of each read (replies then end with a newline)
     #[arg(long)]
     pub lines: bool,
-    /// With --lines: the longest line accepted; a longer one gets an error and the connection closes
-    #[arg(long, value_name = "BYTES", default_value_t = 65536)]
+    /// With --lines: the longest line accepted; a longer one gets an error and the connection closes (1 to 1GiB)
+    #[arg(long, value_name = "BYTES", value_parser = size(1), default_value = "65536")]
     pub max_line: usize,
     /// Write the bound port to PATH once listening (for scripts; use with port 0)
     #[arg(long, value_name = "PATH")]
     pub port_file: Option<PathBuf>,
-    /// Serve at most N connections at once; more wait in the kernel's backlog, unaccepted, until one closes
-    #[arg(long, value_name = "N", default_value_t = 4096)]
+    /// Serve at most N connections at once; more wait in the kernel's backlog, unaccepted, until one closes (1 to 1000000)
+    #[arg(long, value_name = "N", value_parser = count(1, MAX_CONNS), default_value = "4096")]
     pub max_conns: usize,
     /// Close connections that send nothing for this long (0: never)
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5m")]
+    #[arg(long, value_name = "DURATION", value_parser = duration(), default_value = "5m")]
     pub idle_timeout: Duration,
     /// On SIGINT/SIGTERM, let open connections finish for this long, then close them
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
+    #[arg(long, value_name = "DURATION", value_parser = duration(), default_value = "10s")]
     pub drain_timeout: Duration,
-    /// Enable TCP keepalive probes after this much idle time
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    /// Enable TCP keepalive probes after this much idle time (1s to 32767s)
+    #[arg(long, value_name = "DURATION", value_parser = keepalive())]
     pub keepalive: Option<Duration>,
     #[command(flatten)]
     pub tls: TlsServeArgs,
@@ -139,6 +139,8 @@ impl ServeArgs {
         if let Endpoint::Udp(hp) = &endpoint {
             return self.run_udp(hp, config, shutdown).await;
         }
+        // A socket per connection.
+        super::fdlimit::check("--max-conns", self.max_conns, 1);
         let listener = Listener::bind_with(&endpoint, &listen).await?;
         announce(&listener, self.port_file.as_deref(), "")?;
         let report = serve::run(listener, config, shutdown).await?;

@@ -12,7 +12,7 @@ use netcrab::tls::{
     TlsServerOptions, parse_alpn,
 };
 
-use super::common::parse_duration;
+use super::common::duration;
 
 /// An error for a TLS flag given with an address that is not TLS.
 fn needs_tls(flag: &str, endpoint: &Endpoint) -> Error {
@@ -51,7 +51,7 @@ pub struct TlsServeArgs {
     #[arg(long, value_name = "PROTO")]
     pub alpn: Vec<String>,
     /// Give up on a client that has not completed the TLS handshake in this long [default: 10s]
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = duration())]
     pub handshake_timeout: Option<Duration>,
 }
 
@@ -108,7 +108,7 @@ pub struct TlsConnectArgs {
     #[arg(long, value_name = "PROTO")]
     pub alpn: Vec<String>,
     /// Give up when the TLS handshake takes longer than this [default: 10s]
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = duration())]
     pub handshake_timeout: Option<Duration>,
 }
 

@@ -12,7 +12,7 @@ use netcrab::retry::RetryPolicy;
 use netcrab::transport::{ConnectOptions, SocketOptions};
 use netcrab::wait::{self, Readiness, WaitConfig};
 
-use super::common::{optional, parse_duration};
+use super::common::{duration, optional};
 use super::tls::TlsConnectArgs;
 
 /// The examples shown after the help.
@@ -40,7 +40,7 @@ pub struct WaitArgs {
     #[arg(required = true, value_name = "TARGET")]
     pub targets: Vec<String>,
     /// Give up after this long overall (0: wait forever)
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
+    #[arg(long, value_name = "DURATION", value_parser = duration(), default_value = "30s")]
     pub timeout: Duration,
     /// One ready target is enough
     #[arg(long)]
@@ -55,13 +55,13 @@ pub struct WaitArgs {
     #[arg(long, value_name = "TEXT")]
     pub expect: Option<String>,
     /// Give up on one attempt (connect, send, read the reply) after this long
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5s")]
+    #[arg(long, value_name = "DURATION", value_parser = duration(), default_value = "5s")]
     pub attempt_timeout: Duration,
     /// The backoff cap before the second attempt; it doubles after each, with full jitter
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "100ms")]
+    #[arg(long, value_name = "DURATION", value_parser = duration(), default_value = "100ms")]
     pub retry_delay: Duration,
     /// The largest backoff between attempts
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1s")]
+    #[arg(long, value_name = "DURATION", value_parser = duration(), default_value = "1s")]
     pub retry_max_delay: Duration,
     /// On timeout, report the targets still down and run COMMAND anyway
     #[arg(long, requires = "command")]
@@ -173,6 +173,8 @@ impl WaitArgs {
 /// for a command not found, 126 for one that cannot be executed.
 fn exec(program: &str, args: &[String]) -> Error {
     tracing::debug!("exec {program} {}", args.join(" "));
+    // exec keeps no queued log line: write them out first.
+    super::logging::flush();
     let err = std::process::Command::new(program).args(args).exec();
     let context = format!("run {program}");
     match err.kind() {

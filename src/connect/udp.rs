@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::UdpSocket;
-use tokio::time::Instant;
 
 use super::{ConnectConfig, ConnectReport};
 use crate::endpoint::Endpoint;
@@ -113,7 +112,7 @@ where
                 tracing::debug!("sent {} bytes; waiting {} for replies", sent.get(),
                     crate::error::fmt_duration(wait));
                 waiting = true;
-                deadline.as_mut().reset(Instant::now() + wait);
+                deadline.as_mut().reset(crate::deadline::from_now(wait));
             }
             result = &mut down => {
                 result?;
@@ -192,6 +191,7 @@ async fn send_one(config: &ConnectConfig, socket: &UdpSocket, datagram: &[u8]) -
 mod tests {
     use super::*;
     use crate::connect::ConnectConfig;
+    use tokio::time::Instant;
 
     /// A UDP peer on loopback that answers every datagram with `prefix` +
     /// the datagram, and the config to reach it.

@@ -324,7 +324,7 @@ async fn relay(
             tokio::select! {
                 result = &mut work => break result,
                 _ = &mut timer, if config.idle_timeout.is_some() => {
-                    let deadline = traffic.last_activity() + idle;
+                    let deadline = crate::deadline::after(traffic.last_activity(), idle);
                     if Instant::now() >= deadline {
                         return End::Idle(idle);
                     }

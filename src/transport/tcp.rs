@@ -3,6 +3,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use socket2::{SockRef, TcpKeepalive};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
@@ -89,10 +90,17 @@ fn pick_error(context: &str, errors: Vec<(SocketAddr, io::Error)>) -> Error {
     }
 }
 
-/// Applies TCP_NODELAY and keepalive.
+/// The range of keepalive times Linux accepts, in whole seconds: a longer
+/// one fails with EINVAL (and would reset every connection), a shorter one
+/// rounds to 0, which fails too.
+const KEEPALIVE_RANGE: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(32_767));
+
+/// Applies TCP_NODELAY and keepalive (its time clamped to what the kernel
+/// accepts, 1 to 32767 s).
 pub(super) fn set_options(stream: &TcpStream, opts: &SocketOptions) -> io::Result<()> {
     stream.set_nodelay(opts.nodelay)?;
     if let Some(idle) = opts.keepalive {
+        let idle = idle.clamp(KEEPALIVE_RANGE.0, KEEPALIVE_RANGE.1);
         let keepalive = TcpKeepalive::new().with_time(idle).with_interval(idle);
         SockRef::from(stream).set_tcp_keepalive(&keepalive)?;
     }
@@ -102,7 +110,23 @@ pub(super) fn set_options(stream: &TcpStream, opts: &SocketOptions) -> io::Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+
+    #[tokio::test]
+    async fn keepalive_times_are_clamped_to_what_linux_accepts() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let stream = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let sock = SockRef::from(&stream);
+        for (asked, set) in [(Duration::MAX, 32_767), (Duration::from_millis(10), 1)] {
+            let opts = SocketOptions {
+                nodelay: true,
+                keepalive: Some(asked),
+            };
+            set_options(&stream, &opts).unwrap();
+            assert_eq!(sock.tcp_keepalive_time().unwrap(), Duration::from_secs(set));
+        }
+    }
 
     #[tokio::test]
     async fn options_set_nodelay_and_keepalive() {

@@ -196,6 +196,7 @@ fn connection_limit(t: &Transport) {
     } else {
         second.proc.stderr.wait_for("done sending");
     }
+    server.proc.stderr.wait_for(": connected");
     assert_eq!(
         server.proc.stderr.count(": connected"),
         1,
@@ -213,7 +214,7 @@ fn connection_limit(t: &Transport) {
     assert_eq!(first.wait(), 0, "{}", t.name);
     assert_eq!(second.wait(), 0, "{}", t.name);
     assert_eq!(second.stdout.bytes(), b"two", "{}", t.name);
-    assert_eq!(server.proc.stderr.count(": connected"), 2, "{}", t.name);
+    server.proc.stderr.wait_for_count(": connected", 2);
 }
 
 /// One module per transport, one test per behaviour in each.

@@ -92,6 +92,23 @@ impl Lines {
         }
     }
 
+    /// Waits until `n` lines contain `needle` (log lines are written by a
+    /// thread of their own: one may land just after the effect it logs).
+    pub fn wait_for_count(&self, needle: &str, n: usize) {
+        let (lock, cvar) = &*self.0;
+        let deadline = Instant::now() + PATIENCE;
+        let mut lines = lock.lock().expect("lines lock");
+        while lines.iter().filter(|l| l.contains(needle)).count() < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "fewer than {n} lines with {needle:?} in:\n{}",
+                lines.join("\n")
+            );
+            lines = cvar.wait_timeout(lines, left).expect("lines lock").0;
+        }
+    }
+
     /// Counts the lines containing `needle` so far.
     pub fn count(&self, needle: &str) -> usize {
         let lines = self.0.0.lock().expect("lines lock");
@@ -355,6 +372,20 @@ impl Collected {
         }
     }
 
+    /// Waits (at most [`PATIENCE`]) until the pipe is closed: after the
+    /// child exits, its last bytes may still be on their way to the
+    /// collecting thread.
+    pub fn wait_for_eof(&self) {
+        let (lock, cvar) = &*self.0;
+        let deadline = Instant::now() + PATIENCE;
+        let mut state = lock.lock().expect("collected lock");
+        while !state.eof {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "the pipe was not closed");
+            state = cvar.wait_timeout(state, left).expect("collected lock").0;
+        }
+    }
+
     /// Everything so far.
     pub fn bytes(&self) -> Vec<u8> {
         self.0.0.lock().expect("collected lock").bytes.clone()
@@ -395,9 +426,12 @@ impl Client {
         self.stdin = None;
     }
 
-    /// Waits for the client to exit; returns its exit code.
+    /// Waits for the client to exit and for the end of its output;
+    /// returns its exit code.
     pub fn wait(&mut self) -> i32 {
-        code(self.proc.wait())
+        let status = self.proc.wait();
+        self.stdout.wait_for_eof();
+        code(status)
     }
 }
 
