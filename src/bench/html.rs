@@ -217,12 +217,21 @@ fn midpoint(i: &Interval) -> f64 {
     i.start_s + i.length_s / 2.0
 }
 
+/// Where the time axis ends: the end of the longest run's last interval.
+fn run_end(runs: &[RunData]) -> Option<f64> {
+    runs.iter()
+        .filter_map(|r| r.report.intervals.last())
+        .map(|i| i.start_s + i.length_s)
+        .reduce(f64::max)
+}
+
 /// Requests per second, one line per run.
 fn rate_chart(runs: &[RunData]) -> Chart {
     Chart {
         title: "Requests per second".to_owned(),
         x: XAxis::Seconds,
         y: YAxis::Count("requests/s"),
+        x_end: run_end(runs),
         series: runs
             .iter()
             .enumerate()
@@ -291,6 +300,7 @@ fn latency_chart(runs: &[RunData]) -> Chart {
         title: "Latency percentiles per second".to_owned(),
         x: XAxis::Seconds,
         y: YAxis::Latency,
+        x_end: run_end(runs),
         series,
     }
 }
@@ -340,6 +350,7 @@ fn errors_chart(runs: &[RunData]) -> Option<Chart> {
         title: "Errors per second by kind".to_owned(),
         x: XAxis::Seconds,
         y: YAxis::Count("errors/s"),
+        x_end: run_end(runs),
         series,
     })
 }

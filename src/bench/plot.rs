@@ -82,6 +82,9 @@ pub struct Chart {
     pub x: XAxis,
     /// The vertical axis.
     pub y: YAxis,
+    /// A time axis reaches at least this far (the run's length), whatever
+    /// the points; ignored on a percentile axis.
+    pub x_end: Option<f64>,
     /// The lines, drawn in order.
     pub series: Vec<Series>,
 }
@@ -269,6 +272,7 @@ pub fn percentile_chart(runs: &[RunData]) -> Chart {
         title: "Latency by percentile".to_owned(),
         x: XAxis::Percentile { nines },
         y: YAxis::Latency,
+        x_end: None,
         series,
     }
 }
@@ -295,7 +299,7 @@ pub fn render(chart: &Chart) -> String {
     let x_ticks: Vec<(f64, String)> = match chart.x {
         XAxis::Percentile { nines } => percentile_ticks(nines),
         XAxis::Seconds => {
-            let ticks = nice_ticks(x_max_data, 8);
+            let ticks = nice_ticks(x_max_data.max(chart.x_end.unwrap_or(0.0)), 8);
             let step = ticks.get(1).copied().unwrap_or(1.0);
             ticks
                 .iter()
@@ -561,6 +565,7 @@ mod tests {
             title: "Requests per second".to_owned(),
             x: XAxis::Seconds,
             y: YAxis::Count("requests/s"),
+            x_end: None,
             series: vec![Series {
                 label: "run".to_owned(),
                 points: vec![(0.5, 40_000.0), (1.5, 42_000.0), (2.25, f64::NAN)],
@@ -575,10 +580,17 @@ mod tests {
         }
         assert!(!svg.contains("NaN"));
         // An empty chart still renders its axes.
-        let empty = render(&Chart {
+        let empty = Chart {
             series: vec![],
             ..chart
+        };
+        let svg = render(&empty);
+        assert!(svg.contains(">0.0s<") && !svg.contains("class=\"series\""));
+        // The axis spans the run, not just its points.
+        let long = render(&Chart {
+            x_end: Some(10.0),
+            ..empty
         });
-        assert!(empty.contains(">0.0s<") && !empty.contains("class=\"series\""));
+        assert!(long.contains(">10s<") && !long.contains(">12s<"), "{long}");
     }
 }

@@ -7,6 +7,7 @@ mod connect_splice;
 mod ipv6;
 mod matrix;
 mod relay;
+mod report;
 mod serve;
 mod tls;
 mod udp;
