@@ -4,7 +4,7 @@
 //! requests per second, latency percentiles and errors by kind over time,
 //! the workload and machine, and the table the terminal shows.
 //!
-//! A pure function of the runs it is given, like [`plot`](super::plot).
+//! A pure function of the runs it is given, like [`super::plot`].
 //! The key figures carry `data-key` and `data-value` attributes (the JSON
 //! report's field path and value), so a test or a script can read them
 //! back from the page.
@@ -250,10 +250,13 @@ fn rate_chart(runs: &[RunData]) -> Chart {
     }
 }
 
+/// Picks one figure of an interval.
+type Pick = fn(&Interval) -> f64;
+
 /// Latency percentiles per second: p50, p90, p99 and max for one run;
 /// p99 (solid) and p50 (dashed) per run for several.
 fn latency_chart(runs: &[RunData]) -> Chart {
-    let line = |run: &RunData, name: &str, f: fn(&Interval) -> f64| {
+    let line = |run: &RunData, name: &str, f: Pick| {
         let points = run
             .report
             .intervals
@@ -265,7 +268,7 @@ fn latency_chart(runs: &[RunData]) -> Chart {
     };
     let mut series = Vec::new();
     if let [run] = runs {
-        let lines: [(&str, fn(&Interval) -> f64); 4] = [
+        let lines: [(&str, Pick); 4] = [
             ("p50", |i| i.latency.p50_us),
             ("p90", |i| i.latency.p90_us),
             ("p99", |i| i.latency.p99_us),
@@ -283,7 +286,7 @@ fn latency_chart(runs: &[RunData]) -> Chart {
     } else {
         for (color, run) in runs.iter().enumerate() {
             for (name, f, dashed) in [
-                ("p99", (|i| i.latency.p99_us) as fn(&Interval) -> f64, false),
+                ("p99", (|i| i.latency.p99_us) as Pick, false),
                 ("p50", |i| i.latency.p50_us, true),
             ] {
                 let (label, points) = line(run, name, f);

@@ -399,7 +399,7 @@ async fn drive(
             }
             _ = second.tick() => {
                 let now = Instant::now();
-                if !run.end.is_some_and(|end| now + INTERVAL_SLACK >= end) {
+                if run.end.is_none_or(|end| now + INTERVAL_SLACK < end) {
                     last_interval = intervals.close(&run, now, false).cloned();
                 }
             }
