@@ -88,7 +88,7 @@ pub struct BenchArgs {
     /// Print the report as JSON (schema netcrab.bench/v1) instead of a table
     #[arg(long)]
     pub json: bool,
-    /// Save the latency histograms (an HdrHistogram interval log) for `bench merge`
+    /// Save the latency histograms (an HdrHistogram interval log, one per second) for `bench merge` and --compare
     #[arg(long, value_name = "FILE")]
     pub histogram_out: Option<PathBuf>,
     /// Write a self-contained HTML report (percentile plot, rate, latency and errors over time)
@@ -97,7 +97,7 @@ pub struct BenchArgs {
     /// Write the latency percentile plot as an SVG file
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
-    /// Also draw these runs (files from --histogram-out) in the --report and --plot charts
+    /// Also draw these saved runs (--histogram-out files) in the --report and --plot charts; takes every file after it, so give ADDR first
     #[arg(long, value_name = "FILE", num_args = 1..)]
     pub compare: Vec<PathBuf>,
     /// Also report the CPU time of this server process and its descendants (for servers that fork)
