@@ -154,7 +154,8 @@ fn the_html_report_renders_in_chromium_and_shows_the_json_figures() {
     assert_eq!(code(out.status), 0, "{}", stderr(&out));
     let json: Value = serde_json::from_slice(&out.stdout).expect("json report");
     let intervals = json["intervals"].as_array().expect("intervals");
-    assert_eq!(intervals.len(), 2, "two seconds: {intervals:?}");
+    // Two seconds (one, should the first tick come more than 0.9 s late).
+    assert!((1..=2).contains(&intervals.len()), "two seconds: {intervals:?}");
     let ok: u64 = intervals
         .iter()
         .map(|i| i["ok"].as_u64().expect("ok"))
