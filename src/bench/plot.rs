@@ -24,7 +24,7 @@ pub const WIDTH: f64 = 800.0;
 pub const HEIGHT: f64 = 400.0;
 
 /// Plot area margins: left (tick labels), right, top (title), bottom.
-const MARGIN: (f64, f64, f64, f64) = (72.0, 20.0, 40.0, 52.0);
+const MARGIN: (f64, f64, f64, f64) = (72.0, 40.0, 40.0, 52.0);
 
 /// Line colours, one per series (an uncorrected series shares its run's).
 const PALETTE: [&str; 8] = [
