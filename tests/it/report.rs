@@ -155,7 +155,10 @@ fn the_html_report_renders_in_chromium_and_shows_the_json_figures() {
     let json: Value = serde_json::from_slice(&out.stdout).expect("json report");
     let intervals = json["intervals"].as_array().expect("intervals");
     // Two seconds (one, should the first tick come more than 0.9 s late).
-    assert!((1..=2).contains(&intervals.len()), "two seconds: {intervals:?}");
+    assert!(
+        (1..=2).contains(&intervals.len()),
+        "two seconds: {intervals:?}"
+    );
     let ok: u64 = intervals
         .iter()
         .map(|i| i["ok"].as_u64().expect("ok"))
