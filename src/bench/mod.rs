@@ -55,6 +55,7 @@ use crate::stats::{self, ErrorClass, LatencySummary};
 use crate::transport::{self, ConnectOptions, Listener, Stream};
 
 pub use pacing::Pacing;
+use pacing::later;
 pub use plan::{Expect, Plan, Stop};
 pub use report::{Interval, Report, RunData, SCHEMA};
 pub use worker::{Connector, Run, Totals};
@@ -382,7 +383,7 @@ async fn drive(
     };
     let mut intervals = Intervals::new(run.measure_from);
     let mut last_interval: Option<Interval> = None;
-    let mut second = tokio::time::interval_at(run.measure_from + INTERVAL, INTERVAL);
+    let mut second = tokio::time::interval_at(later(run.measure_from, INTERVAL), INTERVAL);
     second.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -603,4 +604,57 @@ pub fn read_files(paths: &[std::path::PathBuf]) -> Result<Vec<RunData>> {
 pub fn merge_files(paths: &[std::path::PathBuf]) -> Result<Report> {
     report::merge(&read_files(paths)?)
         .ok_or_else(|| Error::usage("bench merge needs at least one file"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn intervals_take_what_was_merged_since_the_last_one() {
+        let start = Instant::now();
+        let plan = Plan::echo(1, b"x".to_vec(), Stop::Requests(10));
+        let run = Run::new(plan, start, CancellationToken::new());
+        let mut intervals = Intervals::new(start);
+        let merge = |ms: &[u64], failed: u64| {
+            let mut totals = run.totals();
+            for v in ms {
+                let _ = totals.window.latency.record(v * 1_000_000);
+            }
+            totals.window.ok += ms.len() as u64;
+            totals.window.errors.add(ErrorClass::Reset, failed);
+        };
+        merge(&[1, 2, 3, 4], 1);
+        tokio::time::advance(INTERVAL).await;
+        let first = intervals
+            .close(&run, Instant::now(), false)
+            .cloned()
+            .expect("recorded");
+        assert_eq!((first.start_s, first.length_s), (0.0, 1.0));
+        assert_eq!((first.ok, first.rps), (4, 4.0));
+        assert_eq!(first.errors["reset"], 1);
+        assert_eq!(first.latency.count, 4);
+        // The window starts again empty.
+        assert!(run.totals().window.latency.is_empty());
+        assert_eq!(run.totals().window.ok, 0);
+
+        merge(&[10], 0);
+        tokio::time::advance(Duration::from_millis(500)).await;
+        let second = intervals
+            .close(&run, Instant::now(), true)
+            .cloned()
+            .expect("not empty");
+        assert_eq!((second.start_s, second.length_s), (1.0, 0.5));
+        assert_eq!((second.ok, second.rps), (1, 2.0));
+        assert!(second.errors.is_empty());
+        assert_eq!(second.latency.count, 1);
+        // An empty sliver at the end is left out; a tick never is.
+        tokio::time::advance(Duration::from_millis(10)).await;
+        assert!(intervals.close(&run, Instant::now(), true).is_none());
+        assert!(intervals.close(&run, Instant::now(), false).is_some());
+        assert_eq!(intervals.list.len(), 3);
+        assert_eq!(intervals.histograms.len(), 3);
+        let h = report::deserialize(&intervals.histograms[0]).expect("histogram");
+        assert_eq!(h.len(), 4);
+    }
 }
