@@ -410,3 +410,59 @@ fn the_live_view_shows_on_a_terminal_and_never_on_a_pipe() {
         "{err:?}"
     );
 }
+
+#[test]
+fn errors_by_kind_are_drawn_second_by_second() {
+    // An echo server that closes every connection after its third reply,
+    // with the fourth request in flight: `closed by peer`, over and over.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            std::thread::spawn(move || {
+                use std::io::{Read, Write};
+                let mut buf = [0u8; 16];
+                for _ in 0..3 {
+                    if conn.read_exact(&mut buf).is_err() || conn.write_all(&buf).is_err() {
+                        return;
+                    }
+                }
+                let _ = conn.read_exact(&mut buf);
+            });
+        }
+    });
+    let dir = temp_dir();
+    let page = dir.path().join("errors.html");
+    let out = run(&[
+        "bench",
+        &addr,
+        "-c",
+        "2",
+        "--size",
+        "16",
+        "-d",
+        "1500ms",
+        "--json",
+        "--report",
+        page.to_str().expect("utf8"),
+    ]);
+    assert_eq!(code(out.status), 0, "{}", stderr(&out));
+    let json: Value = serde_json::from_slice(&out.stdout).expect("json report");
+    let closed = json["errors"]["closed by peer"].as_u64().expect("count");
+    assert!(closed > 0, "{json}");
+    let per_second: u64 = json["intervals"]
+        .as_array()
+        .expect("intervals")
+        .iter()
+        .map(|i| i["errors"]["closed by peer"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(per_second, closed, "the intervals add up");
+    let html = std::fs::read_to_string(&page).expect("report");
+    assert!(html.contains("Errors per second by kind"), "{html}");
+    assert!(html.contains("data-label=\"closed by peer\""), "{html}");
+    assert!(!html.contains("No request failed."));
+    assert!(html.contains(&format!(
+        "data-key=\"requests.errors\" data-value=\"{closed}\""
+    )));
+}
