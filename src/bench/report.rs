@@ -728,8 +728,28 @@ pub(crate) mod tests {
             "generator",
             "server",
             "warnings",
+            "latency_uncorrected",
+            "intervals",
+            "machine",
         ] {
             assert!(v.get(key).is_some(), "missing {key}");
+        }
+        assert!(v["latency_uncorrected"].is_null(), "closed loop");
+        for key in ["start_s", "length_s", "ok", "rps", "errors", "latency"] {
+            assert!(
+                v["intervals"][0].get(key).is_some(),
+                "missing intervals[].{key}"
+            );
+        }
+        for key in [
+            "hostname",
+            "os",
+            "cpu_model",
+            "cpus",
+            "memory_bytes",
+            "netcrab",
+        ] {
+            assert!(v["machine"].get(key).is_some(), "missing machine.{key}");
         }
         for key in [
             "count", "min_us", "mean_us", "stdev_us", "p50_us", "p90_us", "p99_us", "p999_us",
