@@ -23,7 +23,7 @@
 //! | [`connect`] | the client: send-and-print, the netcat pipe (zero-copy on Linux), UDP datagrams |
 //! | [`relay`] | port forwarding: accept, connect upstream, splice or copy both ways |
 //! | [`wait`] | waiting until services accept connections (or stop) |
-//! | [`bench`](mod@bench) | the load generator: plan, pacing, one generic worker, report |
+//! | [`bench`](mod@bench) | the load generator: plan, pacing, one generic worker, report, SVG plots, HTML report, live view |
 //! | [`stats`] | latency histograms, error counts by kind, CPU time |
 //! | [`shutdown`] | SIGINT/SIGTERM handling |
 //! | [`tls`] | TLS options, rustls configurations, certificates, pinning, TLS error messages |

@@ -13,6 +13,9 @@
 //! | [`worker`] | the one worker loop, generic over the transport |
 //! | [`report`] | the report, its table and JSON, and the merge of runs |
 //! | [`histfile`] | the `--histogram-out` file (HdrHistogram interval log) |
+//! | [`plot`] | SVG charts: the percentile distribution, values over time |
+//! | [`html`] | the self-contained HTML report page (`--report`) |
+//! | [`live`] | the live view on a terminal while a run lasts |
 //!
 //! Every transport [`transport::connect`] supports works: the worker only
 //! sees an `AsyncRead + AsyncWrite` stream. (UDP, a datagram transport, is
@@ -29,8 +32,11 @@
 //! them, as it would between two processes.
 
 pub mod histfile;
+pub mod html;
+pub mod live;
 pub mod pacing;
 pub mod plan;
+pub mod plot;
 pub mod report;
 pub mod worker;
 
@@ -49,8 +55,9 @@ use crate::stats::{self, ErrorClass, LatencySummary};
 use crate::transport::{self, ConnectOptions, Listener, Stream};
 
 pub use pacing::Pacing;
+use pacing::later;
 pub use plan::{Expect, Plan, Stop};
-pub use report::{Report, SCHEMA};
+pub use report::{Interval, Report, RunData, SCHEMA};
 pub use worker::{Connector, Run, Totals};
 
 /// The name of the embedded echo server's threads.
@@ -61,6 +68,13 @@ const CPU_MARK_EARLY: Duration = Duration::from_millis(20);
 
 /// How often progress is reported to the caller.
 const TICK: Duration = Duration::from_millis(250);
+
+/// The length of the intervals the report records ([`Report::intervals`]).
+pub const INTERVAL: Duration = Duration::from_secs(1);
+
+/// A duration-bound run's last interval absorbs a tick closer than this to
+/// the end, rather than leaving a sliver of an interval after it.
+const INTERVAL_SLACK: Duration = Duration::from_millis(100);
 
 /// What to benchmark.
 #[derive(Debug, Clone)]
@@ -100,6 +114,8 @@ pub struct Progress {
     pub planned: Option<Duration>,
     /// The run's request count, when bound by a count.
     pub planned_requests: Option<u64>,
+    /// The last complete interval (a second) of the measured run.
+    pub last_interval: Option<Interval>,
 }
 
 /// What the full run produced: the report and the histograms behind it.
@@ -111,6 +127,78 @@ pub struct Outcome {
     pub totals: Totals,
     /// Wall-clock time measuring started (for the histogram log).
     pub started: SystemTime,
+    /// The latency histogram of each of the report's intervals, serialized
+    /// (see [`RunData::intervals`]).
+    pub intervals: Vec<Vec<u8>>,
+}
+
+impl Outcome {
+    /// The run with its histograms, named `label` in plots.
+    pub fn run_data(&self, label: impl Into<String>) -> RunData {
+        RunData {
+            label: label.into(),
+            report: self.report.clone(),
+            latency: self.totals.latency.clone(),
+            uncorrected: self.totals.uncorrected.clone(),
+            connect: self.totals.connect.clone(),
+            intervals: self.intervals.clone(),
+        }
+    }
+}
+
+/// The per-second intervals of a run as the driver closes them.
+struct Intervals {
+    /// Where measuring started: intervals' start times count from here.
+    origin: Instant,
+    /// The end of the last closed interval.
+    closed_at: Instant,
+    /// Swapped with the window's histogram when an interval closes.
+    spare: hdrhistogram::Histogram<u64>,
+    list: Vec<Interval>,
+    histograms: Vec<Vec<u8>>,
+}
+
+impl Intervals {
+    fn new(origin: Instant) -> Intervals {
+        Intervals {
+            origin,
+            closed_at: origin,
+            spare: stats::histogram(),
+            list: Vec::new(),
+            histograms: Vec::new(),
+        }
+    }
+
+    /// Closes the interval ending at `at` with what the workers merged
+    /// since the last one. With `skip_empty`, an empty interval (the sliver
+    /// at the end of a run) is not recorded.
+    fn close(&mut self, run: &Run, at: Instant, skip_empty: bool) -> Option<&Interval> {
+        let (ok, errors) = {
+            let mut totals = run.totals();
+            std::mem::swap(&mut totals.window.latency, &mut self.spare);
+            (
+                std::mem::take(&mut totals.window.ok),
+                std::mem::take(&mut totals.window.errors),
+            )
+        };
+        let at = at.max(self.closed_at);
+        let start = self.closed_at.saturating_duration_since(self.origin);
+        let length = at.saturating_duration_since(self.closed_at);
+        self.closed_at = at;
+        if skip_empty && ok == 0 && errors.total() == 0 && self.spare.is_empty() {
+            return None;
+        }
+        self.list.push(Interval::new(
+            start.as_secs_f64(),
+            length.as_secs_f64(),
+            ok,
+            &errors,
+            &self.spare,
+        ));
+        self.histograms.push(report::serialize(&self.spare));
+        self.spare.reset();
+        self.list.last()
+    }
 }
 
 /// Connects to an endpoint through a [`transport::Connector`], which loads
@@ -293,6 +381,10 @@ async fn drive(
         Stop::Requests(n) => Some(n),
         Stop::Duration(_) => None,
     };
+    let mut intervals = Intervals::new(run.measure_from);
+    let mut last_interval: Option<Interval> = None;
+    let mut second = tokio::time::interval_at(later(run.measure_from, INTERVAL), INTERVAL);
+    second.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             joined = tasks.join_next() => match joined {
@@ -306,16 +398,26 @@ async fn drive(
             _ = &mut closing, if end_mark.is_none() && run.end.is_some() => {
                 end_mark = Some((CpuMark::now(server_pid), Instant::now()));
             }
+            _ = second.tick() => {
+                let now = Instant::now();
+                if run.end.is_none_or(|end| now + INTERVAL_SLACK < end) {
+                    last_interval = intervals.close(&run, now, false).cloned();
+                }
+            }
             _ = ticker.tick() => {
                 let now = Instant::now();
-                let totals = run.totals();
+                let (ok, errors) = {
+                    let totals = run.totals();
+                    (totals.ok, totals.errors.total())
+                };
                 progress(&Progress {
                     elapsed: now - start,
                     warming_up: now < run.measure_from,
-                    ok: totals.ok,
-                    errors: totals.errors.total(),
+                    ok,
+                    errors,
                     planned,
                     planned_requests,
+                    last_interval: last_interval.clone(),
                 });
             }
         }
@@ -331,6 +433,7 @@ async fn drive(
         .unwrap_or(finished)
         .max(run.measure_from);
     let elapsed = measured_until.saturating_duration_since(run.measure_from);
+    intervals.close(&run, measured_until, true);
     let cpu_interval = marked_at.saturating_duration_since(run.measure_from);
     let cpu_scale = if cpu_interval.is_zero() || marked_at >= measured_until {
         1.0
@@ -338,7 +441,7 @@ async fn drive(
         elapsed.as_secs_f64() / cpu_interval.as_secs_f64()
     };
     let totals = run.totals().clone();
-    let report = build_report(
+    let mut report = build_report(
         &run,
         &endpoint,
         embedded,
@@ -346,10 +449,12 @@ async fn drive(
         elapsed,
         (begin_mark, end_mark, cpu_scale),
     );
+    report.intervals = intervals.list;
     Ok(Outcome {
         report,
         totals,
         started,
+        intervals: intervals.histograms,
     })
 }
 
@@ -477,21 +582,79 @@ fn build_report(
             received_bytes_per_s: per_s(totals.bytes_received),
         },
         latency: LatencySummary::of(&totals.latency),
+        latency_uncorrected: totals.uncorrected.as_ref().map(LatencySummary::of),
         connect: LatencySummary::of(&totals.connect),
         connections_opened: totals.connections,
         errors: totals.errors.to_map(),
         generator,
         server,
         warnings,
+        intervals: Vec::new(),
+        machine: Some(report::Machine::current()),
         merged_runs: None,
     }
 }
 
+/// Reads histogram files written with `--histogram-out`.
+pub fn read_files(paths: &[std::path::PathBuf]) -> Result<Vec<RunData>> {
+    paths.iter().map(|p| histfile::read(p)).collect()
+}
+
 /// Reads histogram files written with `--histogram-out` and merges them.
 pub fn merge_files(paths: &[std::path::PathBuf]) -> Result<Report> {
-    let runs = paths
-        .iter()
-        .map(|p| histfile::read(p))
-        .collect::<Result<Vec<_>>>()?;
-    report::merge(&runs).ok_or_else(|| Error::usage("bench merge needs at least one file"))
+    report::merge(&read_files(paths)?)
+        .ok_or_else(|| Error::usage("bench merge needs at least one file"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn intervals_take_what_was_merged_since_the_last_one() {
+        let start = Instant::now();
+        let plan = Plan::echo(1, b"x".to_vec(), Stop::Requests(10));
+        let run = Run::new(plan, start, CancellationToken::new());
+        let mut intervals = Intervals::new(start);
+        let merge = |ms: &[u64], failed: u64| {
+            let mut totals = run.totals();
+            for v in ms {
+                let _ = totals.window.latency.record(v * 1_000_000);
+            }
+            totals.window.ok += ms.len() as u64;
+            totals.window.errors.add(ErrorClass::Reset, failed);
+        };
+        merge(&[1, 2, 3, 4], 1);
+        tokio::time::advance(INTERVAL).await;
+        let first = intervals
+            .close(&run, Instant::now(), false)
+            .cloned()
+            .expect("recorded");
+        assert_eq!((first.start_s, first.length_s), (0.0, 1.0));
+        assert_eq!((first.ok, first.rps), (4, 4.0));
+        assert_eq!(first.errors["reset"], 1);
+        assert_eq!(first.latency.count, 4);
+        // The window starts again empty.
+        assert!(run.totals().window.latency.is_empty());
+        assert_eq!(run.totals().window.ok, 0);
+
+        merge(&[10], 0);
+        tokio::time::advance(Duration::from_millis(500)).await;
+        let second = intervals
+            .close(&run, Instant::now(), true)
+            .cloned()
+            .expect("not empty");
+        assert_eq!((second.start_s, second.length_s), (1.0, 0.5));
+        assert_eq!((second.ok, second.rps), (1, 2.0));
+        assert!(second.errors.is_empty());
+        assert_eq!(second.latency.count, 1);
+        // An empty sliver at the end is left out; a tick never is.
+        tokio::time::advance(Duration::from_millis(10)).await;
+        assert!(intervals.close(&run, Instant::now(), true).is_none());
+        assert!(intervals.close(&run, Instant::now(), false).is_some());
+        assert_eq!(intervals.list.len(), 3);
+        assert_eq!(intervals.histograms.len(), 3);
+        let h = report::deserialize(&intervals.histograms[0]).expect("histogram");
+        assert_eq!(h.len(), 4);
+    }
 }

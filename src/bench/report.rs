@@ -41,6 +41,10 @@ pub struct Report {
     /// Latency of the requests answered correctly (open loop: from the time
     /// each was due).
     pub latency: LatencySummary,
+    /// Open loop only: the same requests' latency from when each was sent,
+    /// uncorrected for coordinated omission (`null` in closed loop).
+    #[serde(default)]
+    pub latency_uncorrected: Option<LatencySummary>,
     /// Time to establish a connection.
     pub connect: LatencySummary,
     /// Connections opened (successful attempts, warm-up included).
@@ -53,9 +57,121 @@ pub struct Report {
     pub server: Option<Cpu>,
     /// Things the reader should know (the generator could not keep up, ...).
     pub warnings: Vec<String>,
+    /// The run second by second (the last interval may be shorter).
+    #[serde(default)]
+    pub intervals: Vec<Interval>,
+    /// The machine the generator ran on (`null` for a merge of runs from
+    /// different machines).
+    #[serde(default)]
+    pub machine: Option<Machine>,
     /// For `bench merge`: how many runs were merged (absent for one run).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merged_runs: Option<usize>,
+}
+
+/// One interval (a second) of a run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Interval {
+    /// Start, seconds after measuring started.
+    pub start_s: f64,
+    /// Length, seconds.
+    pub length_s: f64,
+    /// Requests answered correctly in it.
+    pub ok: u64,
+    /// `ok / length_s`.
+    pub rps: f64,
+    /// Failed requests by kind; only the kinds that occurred.
+    pub errors: BTreeMap<String, u64>,
+    /// Latency of the requests answered in it.
+    pub latency: LatencySummary,
+}
+
+impl Interval {
+    /// The interval starting `start_s` after measuring started, lasting
+    /// `length_s`, with these counts and latency histogram (nanoseconds).
+    pub fn new(
+        start_s: f64,
+        length_s: f64,
+        ok: u64,
+        errors: &ErrorCounts,
+        latency: &Histogram<u64>,
+    ) -> Interval {
+        Interval {
+            start_s,
+            length_s,
+            ok,
+            rps: if length_s > 0.0 {
+                ok as f64 / length_s
+            } else {
+                0.0
+            },
+            errors: errors
+                .to_map()
+                .into_iter()
+                .filter(|(_, n)| *n > 0)
+                .collect(),
+            latency: LatencySummary::of(latency),
+        }
+    }
+
+    /// Failed requests in the interval.
+    pub fn error_total(&self) -> u64 {
+        self.errors.values().sum()
+    }
+}
+
+/// The machine a run was made on, for the report's summary.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Machine {
+    /// Host name.
+    pub hostname: String,
+    /// Operating system and kernel release (`linux 6.1.0-18-amd64`).
+    pub os: String,
+    /// CPU model name, when known.
+    pub cpu_model: Option<String>,
+    /// CPUs this process may run on.
+    pub cpus: usize,
+    /// Physical memory, bytes, when known.
+    pub memory_bytes: Option<u64>,
+    /// netcrab's version.
+    pub netcrab: String,
+}
+
+impl Machine {
+    /// This machine, read from `/proc` (fields left empty where unknown).
+    pub fn current() -> Machine {
+        let read = |p: &str| {
+            std::fs::read_to_string(p)
+                .map(|s| s.trim().to_owned())
+                .unwrap_or_default()
+        };
+        let release = read("/proc/sys/kernel/osrelease");
+        Machine {
+            hostname: read("/proc/sys/kernel/hostname"),
+            os: format!("{} {release}", std::env::consts::OS)
+                .trim()
+                .to_owned(),
+            cpu_model: cpu_model(&read("/proc/cpuinfo")),
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            memory_bytes: mem_total(&read("/proc/meminfo")),
+            netcrab: env!("CARGO_PKG_VERSION").to_owned(),
+        }
+    }
+}
+
+/// The first `model name` of `/proc/cpuinfo`.
+fn cpu_model(cpuinfo: &str) -> Option<String> {
+    cpuinfo.lines().find_map(|l| {
+        let (key, value) = l.split_once(':')?;
+        (key.trim() == "model name").then(|| value.trim().to_owned())
+    })
+}
+
+/// `MemTotal` of `/proc/meminfo`, in bytes.
+fn mem_total(meminfo: &str) -> Option<u64> {
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
 }
 
 /// The workload of a run.
@@ -248,6 +364,18 @@ impl Report {
             fmt_us(l.mean_us),
             fmt_us(l.stdev_us)
         );
+        if let Some(u) = &self.latency_uncorrected {
+            let _ = writeln!(
+                out,
+                "  {:<11}p50 {}  p90 {}  p99 {}  p99.9 {}  max {}  (from send, uncorrected)",
+                "",
+                fmt_us(u.p50_us),
+                fmt_us(u.p90_us),
+                fmt_us(u.p99_us),
+                fmt_us(u.p999_us),
+                fmt_us(u.max_us),
+            );
+        }
         let c = &self.connect;
         let _ = writeln!(
             out,
@@ -298,7 +426,7 @@ pub fn fmt_us(us: f64) -> String {
 }
 
 /// Formats bytes per second: `812 B/s`, `1.5 MiB/s`.
-fn fmt_rate(bps: f64) -> String {
+pub fn fmt_rate(bps: f64) -> String {
     const UNITS: [&str; 4] = ["B/s", "KiB/s", "MiB/s", "GiB/s"];
     let mut v = bps;
     let mut unit = 0;
@@ -313,23 +441,57 @@ fn fmt_rate(bps: f64) -> String {
     }
 }
 
-/// One run as read back from a histogram file.
+/// One run with its histograms: as a run produced it, or as read back
+/// from a histogram file.
 #[derive(Debug, Clone)]
 pub struct RunData {
+    /// A name for the run in plots (the histogram file's stem, or the
+    /// target).
+    pub label: String,
     /// The run's report.
     pub report: Report,
     /// Its latency histogram (nanoseconds).
     pub latency: Histogram<u64>,
+    /// Open loop: its uncorrected latency histogram (nanoseconds).
+    pub uncorrected: Option<Histogram<u64>>,
     /// Its connect-time histogram (nanoseconds).
     pub connect: Histogram<u64>,
+    /// The latency histogram of each of `report.intervals`, serialized
+    /// (HdrHistogram V2, compressed or not): a long run holds thousands, a
+    /// few hundred bytes each this way.
+    pub intervals: Vec<Vec<u8>>,
+}
+
+/// Reads back one serialized histogram (V2 or V2 + deflate).
+pub fn deserialize(bytes: &[u8]) -> Option<Histogram<u64>> {
+    let mut h: Histogram<u64> = hdrhistogram::serialization::Deserializer::new()
+        .deserialize(&mut std::io::Cursor::new(bytes))
+        .ok()?;
+    h.auto(true);
+    Some(h)
+}
+
+/// Serializes a histogram (HdrHistogram V2, uncompressed).
+pub fn serialize(h: &Histogram<u64>) -> Vec<u8> {
+    use hdrhistogram::serialization::Serializer as _;
+    let mut out = Vec::new();
+    // Writing into a Vec cannot fail; an empty result reads back as None.
+    let _ = hdrhistogram::serialization::V2Serializer::new().serialize(h, &mut out);
+    out
 }
 
 /// Merges runs made at the same time (from several machines, say) into one
 /// report: histograms are summed and percentiles recomputed from the sum;
 /// counts, bytes, CPU and rates add up; elapsed time is the longest run's.
 pub fn merge(runs: &[RunData]) -> Option<Report> {
+    merge_runs(runs).map(|run| run.report)
+}
+
+/// [`merge`], keeping the merged histograms (labelled `merged`).
+pub fn merge_runs(runs: &[RunData]) -> Option<RunData> {
     let first = runs.first()?;
     let mut latency = stats::histogram();
+    let mut uncorrected = Some(stats::histogram());
     let mut connect = stats::histogram();
     let mut errors = ErrorCounts::default();
     let mut report = first.report.clone();
@@ -350,6 +512,13 @@ pub fn merge(runs: &[RunData]) -> Option<Report> {
         let r = &run.report;
         stats::merge_into(&mut latency, &run.latency);
         stats::merge_into(&mut connect, &run.connect);
+        uncorrected = match (uncorrected, &run.uncorrected) {
+            (Some(mut sum), Some(h)) => {
+                stats::merge_into(&mut sum, h);
+                Some(sum)
+            }
+            _ => None,
+        };
         errors.merge(&r.error_counts());
         report.workload.connections += r.workload.connections;
         report.elapsed_s = report.elapsed_s.max(r.elapsed_s);
@@ -381,21 +550,72 @@ pub fn merge(runs: &[RunData]) -> Option<Report> {
     report.target = targets.join(", ");
     report.requests.total = report.requests.ok + report.requests.errors;
     report.latency = LatencySummary::of(&latency);
+    report.latency_uncorrected = uncorrected.as_ref().map(LatencySummary::of);
     report.connect = LatencySummary::of(&connect);
     report.errors = errors.to_map();
+    let (intervals, interval_histograms) = merge_intervals(runs);
+    report.intervals = intervals;
+    if runs
+        .iter()
+        .any(|r| r.report.machine != first.report.machine)
+    {
+        report.machine = None;
+    }
     report.generator = Cpu::new(generator_cpu, report.requests.ok);
     // Several embedded servers' CPU is not one server's: keep it only when
     // every run knew its server's.
     report.server = server_cpu.map(|s| Cpu::new(s, report.requests.ok));
     report.merged_runs = Some(runs.len());
-    Some(report)
+    Some(RunData {
+        label: "merged".to_owned(),
+        report,
+        latency,
+        uncorrected,
+        connect,
+        intervals: interval_histograms,
+    })
+}
+
+/// The intervals of runs made at the same time, added up second by second:
+/// interval `i` of the merge holds interval `i` of every run that has one,
+/// its percentiles recomputed from the sum of their histograms.
+fn merge_intervals(runs: &[RunData]) -> (Vec<Interval>, Vec<Vec<u8>>) {
+    let n = runs
+        .iter()
+        .map(|r| r.report.intervals.len())
+        .max()
+        .unwrap_or(0);
+    let mut merged = Vec::with_capacity(n);
+    let mut histograms = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut latency = stats::histogram();
+        let mut errors = ErrorCounts::default();
+        let (mut ok, mut start_s, mut length_s) = (0, f64::INFINITY, 0.0f64);
+        for run in runs {
+            let Some(interval) = run.report.intervals.get(i) else {
+                continue;
+            };
+            ok += interval.ok;
+            start_s = start_s.min(interval.start_s);
+            length_s = length_s.max(interval.length_s);
+            errors.merge(&ErrorCounts::from_map(&interval.errors));
+            if let Some(h) = run.intervals.get(i).and_then(|b| deserialize(b)) {
+                stats::merge_into(&mut latency, &h);
+            }
+        }
+        merged.push(Interval::new(start_s, length_s, ok, &errors, &latency));
+        histograms.push(serialize(&latency));
+    }
+    (merged, histograms)
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn sample(ok: u64, values_ms: &[u64]) -> RunData {
+    /// A run of `ok` answered requests (and one timeout) with these
+    /// latencies, as one interval; for the tests of what renders reports.
+    pub(crate) fn sample(ok: u64, values_ms: &[u64]) -> RunData {
         let mut latency = stats::histogram();
         for v in values_ms {
             latency.record(v * 1_000_000).expect("record");
@@ -403,6 +623,7 @@ mod tests {
         let mut errors = ErrorCounts::default();
         errors.add(ErrorClass::Timeout, 1);
         RunData {
+            label: "sample".to_owned(),
             report: Report {
                 schema: SCHEMA.to_owned(),
                 target: "127.0.0.1:1".to_owned(),
@@ -433,17 +654,78 @@ mod tests {
                 },
                 throughput: Throughput::default(),
                 latency: LatencySummary::of(&latency),
+                latency_uncorrected: None,
                 connect: LatencySummary::default(),
                 connections_opened: 2,
                 errors: errors.to_map(),
                 generator: Cpu::new(0.5, ok),
                 server: None,
                 warnings: vec![],
+                intervals: vec![Interval::new(0.0, 1.0, ok, &errors, &latency)],
+                machine: Some(Machine::current()),
                 merged_runs: None,
             },
+            intervals: vec![serialize(&latency)],
             latency,
+            uncorrected: None,
             connect: stats::histogram(),
         }
+    }
+
+    #[test]
+    fn merged_intervals_add_up_second_by_second() {
+        let a = sample(3, &[1, 2, 3]);
+        let mut b = sample(2, &[100, 200]);
+        // b ran two seconds: its second interval is empty.
+        b.report.intervals.push(Interval::new(
+            1.0,
+            0.5,
+            0,
+            &ErrorCounts::default(),
+            &stats::histogram(),
+        ));
+        b.intervals.push(serialize(&stats::histogram()));
+        let m = merge(&[a, b]).expect("two runs");
+        assert_eq!(m.intervals.len(), 2);
+        let first = &m.intervals[0];
+        assert_eq!(first.ok, 5);
+        assert_eq!(first.errors["timeout"], 2);
+        assert_eq!(first.latency.count, 5);
+        assert!((first.latency.p50_us - 3000.0).abs() < 5.0, "{first:?}");
+        assert_eq!(first.rps, 5.0);
+        assert_eq!(m.intervals[1].ok, 0);
+        assert_eq!(m.intervals[1].length_s, 0.5);
+        assert!(m.intervals[1].errors.is_empty());
+        assert!(m.machine.is_some(), "the same machine twice");
+    }
+
+    #[test]
+    fn an_interval_counts_only_the_errors_that_occurred() {
+        let mut errors = ErrorCounts::default();
+        errors.add(ErrorClass::Reset, 4);
+        let i = Interval::new(2.0, 0.5, 10, &errors, &stats::histogram());
+        assert_eq!(i.rps, 20.0);
+        assert_eq!(i.errors.len(), 1);
+        assert_eq!(i.error_total(), 4);
+        assert_eq!(
+            Interval::new(0.0, 0.0, 3, &errors, &stats::histogram()).rps,
+            0.0
+        );
+    }
+
+    #[test]
+    fn reads_the_machine_from_proc_text() {
+        let cpuinfo = "processor\t: 0\nmodel name\t: Example CPU @ 2.0GHz\nflags\t: x\n";
+        assert_eq!(cpu_model(cpuinfo).as_deref(), Some("Example CPU @ 2.0GHz"));
+        assert_eq!(cpu_model("processor: 0\n"), None);
+        assert_eq!(
+            mem_total("MemTotal:       2048 kB\nMemFree: 1 kB\n"),
+            Some(2048 * 1024)
+        );
+        assert_eq!(mem_total(""), None);
+        let m = Machine::current();
+        assert!(m.cpus >= 1);
+        assert!(!m.netcrab.is_empty());
     }
 
     #[test]
@@ -486,8 +768,28 @@ mod tests {
             "generator",
             "server",
             "warnings",
+            "latency_uncorrected",
+            "intervals",
+            "machine",
         ] {
             assert!(v.get(key).is_some(), "missing {key}");
+        }
+        assert!(v["latency_uncorrected"].is_null(), "closed loop");
+        for key in ["start_s", "length_s", "ok", "rps", "errors", "latency"] {
+            assert!(
+                v["intervals"][0].get(key).is_some(),
+                "missing intervals[].{key}"
+            );
+        }
+        for key in [
+            "hostname",
+            "os",
+            "cpu_model",
+            "cpus",
+            "memory_bytes",
+            "netcrab",
+        ] {
+            assert!(v["machine"].get(key).is_some(), "missing machine.{key}");
         }
         for key in [
             "count", "min_us", "mean_us", "stdev_us", "p50_us", "p90_us", "p99_us", "p999_us",

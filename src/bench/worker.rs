@@ -56,8 +56,15 @@ pub trait Connector: Send + Sync + 'static {
 /// What all workers measured, merged.
 #[derive(Debug, Clone)]
 pub struct Totals {
-    /// Latency of measured requests that completed, nanoseconds.
+    /// Latency of measured requests that completed, nanoseconds (open
+    /// loop: from each request's due time, corrected for coordinated
+    /// omission).
     pub latency: Histogram<u64>,
+    /// Open loop only: the same requests' latency from when each was
+    /// actually sent (uncorrected), nanoseconds.
+    pub uncorrected: Option<Histogram<u64>>,
+    /// What was merged since the driver last closed a per-second interval.
+    pub window: Window,
     /// Time to connect, nanoseconds (every successful attempt, warm-up
     /// included: connections are mostly opened then).
     pub connect: Histogram<u64>,
@@ -81,6 +88,8 @@ impl Default for Totals {
     fn default() -> Totals {
         Totals {
             latency: stats::histogram(),
+            uncorrected: None,
+            window: Window::default(),
             connect: stats::histogram(),
             ok: 0,
             errors: ErrorCounts::default(),
@@ -89,6 +98,28 @@ impl Default for Totals {
             connections: 0,
             late_sends: 0,
             max_send_lag: Duration::ZERO,
+        }
+    }
+}
+
+/// The part of the totals merged since the last per-second interval was
+/// closed: what that interval's latency, rate and errors are made of.
+#[derive(Debug, Clone)]
+pub struct Window {
+    /// Latency of the requests merged in this window, nanoseconds.
+    pub latency: Histogram<u64>,
+    /// Requests answered correctly.
+    pub ok: u64,
+    /// Requests failed, by kind.
+    pub errors: ErrorCounts,
+}
+
+impl Default for Window {
+    fn default() -> Window {
+        Window {
+            latency: stats::histogram(),
+            ok: 0,
+            errors: ErrorCounts::default(),
         }
     }
 }
@@ -159,6 +190,7 @@ impl Run {
             Stop::Requests(_) => None,
         };
         let gate = plan.connect_rate.map(|rate| ConnectGate::new(start, rate));
+        let open = matches!(plan.pacing, Pacing::Open { .. });
         Run {
             expected: plan.expected_reply(),
             open_total: plan.open_loop_total(),
@@ -169,7 +201,10 @@ impl Run {
             claimed: AtomicU64::new(0),
             cancel,
             gate,
-            totals: Mutex::new(Totals::default()),
+            totals: Mutex::new(Totals {
+                uncorrected: open.then(stats::histogram),
+                ..Totals::default()
+            }),
         }
     }
 
@@ -250,7 +285,8 @@ impl Run {
 
 /// A worker's unmerged samples and counts.
 struct Local {
-    samples: Vec<u64>,
+    /// Latencies (nanoseconds) from the due time and from the send.
+    samples: Vec<(u64, u64)>,
     ok: u64,
     errors: ErrorCounts,
     bytes_sent: u64,
@@ -274,8 +310,12 @@ impl Local {
         }
     }
 
-    fn answered(&mut self, run: &Run, latency: Duration, bytes: usize, now: Instant) {
-        self.samples.push(latency.as_nanos().max(1) as u64);
+    /// A measured request answered at `now`, due at `origin` and sent at
+    /// `sent`.
+    fn answered(&mut self, run: &Run, done: Pending, bytes: usize, now: Instant) {
+        let ns = |d: Duration| d.as_nanos().clamp(1, u64::MAX as u128) as u64;
+        self.samples
+            .push((ns(now - done.origin), ns(now - done.sent)));
         self.ok += 1;
         self.bytes_received += bytes as u64;
         if self.samples.len() >= BATCH || now - self.last_flush >= FLUSH_EVERY {
@@ -289,13 +329,23 @@ impl Local {
 
     fn flush(&mut self, run: &Run, now: Instant) {
         self.last_flush = now;
-        let mut totals = run.totals();
-        for v in self.samples.drain(..) {
-            // The histogram auto-resizes: recording cannot fail.
-            let _ = totals.latency.record(v);
+        let mut guard = run.totals();
+        let totals = &mut *guard;
+        for (corrected, sent) in self.samples.drain(..) {
+            // The histograms auto-resize: recording cannot fail.
+            let _ = totals.latency.record(corrected);
+            let _ = totals.window.latency.record(corrected);
+            if let Some(h) = &mut totals.uncorrected {
+                let _ = h.record(sent);
+            }
         }
-        totals.ok += std::mem::take(&mut self.ok);
-        totals.errors.merge(&std::mem::take(&mut self.errors));
+        totals.ok += self.ok;
+        totals.window.ok += std::mem::take(&mut self.ok);
+        totals.errors.merge(&self.errors);
+        totals
+            .window
+            .errors
+            .merge(&std::mem::take(&mut self.errors));
         totals.bytes_sent += std::mem::take(&mut self.bytes_sent);
         totals.bytes_received += std::mem::take(&mut self.bytes_received);
         totals.late_sends += std::mem::take(&mut self.late_sends);
@@ -547,7 +597,7 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
                         if let Some(done) = pending.pop_front()
                             && done.measured
                         {
-                            local.answered(run, now - done.origin, expected.len(), now);
+                            local.answered(run, done, expected.len(), now);
                         }
                     }
                 }
@@ -574,7 +624,7 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
                                     if let Some(done) = pending.pop_front()
                                         && done.measured
                                     {
-                                        local.answered(run, now - done.origin, 0, now);
+                                        local.answered(run, done, 0, now);
                                     }
                                 }
                             }
@@ -819,10 +869,19 @@ mod tests {
         // Requests due during the first 100 ms of the stall waited >= 200 ms.
         assert!(slow >= 10, "open loop: {slow} slow requests");
         assert!(t.late_sends >= 20, "{}", t.late_sends);
+        // Measured from the send instead, the stall shows once: the
+        // uncorrected histogram hides the queue.
+        let uncorrected = t.uncorrected.as_ref().expect("open loop records both");
+        assert_eq!(uncorrected.len(), t.latency.len());
+        assert_eq!(uncorrected.count_between(200_000_000, u64::MAX), 1);
+        // Nothing was taken out of the window yet: it holds everything.
+        assert_eq!(t.window.latency, t.latency);
+        assert_eq!(t.window.ok, t.ok);
 
         let closed = Plan::echo(1, b"x".to_vec(), Stop::Requests(100));
         let (t, _) = run_plan(closed, stall).await;
         let slow = t.latency.count_between(200_000_000, u64::MAX);
         assert_eq!(slow, 1, "closed loop sees the stall once");
+        assert!(t.uncorrected.is_none(), "closed loop: one latency");
     }
 }

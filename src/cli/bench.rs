@@ -1,14 +1,13 @@
 //! `netcrab bench` and `netcrab bench merge`: flags, their resolution into a
-//! [`BenchConfig`], live progress on a terminal, and the output (table or
-//! JSON, and the histogram log).
+//! [`BenchConfig`], the live view on a terminal, and the output (table or
+//! JSON, the histogram log, the HTML report and the SVG plot).
 
-use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use netcrab::bench::{self, BenchConfig, Expect, Pacing, Plan, Progress, Stop, Target};
+use netcrab::bench::live::LiveView;
+use netcrab::bench::{self, BenchConfig, Expect, Pacing, Plan, RunData, Stop, Target};
 use netcrab::endpoint::{Endpoint, Scheme};
 use netcrab::error::{Error, Result};
 use netcrab::transport::ConnectOptions;
@@ -27,10 +26,14 @@ Examples:
   netcrab bench 127.0.0.1:9001 --expect none -c 1 --size 128KiB   # bulk send to a --discard server
   netcrab bench 127.0.0.1:9000 --json --histogram-out run1.hlog
   netcrab bench merge run1.hlog run2.hlog        # combine runs from several machines exactly
+  netcrab bench 127.0.0.1:9000 --report run.html # a self-contained page: plots over time, percentiles, table
+  netcrab bench 127.0.0.1:9001 --histogram-out after.hlog --compare before.hlog --plot cmp.svg
+  netcrab bench merge a.hlog b.hlog --report merged.html   # one line per shard, and the merge
 
 Replies are read by length: a request expects as many bytes back as it sent (echo) or as --expect TEXT
 has. Open-loop latency (--rate) counts from when each request was due, so server stalls show in the
-percentiles. The JSON schema (netcrab.bench/v1) is documented in docs/bench-json.md.
+percentiles. The JSON schema (netcrab.bench/v1) is documented in docs/bench-json.md. On a terminal,
+a live line on stderr shows the last second's rate, p50 and p99 while the run lasts.
 
 When no request succeeds, the report is still printed and bench exits non-zero with the code of the
 most common error: 4 refused, 5 timeout, 6 reset, 10 wrong reply or closed by peer, 9 local port
@@ -89,9 +92,18 @@ pub struct BenchArgs {
     /// Print the report as JSON (schema netcrab.bench/v1) instead of a table
     #[arg(long)]
     pub json: bool,
-    /// Save the latency histograms (an HdrHistogram interval log) for `bench merge`
+    /// Save the latency histograms (an HdrHistogram interval log, one per second) for `bench merge` and --compare
     #[arg(long, value_name = "FILE")]
     pub histogram_out: Option<PathBuf>,
+    /// Write a self-contained HTML report (percentile plot, rate, latency and errors over time)
+    #[arg(long, value_name = "FILE.html")]
+    pub report: Option<PathBuf>,
+    /// Write the latency percentile plot as an SVG file
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
+    /// Also draw these saved runs (--histogram-out files) in the --report and --plot charts; takes every file after it, so give ADDR first
+    #[arg(long, value_name = "FILE", num_args = 1..)]
+    pub compare: Vec<PathBuf>,
     /// Also report the CPU time of this server process and its descendants (for servers that fork)
     #[arg(long, value_name = "PID")]
     pub server_pid: Option<u32>,
@@ -115,6 +127,12 @@ pub struct MergeArgs {
     /// Print the merged report as JSON
     #[arg(long)]
     pub json: bool,
+    /// Write a self-contained HTML report: one line per file and one for the merge
+    #[arg(long, value_name = "FILE.html")]
+    pub report: Option<PathBuf>,
+    /// Write the latency percentile plot (each file and the merge) as an SVG file
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
 }
 
 /// The most requests in flight per connection (`--pipeline`).
@@ -197,8 +215,17 @@ impl BenchArgs {
     /// Runs the benchmark (or `bench merge`) and prints the report.
     pub async fn run(&self) -> Result<()> {
         if let Some(BenchCommand::Merge(merge)) = &self.command {
-            let report = bench::merge_files(&merge.files)?;
-            print(&report, merge.json);
+            let mut runs = bench::read_files(&merge.files)?;
+            let merged = bench::report::merge_runs(&runs)
+                .ok_or_else(|| Error::usage("bench merge needs at least one file"))?;
+            runs.push(merged.clone());
+            write_pictures(
+                &merged,
+                &runs,
+                merge.report.as_deref(),
+                merge.plot.as_deref(),
+            )?;
+            print(&merged.report, merge.json);
             return Ok(());
         }
         let config = self.resolve()?;
@@ -209,19 +236,33 @@ impl BenchArgs {
             1
         };
         super::fdlimit::check("--connections", self.connections, per_conn);
+        if !self.compare.is_empty() && self.report.is_none() && self.plot.is_none() {
+            return Err(Error::usage(
+                "--compare draws into --report or --plot: give one",
+            ));
+        }
+        // Read the runs to compare before running: a bad file fails fast.
+        let compared = bench::read_files(&self.compare)?;
         let cancel = netcrab::shutdown::on_signals()?;
-        let bar = progress_bar();
-        let outcome = bench::run(config, cancel, |p| update(&bar, p)).await;
-        bar.finish_and_clear();
+        let mut live = LiveView::stderr();
+        let outcome = bench::run(config, cancel, |p| live.update(p)).await;
+        live.finish();
         let outcome = outcome?;
+        let label = match &self.histogram_out {
+            Some(path) => path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| outcome.report.target.clone()),
+            None => outcome.report.target.clone(),
+        };
+        let this = outcome.run_data(label);
         if let Some(path) = &self.histogram_out {
-            bench::histfile::write(
-                path,
-                &outcome.report,
-                &outcome.totals.latency,
-                &outcome.totals.connect,
-                outcome.started,
-            )?;
+            bench::histfile::write(path, &this, outcome.started)?;
+        }
+        if self.report.is_some() || self.plot.is_some() {
+            let mut runs = vec![this.clone()];
+            runs.extend(compared);
+            write_pictures(&this, &runs, self.report.as_deref(), self.plot.as_deref())?;
         }
         print(&outcome.report, self.json);
         // The report is out; a run where nothing succeeded still fails.
@@ -232,43 +273,32 @@ impl BenchArgs {
     }
 }
 
+/// Writes the HTML report and the SVG plot, when asked for: `main` heads
+/// the report, every one of `runs` is a line in the charts.
+fn write_pictures(
+    main: &RunData,
+    runs: &[RunData],
+    report: Option<&Path>,
+    plot: Option<&Path>,
+) -> Result<()> {
+    let write = |path: &Path, text: String| {
+        std::fs::write(path, text).map_err(|e| Error::io(format!("write {}", path.display()), e))
+    };
+    if let Some(path) = report {
+        write(path, bench::html::page(main, runs))?;
+    }
+    if let Some(path) = plot {
+        write(path, bench::plot::percentile_svg(runs))?;
+    }
+    Ok(())
+}
+
 fn print(report: &bench::Report, json: bool) {
     if json {
         println!("{}", report.to_json());
     } else {
         print!("{}", report.to_table());
     }
-}
-
-/// A progress line on stderr when it is a terminal; hidden otherwise.
-fn progress_bar() -> ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::with_draw_target(Some(1000), ProgressDrawTarget::stderr_with_hz(4));
-    let style = ProgressStyle::with_template("{bar:30} {msg}")
-        .unwrap_or_else(|_| ProgressStyle::default_bar());
-    bar.set_style(style);
-    bar
-}
-
-fn update(bar: &ProgressBar, p: &Progress) {
-    if bar.is_hidden() {
-        return;
-    }
-    let fraction = match (p.planned, p.planned_requests) {
-        (Some(total), _) if !total.is_zero() => p.elapsed.as_secs_f64() / total.as_secs_f64(),
-        (_, Some(n)) if n > 0 => (p.ok + p.errors) as f64 / n as f64,
-        _ => 0.0,
-    };
-    bar.set_position((fraction.clamp(0.0, 1.0) * 1000.0) as u64);
-    let phase = if p.warming_up { "warming up, " } else { "" };
-    bar.set_message(format!(
-        "{phase}{:.1}s  {} ok  {} errors",
-        p.elapsed.as_secs_f64(),
-        p.ok,
-        p.errors
-    ));
 }
 
 #[cfg(test)]

@@ -322,6 +322,25 @@ fn open_loop_percentiles_include_a_server_stall_and_closed_loop_ones_do_not() {
         closed["latency"]
     );
     assert!(n(&open["rate"]["late_sends"]) >= 10, "{}", open["rate"]);
+    // Measured from each send instead (the uncorrected latency, open loop
+    // only), the queue behind the stall disappears: a few slow samples.
+    let open_data = netcrab::bench::histfile::read(&open_log).expect("histogram log");
+    let uncorrected = open_data
+        .uncorrected
+        .expect("open loop saves the uncorrected histogram");
+    assert_eq!(uncorrected.len(), 200);
+    let slow = uncorrected.count_between(200_000_000, u64::MAX);
+    assert!(
+        slow < open_slow && slow <= 3,
+        "uncorrected: {slow} samples >= 200ms"
+    );
+    assert!(open["latency_uncorrected"]["p99_us"].as_f64() < open["latency"]["p99_us"].as_f64());
+    assert!(
+        closed["latency_uncorrected"].is_null(),
+        "closed loop has one latency"
+    );
+    let closed_data = netcrab::bench::histfile::read(&closed_log).expect("histogram log");
+    assert!(closed_data.uncorrected.is_none());
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -9,6 +9,7 @@ mod limits;
 mod logging;
 mod matrix;
 mod relay;
+mod report;
 mod serve;
 mod signals;
 mod tls;
