@@ -103,7 +103,7 @@ pub struct UpstreamTlsArgs {
 impl UpstreamTlsArgs {
     /// The TLS options for connecting to `upstream`.
     fn resolve(&self, upstream: &Endpoint) -> Result<netcrab::tls::TlsClientOptions> {
-        if upstream.scheme() != Scheme::Tls {
+        if !upstream.scheme().is_tls() {
             let given = [
                 ("--upstream-ca", !self.upstream_ca.is_empty()),
                 ("--upstream-servername", self.upstream_servername.is_some()),
@@ -116,7 +116,7 @@ impl UpstreamTlsArgs {
             ];
             if let Some((flag, _)) = given.iter().find(|(_, given)| *given) {
                 return Err(Error::usage(format!(
-                    "{flag} needs a tls:// upstream (or --upstream-tls), not {upstream}"
+                    "{flag} needs a tls:// upstream (or tls+unix://, or --upstream-tls), not {upstream}"
                 )));
             }
         }
@@ -145,7 +145,7 @@ impl RelayArgs {
         let upstream =
             Endpoint::parse_with_default(&self.upstream, scheme(self.upstream_tls.upstream_tls))?;
         for endpoint in [&listen, &upstream] {
-            if endpoint.scheme() == Scheme::Udp {
+            if !endpoint.scheme().is_byte_stream() {
                 return Err(Error::usage(format!(
                     "relay carries byte streams: {endpoint} is udp, which is not supported"
                 )));

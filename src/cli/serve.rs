@@ -90,7 +90,7 @@ impl ServeArgs {
             }
             None => self.scheme.parse(DEFAULT_ADDR, self.tls.tls)?,
         };
-        if self.mode.is_some() && endpoint.scheme() != Scheme::Unix {
+        if self.mode.is_some() && endpoint.unix_addr().is_none() {
             return Err(Error::usage("--mode applies only to unix socket files"));
         }
         let mut listen = ListenOptions::default();
@@ -136,7 +136,7 @@ impl ServeArgs {
     pub async fn run(&self) -> Result<()> {
         let (endpoint, listen, config) = self.resolve()?;
         let shutdown = netcrab::shutdown::on_signals()?;
-        if let Endpoint::Udp(hp) = &endpoint {
+        if let (Scheme::Udp, Some(hp)) = (endpoint.scheme(), endpoint.host_port()) {
             return self.run_udp(hp, config, shutdown).await;
         }
         let listener = Listener::bind_with(&endpoint, &listen).await?;

@@ -16,7 +16,7 @@ use tokio::net::UdpSocket;
 use tokio::time::Instant;
 
 use super::{ConnectConfig, ConnectReport};
-use crate::endpoint::Endpoint;
+use crate::endpoint::Scheme;
 use crate::error::{Error, ErrorKind, Result};
 use crate::retry::retry;
 use crate::transport::udp::{MAX_DATAGRAM, RECV_BUF, connect_udp};
@@ -41,7 +41,7 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let Endpoint::Udp(hp) = &config.endpoint else {
+    let (Scheme::Udp, Some(hp)) = (config.endpoint.scheme(), config.endpoint.host_port()) else {
         return Err(Error::usage(format!(
             "{} is not a udp address",
             config.endpoint

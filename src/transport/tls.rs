@@ -1,70 +1,193 @@
-//! TLS over TCP: connecting (TCP connect, then the client handshake) and
-//! listening (TCP accept, then the server handshake — run later, in the
-//! connection's own task, so a slow client never blocks the accept loop).
+//! The TLS layer: the client handshake over a connected stream, the server
+//! handshake over an accepted one (run in the connection's own task, so a
+//! slow client never blocks the accept loop), over any byte stream.
+//!
+//! Over TCP the result is the fast path's [`Stream::Tls`]; over anything
+//! else it is a [`TlsOver`] in a [`Stream::Boxed`]. Either way the stream's
+//! I/O errors pass through [`read_result`] and [`write_result`]: a TCP close
+//! without close_notify is the end of the stream, and a TLS failure becomes
+//! an error of kind TLS with a message from [`tls`](crate::tls).
 //!
 //! The protocol and certificate handling live in [`tls`](crate::tls).
 
 use std::fmt;
-use std::sync::Arc;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 
-use super::{ConnectOptions, tcp};
-use crate::endpoint::HostPort;
+use super::{AsyncStream, PeerAddr, SocketOptions, Stream};
+use crate::endpoint::Endpoint;
 use crate::error::Result;
+use crate::tls::errors::{self, Side};
 use crate::tls::{ClientTls, ServerTls};
 
-/// A TLS connection, client or server side.
+/// A TLS connection over TCP, client or server side: the fast path.
 pub type TlsStream = tokio_rustls::TlsStream<TcpStream>;
 
-/// Connects over TCP, then runs the client handshake.
-pub(super) async fn connect(
-    hp: &HostPort,
-    opts: &ConnectOptions,
-    tls: &ClientTls,
-) -> Result<TlsStream> {
-    let tcp = tcp::connect_tcp(hp, opts).await?;
-    let stream = tls
-        .connect(hp, tcp, &format!("connect to tls://{hp}"))
-        .await?;
-    log_session(&format!("tls://{hp}"), stream.get_ref().1);
-    Ok(TlsStream::Client(stream))
+/// Runs the client handshake over `stream`, connected to `endpoint`.
+pub(super) async fn client(stream: Stream, endpoint: &Endpoint, tls: &ClientTls) -> Result<Stream> {
+    let context = format!("connect to {endpoint}");
+    let addr = endpoint.addr();
+    let stream = match stream {
+        Stream::Tcp(tcp) => {
+            let tls = tls.connect(addr, tcp, &context).await?;
+            log_session(endpoint, tls.get_ref().1);
+            Stream::Tls(Box::new(TlsStream::Client(tls)))
+        }
+        other => {
+            let tls = tls.connect(addr, other, &context).await?;
+            log_session(endpoint, tls.get_ref().1);
+            Stream::Boxed(Box::new(TlsOver(tokio_rustls::TlsStream::Client(tls))))
+        }
+    };
+    Ok(stream)
 }
 
-/// A TCP listener whose connections speak TLS.
-#[derive(Debug)]
-pub struct TlsListener {
-    pub(super) tcp: TcpListener,
-    pub(super) tls: Arc<ServerTls>,
+/// Runs the server handshake over `stream`, accepted from `peer`, under
+/// the handshake timeout.
+pub(super) async fn server(
+    stream: Stream,
+    tls: &ServerTls,
+    peer: &(dyn fmt::Display + Sync),
+) -> Result<Stream> {
+    let stream = match stream {
+        Stream::Tcp(tcp) => {
+            let tls = tls.accept(tcp, peer).await?;
+            log_session(peer, tls.get_ref().1);
+            Stream::Tls(Box::new(TlsStream::Server(tls)))
+        }
+        other => {
+            let tls = tls.accept(other, peer).await?;
+            log_session(peer, tls.get_ref().1);
+            Stream::Boxed(Box::new(TlsOver(tokio_rustls::TlsStream::Server(tls))))
+        }
+    };
+    Ok(stream)
 }
 
-impl TlsListener {
-    /// Accepts one TCP connection; its handshake is still to run.
-    pub(super) async fn accept(&self) -> std::io::Result<(PendingTls, std::net::SocketAddr)> {
-        let (tcp, addr) = self.tcp.accept().await?;
-        Ok((
-            PendingTls {
-                tcp,
-                tls: self.tls.clone(),
-            },
-            addr,
-        ))
+/// Which end of the handshake a TLS stream is, for error messages.
+fn side<S>(stream: &tokio_rustls::TlsStream<S>) -> Side {
+    match stream {
+        tokio_rustls::TlsStream::Client(_) => Side::Client,
+        tokio_rustls::TlsStream::Server(_) => Side::Server,
     }
 }
 
-/// An accepted TCP connection whose TLS handshake has not run yet.
-#[derive(Debug)]
-pub struct PendingTls {
-    pub(super) tcp: TcpStream,
-    tls: Arc<ServerTls>,
+/// A read's result, as netcrab reports it: a TLS failure is classified
+/// (see [`errors::classify_io`]), and a peer that closed the connection
+/// without a close_notify has ended the stream. rustls calls that an error;
+/// a netcat pipe has no framing to protect and many peers close this way,
+/// so it is the end of the stream, as the rustls manual allows. (A
+/// truncation by someone on the path is then not detected: use framed data
+/// to notice.)
+pub(super) fn read_result<S>(
+    poll: Poll<io::Result<()>>,
+    stream: &tokio_rustls::TlsStream<S>,
+) -> Poll<io::Result<()>> {
+    match poll {
+        Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
+            tracing::debug!("peer closed the connection without a tls close_notify");
+            Poll::Ready(Ok(()))
+        }
+        Poll::Ready(Err(e)) => Poll::Ready(Err(errors::classify_io(e, side(stream)))),
+        other => other,
+    }
 }
 
-impl PendingTls {
-    /// Runs the server handshake under the handshake timeout.
-    pub(super) async fn handshake(self, peer: &(dyn fmt::Display + Sync)) -> Result<TlsStream> {
-        let stream = self.tls.accept(self.tcp, peer).await?;
-        log_session(peer, stream.get_ref().1);
-        Ok(TlsStream::Server(stream))
+/// A write's (or flush's, or shutdown's) result, with a TLS failure
+/// classified.
+pub(super) fn write_result<T, S>(
+    poll: Poll<io::Result<T>>,
+    stream: &tokio_rustls::TlsStream<S>,
+) -> Poll<io::Result<T>> {
+    match poll {
+        Poll::Ready(Err(e)) => Poll::Ready(Err(errors::classify_io(e, side(stream)))),
+        other => other,
+    }
+}
+
+/// TLS over a stream other than plain TCP (a Unix socket, another layer):
+/// what [`Stream::Boxed`] holds for `tls+unix://`.
+#[derive(Debug)]
+pub struct TlsOver(tokio_rustls::TlsStream<Stream>);
+
+impl AsyncStream for TlsOver {
+    /// Ready at once when rustls holds data it has decrypted (which the
+    /// socket no longer signals), else when the stream underneath is.
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let (inner, conn) = self.0.get_ref();
+        if conn.wants_read() {
+            inner.poll_read_ready(cx)
+        } else {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    fn peer_addr(&self) -> io::Result<PeerAddr> {
+        self.0.get_ref().0.peer_addr()
+    }
+
+    fn set_options(&self, opts: &SocketOptions) -> io::Result<()> {
+        self.0.get_ref().0.set_options(opts)
+    }
+
+    fn alpn_protocol(&self) -> Option<&[u8]> {
+        self.0.get_ref().1.alpn_protocol()
+    }
+}
+
+impl AsyncRead for TlsOver {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.0).poll_read(cx, buf);
+        read_result(poll, &this.0)
+    }
+}
+
+impl AsyncWrite for TlsOver {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.0).poll_write(cx, buf);
+        write_result(poll, &this.0)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.0).poll_write_vectored(cx, bufs);
+        write_result(poll, &this.0)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.0).poll_flush(cx);
+        write_result(poll, &this.0)
+    }
+
+    /// Sends close_notify, then shuts down the write side of the stream
+    /// underneath (a half-close: reading goes on).
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.0).poll_shutdown(cx);
+        write_result(poll, &this.0)
     }
 }
 
