@@ -215,32 +215,40 @@ fn log_session(peer: &dyn fmt::Display, conn: &rustls::CommonState) {
 mod tests {
     use std::time::Duration;
 
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    use crate::endpoint::Endpoint;
-    use crate::tls::ServerVerification;
-    use crate::transport::{ConnectOptions, Listener, Stream, connect};
+    use crate::endpoint::{Endpoint, UnixAddr};
+    use crate::tls::{ClientTls, ServerVerification};
+    use crate::transport::{ConnectOptions, Listener, PeerAddr, SocketOptions, Stream, connect};
 
-    /// A connected pair over loopback: (client, server).
-    async fn pair() -> (Stream, Stream) {
-        let endpoint: Endpoint = "tls://127.0.0.1:0".parse().expect("endpoint");
+    /// A connected pair over loopback TCP (`tls://`), or over an abstract
+    /// Unix socket (`tls+unix://`): (client, server).
+    async fn pair(unix: bool) -> (Stream, Stream) {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let addr = if unix {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            format!("tls+unix:@netcrab-test-{}-{n}", std::process::id())
+        } else {
+            "tls://127.0.0.1:0".to_owned()
+        };
+        let endpoint: Endpoint = addr.parse().expect("endpoint");
         let listener = Listener::bind(&endpoint).await.expect("bind");
         let pin = listener.tls().expect("tls listener").fingerprint();
-        let port = listener.port().expect("port");
+        let target = listener.endpoint().expect("bound endpoint");
         let server = tokio::spawn(async move {
             let (accepted, peer) = listener.accept().await.expect("accept");
             accepted.handshake(&peer).await.expect("server handshake")
         });
         let mut opts = ConnectOptions::default();
         opts.tls.verification = ServerVerification::Pin(vec![pin]);
-        let target: Endpoint = format!("tls://127.0.0.1:{port}").parse().expect("target");
         let client = connect(&target, &opts).await.expect("connect");
         (client, server.await.expect("server task"))
     }
 
-    #[tokio::test]
-    async fn readable_does_not_wait_for_the_socket_when_rustls_holds_data() {
-        let (mut client, mut server) = pair().await;
+    async fn readable_does_not_wait_for_the_socket_when_rustls_holds_data(unix: bool) {
+        let (mut client, mut server) = pair(unix).await;
         client.write_all(&[7u8; 1000]).await.expect("write");
         client.flush().await.expect("flush");
         // Reading a little decrypts the whole record: the rest now waits
@@ -256,9 +264,8 @@ mod tests {
         assert!(rest.iter().all(|&b| b == 7));
     }
 
-    #[tokio::test]
-    async fn shutdown_is_a_half_close_both_ways() {
-        let (mut client, mut server) = pair().await;
+    async fn shutdown_is_a_half_close_both_ways(unix: bool) {
+        let (mut client, mut server) = pair(unix).await;
         client.write_all(b"request").await.expect("write");
         client.shutdown().await.expect("close_notify");
         let mut got = Vec::new();
@@ -279,8 +286,88 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn over_tcp_readable_does_not_wait_when_rustls_holds_data() {
+        readable_does_not_wait_for_the_socket_when_rustls_holds_data(false).await;
+    }
+
+    #[tokio::test]
+    async fn over_unix_readable_does_not_wait_when_rustls_holds_data() {
+        readable_does_not_wait_for_the_socket_when_rustls_holds_data(true).await;
+    }
+
+    #[tokio::test]
+    async fn over_tcp_shutdown_is_a_half_close_both_ways() {
+        shutdown_is_a_half_close_both_ways(false).await;
+    }
+
+    #[tokio::test]
+    async fn over_unix_shutdown_is_a_half_close_both_ways() {
+        shutdown_is_a_half_close_both_ways(true).await;
+    }
+
+    #[tokio::test]
+    async fn tls_over_tcp_takes_the_fast_path_and_over_unix_the_boxed_one() {
+        let (client, server) = pair(false).await;
+        assert!(matches!(client, Stream::Tls(_)) && matches!(server, Stream::Tls(_)));
+        let (client, server) = pair(true).await;
+        assert!(matches!(client, Stream::Boxed(_)) && matches!(server, Stream::Boxed(_)));
+        // What the boxed stream knows of itself comes from the layers below.
+        assert!(matches!(
+            client.peer_addr().expect("peer"),
+            PeerAddr::Unix {
+                name: Some(UnixAddr::Abstract(_)),
+                ..
+            }
+        ));
+        assert!(matches!(
+            server.peer_addr().expect("peer"),
+            PeerAddr::Unix { .. }
+        ));
+        client
+            .set_options(&SocketOptions::default())
+            .expect("options");
+        assert_eq!(client.alpn_protocol(), None);
+    }
+
+    #[tokio::test]
+    async fn over_unix_a_close_without_close_notify_reads_as_end_of_stream() {
+        let name = format!("netcrab-test-{}-eof", std::process::id());
+        let endpoint: Endpoint = format!("tls+unix:@{name}").parse().expect("endpoint");
+        let listener = Listener::bind(&endpoint).await.expect("bind");
+        let mut opts = ConnectOptions::default();
+        opts.tls.verification =
+            ServerVerification::Pin(vec![listener.tls().expect("tls").fingerprint()]);
+        let server = tokio::spawn(async move {
+            let (accepted, peer) = listener.accept().await.expect("accept");
+            accepted.handshake(&peer).await.expect("server handshake")
+        });
+        // A client by hand, to close the socket under its TLS session (a
+        // FIN, no close_notify).
+        use std::os::linux::net::SocketAddrExt;
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(&name).expect("name");
+        let raw = tokio::net::UnixStream::connect_addr(&addr.into())
+            .await
+            .expect("connect");
+        let client = ClientTls::new(&opts.tls)
+            .expect("client tls")
+            .connect(endpoint.addr(), raw, "test")
+            .await
+            .expect("client handshake");
+        let mut server = server.await.expect("server task");
+        assert!(matches!(server, Stream::Boxed(_)));
+        let (mut raw, _) = client.into_inner();
+        raw.shutdown().await.expect("unix fin");
+        let mut got = Vec::new();
+        server
+            .read_to_end(&mut got)
+            .await
+            .expect("eof without close_notify is not an error");
+        assert!(got.is_empty());
+    }
+
+    #[tokio::test]
     async fn a_tcp_close_without_close_notify_reads_as_end_of_stream() {
-        let (client, mut server) = pair().await;
+        let (client, mut server) = pair(false).await;
         // Close TCP under the TLS session (FIN, no close_notify).
         let Stream::Tls(tls) = client else {
             panic!("not tls")
