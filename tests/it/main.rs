@@ -9,6 +9,7 @@ mod matrix;
 mod relay;
 mod serve;
 mod tls;
+mod tls_unix;
 mod udp;
 mod unix;
 mod util;
