@@ -30,13 +30,14 @@ Examples:
   netcrab relay 127.0.0.1:7000 127.0.0.1:8080 --idle-timeout 0 --no-splice
   netcrab relay tls://:443 127.0.0.1:8080 --cert cert.pem --key key.pem   # TLS termination
   netcrab relay 127.0.0.1:6380 tls://redis.internal:6380 --upstream-ca ca.pem  # TLS origination
-  netcrab relay unix:///run/app.sock 127.0.0.1:8080   # a Unix socket in front of a TCP service";
+  netcrab relay unix:///run/app.sock 127.0.0.1:8080   # a Unix socket in front of a TCP service
+  netcrab relay 127.0.0.1:5433 tls+unix:///run/db.sock --upstream-pin-sha256 FINGERPRINT  # TLS over a Unix socket upstream";
 
 /// Accept connections and relay each to an upstream (a port forwarder)
 #[derive(Debug, Args)]
 #[command(after_help = EXAMPLES)]
 pub struct RelayArgs {
-    /// Address to listen on: HOST:PORT, [IPV6]:PORT, :PORT (every interface) or PORT
+    /// Address to listen on: HOST:PORT, [IPV6]:PORT, :PORT (every interface), PORT, or any stream endpoint (tls://, unix://, tls+unix://)
     pub listen: String,
     /// Address to relay each connection to
     pub upstream: String,

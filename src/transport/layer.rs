@@ -60,6 +60,13 @@ impl ServerLayer {
         }
     }
 
+    /// The TLS configuration, for a TLS layer.
+    pub(super) fn tls(&self) -> Option<&ServerTls> {
+        match self {
+            ServerLayer::Tls(tls) => Some(tls),
+        }
+    }
+
     /// Runs the layer's server side over `stream`, accepted from `peer`.
     pub(super) async fn wrap(
         &self,

@@ -117,9 +117,7 @@ impl Listener {
         self.layers
             .iter()
             .flat_map(|l| l.iter())
-            .find_map(|layer| match layer {
-                ServerLayer::Tls(tls) => Some(tls),
-            })
+            .find_map(ServerLayer::tls)
     }
 }
 
