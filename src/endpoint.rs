@@ -634,11 +634,16 @@ mod tests {
     #[test]
     fn never_panics_on_garbage() {
         // A cheap stand-in for the fuzz target: every byte string of a small
-        // alphabet up to length 5 parses or fails cleanly.
+        // alphabet up to length 5 parses or fails cleanly, with each scheme
+        // as the default, and what parses prints in a form that reads back.
         let alphabet = ['[', ']', ':', '1', 'a', '/', '@', '.'];
         let mut stack = vec![String::new()];
         while let Some(s) = stack.pop() {
-            let _ = s.parse::<Endpoint>();
+            for spec in SCHEMES {
+                if let Ok(e) = Endpoint::parse_with_default(&s, spec.scheme) {
+                    assert_eq!(ok(&e.to_string()), e, "{s:?}");
+                }
+            }
             if s.len() < 5 {
                 for c in alphabet {
                     stack.push(format!("{s}{c}"));

@@ -111,16 +111,6 @@ impl Stream {
         }
     }
 
-    /// The TCP socket at the bottom of the stream, if it is one of the
-    /// concrete TCP variants (for socket options that only TCP has).
-    pub fn tcp(&self) -> Option<&TcpStream> {
-        match self {
-            Stream::Tcp(s) => Some(s),
-            Stream::Tls(s) => Some(s.get_ref().0),
-            _ => None,
-        }
-    }
-
     /// Polls readiness as [`readable`](Stream::readable) waits for it, for
     /// a layer over this stream.
     pub(super) fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
