@@ -78,10 +78,7 @@ impl Endpoint {
             (AddrKind::HostPort, Addr::HostPort(_)) | (AddrKind::Unix, Addr::Unix(_))
         );
         if !fits {
-            return Err(Error::usage(format!(
-                "a {scheme} address cannot be {}",
-                Endpoint::fmt_addr(&addr)
-            )));
+            return Err(Error::usage(format!("a {scheme} address cannot be {addr}")));
         }
         Ok(Endpoint { scheme, addr })
     }
@@ -91,13 +88,6 @@ impl Endpoint {
         Endpoint {
             scheme: Scheme::Tcp,
             addr: Addr::HostPort(hp),
-        }
-    }
-
-    fn fmt_addr(addr: &Addr) -> String {
-        match addr {
-            Addr::HostPort(hp) => format!("{hp}"),
-            Addr::Unix(u) => format!("{u}"),
         }
     }
 
@@ -139,9 +129,11 @@ impl Endpoint {
                 strip_prefix_ignore_case(s, spec.name).and_then(|rest| rest.strip_prefix(':'))
             {
                 let rest = rest.strip_prefix("//").unwrap_or(rest);
-                return parse_unix(rest)
-                    .map(|u| spec.endpoint(Addr::Unix(u)))
-                    .map_err(bad);
+                let addr = Addr::Unix(parse_unix(rest).map_err(bad)?);
+                return Ok(Endpoint {
+                    scheme: spec.scheme,
+                    addr,
+                });
             }
         }
         let (scheme, rest) = match s.split_once("://") {
@@ -164,18 +156,7 @@ impl Endpoint {
                 Addr::HostPort(parse_host_port(rest, spec.default_port).map_err(bad)?)
             }
         };
-        Ok(spec.endpoint(addr))
-    }
-}
-
-impl SchemeSpec {
-    /// An endpoint of this scheme; `addr` is of the scheme's kind (the
-    /// parser made it so).
-    fn endpoint(&self, addr: Addr) -> Endpoint {
-        Endpoint {
-            scheme: self.scheme,
-            addr,
-        }
+        Ok(Endpoint { scheme, addr })
     }
 }
 
@@ -407,6 +388,16 @@ impl fmt::Display for UnixAddr {
     /// The address as a `unix:` endpoint.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.fmt_with(Scheme::Unix.as_str(), f)
+    }
+}
+
+impl fmt::Display for Addr {
+    /// A host and port as `host:port`, a Unix socket as a `unix:` address.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Addr::HostPort(hp) => write!(f, "{hp}"),
+            Addr::Unix(u) => write!(f, "{u}"),
+        }
     }
 }
 
