@@ -149,6 +149,9 @@ impl AsyncStream for Stream {
     }
 }
 
+// The read and write paths dispatch with a `match` whose TCP and Unix arms
+// are direct calls; the TLS arm calls out of line (see `tls::poll_read`), so
+// that its code does not enlarge the function every TCP read goes through.
 impl AsyncRead for Stream {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -158,10 +161,7 @@ impl AsyncRead for Stream {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Tls(s) => {
-                let poll = Pin::new(s.as_mut()).poll_read(cx, buf);
-                tls::read_result(poll, &**s)
-            }
+            Stream::Tls(s) => tls::poll_read(s, cx, buf),
             Stream::Boxed(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
     }
@@ -176,10 +176,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Tls(s) => {
-                let poll = Pin::new(s.as_mut()).poll_write(cx, buf);
-                tls::write_result(poll, &**s)
-            }
+            Stream::Tls(s) => tls::poll_write(s, cx, buf),
             Stream::Boxed(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
@@ -192,10 +189,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
             Stream::Unix(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            Stream::Tls(s) => {
-                let poll = Pin::new(s.as_mut()).poll_write_vectored(cx, bufs);
-                tls::write_result(poll, &**s)
-            }
+            Stream::Tls(s) => tls::poll_write_vectored(s, cx, bufs),
             Stream::Boxed(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
         }
     }
@@ -215,10 +209,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
             Stream::Unix(s) => Pin::new(s).poll_flush(cx),
-            Stream::Tls(s) => {
-                let poll = Pin::new(s.as_mut()).poll_flush(cx);
-                tls::write_result(poll, &**s)
-            }
+            Stream::Tls(s) => tls::poll_flush(s, cx),
             Stream::Boxed(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
@@ -230,10 +221,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Unix(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::Tls(s) => {
-                let poll = Pin::new(s.as_mut()).poll_shutdown(cx);
-                tls::write_result(poll, &**s)
-            }
+            Stream::Tls(s) => tls::poll_shutdown(s, cx),
             Stream::Boxed(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
