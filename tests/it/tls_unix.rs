@@ -1,7 +1,7 @@
 //! TLS over Unix sockets (`tls+unix://`) beyond the shared matrix (in
 //! `matrix`, with relay across transport pairs): the server name a Unix
-//! socket verifies by, mutual TLS, abstract names, `-U --tls`, `--mode`,
-//! and the `wait` and `bench` commands.
+//! socket verifies by, mutual TLS, ALPN and the handshake timeout, abstract
+//! names, `-U --tls`, `--mode`, and the `wait` and `bench` commands.
 
 use std::os::unix::fs::PermissionsExt;
 
@@ -188,4 +188,27 @@ fn bench_runs_over_tls_over_a_unix_socket() {
     assert_eq!(r["transport"], "tls+unix");
     assert_eq!(r["requests"]["ok"], 100);
     assert_eq!(r["errors"]["wrong reply"].as_u64().unwrap_or(0), 0);
+}
+
+#[test]
+fn alpn_and_the_handshake_timeout_over_a_unix_socket() {
+    let dir = temp_dir();
+    let addr = sock(&dir, "a.sock");
+    let path = dir.path().join("a.sock");
+    let (server, fp) = serve(&addr, &["--alpn", "x-one", "--handshake-timeout", "300ms"]);
+    let out = connect(&addr, &["-v", "--pin-sha256", &fp, "--alpn", "x-one"]);
+    assert_exit(&out, 0, "alpn x-one");
+    let out = connect(&addr, &["--pin-sha256", &fp, "--alpn", "x-two"]);
+    assert_exit(&out, 8, "--alpn");
+
+    // A client that never starts its handshake is closed after the timeout
+    // (and named by its process id, as Unix peers are).
+    let mut silent = std::os::unix::net::UnixStream::connect(&path).expect("connect");
+    silent
+        .set_read_timeout(Some(PATIENCE))
+        .expect("read timeout");
+    let line = server.proc.stderr.wait_for("timed out after");
+    assert!(line.contains("tls handshake with pid "), "{line}");
+    let mut buf = [0u8; 16];
+    assert_eq!(std::io::Read::read(&mut silent, &mut buf).expect("read"), 0);
 }
