@@ -46,7 +46,7 @@ pub use listen::{Accepted, Listener};
 pub use stream::{AsyncStream, Stream};
 pub use tcp::connect_tcp;
 pub use tls::{TlsOver, TlsStream};
-pub use unix::UnixListener;
+use unix::UnixListener;
 
 /// Socket options applied to every connected stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
