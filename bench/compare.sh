@@ -27,7 +27,14 @@
 # Usage: bench/compare.sh            (about 4-5 minutes)
 # Knobs (environment): DURATION=3s CONNS="1 50 500" SIZES="64 1024"
 #   SERVERS="netcrab go tokio socat ncat" BULK_BYTES=2G IDLE_CONNS=10000
-#   SKIP_BULK=1 SKIP_IDLE=1 OUT=target/bench-compare
+#   IDLE_SERVERS="netcrab go tokio" SKIP_BULK=1 SKIP_IDLE=1
+#   OUT=target/bench-compare
+#   BASELINE=PATH: another netcrab binary (a build of main, say), run as the
+#     server "baseline" with netcrab's flags: add it to SERVERS and
+#     IDLE_SERVERS to compare a change with it, side by side in one run.
+# The peers are installed and built only when SERVERS, IDLE_SERVERS or the
+# bulk section use them, so SERVERS="netcrab baseline" IDLE_SERVERS=... SKIP_BULK=1
+# needs neither Go nor iperf3.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -42,10 +49,18 @@ SERVERS=${SERVERS:-"netcrab go tokio socat ncat"}
 BULK_BYTES=${BULK_BYTES:-2G}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 OUT=${OUT:-$root/target/bench-compare}
+IDLE_SERVERS=${IDLE_SERVERS:-"netcrab go tokio"}
+BASELINE=${BASELINE:-}
 
-"$root/scripts/install-bench-deps.sh"
+if [[ -z ${SKIP_BULK:-} ]] || [[ " $SERVERS $IDLE_SERVERS " =~ \ (go|tokio|socat|ncat)\  ]]; then
+  "$root/scripts/install-bench-deps.sh"
+  "$here/peers/build.sh"
+fi
+if [[ " $SERVERS $IDLE_SERVERS " == *" baseline "* ]] && [[ ! -x $BASELINE ]]; then
+  echo "compare.sh: the baseline server needs BASELINE=PATH to a netcrab binary" >&2
+  exit 2
+fi
 (cd "$root" && cargo build --release --locked --quiet)
-"$here/peers/build.sh"
 raise_nofile
 
 NC="$root/target/release/netcrab"
@@ -77,6 +92,7 @@ start_server() {
   SERVER_PORT=""
   case $name in
     netcrab) cmd=("$NC" serve 127.0.0.1:0 "--$mode" -q --max-conns 20000 --idle-timeout 0 --port-file "$pf") ;;
+    baseline) cmd=("$BASELINE" serve 127.0.0.1:0 "--$mode" -q --max-conns 20000 --idle-timeout 0 --port-file "$pf") ;;
     go) cmd=("$GO" -addr 127.0.0.1:0 -mode "$mode" -port-file "$pf") ;;
     tokio) cmd=("$TOKIO" -addr 127.0.0.1:0 -mode "$mode" -port-file "$pf") ;;
     socat)
@@ -233,7 +249,7 @@ if [[ -z ${SKIP_IDLE:-} ]]; then
   echo "| server | baseline RSS MiB | RSS with $IDLE_CONNS idle MiB | KiB per connection | vs netcrab |"
   echo "|---|---:|---:|---:|---:|"
   idle_base=""
-  for name in netcrab go tokio; do
+  for name in $IDLE_SERVERS; do
     start_server "$name" echo
     # Baseline: the server after one exchange.
     "$NC" -q bench "127.0.0.1:$SERVER_PORT" -c 1 -n 10 --json >/dev/null

@@ -23,7 +23,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Endpoint, Scheme};
 use crate::error::{Error, ErrorKind, Result, fmt_duration};
 use crate::retry::{RetryPolicy, retry};
 use crate::transport::{ConnectOptions, Connector, Stream};
@@ -114,7 +114,7 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    if matches!(config.endpoint, Endpoint::Udp(_)) {
+    if config.endpoint.scheme() == Scheme::Udp {
         return udp::run(config, input, output).await;
     }
     let stream = open(config).await?;
@@ -136,7 +136,7 @@ pub async fn run_stdio(config: &ConnectConfig) -> Result<ConnectReport> {
     #[cfg(target_os = "linux")]
     if config.splice
         && config.send.is_none()
-        && matches!(config.endpoint, Endpoint::Tcp(_) | Endpoint::Unix(_))
+        && matches!(config.endpoint.scheme(), Scheme::Tcp | Scheme::Unix)
     {
         let stream = open(config).await?;
         if let Ok(peer) = stream.peer_addr() {

@@ -1,9 +1,16 @@
 //! Endpoint addresses: `tcp://host:port`, `tls://...`, `udp://...`,
-//! `unix:///path`, `unix:@abstract`, or bare `host:port` (TCP).
+//! `unix:///path`, `unix:@abstract`, `tls+unix:///path`, or bare
+//! `host:port` (TCP).
+//!
+//! An [`Endpoint`] is a [`Scheme`] and an [`Addr`]; what each scheme is made
+//! of (its socket, the layers over it, the shape of its address) comes from
+//! one table, [`SCHEMES`].
 //!
 //! Parsing is pure (no I/O, no DNS), so it is unit-tested and fuzzable; the
 //! error names the part of the address that is wrong. Resolution of names to
 //! socket addresses happens later, in [`HostPort::resolve`].
+
+mod scheme;
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -12,43 +19,23 @@ use std::str::FromStr;
 
 use crate::error::{Error, ErrorKind, Result};
 
-/// The transport an endpoint speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Scheme {
-    /// Plain TCP (`tcp://`, or no scheme).
-    Tcp,
-    /// TLS over TCP (`tls://`).
-    Tls,
-    /// UDP datagrams (`udp://`).
-    Udp,
-    /// Unix-domain stream socket (`unix://`).
-    Unix,
+pub use scheme::{AddrKind, Base, Layer, SCHEMES, Scheme, SchemeSpec};
+
+/// A parsed endpoint address: a scheme and an address of the kind the
+/// scheme takes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Endpoint {
+    scheme: Scheme,
+    addr: Addr,
 }
 
-impl Scheme {
-    /// The scheme's name as written in an address.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scheme::Tcp => "tcp",
-            Scheme::Tls => "tls",
-            Scheme::Udp => "udp",
-            Scheme::Unix => "unix",
-        }
-    }
-}
-
-/// A parsed endpoint address.
+/// The address part of an endpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
-pub enum Endpoint {
-    /// A TCP address.
-    Tcp(HostPort),
-    /// A TLS-over-TCP address.
-    Tls(HostPort),
-    /// A UDP address.
-    Udp(HostPort),
-    /// A Unix-domain socket.
+pub enum Addr {
+    /// A host and a port (TCP, TLS, UDP).
+    HostPort(HostPort),
+    /// A Unix-domain socket (unix, tls+unix).
     Unix(UnixAddr),
 }
 
@@ -83,21 +70,50 @@ pub enum UnixAddr {
 }
 
 impl Endpoint {
+    /// An endpoint of `scheme` at `addr`; a usage error when the address is
+    /// not of the kind the scheme takes (a socket path for `tcp`, say).
+    pub fn new(scheme: Scheme, addr: Addr) -> Result<Endpoint> {
+        let fits = matches!(
+            (scheme.spec().addr_kind(), &addr),
+            (AddrKind::HostPort, Addr::HostPort(_)) | (AddrKind::Unix, Addr::Unix(_))
+        );
+        if !fits {
+            return Err(Error::usage(format!("a {scheme} address cannot be {addr}")));
+        }
+        Ok(Endpoint { scheme, addr })
+    }
+
+    /// A `tcp://` endpoint.
+    pub fn tcp(hp: HostPort) -> Endpoint {
+        Endpoint {
+            scheme: Scheme::Tcp,
+            addr: Addr::HostPort(hp),
+        }
+    }
+
     /// The endpoint's transport.
     pub fn scheme(&self) -> Scheme {
-        match self {
-            Endpoint::Tcp(_) => Scheme::Tcp,
-            Endpoint::Tls(_) => Scheme::Tls,
-            Endpoint::Udp(_) => Scheme::Udp,
-            Endpoint::Unix(_) => Scheme::Unix,
-        }
+        self.scheme
+    }
+
+    /// The endpoint's address.
+    pub fn addr(&self) -> &Addr {
+        &self.addr
     }
 
     /// The host and port, for the network transports.
     pub fn host_port(&self) -> Option<&HostPort> {
-        match self {
-            Endpoint::Tcp(hp) | Endpoint::Tls(hp) | Endpoint::Udp(hp) => Some(hp),
-            Endpoint::Unix(_) => None,
+        match &self.addr {
+            Addr::HostPort(hp) => Some(hp),
+            Addr::Unix(_) => None,
+        }
+    }
+
+    /// The socket path or abstract name, for the Unix transports.
+    pub fn unix_addr(&self) -> Option<&UnixAddr> {
+        match &self.addr {
+            Addr::Unix(u) => Some(u),
+            Addr::HostPort(_) => None,
         }
     }
 
@@ -105,38 +121,42 @@ impl Endpoint {
     /// netcat-style `-u`/`-U`/`--tls` flags choose it).
     pub fn parse_with_default(s: &str, default: Scheme) -> Result<Endpoint> {
         let bad = |why: String| Error::usage(format!("invalid address {s:?}: {why}"));
-        // `unix:` first: a socket path or abstract name may itself contain
-        // "://", so it must not be split on it.
-        if let Some(rest) = strip_prefix_ignore_case(s, "unix:") {
-            let rest = rest.strip_prefix("//").unwrap_or(rest);
-            return parse_unix(rest).map(Endpoint::Unix).map_err(bad);
+        // The Unix schemes first, as `unix:` or `unix://`: a socket path or
+        // abstract name may itself contain "://", so it must not be split
+        // on it.
+        for spec in SCHEMES.iter().filter(|s| s.addr_kind() == AddrKind::Unix) {
+            if let Some(rest) =
+                strip_prefix_ignore_case(s, spec.name).and_then(|rest| rest.strip_prefix(':'))
+            {
+                let rest = rest.strip_prefix("//").unwrap_or(rest);
+                let addr = Addr::Unix(parse_unix(rest).map_err(bad)?);
+                return Ok(Endpoint {
+                    scheme: spec.scheme,
+                    addr,
+                });
+            }
         }
         let (scheme, rest) = match s.split_once("://") {
-            Some((scheme, rest)) => {
-                let scheme = match scheme.to_ascii_lowercase().as_str() {
-                    "tcp" => Scheme::Tcp,
-                    "tls" | "ssl" => Scheme::Tls,
-                    "udp" => Scheme::Udp,
-                    other => {
-                        return Err(bad(format!(
-                            "unknown scheme {other:?} (expected tcp, tls, udp or unix)"
-                        )));
-                    }
-                };
-                (scheme, rest)
-            }
+            Some((name, rest)) => match Scheme::from_name(name) {
+                Some(scheme) => (scheme, rest),
+                None => {
+                    return Err(bad(format!(
+                        "unknown scheme {:?} (expected {})",
+                        name.to_ascii_lowercase(),
+                        scheme::names()
+                    )));
+                }
+            },
             None => (default, s),
         };
-        if scheme == Scheme::Unix {
-            return parse_unix(rest).map(Endpoint::Unix).map_err(bad);
-        }
-        let hp = parse_host_port(rest).map_err(bad)?;
-        Ok(match scheme {
-            Scheme::Tcp => Endpoint::Tcp(hp),
-            Scheme::Tls => Endpoint::Tls(hp),
-            Scheme::Udp => Endpoint::Udp(hp),
-            Scheme::Unix => unreachable!("handled above"),
-        })
+        let spec = scheme.spec();
+        let addr = match spec.addr_kind() {
+            AddrKind::Unix => Addr::Unix(parse_unix(rest).map_err(bad)?),
+            AddrKind::HostPort => {
+                Addr::HostPort(parse_host_port(rest, spec.default_port).map_err(bad)?)
+            }
+        };
+        Ok(Endpoint { scheme, addr })
     }
 }
 
@@ -187,9 +207,16 @@ fn parse_unix(rest: &str) -> std::result::Result<UnixAddr, String> {
     Ok(UnixAddr::Path(PathBuf::from(rest)))
 }
 
-fn parse_host_port(s: &str) -> std::result::Result<HostPort, String> {
+/// Parses `host:port`; `default_port` is the scheme's port, used when
+/// `s` has none (`None`: the port is required).
+fn parse_host_port(s: &str, default_port: Option<u16>) -> std::result::Result<HostPort, String> {
     if s.is_empty() {
         return Err("missing host and port".into());
+    }
+    if let Some(port) = default_port
+        && !has_port(s)
+    {
+        return parse_host_port(&format!("{s}:{port}"), None);
     }
     // A bare port number: `8080`.
     if s.bytes().all(|b| b.is_ascii_digit()) {
@@ -230,6 +257,17 @@ fn parse_host_port(s: &str) -> std::result::Result<HostPort, String> {
         host,
         port: parse_port(port)?,
     })
+}
+
+/// Whether `s` ends in `:port`, the way [`parse_host_port`] reads it (an
+/// IPv6 address in brackets has colons of its own).
+fn has_port(s: &str) -> bool {
+    match s.strip_prefix('[') {
+        Some(rest) => rest
+            .split_once(']')
+            .is_some_and(|(_, after)| after.starts_with(':')),
+        None => s.contains(':') || s.bytes().all(|b| b.is_ascii_digit()),
+    }
 }
 
 fn parse_port(s: &str) -> std::result::Result<u16, String> {
@@ -336,11 +374,29 @@ impl fmt::Display for HostPort {
     }
 }
 
+impl UnixAddr {
+    /// Writes the address after `scheme`: `unix:///path` or `unix:@name`.
+    fn fmt_with(&self, scheme: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UnixAddr::Path(p) => write!(f, "{scheme}://{}", p.display()),
+            UnixAddr::Abstract(name) => write!(f, "{scheme}:@{name}"),
+        }
+    }
+}
+
 impl fmt::Display for UnixAddr {
+    /// The address as a `unix:` endpoint.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.fmt_with(Scheme::Unix.as_str(), f)
+    }
+}
+
+impl fmt::Display for Addr {
+    /// A host and port as `host:port`, a Unix socket as a `unix:` address.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            UnixAddr::Path(p) => write!(f, "unix://{}", p.display()),
-            UnixAddr::Abstract(name) => write!(f, "unix:@{name}"),
+            Addr::HostPort(hp) => write!(f, "{hp}"),
+            Addr::Unix(u) => write!(f, "{u}"),
         }
     }
 }
@@ -348,15 +404,17 @@ impl fmt::Display for UnixAddr {
 impl fmt::Display for Endpoint {
     /// The canonical form: TCP addresses without a scheme, others with one.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
+        let name = self.scheme.as_str();
+        match &self.addr {
             // A TCP host named `unix` would read back as a socket path.
-            Endpoint::Tcp(hp) if matches!(&hp.host, Host::Name(n) if n == "unix") => {
-                write!(f, "tcp://{hp}")
+            Addr::HostPort(hp)
+                if self.scheme == Scheme::Tcp
+                    && !matches!(&hp.host, Host::Name(n) if n == "unix") =>
+            {
+                write!(f, "{hp}")
             }
-            Endpoint::Tcp(hp) => write!(f, "{hp}"),
-            Endpoint::Tls(hp) => write!(f, "tls://{hp}"),
-            Endpoint::Udp(hp) => write!(f, "udp://{hp}"),
-            Endpoint::Unix(u) => write!(f, "{u}"),
+            Addr::HostPort(hp) => write!(f, "{name}://{hp}"),
+            Addr::Unix(u) => u.fmt_with(name, f),
         }
     }
 }
@@ -374,7 +432,11 @@ mod tests {
     }
 
     fn tcp(host: Host, port: u16) -> Endpoint {
-        Endpoint::Tcp(HostPort { host, port })
+        Endpoint::tcp(HostPort { host, port })
+    }
+
+    fn ep(scheme: Scheme, addr: Addr) -> Endpoint {
+        Endpoint::new(scheme, addr).expect("address fits the scheme")
     }
 
     #[test]
@@ -414,31 +476,40 @@ mod tests {
             host: Host::Name("h".into()),
             port: 1,
         };
-        assert_eq!(ok("tcp://h:1"), Endpoint::Tcp(hp.clone()));
-        assert_eq!(ok("tls://h:1"), Endpoint::Tls(hp.clone()));
-        assert_eq!(ok("TLS://h:1"), Endpoint::Tls(hp.clone()));
-        assert_eq!(ok("udp://h:1"), Endpoint::Udp(hp.clone()));
+        let at = |scheme| ep(scheme, Addr::HostPort(hp.clone()));
+        assert_eq!(ok("tcp://h:1"), at(Scheme::Tcp));
+        assert_eq!(ok("tls://h:1"), at(Scheme::Tls));
+        assert_eq!(ok("TLS://h:1"), at(Scheme::Tls));
+        assert_eq!(ok("ssl://h:1"), at(Scheme::Tls));
+        assert_eq!(ok("udp://h:1"), at(Scheme::Udp));
         assert_eq!(
             ok("unix:///run/x.sock"),
-            Endpoint::Unix(UnixAddr::Path("/run/x.sock".into()))
+            ep(
+                Scheme::Unix,
+                Addr::Unix(UnixAddr::Path("/run/x.sock".into()))
+            )
         );
         assert_eq!(
             ok("unix:rel.sock"),
-            Endpoint::Unix(UnixAddr::Path("rel.sock".into()))
+            ep(Scheme::Unix, Addr::Unix(UnixAddr::Path("rel.sock".into())))
         );
         assert_eq!(
             ok("unix:@name"),
-            Endpoint::Unix(UnixAddr::Abstract("name".into()))
+            ep(Scheme::Unix, Addr::Unix(UnixAddr::Abstract("name".into())))
         );
-        assert!(err("http://h:1").contains("unknown scheme \"http\""));
+        assert_eq!(
+            err("http://h:1"),
+            "invalid address \"http://h:1\": unknown scheme \"http\" \
+             (expected tcp, tls, udp, unix or tls+unix)"
+        );
         assert!(err("unix://").contains("missing socket path"));
         assert!(err("unix:@").contains("empty abstract"));
     }
 
     #[test]
     fn unix_addresses() {
-        let abs = |n: &str| Endpoint::Unix(UnixAddr::Abstract(n.into()));
-        let path = |p: &str| Endpoint::Unix(UnixAddr::Path(p.into()));
+        let abs = |n: &str| ep(Scheme::Unix, Addr::Unix(UnixAddr::Abstract(n.into())));
+        let path = |p: &str| ep(Scheme::Unix, Addr::Unix(UnixAddr::Path(p.into())));
         assert_eq!(ok("UNIX:///x"), path("/x"));
         assert_eq!(ok("unix://@name"), abs("name"));
         // A path or name may hold "://": it is not split there.
@@ -451,6 +522,62 @@ mod tests {
         );
         assert!(err(&format!("unix:@{long}x")).contains("abstract socket name is 108 bytes"));
         assert!(err("unix:/a\0b").contains("NUL"));
+    }
+
+    #[test]
+    fn tls_over_unix_addresses() {
+        let abs = |n: &str| ep(Scheme::TlsUnix, Addr::Unix(UnixAddr::Abstract(n.into())));
+        let path = |p: &str| ep(Scheme::TlsUnix, Addr::Unix(UnixAddr::Path(p.into())));
+        assert_eq!(ok("tls+unix:///run/x.sock"), path("/run/x.sock"));
+        assert_eq!(ok("TLS+UNIX:///x"), path("/x"));
+        assert_eq!(ok("tls+unix:rel.sock"), path("rel.sock"));
+        assert_eq!(ok("tls+unix://@name"), abs("name"));
+        assert_eq!(ok("tls+unix:@name"), abs("name"));
+        assert_eq!(ok("tls+unix:///tmp/a://b"), path("/tmp/a://b"));
+        let e = ok("tls+unix:///x");
+        assert!(e.scheme().is_tls());
+        assert_eq!(e.host_port(), None);
+        assert_eq!(e.unix_addr(), Some(&UnixAddr::Path("/x".into())));
+        assert!(err("tls+unix://").contains("missing socket path"));
+        assert!(err("tls+unix:@").contains("empty abstract"));
+        let long = "x".repeat(MAX_UNIX_PATH + 1);
+        assert!(err(&format!("tls+unix:{long}")).contains("at most 107"));
+        // `-U --tls` parses a bare path as tls+unix.
+        let e = Endpoint::parse_with_default("/run/x.sock", Scheme::TlsUnix).unwrap();
+        assert_eq!(e, path("/run/x.sock"));
+        let e = Endpoint::parse_with_default("@name", Scheme::TlsUnix).unwrap();
+        assert_eq!(e, abs("name"));
+    }
+
+    #[test]
+    fn an_address_must_fit_its_scheme() {
+        let unix = Addr::Unix(UnixAddr::Path("/x".into()));
+        let hp = Addr::HostPort(HostPort {
+            host: Host::Unspecified,
+            port: 1,
+        });
+        assert!(Endpoint::new(Scheme::TlsUnix, unix.clone()).is_ok());
+        assert!(Endpoint::new(Scheme::Tls, hp.clone()).is_ok());
+        assert_eq!(
+            Endpoint::new(Scheme::Tcp, unix).unwrap_err().to_string(),
+            "a tcp address cannot be unix:///x"
+        );
+        assert!(Endpoint::new(Scheme::TlsUnix, hp).is_err());
+    }
+
+    #[test]
+    fn a_default_port_fills_in_a_missing_one() {
+        let hp = |s: &str| parse_host_port(s, Some(443)).unwrap_or_else(|e| panic!("{s}: {e}"));
+        let name = |n: &str| Host::Name(n.into());
+        assert_eq!(hp("example.com").port, 443);
+        assert_eq!(hp("example.com").host, name("example.com"));
+        assert_eq!(hp("example.com:8443").port, 8443);
+        assert_eq!(hp("[::1]").port, 443);
+        assert_eq!(hp("[::1]").host, Host::Ip(Ipv6Addr::LOCALHOST.into()));
+        assert_eq!(hp("[::1]:1").port, 1);
+        assert_eq!(hp("8080").port, 8080);
+        assert!(parse_host_port("example.com", None).is_err());
+        assert!(parse_host_port("[::1]", None).is_err());
     }
 
     #[test]
@@ -487,6 +614,8 @@ mod tests {
             "unix:@a://b",
             ":80",
             "tcp://unix:80",
+            "tls+unix:///tmp/s",
+            "tls+unix:@abs",
         ] {
             assert_eq!(ok(s).to_string(), s);
             assert_eq!(ok(&ok(s).to_string()), ok(s));
@@ -496,11 +625,16 @@ mod tests {
     #[test]
     fn never_panics_on_garbage() {
         // A cheap stand-in for the fuzz target: every byte string of a small
-        // alphabet up to length 5 parses or fails cleanly.
+        // alphabet up to length 5 parses or fails cleanly, with each scheme
+        // as the default, and what parses prints in a form that reads back.
         let alphabet = ['[', ']', ':', '1', 'a', '/', '@', '.'];
         let mut stack = vec![String::new()];
         while let Some(s) = stack.pop() {
-            let _ = s.parse::<Endpoint>();
+            for spec in SCHEMES {
+                if let Ok(e) = Endpoint::parse_with_default(&s, spec.scheme) {
+                    assert_eq!(ok(&e.to_string()), e, "{s:?}");
+                }
+            }
             if s.len() < 5 {
                 for c in alphabet {
                     stack.push(format!("{s}{c}"));

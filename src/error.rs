@@ -182,15 +182,16 @@ impl Error {
         }
     }
 
-    /// Classifies `err` from an operation described by `context`.
-    /// A TLS failure carried by the I/O error (from rustls) is
-    /// [`ErrorKind::Tls`], explained by [`tls`](crate::tls)'s messages.
+    /// Classifies `err` from an operation described by `context`. An I/O
+    /// error that carries an [`Error`] was classified already, by the layer
+    /// it came from (TLS does so, with its own messages): its kind and
+    /// message are kept.
     pub fn io(context: impl Into<String>, err: io::Error) -> Error {
-        if let Some(tls) = crate::tls::errors::rustls_error(&err) {
+        if let Some(inner) = err.get_ref().and_then(|e| e.downcast_ref::<Error>()) {
             return Error {
-                kind: ErrorKind::Tls,
+                kind: inner.kind,
                 context: context.into(),
-                detail: crate::tls::errors::describe(tls, crate::tls::errors::Side::Client),
+                detail: inner.detail.clone(),
                 attempts: None,
                 source: Some(err),
             };
@@ -208,6 +209,12 @@ impl Error {
     /// Replaces the short description.
     pub fn with_detail(mut self, detail: impl Into<String>) -> Error {
         self.detail = detail.into();
+        self
+    }
+
+    /// Records the underlying I/O error.
+    pub(crate) fn with_source(mut self, source: io::Error) -> Error {
+        self.source = Some(source);
         self
     }
 
@@ -314,6 +321,16 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_io_error_carrying_a_classified_error_keeps_its_kind_and_message() {
+        let inner = Error::new(ErrorKind::Tls, "").with_detail("bad record mac");
+        let io = io::Error::new(io::ErrorKind::InvalidData, inner);
+        let err = Error::io("read from 127.0.0.1:1", io);
+        assert_eq!(err.kind(), ErrorKind::Tls);
+        assert_eq!(err.to_string(), "read from 127.0.0.1:1: bad record mac");
+        assert!(std::error::Error::source(&err).is_some());
+    }
 
     #[test]
     fn classifies_os_errors() {

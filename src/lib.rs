@@ -1,5 +1,6 @@
 //! netcrab: serve, connect, relay, wait for and benchmark services over TCP,
-//! TLS, UDP and Unix sockets, with retries and clear errors built in.
+//! TLS, UDP and Unix sockets (TLS over Unix sockets too), with retries and
+//! clear errors built in.
 //!
 //! The library holds everything the `netcrab` binary does, so commands can
 //! be run and tested in-process. Every command is a listening side and/or a
@@ -13,9 +14,9 @@
 //!
 //! | module | holds |
 //! |---|---|
-//! | [`endpoint`] | address parsing (pure, no I/O) and name resolution |
-//! | [`transport`] | the [`Stream`](transport::Stream) and [`Listener`](transport::Listener) enums (TCP, TLS, Unix), [`Connector`](transport::Connector), bind, Happy Eyeballs, UDP sockets |
-//! | [`error`] | error kinds, messages and exit codes |
+//! | [`endpoint`] | address parsing (pure, no I/O), the table of schemes ([`SCHEMES`](endpoint::SCHEMES): each scheme's base socket, layers and default port) and name resolution |
+//! | [`transport`] | the connect chain ([`Connector`](transport::Connector): dial the base with Happy Eyeballs, then each layer), [`Listener`](transport::Listener) (bind, accept, then each layer's handshake in the connection's task), [`Stream`](transport::Stream) (concrete TCP, Unix and TLS-over-TCP variants; [`Boxed`](transport::Stream::Boxed) for other compositions such as TLS over a Unix socket), the TLS layer, UDP sockets |
+//! | [`error`] | error kinds, messages and exit codes (it knows no transport: a layer hands over the errors it classified inside the I/O error) |
 //! | [`retry`] | the retry policy (pure schedule) and the retry driver |
 //! | [`deadline`] | saturating deadlines: a huge configured duration never panics |
 //! | [`server`] | the shared accept loop: connection limit, accept backoff, drain |

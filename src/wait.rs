@@ -298,12 +298,13 @@ async fn attempt(connector: &Connector, config: &WaitConfig) -> Result<()> {
     let endpoint = connector.endpoint();
     let attempt_deadline = crate::deadline::from_now(config.attempt_timeout);
     if let (
-        Endpoint::Udp(hp),
+        Scheme::Udp,
+        Some(hp),
         Readiness::Accepts {
             send: Some(send),
             expect: Some(expect),
         },
-    ) = (endpoint, &config.readiness)
+    ) = (endpoint.scheme(), endpoint.host_port(), &config.readiness)
     {
         return attempt_udp(hp, config, send, expect, attempt_deadline).await;
     }

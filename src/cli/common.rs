@@ -261,7 +261,7 @@ pub struct SchemeArgs {
     /// UDP: an address without a scheme means udp://HOST:PORT
     #[arg(short = 'u', long)]
     pub udp: bool,
-    /// Unix socket: an address without a scheme is a socket path (or @NAME, an abstract socket)
+    /// Unix socket: an address without a scheme is a socket path (or @NAME, an abstract socket); with --tls, TLS over it (tls+unix)
     #[arg(short = 'U', long, conflicts_with = "udp")]
     pub unix: bool,
 }
@@ -279,16 +279,19 @@ impl SchemeArgs {
     }
 
     /// Parses `addr` with the flags' scheme as the default (`tls` is the
-    /// `--tls` flag); an address whose own scheme contradicts a flag is an
-    /// error rather than a guess.
+    /// `--tls` flag; with `-U` it means tls+unix); an address whose own
+    /// scheme contradicts a flag is an error rather than a guess.
     pub fn parse(&self, addr: &str, tls: bool) -> Result<Endpoint> {
         let wanted = match (tls, self.scheme()) {
-            (true, Some(other)) => {
-                return Err(Error::usage(format!(
-                    "--tls conflicts with --{}",
-                    other.as_str()
-                )));
-            }
+            (true, Some(other)) => match Scheme::Tls.with_base(other.base()) {
+                Some(layered) => layered,
+                None => {
+                    return Err(Error::usage(format!(
+                        "--tls conflicts with --{}",
+                        other.as_str()
+                    )));
+                }
+            },
             (true, None) => Scheme::Tls,
             (false, Some(wanted)) => wanted,
             (false, None) => return addr.parse(),
@@ -298,6 +301,7 @@ impl SchemeArgs {
             let flag = match wanted {
                 Scheme::Udp => "-u",
                 Scheme::Unix => "-U",
+                Scheme::TlsUnix => "-U --tls",
                 _ => "--tls",
             };
             return Err(Error::usage(format!(
@@ -397,6 +401,21 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("--tls conflicts with --udp")
+        );
+        // -U --tls: TLS over the Unix socket.
+        assert_eq!(
+            unix.parse("/run/x.sock", true).unwrap().to_string(),
+            "tls+unix:///run/x.sock"
+        );
+        assert_eq!(
+            unix.parse("tls+unix:@n", true).unwrap().to_string(),
+            "tls+unix:@n"
+        );
+        assert!(
+            unix.parse("unix:///x", true)
+                .unwrap_err()
+                .to_string()
+                .contains("-U --tls asks for tls+unix")
         );
     }
 

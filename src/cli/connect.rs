@@ -27,13 +27,14 @@ Examples:
   netcrab connect unix:@netcrab --send hi                # Linux abstract Unix socket
   netcrab connect tls://example.com:443 < request.txt    # TLS, verified against the system's trust store
   netcrab connect --tls 127.0.0.1:8443 --pin-sha256 AB:CD:...  # trust exactly the certificate serve --tls printed
-  netcrab connect tls://10.0.0.5:8443 --ca ca.pem --servername api.internal --cert me.pem --key me.key";
+  netcrab connect tls://10.0.0.5:8443 --ca ca.pem --servername api.internal --cert me.pem --key me.key
+  netcrab connect tls+unix:///run/app.sock --pin-sha256 FINGERPRINT --send hi   # TLS over a Unix socket (server name: localhost)";
 
 /// Connect, send stdin (or --send TEXT), print what comes back
 #[derive(Debug, Args)]
 #[command(after_help = EXAMPLES)]
 pub struct ConnectArgs {
-    /// Address to connect to: HOST:PORT, [IPV6]:PORT, tls://HOST:PORT, udp://HOST:PORT, unix:///PATH or unix:@NAME
+    /// Address to connect to: HOST:PORT, [IPV6]:PORT, tls://HOST:PORT, udp://HOST:PORT, unix:///PATH, unix:@NAME or tls+unix:///PATH
     pub addr: String,
     #[command(flatten)]
     pub scheme: SchemeArgs,

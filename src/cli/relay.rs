@@ -30,13 +30,14 @@ Examples:
   netcrab relay 127.0.0.1:7000 127.0.0.1:8080 --idle-timeout 0 --no-splice
   netcrab relay tls://:443 127.0.0.1:8080 --cert cert.pem --key key.pem   # TLS termination
   netcrab relay 127.0.0.1:6380 tls://redis.internal:6380 --upstream-ca ca.pem  # TLS origination
-  netcrab relay unix:///run/app.sock 127.0.0.1:8080   # a Unix socket in front of a TCP service";
+  netcrab relay unix:///run/app.sock 127.0.0.1:8080   # a Unix socket in front of a TCP service
+  netcrab relay 127.0.0.1:5433 tls+unix:///run/db.sock --upstream-pin-sha256 FINGERPRINT  # TLS over a Unix socket upstream";
 
 /// Accept connections and relay each to an upstream (a port forwarder)
 #[derive(Debug, Args)]
 #[command(after_help = EXAMPLES)]
 pub struct RelayArgs {
-    /// Address to listen on: HOST:PORT, [IPV6]:PORT, :PORT (every interface) or PORT
+    /// Address to listen on: HOST:PORT, [IPV6]:PORT, :PORT (every interface), PORT, or any stream endpoint (tls://, unix://, tls+unix://)
     pub listen: String,
     /// Address to relay each connection to
     pub upstream: String,
@@ -103,7 +104,7 @@ pub struct UpstreamTlsArgs {
 impl UpstreamTlsArgs {
     /// The TLS options for connecting to `upstream`.
     fn resolve(&self, upstream: &Endpoint) -> Result<netcrab::tls::TlsClientOptions> {
-        if upstream.scheme() != Scheme::Tls {
+        if !upstream.scheme().is_tls() {
             let given = [
                 ("--upstream-ca", !self.upstream_ca.is_empty()),
                 ("--upstream-servername", self.upstream_servername.is_some()),
@@ -116,7 +117,7 @@ impl UpstreamTlsArgs {
             ];
             if let Some((flag, _)) = given.iter().find(|(_, given)| *given) {
                 return Err(Error::usage(format!(
-                    "{flag} needs a tls:// upstream (or --upstream-tls), not {upstream}"
+                    "{flag} needs a tls:// upstream (or tls+unix://, or --upstream-tls), not {upstream}"
                 )));
             }
         }
@@ -145,7 +146,7 @@ impl RelayArgs {
         let upstream =
             Endpoint::parse_with_default(&self.upstream, scheme(self.upstream_tls.upstream_tls))?;
         for endpoint in [&listen, &upstream] {
-            if endpoint.scheme() == Scheme::Udp {
+            if !endpoint.scheme().is_byte_stream() {
                 return Err(Error::usage(format!(
                     "relay carries byte streams: {endpoint} is udp, which is not supported"
                 )));

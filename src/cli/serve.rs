@@ -28,7 +28,8 @@ Examples:
   netcrab serve -U /tmp/echo.sock --echo --mode 660  # Unix socket file, group-writable
   netcrab serve unix:@netcrab --lines   # Linux abstract Unix socket (no file)
   netcrab serve --tls 127.0.0.1:8443 --echo  # TLS with a self-signed certificate; its fingerprint is printed
-  netcrab serve tls://:8443 --cert cert.pem --key key.pem --client-ca clients.pem  # mutual TLS";
+  netcrab serve tls://:8443 --cert cert.pem --key key.pem --client-ca clients.pem  # mutual TLS
+  netcrab serve tls+unix:///run/app.sock --echo   # TLS over a Unix socket";
 
 /// Listen and answer every connection (the seed's server)
 #[derive(Debug, Args)]
@@ -36,7 +37,7 @@ Examples:
 #[command(group(ArgGroup::new("service").args(["reply", "echo", "discard"])))]
 pub struct ServeArgs {
     /// Address to listen on: HOST:PORT, [IPV6]:PORT, :PORT (every interface), PORT,
-    /// tls://HOST:PORT, udp://HOST:PORT, unix:///PATH or unix:@NAME [default: 127.0.0.1:8080]
+    /// tls://HOST:PORT, udp://HOST:PORT, unix:///PATH, unix:@NAME or tls+unix:///PATH [default: 127.0.0.1:8080]
     pub addr: Option<String>,
     #[command(flatten)]
     pub scheme: SchemeArgs,
@@ -90,7 +91,7 @@ impl ServeArgs {
             }
             None => self.scheme.parse(DEFAULT_ADDR, self.tls.tls)?,
         };
-        if self.mode.is_some() && endpoint.scheme() != Scheme::Unix {
+        if self.mode.is_some() && endpoint.unix_addr().is_none() {
             return Err(Error::usage("--mode applies only to unix socket files"));
         }
         let mut listen = ListenOptions::default();
@@ -136,7 +137,7 @@ impl ServeArgs {
     pub async fn run(&self) -> Result<()> {
         let (endpoint, listen, config) = self.resolve()?;
         let shutdown = netcrab::shutdown::on_signals()?;
-        if let Endpoint::Udp(hp) = &endpoint {
+        if let (Scheme::Udp, Some(hp)) = (endpoint.scheme(), endpoint.host_port()) {
             return self.run_udp(hp, config, shutdown).await;
         }
         // A socket per connection.

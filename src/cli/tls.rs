@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use netcrab::endpoint::{Endpoint, Scheme};
+use netcrab::endpoint::Endpoint;
 use netcrab::error::{Error, Result};
 use netcrab::tls::{
     DEFAULT_HANDSHAKE_TIMEOUT, Fingerprint, Identity, ServerVerification, TlsClientOptions,
@@ -17,7 +17,7 @@ use super::common::duration;
 /// An error for a TLS flag given with an address that is not TLS.
 fn needs_tls(flag: &str, endpoint: &Endpoint) -> Error {
     Error::usage(format!(
-        "{flag} needs a tls:// address (or --tls), not {endpoint}"
+        "{flag} needs a tls:// address (or tls+unix://, or --tls), not {endpoint}"
     ))
 }
 
@@ -59,7 +59,7 @@ impl TlsServeArgs {
     /// The TLS options for listening on `endpoint`; an error if TLS flags
     /// are given for an address that is not TLS.
     pub fn resolve(&self, endpoint: &Endpoint) -> Result<TlsServerOptions> {
-        if endpoint.scheme() != Scheme::Tls {
+        if !endpoint.scheme().is_tls() {
             let given = [
                 ("--cert", self.cert.is_some()),
                 ("--client-ca", self.client_ca.is_some()),
@@ -89,7 +89,7 @@ pub struct TlsConnectArgs {
     /// Also trust the CA certificate(s) in FILE (PEM), besides the system's trust store, and a server certificate identical to one in FILE (its name and dates still checked; repeatable)
     #[arg(long, value_name = "FILE")]
     pub ca: Vec<PathBuf>,
-    /// The name to ask for (SNI) and to verify the certificate against, instead of the address's host
+    /// The name to ask for (SNI) and to verify the certificate against, instead of the address's host (localhost for a Unix socket)
     #[arg(long, value_name = "NAME")]
     pub servername: Option<String>,
     /// Accept exactly the server certificate with this SHA-256 fingerprint (hex, colons optional), e.g. a self-signed one
@@ -116,7 +116,7 @@ impl TlsConnectArgs {
     /// The TLS options for connecting to `endpoint`; an error if TLS
     /// flags are given for an address that is not TLS.
     pub fn resolve(&self, endpoint: &Endpoint) -> Result<TlsClientOptions> {
-        if endpoint.scheme() != Scheme::Tls {
+        if !endpoint.scheme().is_tls() {
             let given = [
                 ("--ca", !self.ca.is_empty()),
                 ("--servername", self.servername.is_some()),

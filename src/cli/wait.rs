@@ -90,7 +90,7 @@ impl WaitArgs {
         // are an error naming the flag.
         let tls_target = targets
             .iter()
-            .find(|t| t.scheme() == Scheme::Tls)
+            .find(|t| t.scheme().is_tls())
             .unwrap_or(&targets[0]);
         let tls = self.tls.resolve(tls_target)?;
         if self.attempt_timeout.is_zero() {

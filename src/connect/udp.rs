@@ -15,7 +15,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWrite
 use tokio::net::UdpSocket;
 
 use super::{ConnectConfig, ConnectReport};
-use crate::endpoint::Endpoint;
+use crate::endpoint::Scheme;
 use crate::error::{Error, ErrorKind, Result};
 use crate::retry::retry;
 use crate::transport::udp::{MAX_DATAGRAM, RECV_BUF, connect_udp};
@@ -40,7 +40,7 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let Endpoint::Udp(hp) = &config.endpoint else {
+    let (Scheme::Udp, Some(hp)) = (config.endpoint.scheme(), config.endpoint.host_port()) else {
         return Err(Error::usage(format!(
             "{} is not a udp address",
             config.endpoint

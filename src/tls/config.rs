@@ -11,7 +11,7 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use super::errors::{self, Side};
@@ -21,7 +21,7 @@ use super::{
     Fingerprint, Identity, SelfSigned, ServerVerification, TlsClientOptions, TlsServerOptions,
     self_signed_names, x509,
 };
-use crate::endpoint::{Host, HostPort};
+use crate::endpoint::{Addr, Endpoint, Host};
 use crate::error::{Error, ErrorKind, Result, fmt_duration};
 
 /// rustls' `ring` provider: pure Rust and assembly, no C toolchain beyond
@@ -89,13 +89,18 @@ impl fmt::Debug for ServerTls {
 
 impl ServerTls {
     /// Loads the certificate and key (or generates a self-signed
-    /// certificate for `listen`) and the client CAs.
-    pub fn new(opts: &TlsServerOptions, listen: &HostPort) -> Result<ServerTls> {
+    /// certificate for `listen`: for its host, or for `localhost` when it
+    /// is a Unix socket) and the client CAs.
+    pub fn new(opts: &TlsServerOptions, listen: &Endpoint) -> Result<ServerTls> {
         let provider = provider();
         let (chain, key, self_signed) = match &opts.identity {
             Some(id) => (identity_chain(id)?, pem::private_key(&id.key)?, None),
             None => {
-                let generated = SelfSigned::generate(self_signed_names(listen))?;
+                let names = match listen.addr() {
+                    Addr::HostPort(hp) => self_signed_names(hp),
+                    _ => vec![LOCAL_NAME.to_owned()],
+                };
+                let generated = SelfSigned::generate(names)?;
                 (vec![generated.cert], generated.key, Some(generated.names))
             }
         };
@@ -155,20 +160,24 @@ impl ServerTls {
         self.self_signed.as_deref()
     }
 
-    /// Runs the server side of the handshake on an accepted connection,
-    /// under the handshake timeout. `peer` names the client in errors.
-    pub(crate) async fn accept(
+    /// Runs the server side of the handshake on an accepted connection (a
+    /// TCP connection, a Unix one, any byte stream), under the handshake
+    /// timeout. `peer` names the client in errors.
+    pub(crate) async fn accept<S>(
         &self,
-        tcp: TcpStream,
+        stream: S,
         peer: &(dyn fmt::Display + Sync),
-    ) -> Result<tokio_rustls::server::TlsStream<TcpStream>> {
+    ) -> Result<tokio_rustls::server::TlsStream<S>>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
         let context = format!("tls handshake with {peer} failed");
-        let handshake = self.acceptor.accept(tcp).into_fallible();
+        let handshake = self.acceptor.accept(stream).into_fallible();
         match tokio::time::timeout(self.handshake_timeout, handshake).await {
             Ok(Ok(stream)) => Ok(stream),
-            Ok(Err((e, tcp))) => {
+            Ok(Err((e, stream))) => {
                 let err = errors::from_io(context, e, Side::Server);
-                linger(tcp).await;
+                linger(stream).await;
                 Err(err)
             }
             Err(_) => Err(Error::new(ErrorKind::Timeout, context).with_detail(format!(
@@ -179,6 +188,9 @@ impl ServerTls {
     }
 }
 
+/// The server name of a Unix socket or of an address without a host.
+const LOCAL_NAME: &str = "localhost";
+
 /// How long a connection whose handshake failed is drained before it is
 /// closed.
 const LINGER: Duration = Duration::from_secs(1);
@@ -188,12 +200,12 @@ const LINGER: Duration = Duration::from_secs(1);
 /// moment. Closing with unread data would reset the connection, and the
 /// client would see `connection reset` instead of our alert (which says,
 /// for example, that a client certificate is required).
-async fn linger(mut tcp: TcpStream) {
+async fn linger<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let _ = tcp.shutdown().await;
+    let _ = stream.shutdown().await;
     let _ = tokio::time::timeout(LINGER, async {
         let mut sink = [0u8; 4096];
-        while let Ok(n) = tcp.read(&mut sink).await {
+        while let Ok(n) = stream.read(&mut sink).await {
             if n == 0 {
                 break;
             }
@@ -291,31 +303,45 @@ impl ClientTls {
     }
 
     /// The name to send as SNI and verify: `--servername`, else the host
-    /// connected to (`localhost` for an address without a host).
-    fn server_name(&self, hp: &HostPort) -> Result<ServerName<'static>> {
+    /// connected to; `localhost` for an address without a host, and for a
+    /// Unix socket, which is on this host by definition (a server without
+    /// `--cert` puts that name in its certificate).
+    fn server_name(&self, addr: &Addr) -> Result<ServerName<'static>> {
         if let Some(name) = &self.servername {
             return Ok(name.clone());
         }
-        match &hp.host {
-            Host::Ip(ip) => Ok(ServerName::IpAddress((*ip).into())),
-            Host::Name(name) => ServerName::try_from(name.clone())
-                .map_err(|_| Error::usage(format!("{name:?} cannot be used as a tls server name"))),
-            Host::Unspecified => Ok(ServerName::try_from("localhost")
-                .map_err(|_| Error::usage("localhost is not a server name"))?
-                .to_owned()),
+        let local = || {
+            ServerName::try_from(LOCAL_NAME)
+                .map(|n| n.to_owned())
+                .map_err(|_| Error::usage("localhost is not a server name"))
+        };
+        match addr {
+            Addr::HostPort(hp) => match &hp.host {
+                Host::Ip(ip) => Ok(ServerName::IpAddress((*ip).into())),
+                Host::Name(name) => ServerName::try_from(name.clone()).map_err(|_| {
+                    Error::usage(format!("{name:?} cannot be used as a tls server name"))
+                }),
+                Host::Unspecified => local(),
+            },
+            _ => local(),
         }
     }
 
-    /// Runs the client side of the handshake on a connected socket, under
-    /// the handshake timeout. `context` names the operation in errors.
-    pub(crate) async fn connect(
+    /// Runs the client side of the handshake on a connected stream (TCP,
+    /// Unix, any byte stream) to `addr`, under the handshake timeout.
+    /// `context` names the operation in errors.
+    pub(crate) async fn connect<S>(
         &self,
-        hp: &HostPort,
-        tcp: TcpStream,
+        addr: &Addr,
+        stream: S,
         context: &str,
-    ) -> Result<tokio_rustls::client::TlsStream<TcpStream>> {
-        let name = self.server_name(hp)?;
-        match tokio::time::timeout(self.handshake_timeout, self.connector.connect(name, tcp)).await
+    ) -> Result<tokio_rustls::client::TlsStream<S>>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let name = self.server_name(addr)?;
+        match tokio::time::timeout(self.handshake_timeout, self.connector.connect(name, stream))
+            .await
         {
             Ok(Ok(stream)) => Ok(stream),
             Ok(Err(e)) => Err(errors::from_io(context.to_owned(), e, Side::Client)),

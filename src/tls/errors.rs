@@ -40,7 +40,9 @@ pub(crate) fn rustls_error(err: &io::Error) -> Option<&rustls::Error> {
 pub(crate) fn from_io(context: String, err: io::Error, side: Side) -> Error {
     if let Some(tls) = rustls_error(&err) {
         let detail = describe(tls, side);
-        return Error::io(context, err).with_detail(detail);
+        return Error::new(ErrorKind::Tls, context)
+            .with_detail(detail)
+            .with_source(err);
     }
     if err.kind() == io::ErrorKind::UnexpectedEof {
         let detail = match side {
@@ -52,6 +54,23 @@ pub(crate) fn from_io(context: String, err: io::Error, side: Side) -> Error {
         return Error::new(ErrorKind::Reset, context).with_detail(detail);
     }
     Error::io(context, err)
+}
+
+/// A TLS failure on an established connection (a bad record, an alert),
+/// as an I/O error that [`Error::io`] turns into an [`ErrorKind::Tls`]
+/// error with this module's message: the transport's TLS streams pass
+/// their I/O errors through here, so the error module needs to know
+/// nothing of TLS. Other errors are returned as they are.
+pub(crate) fn classify_io(err: io::Error, side: Side) -> io::Error {
+    let Some(tls) = rustls_error(&err) else {
+        return err;
+    };
+    let detail = describe(tls, side);
+    let kind = err.kind();
+    let classified = Error::new(ErrorKind::Tls, "")
+        .with_detail(detail)
+        .with_source(err);
+    io::Error::new(kind, classified)
 }
 
 /// Says what a rustls error means, from `side`'s point of view, and how
@@ -432,6 +451,21 @@ mod tests {
             msg.contains("the server's certificate is not x509 v3"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn tls_failures_after_the_handshake_are_tls_errors_with_our_message() {
+        let io = io::Error::new(
+            io::ErrorKind::InvalidData,
+            rustls::Error::AlertReceived(AlertDescription::DecryptError),
+        );
+        let err = Error::io("relay", classify_io(io, Side::Server));
+        assert_eq!(err.kind(), ErrorKind::Tls);
+        assert!(err.to_string().starts_with("relay: "), "{err}");
+        assert!(err.detail().contains("decrypt error"), "{err}");
+        // Other I/O errors pass through untouched.
+        let reset = classify_io(io::Error::from_raw_os_error(libc::ECONNRESET), Side::Client);
+        assert_eq!(Error::io("read", reset).kind(), ErrorKind::Reset);
     }
 
     #[test]

@@ -247,6 +247,15 @@ fn classify_connect_error(context: String, err: io::Error) -> Error {
     }
 }
 
+/// A connected Unix socket's peer: its name if it has one, and its
+/// process id.
+pub(super) fn peer_addr(stream: &UnixStream) -> io::Result<PeerAddr> {
+    stream.peer_addr().map(|a| PeerAddr::Unix {
+        name: unix_name(&a.into()),
+        pid: stream.peer_cred().ok().and_then(|c| c.pid()),
+    })
+}
+
 /// The name of a Unix socket address, if it has one.
 pub(super) fn unix_name(addr: &std::os::unix::net::SocketAddr) -> Option<UnixAddr> {
     if let Some(path) = addr.as_pathname() {

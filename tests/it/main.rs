@@ -13,6 +13,7 @@ mod report;
 mod serve;
 mod signals;
 mod tls;
+mod tls_unix;
 mod udp;
 mod unix;
 mod util;

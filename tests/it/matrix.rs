@@ -1,13 +1,16 @@
 //! The behaviours every stream transport shares, run over each of them:
 //! the seed's exchange, echo of a multi-megabyte payload byte for byte,
 //! half-close, retry against a server that starts late, and the connection
-//! limit.
+//! limit; and `relay` between every pair of them (either side any
+//! transport).
 //!
 //! Each behaviour is a function taking a [`Transport`]; the `matrix!` macro
 //! at the bottom makes one test per (transport, behaviour), named
 //! `matrix::TRANSPORT::BEHAVIOUR`, so a failure names both and the tests run
-//! in parallel. A new transport is one more [`Transport`] constant and one
-//! more entry in the macro call.
+//! in parallel; `relay_pairs!` makes one test per (listening transport,
+//! upstream transport), named `matrix::relay::LISTEN_to_UPSTREAM`. A new
+//! transport is one more [`Transport`] constant and one more entry in each
+//! macro call.
 
 use std::path::Path;
 
@@ -62,11 +65,30 @@ pub const TLS: Transport = Transport {
     fixed_addr: |_| format!("tls://127.0.0.1:{}", free_port()),
     serve_args: &[],
     connect_args: |server| match server {
-        Some(stderr) => {
-            let line = stderr.wait_for("fingerprint: ");
-            let fp = line.rsplit("fingerprint: ").next().unwrap_or_default();
-            vec!["--pin-sha256".into(), fp.trim().to_owned()]
-        }
+        Some(stderr) => pin_printed_by(stderr),
+        None => vec!["--insecure".into()],
+    },
+    handshake: true,
+};
+
+/// The server's `--pin-sha256 FINGERPRINT`, from the fingerprint line it
+/// printed.
+fn pin_printed_by(stderr: &Lines) -> Vec<String> {
+    let line = stderr.wait_for("fingerprint: ");
+    let fp = line.rsplit("fingerprint: ").next().unwrap_or_default();
+    vec!["--pin-sha256".into(), fp.trim().to_owned()]
+}
+
+/// TLS over a Unix socket file in the test's directory, pinned as for
+/// [`TLS`] (a Unix socket has no host name: the client's server name
+/// defaults to `localhost`, which the self-signed certificate holds).
+pub const TLS_UNIX: Transport = Transport {
+    name: "tls+unix",
+    any_addr: |dir| format!("tls+unix://{}", dir.join("any.sock").display()),
+    fixed_addr: |dir| format!("tls+unix://{}", dir.join("fixed.sock").display()),
+    serve_args: &[],
+    connect_args: |server| match server {
+        Some(stderr) => pin_printed_by(stderr),
         None => vec!["--insecure".into()],
     },
     handshake: true,
@@ -217,6 +239,50 @@ fn connection_limit(t: &Transport) {
     server.proc.stderr.wait_for_count(": connected", 2);
 }
 
+/// `relay` listening on `listen`, forwarding to an echo server on
+/// `upstream`: a client's payload comes back byte for byte, the client's
+/// half-close passes through, and the relay counts both directions.
+fn relay_between(listen: &Transport, upstream: &Transport) {
+    let name = format!("{} to {}", listen.name, upstream.name);
+    let (up_dir, relay_dir) = (temp_dir(), temp_dir());
+    let mut up_args = vec!["serve".to_owned(), (upstream.any_addr)(up_dir.path())];
+    up_args.extend(upstream.serve_args.iter().map(|a| a.to_string()));
+    up_args.push("--echo".into());
+    let up = Listening::start(&up_args.iter().map(String::as_str).collect::<Vec<_>>());
+
+    // The upstream's TLS flags are connect's, named --upstream-*.
+    let upstream_flags = (upstream.connect_args)(Some(&up.proc.stderr))
+        .into_iter()
+        .map(|a| match a.strip_prefix("--") {
+            Some(flag) => format!("--upstream-{flag}"),
+            None => a,
+        });
+    let mut relay_args = vec![
+        "-v".to_owned(),
+        "relay".to_owned(),
+        (listen.any_addr)(relay_dir.path()),
+        up.addr.clone(),
+    ];
+    relay_args.extend(upstream_flags);
+    relay_args.extend(listen.serve_args.iter().map(|a| a.to_string()));
+    let relay = Listening::start(&relay_args.iter().map(String::as_str).collect::<Vec<_>>());
+
+    let data = payload(1 << 20, 7);
+    let mut client = vec!["connect".to_owned(), relay.addr.clone()];
+    client.extend((listen.connect_args)(Some(&relay.proc.stderr)));
+    let out = run_with_input(
+        &client.iter().map(String::as_str).collect::<Vec<_>>(),
+        data.clone(),
+    );
+    assert_eq!(code(out.status), 0, "{name}: {}", stderr(&out));
+    assert!(out.stdout == data, "{name}: echoed bytes differ");
+    let line = relay.proc.stderr.wait_for("closed by both sides");
+    assert!(
+        line.contains("up 1048576 bytes, down 1048576 bytes"),
+        "{name}: {line}"
+    );
+}
+
 /// One module per transport, one test per behaviour in each.
 macro_rules! matrix {
     ($($module:ident => $transport:expr),* $(,)?) => {$(
@@ -245,4 +311,40 @@ macro_rules! matrix {
     )*};
 }
 
-matrix!(tcp => super::TCP, unix => super::UNIX, tls => super::TLS);
+matrix!(
+    tcp => super::TCP,
+    unix => super::UNIX,
+    tls => super::TLS,
+    tls_unix => super::TLS_UNIX,
+);
+
+/// One test per (listening transport, upstream transport) in `relay`.
+macro_rules! relay_pairs {
+    ($($name:ident: $listen:expr => $upstream:expr),* $(,)?) => {
+        mod relay {$(
+            #[test]
+            fn $name() {
+                super::relay_between(&$listen, &$upstream)
+            }
+        )*}
+    };
+}
+
+relay_pairs!(
+    tcp_to_tcp: super::TCP => super::TCP,
+    tcp_to_unix: super::TCP => super::UNIX,
+    tcp_to_tls: super::TCP => super::TLS,
+    tcp_to_tls_unix: super::TCP => super::TLS_UNIX,
+    unix_to_tcp: super::UNIX => super::TCP,
+    unix_to_unix: super::UNIX => super::UNIX,
+    unix_to_tls: super::UNIX => super::TLS,
+    unix_to_tls_unix: super::UNIX => super::TLS_UNIX,
+    tls_to_tcp: super::TLS => super::TCP,
+    tls_to_unix: super::TLS => super::UNIX,
+    tls_to_tls: super::TLS => super::TLS,
+    tls_to_tls_unix: super::TLS => super::TLS_UNIX,
+    tls_unix_to_tcp: super::TLS_UNIX => super::TCP,
+    tls_unix_to_unix: super::TLS_UNIX => super::UNIX,
+    tls_unix_to_tls: super::TLS_UNIX => super::TLS,
+    tls_unix_to_tls_unix: super::TLS_UNIX => super::TLS_UNIX,
+);

@@ -17,10 +17,10 @@ use rcgen::{
 use crate::util::*;
 
 /// A directory for one test's PEM files, removed on drop.
-struct TempDir(PathBuf);
+pub(crate) struct TempDir(PathBuf);
 
 impl TempDir {
-    fn new() -> TempDir {
+    pub(crate) fn new() -> TempDir {
         static COUNT: AtomicUsize = AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
             "netcrab-tls-test-{}-{}",
@@ -46,18 +46,18 @@ impl Drop for TempDir {
 }
 
 /// A test certificate authority.
-struct Ca {
+pub(crate) struct Ca {
     issuer: CertifiedIssuer<'static, KeyPair>,
 }
 
 /// A certificate and key written to files.
-struct Pem {
-    cert: String,
-    key: String,
+pub(crate) struct Pem {
+    pub(crate) cert: String,
+    pub(crate) key: String,
 }
 
 impl Ca {
-    fn new(name: &str) -> Ca {
+    pub(crate) fn new(name: &str) -> Ca {
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.distinguished_name.push(DnType::CommonName, name);
@@ -78,7 +78,7 @@ impl Ca {
     }
 
     /// Issues a leaf certificate for `names` and writes it and its key.
-    fn issue(&self, dir: &TempDir, name: &str, names: &[&str], usage: Usage) -> Pem {
+    pub(crate) fn issue(&self, dir: &TempDir, name: &str, names: &[&str], usage: Usage) -> Pem {
         let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
         let mut params = CertificateParams::new(names).expect("leaf params");
         params.distinguished_name.push(DnType::CommonName, name);
@@ -110,22 +110,22 @@ impl Ca {
 }
 
 #[derive(Clone, Copy)]
-enum Usage {
+pub(crate) enum Usage {
     Server,
     Client,
 }
 
 /// A CA, its certificate file, and a server certificate for the loopback
 /// names signed by it.
-struct Pki {
-    dir: TempDir,
-    ca: Ca,
-    ca_file: String,
-    server: Pem,
+pub(crate) struct Pki {
+    pub(crate) dir: TempDir,
+    pub(crate) ca: Ca,
+    pub(crate) ca_file: String,
+    pub(crate) server: Pem,
 }
 
 impl Pki {
-    fn new() -> Pki {
+    pub(crate) fn new() -> Pki {
         let dir = TempDir::new();
         let ca = Ca::new("netcrab test ca");
         let ca_file = ca.write(&dir, "ca.pem");

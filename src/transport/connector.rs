@@ -1,0 +1,68 @@
+//! [`Connector`]: the connect chain for one endpoint. Dial the base (TCP
+//! with Happy Eyeballs over the resolved addresses, or a Unix socket), then
+//! run each layer's client side (TLS) over it; the retry policy goes around
+//! the whole chain.
+
+use super::layer::ClientLayer;
+use super::{ConnectOptions, Stream, not_a_stream, tcp, unix};
+use crate::endpoint::{Addr, Base, Endpoint};
+use crate::error::Result;
+
+/// Opens connections to one endpoint, again and again (for retries):
+/// what every attempt shares, such as the TLS trust store and client
+/// certificate, is loaded once, in [`Connector::new`].
+#[derive(Debug, Clone)]
+pub struct Connector {
+    endpoint: Endpoint,
+    options: ConnectOptions,
+    layers: Vec<ClientLayer>,
+}
+
+impl Connector {
+    /// Prepares to connect to `endpoint`. Fails on a bad TLS option (an
+    /// unreadable `--ca` file, say) before any connection is attempted.
+    pub fn new(endpoint: &Endpoint, options: &ConnectOptions) -> Result<Connector> {
+        let layers = endpoint
+            .scheme()
+            .spec()
+            .layers
+            .iter()
+            .map(|layer| ClientLayer::prepare(*layer, endpoint, options))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Connector {
+            endpoint: endpoint.clone(),
+            options: options.clone(),
+            layers,
+        })
+    }
+
+    /// The endpoint connected to.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// Opens one connection (no retry: see [`retry`](crate::retry::retry)).
+    pub async fn connect(&self) -> Result<Stream> {
+        let base = self.endpoint.scheme().base();
+        let mut stream = match (base, self.endpoint.addr()) {
+            (Base::Tcp, Addr::HostPort(hp)) => {
+                Stream::Tcp(tcp::connect_tcp(hp, &self.options).await?)
+            }
+            (Base::Unix, Addr::Unix(addr)) => {
+                Stream::Unix(unix::connect(addr, &self.options).await?)
+            }
+            _ => return Err(not_a_stream(&self.endpoint, "connect")),
+        };
+        for layer in &self.layers {
+            stream = layer.wrap(stream, &self.endpoint).await?;
+        }
+        Ok(stream)
+    }
+}
+
+/// Opens one connection to `endpoint` (no retry: see
+/// [`retry`](crate::retry::retry); to connect repeatedly, prepare a
+/// [`Connector`] once).
+pub async fn connect(endpoint: &Endpoint, opts: &ConnectOptions) -> Result<Stream> {
+    Connector::new(endpoint, opts)?.connect().await
+}

@@ -1,0 +1,178 @@
+//! [`Listener`]: a bound base socket (TCP or Unix) and the server sides of
+//! the layers over it; [`Accepted`]: a connection whose layers' handshakes
+//! are still to run, in the connection's own task.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use super::layer::{ServerLayer, ServerLayers};
+use super::{
+    ListenOptions, PeerAddr, SocketOptions, Stream, UnixListener, not_a_stream, tcp, unix,
+};
+use crate::endpoint::{Addr, Base, Endpoint, Host, HostPort, Scheme};
+use crate::error::Result;
+use crate::tls::ServerTls;
+
+/// A bound listening socket, with the layers its connections speak.
+#[derive(Debug)]
+pub struct Listener {
+    scheme: Scheme,
+    base: BaseListener,
+    /// `None` when the scheme has no layers: accepted streams are ready.
+    layers: Option<ServerLayers>,
+}
+
+#[derive(Debug)]
+enum BaseListener {
+    Tcp(TcpListener),
+    /// Removes its socket file when dropped.
+    Unix(UnixListener),
+}
+
+impl Listener {
+    /// Binds `endpoint` for listening, with default options (a TLS
+    /// endpoint gets a self-signed certificate).
+    pub async fn bind(endpoint: &Endpoint) -> Result<Listener> {
+        Listener::bind_with(endpoint, &ListenOptions::default()).await
+    }
+
+    /// Binds `endpoint` for listening, with `opts`. The layers are prepared
+    /// first (a TLS certificate loaded or generated), so a bad `--cert`
+    /// fails before binding.
+    pub async fn bind_with(endpoint: &Endpoint, opts: &ListenOptions) -> Result<Listener> {
+        let spec = endpoint.scheme().spec();
+        if !spec.is_byte_stream() {
+            return Err(not_a_stream(endpoint, "listen"));
+        }
+        let layers = spec
+            .layers
+            .iter()
+            .map(|layer| ServerLayer::prepare(*layer, endpoint, opts))
+            .collect::<Result<Vec<_>>>()?;
+        let base = match (spec.base, endpoint.addr()) {
+            (Base::Tcp, Addr::HostPort(hp)) => BaseListener::Tcp(tcp::bind(hp).await?),
+            (Base::Unix, Addr::Unix(addr)) => {
+                BaseListener::Unix(unix::bind(addr, opts.unix_mode).await?)
+            }
+            _ => return Err(not_a_stream(endpoint, "listen")),
+        };
+        Ok(Listener {
+            scheme: spec.scheme,
+            base,
+            layers: (!layers.is_empty()).then(|| Arc::from(layers)),
+        })
+    }
+
+    /// Accepts one connection. Errors are returned raw: the accept loop
+    /// decides which are transient. A connection comes back with its
+    /// layers' handshakes still to run (see [`Accepted::handshake`]).
+    pub async fn accept(&self) -> io::Result<(Accepted, PeerAddr)> {
+        let (stream, peer) = match &self.base {
+            BaseListener::Tcp(l) => {
+                let (s, addr) = l.accept().await?;
+                (Stream::Tcp(s), PeerAddr::Inet(addr))
+            }
+            BaseListener::Unix(l) => {
+                let (s, peer) = l.accept().await?;
+                (Stream::Unix(s), peer)
+            }
+        };
+        let accepted = Accepted {
+            stream,
+            layers: self.layers.clone(),
+        };
+        Ok((accepted, peer))
+    }
+
+    /// The bound address as an endpoint: its port filled in for port 0.
+    pub fn endpoint(&self) -> io::Result<Endpoint> {
+        let addr = match &self.base {
+            BaseListener::Tcp(l) => Addr::HostPort(host_port(l.local_addr()?)),
+            BaseListener::Unix(l) => Addr::Unix(l.addr().clone()),
+        };
+        Endpoint::new(self.scheme, addr).map_err(io::Error::other)
+    }
+
+    /// The bound address, as it should be printed: `127.0.0.1:41234`, or
+    /// with its scheme (`tls://127.0.0.1:41234`, `unix:///run/app.sock`,
+    /// `tls+unix:///run/app.sock`).
+    pub fn local_addr(&self) -> io::Result<String> {
+        self.endpoint().map(|e| e.to_string())
+    }
+
+    /// The bound port, for the network transports.
+    pub fn port(&self) -> Option<u16> {
+        match &self.base {
+            BaseListener::Tcp(l) => l.local_addr().ok().map(|a| a.port()),
+            BaseListener::Unix(_) => None,
+        }
+    }
+
+    /// The TLS configuration of a TLS listener (its certificate's
+    /// fingerprint, whether it was generated), for the start-up message.
+    pub fn tls(&self) -> Option<&ServerTls> {
+        self.layers
+            .iter()
+            .flat_map(|l| l.iter())
+            .find_map(ServerLayer::tls)
+    }
+}
+
+fn host_port(addr: SocketAddr) -> HostPort {
+    HostPort {
+        host: Host::Ip(addr.ip()),
+        port: addr.port(),
+    }
+}
+
+/// A connection just accepted: ready to use, or with its layers'
+/// handshakes (TLS) still to run in the connection's own task.
+#[derive(Debug)]
+pub struct Accepted {
+    stream: Stream,
+    layers: Option<ServerLayers>,
+}
+
+impl From<Stream> for Accepted {
+    fn from(stream: Stream) -> Accepted {
+        Accepted {
+            stream,
+            layers: None,
+        }
+    }
+}
+
+impl Accepted {
+    /// The stream, when there is no handshake to run (TCP, Unix); a
+    /// connection with layers is given back as it was.
+    pub fn into_ready(self) -> std::result::Result<Stream, Accepted> {
+        match self.layers {
+            None => Ok(self.stream),
+            Some(_) => Err(self),
+        }
+    }
+
+    /// Applies `opts` to the underlying socket (before any handshake, so
+    /// TCP_NODELAY speeds the handshake too).
+    pub fn set_options(&self, opts: &SocketOptions) -> io::Result<()> {
+        self.stream.set_options(opts)
+    }
+
+    /// Completes the connection: runs each layer's handshake (TLS, under
+    /// its timeout) over what the one below gave. `peer` names the client
+    /// in errors, which say why the handshake failed (for example `client
+    /// presented no certificate`).
+    pub async fn handshake(self, peer: &PeerAddr) -> Result<Stream> {
+        let mut stream = self.stream;
+        for layer in self.layers.iter().flat_map(|l| l.iter()) {
+            // Boxed: a handshake's state is kilobytes, and inline it would
+            // enlarge every connection's task, TCP and Unix ones included,
+            // for the whole of the connection.
+            stream = Box::pin(layer.wrap(stream, peer)).await?;
+        }
+        Ok(stream)
+    }
+}
