@@ -14,6 +14,9 @@ use netcrab::transport::{ListenOptions, Listener, SocketOptions};
 use super::common::{SchemeArgs, optional, parse_duration};
 use super::tls::TlsServeArgs;
 
+/// The longest `--line-timeout`.
+const MAX_LINE_TIMEOUT: Duration = Duration::from_secs(86400);
+
 /// The listen address when none is given (the seed's).
 const DEFAULT_ADDR: &str = "127.0.0.1:8080";
 
@@ -61,12 +64,15 @@ pub struct ServeArgs {
     /// Write the bound port to PATH once listening (for scripts; use with port 0)
     #[arg(long, value_name = "PATH")]
     pub port_file: Option<PathBuf>,
-    /// Serve at most N connections at once; more wait in the kernel's backlog, unaccepted, until one closes
+    /// Serve at most N connections at once; at the limit a new connection replaces the one idle longest (1s at least), or waits in the kernel's backlog
     #[arg(long, value_name = "N", default_value_t = 4096)]
     pub max_conns: usize,
-    /// Close connections that send nothing for this long (0: never)
+    /// Close connections when nothing moves either way for this long, a blocked write included (0: never)
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5m")]
     pub idle_timeout: Duration,
+    /// With --lines: a line must end within this long of its first byte, or the connection gets an error and closes (0: never; at most 1d)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
+    pub line_timeout: Duration,
     /// On SIGINT/SIGTERM, let open connections finish for this long, then close them
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
     pub drain_timeout: Duration,
@@ -106,6 +112,11 @@ impl ServeArgs {
         if self.lines && self.max_line == 0 {
             return Err(Error::usage("--max-line must be at least 1"));
         }
+        if self.line_timeout > MAX_LINE_TIMEOUT {
+            return Err(Error::usage(
+                "--line-timeout must be 0 (never) or at most 1d",
+            ));
+        }
         if self.max_conns == 0 {
             return Err(Error::usage("--max-conns must be at least 1"));
         }
@@ -120,6 +131,7 @@ impl ServeArgs {
                 Framing::Reads
             },
             idle_timeout: optional(self.idle_timeout),
+            line_timeout: optional(self.line_timeout),
             limits: ServerLimits {
                 max_conns: self.max_conns,
                 drain_timeout: self.drain_timeout,
@@ -142,7 +154,11 @@ impl ServeArgs {
         let listener = Listener::bind_with(&endpoint, &listen).await?;
         announce(&listener, self.port_file.as_deref(), "")?;
         let report = serve::run(listener, config, shutdown).await?;
-        tracing::info!("stopped after {} connection(s)", report.accepted);
+        let evicted = match report.evicted {
+            0 => String::new(),
+            n => format!(", {n} closed at the connection limit to make room"),
+        };
+        tracing::info!("stopped after {} connection(s){evicted}", report.accepted);
         Ok(())
     }
 }
@@ -164,8 +180,12 @@ impl ServeArgs {
         }
         tracing::info!("listening on udp://{local}");
         let report = serve::udp::run(socket, config, shutdown).await?;
+        let dropped = match report.oversized {
+            0 => String::new(),
+            n => format!(", {n} too large for a datagram dropped"),
+        };
         tracing::info!(
-            "stopped after {} datagram(s) received, {} sent",
+            "stopped after {} datagram(s) received, {} sent{dropped}",
             report.received,
             report.sent
         );

@@ -1,7 +1,8 @@
 //! Splitting a byte stream into lines of bounded length, for `--lines`.
 //!
-//! Pure and socket-free: the connection handler pushes whatever each read
-//! returned and gets back complete lines, however the peer's writes were cut.
+//! Pure and socket-free: the connection handler feeds whatever each read
+//! returned and takes complete lines one at a time, however the peer's
+//! writes were cut.
 
 /// A line longer than the limit arrived (the limit excludes the newline).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -9,6 +10,8 @@ pub struct LineTooLong {
     /// The limit that was exceeded.
     pub max_line: usize,
 }
+
+use std::borrow::Cow;
 
 /// Accumulates a partial line between reads.
 #[derive(Debug)]
@@ -28,35 +31,44 @@ impl LineSplitter {
         }
     }
 
-    /// Feeds `data`, calling `on_line` with each complete line (newline
-    /// included). Fails as soon as a line, complete or not, is too long.
-    pub fn push(
+    /// Takes the next complete line (newline included) from the front of
+    /// `data`, advancing it; `None` once `data` is used up, its tail kept
+    /// as the start of the next line. A line that arrived whole is borrowed
+    /// from `data`. Fails as soon as a line, complete or not, is too long.
+    ///
+    /// One line at a time, so the caller can write each answer, and wait
+    /// for the peer to take it, before it parses more.
+    pub fn next_line<'a>(
         &mut self,
-        mut data: &[u8],
-        mut on_line: impl FnMut(&[u8]),
-    ) -> Result<(), LineTooLong> {
+        data: &mut &'a [u8],
+    ) -> Result<Option<Cow<'a, [u8]>>, LineTooLong> {
         let too_long = LineTooLong {
             max_line: self.max_line,
         };
-        while let Some(nl) = data.iter().position(|&b| b == b'\n') {
-            let (head, rest) = data.split_at(nl + 1);
-            if self.pending.len() + nl > self.max_line {
+        let Some(nl) = data.iter().position(|&b| b == b'\n') else {
+            if self.pending.len() + data.len() > self.max_line {
                 return Err(too_long);
             }
-            if self.pending.is_empty() {
-                on_line(head);
-            } else {
-                self.pending.extend_from_slice(head);
-                // Taken, not cleared: an idle connection keeps no buffer.
-                on_line(&std::mem::take(&mut self.pending));
-            }
-            data = rest;
-        }
-        if self.pending.len() + data.len() > self.max_line {
+            self.pending.extend_from_slice(data);
+            *data = &[];
+            return Ok(None);
+        };
+        if self.pending.len() + nl > self.max_line {
             return Err(too_long);
         }
-        self.pending.extend_from_slice(data);
-        Ok(())
+        let (head, rest) = data.split_at(nl + 1);
+        *data = rest;
+        if self.pending.is_empty() {
+            return Ok(Some(Cow::Borrowed(head)));
+        }
+        self.pending.extend_from_slice(head);
+        // Taken, not cleared: an idle connection keeps no buffer.
+        Ok(Some(Cow::Owned(std::mem::take(&mut self.pending))))
+    }
+
+    /// Whether a line has started and not ended yet.
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
     }
 
     /// Takes the unterminated last line at end of stream, if any.
@@ -75,7 +87,11 @@ mod tests {
 
     fn lines(s: &mut LineSplitter, data: &[u8]) -> Result<Vec<String>, LineTooLong> {
         let mut out = Vec::new();
-        s.push(data, |l| out.push(String::from_utf8_lossy(l).into_owned()))?;
+        let mut data = data;
+        while let Some(line) = s.next_line(&mut data)? {
+            out.push(String::from_utf8_lossy(&line).into_owned());
+        }
+        assert!(data.is_empty());
         Ok(out)
     }
 
@@ -83,10 +99,12 @@ mod tests {
     fn splits_lines_across_reads() {
         let mut s = LineSplitter::new(100);
         assert_eq!(lines(&mut s, b"a\nb").unwrap(), ["a\n"]);
+        assert!(s.has_pending());
         assert_eq!(lines(&mut s, b"c").unwrap(), Vec::<String>::new());
         assert_eq!(lines(&mut s, b"d\ne\n\nf").unwrap(), ["bcd\n", "e\n", "\n"]);
         assert_eq!(s.finish(), Some(b"f".to_vec()));
         assert_eq!(s.finish(), None);
+        assert!(!s.has_pending());
     }
 
     #[test]
