@@ -17,7 +17,7 @@
 //! | [`transport`] | the [`Stream`](transport::Stream) and [`Listener`](transport::Listener) enums (TCP, TLS, Unix), [`Connector`](transport::Connector), bind, Happy Eyeballs, UDP sockets |
 //! | [`error`] | error kinds, messages and exit codes |
 //! | [`retry`] | the retry policy (pure schedule) and the retry driver |
-//! | [`server`] | the shared accept loop: connection limit, accept backoff, drain |
+//! | [`server`] | the shared accept loop: connection limit (evicting the longest-idle connection for services that report progress), accept backoff, drain |
 //! | [`serve`] | the services (reply, echo, discard) run on it, and per datagram over UDP ([`serve::udp`]) |
 //! | [`connect`] | the client: send-and-print, the netcat pipe (zero-copy on Linux), UDP datagrams |
 //! | [`relay`] | port forwarding: accept, connect upstream, splice or copy both ways |

@@ -283,10 +283,10 @@ async fn serve_lines(
         t.state.line_started = None;
     } else if completed || t.state.line_started.is_none() {
         t.state.line_started = Some(Instant::now());
-        if let Some(deadline) = next_deadline(t.state, config) {
-            if deadline < t.timer.deadline() {
-                t.timer.as_mut().reset(deadline);
-            }
+        if let Some(deadline) = next_deadline(t.state, config)
+            && deadline < t.timer.deadline()
+        {
+            t.timer.as_mut().reset(deadline);
         }
     }
     Ok(())
@@ -395,13 +395,13 @@ fn line_overdue(state: &ConnState, config: &ServeConfig) -> Option<Duration> {
 
 /// The error for a deadline that has passed at `now`, if one has.
 fn expired(state: &ConnState, config: &ServeConfig, now: Instant, writing: bool) -> Option<Error> {
-    if let (Some(d), Some(started)) = (config.line_timeout, state.line_started) {
-        if now >= started + d {
-            return Some(
-                Error::new(ErrorKind::Timeout, "closing")
-                    .with_detail(format!("line not complete within {}", fmt_duration(d))),
-            );
-        }
+    if let (Some(d), Some(started)) = (config.line_timeout, state.line_started)
+        && now >= started + d
+    {
+        return Some(
+            Error::new(ErrorKind::Timeout, "closing")
+                .with_detail(format!("line not complete within {}", fmt_duration(d))),
+        );
     }
     let d = config.idle_timeout?;
     (now >= state.last_progress + d).then(|| {

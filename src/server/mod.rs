@@ -5,7 +5,11 @@
 //! per-connection handler (the mini-redis shape), so tests bind port 0 and
 //! decide when shutdown happens. The connection tasks live in a `JoinSet`,
 //! whose size is the connection count the limit applies to: at the limit
-//! the loop waits for a task to end before it accepts again. Accept errors
+//! [`run`] waits for a task to end before it accepts again, while
+//! [`run_tracked`] accepts the next connection and closes the one that has
+//! made no progress for the longest time to make room for it (see
+//! [`Activity`]: the service says what progress is; the loop knows no
+//! service). Accept errors
 //! back off instead of spinning ([`accept`]); on shutdown the loop stops
 //! accepting, lets open connections finish for the drain timeout, then
 //! closes the rest.

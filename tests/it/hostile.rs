@@ -36,8 +36,8 @@ fn wait_count(lines: &Lines, needle: &str, n: usize) {
 /// to PATIENCE) and never reads.
 fn non_reader(server: &Server, data: Vec<u8>) -> (TcpStream, JoinHandle<()>) {
     let s = server.connect();
-    s.set_write_timeout(Some(PATIENCE)).unwrap();
-    let mut w = s.try_clone().unwrap();
+    s.set_write_timeout(Some(PATIENCE)).expect("write timeout");
+    let mut w = s.try_clone().expect("clone");
     let writer = std::thread::spawn(move || {
         // Fails once the server closes, or blocks until the timeout.
         let _ = w.write_all(&data);
