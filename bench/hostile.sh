@@ -15,6 +15,12 @@
 #    connects, sends a line and times how long its answer takes (gives up
 #    after WAIT_CAP, 40 s: "none").
 #
+# 3. Idle cost (not hostile, the budget the above must not spoil): server
+#    VmRSS per connection at IDLE_CONNS (10000) connections that each
+#    echoed one 64 B message (`serve --echo`, as bench/compare.sh measures)
+#    or had one line answered (`serve --lines --echo`), then stay idle. The
+#    load comes from the first build's `netcrab bench`.
+#
 # Bounded: each scenario stops its peers and its server at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +29,7 @@ cd "$(dirname "$0")/.."
 peers=${PEERS:-400}
 slots=${SLOTS:-50}
 wait_cap=${WAIT_CAP:-40}
+idle_conns=${IDLE_CONNS:-10000}
 reply=$(head -c 1024 /dev/zero | tr '\0' x)
 
 if (($# == 0)); then
@@ -157,5 +164,35 @@ for spec in "$@"; do
     echo "| $name | $label | $took |"
     stop "$ppid"
     stop "$spid"
+  done
+done
+echo
+
+echo "## Idle connections: server VmRSS per connection at $idle_conns"
+echo
+echo "| build | service | KiB per connection |"
+echo "|---|---|---|"
+loader=${1#*=}
+msg="$(head -c 63 /dev/zero | tr '\0' a)"$'\n'   # 64 B, one line
+for spec in "$@"; do
+  name=${spec%%=*} bin=${spec#*=}
+  for service in "--echo" "--lines --echo"; do
+    # shellcheck disable=SC2086 # $service is two words on purpose
+    start_server "$bin" $service --max-conns 20000 --idle-timeout 0
+    "$loader" -q bench "127.0.0.1:$port" -c 1 -n 10 --payload "$msg" --json >/dev/null
+    base=$(proc_rss_kib "$spid")
+    "$loader" -q bench "127.0.0.1:$port" -c "$idle_conns" --rate "$((idle_conns * 2))" \
+      -n "$idle_conns" --payload "$msg" --connect-rate 5000 --hold 10s --json >/dev/null &
+    client=$!
+    deadline=$((SECONDS + 30))
+    until (($(proc_fd_count "$spid") >= idle_conns)) || ((SECONDS >= deadline)); do
+      sleep 0.1
+    done
+    sleep 2
+    loaded=$(proc_rss_kib "$spid")
+    wait "$client" || true
+    stop "$spid"
+    awk -v n="$name" -v s="$service" -v a="$loaded" -v b="$base" -v c="$idle_conns" \
+      'BEGIN { printf "| %s | %s | %.2f |\n", n, s, (a - b) / c }'
   done
 done

@@ -225,6 +225,11 @@ where
         while let Some(done) = tasks.try_join_next_with_id() {
             reaped(&mut tracker, Some(done));
         }
+        if tasks.len() < max_conns && waiting.is_none() {
+            // Below the limit by a connection closing, not by an eviction
+            // for a waiting one: a new episode at the limit is logged anew.
+            limit_logged = false;
+        }
 
         if tasks.len() >= max_conns {
             let Some(tracker) = tracker.as_mut() else {
@@ -286,7 +291,6 @@ where
                 Accept::Shutdown => break,
             },
         };
-        limit_logged = false;
         report.accepted += 1;
         if let Err(err) = accepted.set_options(&limits.socket) {
             tracing::debug!("{peer}: set socket options: {err}");
