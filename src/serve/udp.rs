@@ -4,9 +4,9 @@
 //! answered to the address it came from, so there is no per-client state to
 //! keep or to leak. With `--lines`, each line of a datagram gets its answer
 //! and the answers go back together in one datagram; answers that would not
-//! fit in one ([`MAX_ANSWER`]) are dropped and counted, and the answer
-//! buffer never grows past that. Nothing a peer sends stops the server: a
-//! receive or send error is logged and skipped.
+//! fit in one ([`MAX_ANSWER_V4`], [`MAX_ANSWER_V6`]) are dropped and
+//! counted, and the answer buffer never grows past that. Nothing a peer
+//! sends stops the server: a receive or send error is logged and skipped.
 
 use std::sync::Arc;
 use std::time::Duration;

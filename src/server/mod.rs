@@ -44,9 +44,10 @@ use activity::ActivityTable;
 /// The limits of a listening server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerLimits {
-    /// Connections handled at once. Past it, new connections are not
-    /// accepted: they wait in the kernel's backlog until a slot frees (and
-    /// the peer's connect times out if none does).
+    /// Connections handled at once. Past it, new connections wait in the
+    /// kernel's backlog until a slot frees (and the peer's connect times
+    /// out if none does); with [`run_tracked`], a new connection is accepted
+    /// and replaces the connection idle longest, if one is idle enough.
     pub max_conns: usize,
     /// How long open connections may finish after shutdown starts.
     pub drain_timeout: Duration,
