@@ -6,14 +6,15 @@
 #        (default: netcrab=target/release/netcrab, built first)
 #
 # 1. Memory: PEERS (400) peers each send 64 KiB of newlines and never read,
-#    against `serve --lines --reply <1 KiB>`. Reported: the server's VmRSS
-#    and VmHWM from /proc once it has stopped using CPU (at most 20 s), per
-#    peer, and its CPU seconds.
+#    against `serve --lines` (answering "hello, world"); then REPLY_PEERS
+#    (50) peers against `serve --lines --reply <1 KiB>`. Reported: the
+#    server's VmRSS and VmHWM from /proc once it has stopped using CPU (at
+#    most 20 s), per peer, and its CPU seconds.
 # 2. Waiting: every slot of `serve --lines --max-conns SLOTS` (50) is held,
 #    by peers trickling one byte a second with no newline, or by peers that
-#    sent 64 KiB of newlines and never read. Then a legitimate client
-#    connects, sends a line and times how long its answer takes (gives up
-#    after WAIT_CAP, 40 s: "none").
+#    sent 1 MiB of newlines (13 MiB of answers) and never read. Then a
+#    legitimate client connects, sends a line and times how long its answer
+#    takes (gives up after WAIT_CAP, 40 s: "none").
 #
 # 3. Idle cost (not hostile, the budget the above must not spoil): server
 #    VmRSS per connection at IDLE_CONNS (10000) connections that each
@@ -27,16 +28,17 @@ cd "$(dirname "$0")/.."
 . bench/lib.sh
 
 peers=${PEERS:-400}
+reply_peers=${REPLY_PEERS:-50}
 slots=${SLOTS:-50}
 wait_cap=${WAIT_CAP:-40}
 idle_conns=${IDLE_CONNS:-10000}
-reply=$(head -c 1024 /dev/zero | tr '\0' x)
 
 if (($# == 0)); then
   cargo build --release --quiet
   set -- netcrab=target/release/netcrab
 fi
 raise_nofile
+builds=("$@")
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/hostile.XXXXXX")
 pids=()
@@ -52,6 +54,7 @@ cat >"$work/peers.py" <<'EOF'
 import socket, sys, time
 
 mode, port, count, hold = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+size = int(sys.argv[5]) if len(sys.argv) > 5 else 65536
 addr = ("127.0.0.1", port)
 
 if mode == "client":
@@ -76,10 +79,12 @@ socks = []
 for _ in range(count):
     s = socket.create_connection(addr, timeout=5)
     if mode == "flood":
-        # 64 KiB of newlines, as much as the server takes in a second.
-        s.settimeout(1)
+        # `size` bytes of newlines, as much as the socket buffers take now.
+        s.setblocking(False)
+        data = memoryview(b"\n" * size)
         try:
-            s.sendall(b"\n" * 65536)
+            while data:
+                data = data[s.send(data):]
         except OSError:
             pass
     socks.append(s)
@@ -123,28 +128,37 @@ settle() {
   done
 }
 
-echo "## $peers non-reading peers, 64 KiB of newlines each, \`serve --lines --reply <1 KiB>\`"
-echo
-echo "| build | VmRSS MiB | VmHWM MiB | KiB per peer (RSS - baseline) | server CPU s |"
-echo "|---|---|---|---|---|"
-for spec in "$@"; do
-  name=${spec%%=*} bin=${spec#*=}
-  start_server "$bin" --lines --reply "$reply" --max-conns $((peers + 10))
-  base=$(proc_rss_kib "$spid")
-  python3 "$work/peers.py" flood "$port" "$peers" 60 >"$work/peers.out" &
-  ppid=$!
-  pids+=("$ppid")
-  while ! grep -q ready "$work/peers.out" 2>/dev/null; do sleep 0.1; done
-  settle "$spid"
-  rss=$(proc_rss_kib "$spid")
-  hwm=$(proc_hwm_kib "$spid")
-  cpu=$(proc_cpu_seconds "$spid")
-  awk -v n="$name" -v r="$rss" -v h="$hwm" -v b="$base" -v p="$peers" -v c="$cpu" \
-    'BEGIN { printf "| %s | %.1f | %.1f | %.1f | %s |\n", n, r/1024, h/1024, (r-b)/p, c }'
-  stop "$ppid"
-  stop "$spid"
-done
-echo
+# memory_run TITLE PEERS SERVER-ARGS...: the memory table for one setup.
+memory_run() {
+  local title=$1 n=$2
+  shift 2
+  echo "## $title"
+  echo
+  echo "| build | VmRSS MiB | VmHWM MiB | KiB per peer (RSS - baseline) | server CPU s |"
+  echo "|---|---|---|---|---|"
+  for spec in "${builds[@]}"; do
+    name=${spec%%=*} bin=${spec#*=}
+    start_server "$bin" --lines --max-conns $((n + 10)) "$@"
+    base=$(proc_rss_kib "$spid")
+    python3 "$work/peers.py" flood "$port" "$n" 60 >"$work/peers.out" &
+    ppid=$!
+    pids+=("$ppid")
+    while ! grep -q ready "$work/peers.out" 2>/dev/null; do sleep 0.1; done
+    settle "$spid"
+    rss=$(proc_rss_kib "$spid")
+    hwm=$(proc_hwm_kib "$spid")
+    cpu=$(proc_cpu_seconds "$spid")
+    awk -v n="$name" -v r="$rss" -v h="$hwm" -v b="$base" -v p="$n" -v c="$cpu" \
+      'BEGIN { printf "| %s | %.1f | %.1f | %.1f | %s |\n", n, r/1024, h/1024, (r-b)/p, c }'
+    stop "$ppid"
+    stop "$spid"
+  done
+  echo
+}
+
+memory_run "$peers non-reading peers, 64 KiB of newlines each, \`serve --lines\`" "$peers"
+memory_run "$reply_peers non-reading peers, 64 KiB of newlines each, \`serve --lines --reply <1 KiB>\`" \
+  "$reply_peers" --reply "$(head -c 1024 /dev/zero | tr '\0' x)"
 
 echo "## A legitimate client while $slots peers hold every \`--max-conns $slots\` slot"
 echo
@@ -153,14 +167,14 @@ echo "|---|---|---|"
 for spec in "$@"; do
   name=${spec%%=*} bin=${spec#*=}
   for mode in trickle flood; do
-    start_server "$bin" --lines --reply "$reply" --max-conns "$slots"
-    python3 "$work/peers.py" "$mode" "$port" "$slots" $((wait_cap + 5)) >"$work/peers.out" &
+    start_server "$bin" --lines --max-conns "$slots"
+    python3 "$work/peers.py" "$mode" "$port" "$slots" $((wait_cap + 5)) $((1 << 20)) >"$work/peers.out" &
     ppid=$!
     pids+=("$ppid")
     while ! grep -q ready "$work/peers.out" 2>/dev/null; do sleep 0.1; done
     sleep 1
     took=$(python3 "$work/peers.py" client "$port" 1 "$wait_cap")
-    label=$([[ $mode == trickle ]] && echo "tricklers (1 byte/s, no newline)" || echo "non-readers (64 KiB of newlines)")
+    label=$([[ $mode == trickle ]] && echo "tricklers (1 byte/s, no newline)" || echo "non-readers (1 MiB of newlines)")
     echo "| $name | $label | $took |"
     stop "$ppid"
     stop "$spid"

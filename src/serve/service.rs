@@ -252,7 +252,6 @@ async fn serve_lines(
             }
         };
         completed = true;
-        t.state.served(Instant::now());
         log_message(&line, peer, config);
         // Copied into `out` as far as it has room; a full `out` is written
         // before the rest is copied.
@@ -278,6 +277,10 @@ async fn serve_lines(
         }
     }
     t.write(&out).await?;
+    if completed {
+        // Once per read, not per line: the clock is coarse.
+        t.state.served(Instant::now());
+    }
     // The line deadline runs from the first byte of a line.
     if !splitter.has_pending() {
         t.state.line_started = None;
