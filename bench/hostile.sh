@@ -5,8 +5,10 @@
 # Usage: bench/hostile.sh [NAME=BINARY ...]
 #        (default: netcrab=target/release/netcrab, built first)
 #
-# 1. Memory: PEERS (400) peers each send 64 KiB of newlines and never read,
-#    against `serve --lines` (answering "hello, world"); then REPLY_PEERS
+# 1. Memory: PEERS (400) peers each send 64 KiB (then 1 MiB) of newlines and
+#    never read, against `serve --lines` (answering "hello, world": 64 KiB
+#    of newlines make 832 KiB of answers, which loopback's socket buffers
+#    may absorb; 1 MiB of newlines make 13 MiB, which they do not); then REPLY_PEERS
 #    (50) peers against `serve --lines --reply <1 KiB>`. Reported: the
 #    server's VmRSS and VmHWM from /proc once it has stopped using CPU (at
 #    most 20 s), per peer, and its CPU seconds.
@@ -128,10 +130,11 @@ settle() {
   done
 }
 
-# memory_run TITLE PEERS SERVER-ARGS...: the memory table for one setup.
+# memory_run TITLE PEERS BYTES SERVER-ARGS...: the memory table for one
+# setup, each peer sending BYTES of newlines.
 memory_run() {
-  local title=$1 n=$2
-  shift 2
+  local title=$1 n=$2 bytes=$3
+  shift 3
   echo "## $title"
   echo
   echo "| build | VmRSS MiB | VmHWM MiB | KiB per peer (RSS - baseline) | server CPU s |"
@@ -140,7 +143,7 @@ memory_run() {
     name=${spec%%=*} bin=${spec#*=}
     start_server "$bin" --lines --max-conns $((n + 10)) "$@"
     base=$(proc_rss_kib "$spid")
-    python3 "$work/peers.py" flood "$port" "$n" 60 >"$work/peers.out" &
+    python3 "$work/peers.py" flood "$port" "$n" 60 "$bytes" >"$work/peers.out" &
     ppid=$!
     pids+=("$ppid")
     while ! grep -q ready "$work/peers.out" 2>/dev/null; do sleep 0.1; done
@@ -156,9 +159,10 @@ memory_run() {
   echo
 }
 
-memory_run "$peers non-reading peers, 64 KiB of newlines each, \`serve --lines\`" "$peers"
+memory_run "$peers non-reading peers, 64 KiB of newlines each, \`serve --lines\`" "$peers" 65536
+memory_run "$peers non-reading peers, 1 MiB of newlines each, \`serve --lines\`" "$peers" $((1 << 20))
 memory_run "$reply_peers non-reading peers, 64 KiB of newlines each, \`serve --lines --reply <1 KiB>\`" \
-  "$reply_peers" --reply "$(head -c 1024 /dev/zero | tr '\0' x)"
+  "$reply_peers" 65536 --reply "$(head -c 1024 /dev/zero | tr '\0' x)"
 
 echo "## A legitimate client while $slots peers hold every \`--max-conns $slots\` slot"
 echo
