@@ -24,6 +24,8 @@
 #    or had one line answered (`serve --lines --echo`), then stay idle. The
 #    load comes from the first build's `netcrab bench`.
 #
+# SKIP_MEMORY=1, SKIP_WAIT=1, SKIP_IDLE=1 leave a part out.
+#
 # Bounded: each scenario stops its peers and its server at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -159,11 +161,14 @@ memory_run() {
   echo
 }
 
+if [[ -z ${SKIP_MEMORY:-} ]]; then
 memory_run "$peers non-reading peers, 64 KiB of newlines each, \`serve --lines\`" "$peers" 65536
 memory_run "$peers non-reading peers, 1 MiB of newlines each, \`serve --lines\`" "$peers" $((1 << 20))
 memory_run "$reply_peers non-reading peers, 64 KiB of newlines each, \`serve --lines --reply <1 KiB>\`" \
   "$reply_peers" 65536 --reply "$(head -c 1024 /dev/zero | tr '\0' x)"
+fi
 
+if [[ -z ${SKIP_WAIT:-} ]]; then
 echo "## A legitimate client while $slots peers hold every \`--max-conns $slots\` slot"
 echo
 echo "| build | slots held by | answer after (s) |"
@@ -185,7 +190,9 @@ for spec in "$@"; do
   done
 done
 echo
+fi
 
+if [[ -z ${SKIP_IDLE:-} ]]; then
 echo "## Idle connections: server VmRSS per connection at $idle_conns"
 echo
 echo "| build | service | KiB per connection |"
@@ -214,3 +221,4 @@ for spec in "$@"; do
       'BEGIN { printf "| %s | %s | %.2f |\n", n, s, (a - b) / c }'
   done
 done
+fi

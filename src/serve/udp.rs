@@ -154,10 +154,10 @@ fn answer(
             }
         }
         super::Framing::Lines { max_line } => {
-            let mut lines = LineSplitter::new(max_line);
+            let mut lines = LineSplitter::default();
             let mut rest = datagram;
             loop {
-                let line = match lines.next_line(&mut rest) {
+                let line = match lines.next_line(&mut rest, max_line) {
                     Ok(Some(line)) => line,
                     Ok(None) => match lines.finish() {
                         Some(last) => std::borrow::Cow::Owned(last),
