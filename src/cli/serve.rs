@@ -64,7 +64,7 @@ pub struct ServeArgs {
     /// Write the bound port to PATH once listening (for scripts; use with port 0)
     #[arg(long, value_name = "PATH")]
     pub port_file: Option<PathBuf>,
-    /// Serve at most N connections at once; at the limit a new connection replaces the one idle longest (1s at least), or waits in the kernel's backlog
+    /// Serve at most N connections at once; at the limit a new connection replaces the one idle longest (2s at least), or waits in the kernel's backlog
     #[arg(long, value_name = "N", default_value_t = 4096)]
     pub max_conns: usize,
     /// Close connections when nothing moves either way for this long, a blocked write included (0: never)

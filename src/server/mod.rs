@@ -120,7 +120,7 @@ where
 
 /// A connection with no progress for less than this is never evicted: it
 /// is being served, not idling.
-pub const EVICT_MIN_IDLE: Duration = Duration::from_secs(1);
+pub const EVICT_MIN_IDLE: Duration = Duration::from_secs(2);
 /// At the limit with a connection waiting and nobody idle long enough to
 /// evict, how often the loop looks again.
 const EVICT_RECHECK: Duration = Duration::from_millis(250);

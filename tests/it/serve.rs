@@ -144,7 +144,7 @@ fn idle_connections_are_closed() {
 fn connections_past_max_conns_wait_while_every_connection_is_busy() {
     let server = Server::start(&["--echo", "--max-conns", "1"]);
     let first = server.connect();
-    // Busy: a message every 100 ms, so never idle long enough (1 s) to be
+    // Busy: a message every 100 ms, so never idle long enough (2 s) to be
     // evicted for a newcomer.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let pinger = {
