@@ -296,11 +296,13 @@ async fn serve_lines(
                 t.write(&out).await?;
                 out.clear();
             }
-            if out.capacity() == 0 {
-                // Allocated once, at its bound: never grown past it.
-                out.reserve_exact(OUT_BUF);
-            }
             let n = part.len().min(OUT_BUF - out.len());
+            if out.capacity() - out.len() < n {
+                // Grown by doubling as usual, but never past its bound (and
+                // small when the answers are: one line's echo stays cheap).
+                let want = (out.capacity() * 2).max(out.len() + n).clamp(64, OUT_BUF);
+                out.reserve_exact(want - out.len());
+            }
             out.extend_from_slice(&part[..n]);
             part = &part[n..];
             if part.is_empty() {
