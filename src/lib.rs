@@ -19,7 +19,7 @@
 //! | [`error`] | error kinds, messages and exit codes (it knows no transport: a layer hands over the errors it classified inside the I/O error) |
 //! | [`retry`] | the retry policy (pure schedule) and the retry driver |
 //! | [`deadline`] | saturating deadlines: a huge configured duration never panics |
-//! | [`server`] | the shared accept loop: connection limit, accept backoff, drain |
+//! | [`server`] | the shared accept loop: connection limit (evicting the longest-idle connection for services that report progress), accept backoff, drain |
 //! | [`serve`] | the services (reply, echo, discard) run on it, and per datagram over UDP ([`serve::udp`]) |
 //! | [`connect`] | the client: send-and-print, the netcat pipe (zero-copy on Linux), UDP datagrams |
 //! | [`relay`] | port forwarding: accept, connect upstream, splice or copy both ways |

@@ -262,6 +262,7 @@ impl Embedded {
                         service: Service::Echo,
                         framing: Framing::Reads,
                         idle_timeout: None,
+                        line_timeout: None,
                         log_data: false,
                         limits: ServerLimits {
                             max_conns: 1 << 20,

@@ -126,6 +126,14 @@ pub const fn duration() -> DurationIn {
     }
 }
 
+/// A duration flag from 0 to `max`.
+pub const fn duration_up_to(max: Duration) -> DurationIn {
+    DurationIn {
+        min: Duration::ZERO,
+        max,
+    }
+}
+
 /// `--keepalive`: 1 s to [`MAX_KEEPALIVE`] (the kernel counts in whole
 /// seconds, from 1 to 32767).
 pub const fn keepalive() -> DurationIn {

@@ -11,8 +11,13 @@ use netcrab::serve::{self, Framing, ServeConfig, Service};
 use netcrab::server::ServerLimits;
 use netcrab::transport::{ListenOptions, Listener, SocketOptions};
 
-use super::common::{MAX_CONNS, SchemeArgs, count, duration, keepalive, optional, size};
+use super::common::{
+    MAX_CONNS, SchemeArgs, count, duration, duration_up_to, keepalive, optional, size,
+};
 use super::tls::TlsServeArgs;
+
+/// The longest `--line-timeout`.
+const MAX_LINE_TIMEOUT: Duration = Duration::from_secs(86400);
 
 /// The listen address when none is given (the seed's).
 const DEFAULT_ADDR: &str = "127.0.0.1:8080";
@@ -62,12 +67,15 @@ pub struct ServeArgs {
     /// Write the bound port to PATH once listening (for scripts; use with port 0)
     #[arg(long, value_name = "PATH")]
     pub port_file: Option<PathBuf>,
-    /// Serve at most N connections at once; more wait in the kernel's backlog, unaccepted, until one closes (1 to 1000000)
+    /// Serve at most N connections at once; at the limit a new connection replaces the one idle longest (2s at least), or waits in the kernel's backlog (1 to 1000000)
     #[arg(long, value_name = "N", value_parser = count(1, MAX_CONNS), default_value = "4096")]
     pub max_conns: usize,
-    /// Close connections that send nothing for this long (0: never)
+    /// Close connections when nothing moves either way for this long, a blocked write included (0: never)
     #[arg(long, value_name = "DURATION", value_parser = duration(), default_value = "5m")]
     pub idle_timeout: Duration,
+    /// With --lines: a line must end within this long of its first byte, or the connection gets an error and closes (0: never; at most 1d)
+    #[arg(long, value_name = "DURATION", value_parser = duration_up_to(MAX_LINE_TIMEOUT), default_value = "30s")]
+    pub line_timeout: Duration,
     /// On SIGINT/SIGTERM, let open connections finish for this long, then close them
     #[arg(long, value_name = "DURATION", value_parser = duration(), default_value = "10s")]
     pub drain_timeout: Duration,
@@ -107,9 +115,6 @@ impl ServeArgs {
         if self.lines && self.max_line == 0 {
             return Err(Error::usage("--max-line must be at least 1"));
         }
-        if self.max_conns == 0 {
-            return Err(Error::usage("--max-conns must be at least 1"));
-        }
         let config = ServeConfig {
             log_data: matches!(service, Service::Reply(_)),
             service,
@@ -121,6 +126,7 @@ impl ServeArgs {
                 Framing::Reads
             },
             idle_timeout: optional(self.idle_timeout),
+            line_timeout: optional(self.line_timeout),
             limits: ServerLimits {
                 max_conns: self.max_conns,
                 drain_timeout: self.drain_timeout,
@@ -145,7 +151,11 @@ impl ServeArgs {
         let listener = Listener::bind_with(&endpoint, &listen).await?;
         announce(&listener, self.port_file.as_deref(), "")?;
         let report = serve::run(listener, config, shutdown).await?;
-        tracing::info!("stopped after {} connection(s)", report.accepted);
+        let evicted = match report.evicted {
+            0 => String::new(),
+            n => format!(", {n} closed at the connection limit to make room"),
+        };
+        tracing::info!("stopped after {} connection(s){evicted}", report.accepted);
         Ok(())
     }
 }
@@ -167,8 +177,12 @@ impl ServeArgs {
         }
         tracing::info!("listening on udp://{local}");
         let report = serve::udp::run(socket, config, shutdown).await?;
+        let dropped = match report.oversized {
+            0 => String::new(),
+            n => format!(", {n} too large for a datagram dropped"),
+        };
         tracing::info!(
-            "stopped after {} datagram(s) received, {} sent",
+            "stopped after {} datagram(s) received, {} sent{dropped}",
             report.received,
             report.sent
         );

@@ -16,6 +16,10 @@ use crate::transport::Listener;
 
 pub use service::{Framing, Service};
 
+/// `--line-timeout`'s default: ample for a person typing a line, short
+/// enough that trickling peers do not hold slots for long.
+pub const DEFAULT_LINE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Everything `serve` needs besides the listener.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
@@ -23,8 +27,13 @@ pub struct ServeConfig {
     pub service: Service,
     /// Whether the service answers each read or each line.
     pub framing: Framing,
-    /// Close a connection that has sent nothing for this long.
+    /// Close a connection when no byte has moved either way (read, or
+    /// written: a blocked write counts as idle) for this long.
     pub idle_timeout: Option<Duration>,
+    /// With line framing, close a connection whose line has not ended this
+    /// long after its first byte (slowloris), after telling it
+    /// `error: line timeout`.
+    pub line_timeout: Option<Duration>,
     /// Log each received message (`recv ...`) at info level; the seed's
     /// behaviour for `--reply`. Otherwise payloads are logged at trace.
     pub log_data: bool,
@@ -38,6 +47,7 @@ impl Default for ServeConfig {
             service: Service::Reply(b"hello, world".to_vec()),
             framing: Framing::Reads,
             idle_timeout: Some(Duration::from_secs(300)),
+            line_timeout: Some(DEFAULT_LINE_TIMEOUT),
             log_data: true,
             limits: ServerLimits::default(),
         }
@@ -45,7 +55,10 @@ impl Default for ServeConfig {
 }
 
 /// Serves connections from `listener` until `shutdown` is cancelled, then
-/// drains. Returns once every connection has ended.
+/// drains. Returns once every connection has ended. At the connection
+/// limit, a new connection replaces the one idle longest (see
+/// [`server::run_tracked`]): a message served or answer bytes taken by the
+/// peer count as progress; a trickled partial line does not.
 pub async fn run(
     listener: Listener,
     config: ServeConfig,
@@ -53,8 +66,13 @@ pub async fn run(
 ) -> Result<ServerReport> {
     let config = Arc::new(config);
     let handler_config = config.clone();
-    server::run(listener, &config.limits, shutdown, move |stream, peer| {
-        service::handle(stream, peer, handler_config.clone())
-    })
+    server::run_tracked(
+        listener,
+        &config.limits,
+        shutdown,
+        move |stream, peer, activity| {
+            service::handle(stream, peer, handler_config.clone(), activity)
+        },
+    )
     .await
 }

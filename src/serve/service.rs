@@ -3,27 +3,39 @@
 //!
 //! A connection waits for data without holding a buffer, so ten thousand
 //! idle connections cost no buffer memory; a buffer lives only while a read
-//! is being handled (see `poll_read_fresh`).
+//! is being handled (see `poll_read_fresh`). While it is handled, answers
+//! go out through an output buffer of at most `OUT_BUF` bytes, and parsing
+//! stops while the peer does not take them: a connection's memory is
+//! bounded whatever it sends. The idle timeout covers blocked writes as
+//! well as reads, and with `--lines` a line must end within the line
+//! timeout of its first byte.
 
-use std::future::Future;
+use std::borrow::Cow;
+use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::time::Instant;
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::{Instant, Sleep};
 use tokio_util::io::poll_read_buf;
 
 use super::ServeConfig;
 use super::lines::{LineSplitter, LineTooLong};
+use crate::deadline::after;
 use crate::error::{Error, ErrorKind, Result, fmt_duration};
 use crate::escape::{LOG_PREVIEW, escape_bytes};
+use crate::server::Activity;
 use crate::transport::{PeerAddr, Stream};
 
 /// The read buffer for request/response services: larger than any typical
 /// message, small enough to allocate per read.
 const MESSAGE_BUF: usize = 16 * 1024;
+/// The most answer bytes a `--lines` connection holds before writing them:
+/// with the read buffer and the partial line, what bounds its memory
+/// whatever the peer sends.
+const OUT_BUF: usize = 16 * 1024;
 /// The read buffer for `--discard`, where bulk throughput matters.
 const BULK_BUF: usize = 64 * 1024;
 /// How long a connection closed for a protocol error may keep sending
@@ -59,11 +71,55 @@ pub enum Framing {
     },
 }
 
-/// Byte counts of one connection.
-#[derive(Debug, Default, Clone, Copy)]
-struct Counts {
+/// What one connection keeps besides its stream and buffers: byte counts,
+/// the deadlines' clocks and the accept loop's progress clock.
+#[derive(Debug)]
+struct ConnState {
+    /// When the connection started; the instants below count from here,
+    /// in milliseconds (8 bytes rather than 16 each, in every connection).
+    start: Instant,
     received: u64,
     sent: u64,
+    /// When bytes last moved either way (the idle timeout runs from here).
+    last_progress: u64,
+    /// When the first byte of the unfinished line arrived (`--lines`), or
+    /// [`NO_LINE`].
+    line_started: u64,
+    /// The accept loop's view of this connection's progress: a message
+    /// served or a write that moved bytes (not a trickled partial line).
+    activity: Option<Activity>,
+}
+
+/// `line_started` when no line is unfinished.
+const NO_LINE: u64 = u64::MAX;
+
+impl ConnState {
+    /// Records that a message was served or answer bytes were taken.
+    fn served(&self, now: Instant) {
+        if let Some(activity) = &self.activity {
+            activity.progress(now);
+        }
+    }
+
+    /// `at` in milliseconds from the start.
+    fn millis(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.start).as_millis()).unwrap_or(NO_LINE - 1)
+    }
+
+    /// The instant `millis` milliseconds after the start.
+    fn instant(&self, millis: u64) -> Instant {
+        after(self.start, Duration::from_millis(millis))
+    }
+
+    /// When bytes last moved either way.
+    fn last_progress(&self) -> Instant {
+        self.instant(self.last_progress)
+    }
+
+    /// When the unfinished line started, if one is.
+    fn line_started(&self) -> Option<Instant> {
+        (self.line_started != NO_LINE).then(|| self.instant(self.line_started))
+    }
 }
 
 /// Serves one connection to its end and logs how it ended.
@@ -77,17 +133,35 @@ pub(super) fn handle(
     mut stream: Stream,
     peer: PeerAddr,
     config: Arc<ServeConfig>,
+    activity: Option<Activity>,
 ) -> impl Future<Output = ()> + Send + 'static {
     async move {
-        let start = Instant::now();
-        let mut counts = Counts::default();
+        let mut state = ConnState {
+            start: Instant::now(),
+            received: 0,
+            sent: 0,
+            last_progress: 0,
+            line_started: NO_LINE,
+            activity,
+        };
         tracing::debug!("{peer}: connected");
-        let result = serve_connection(&mut stream, &peer, &config, &mut counts).await;
+        let timer = tokio::time::sleep_until(next_deadline(&state, &config).unwrap_or_else(never));
+        tokio::pin!(timer);
+        let result = serve_connection(
+            Timed {
+                stream: &mut stream,
+                timer,
+                state: &mut state,
+                config: &config,
+            },
+            &peer,
+        )
+        .await;
         let summary = format!(
             "received {} bytes, sent {} in {}",
-            counts.received,
-            counts.sent,
-            fmt_duration(start.elapsed())
+            state.received,
+            state.sent,
+            fmt_duration(state.start.elapsed())
         );
         match result {
             Ok(()) => tracing::debug!("{peer}: closed ({summary})"),
@@ -101,98 +175,289 @@ pub(super) fn handle(
     }
 }
 
-/// Serves a connection until EOF, an error or the idle timeout (not an
-/// `async fn`, for the reason given at [`handle`]).
+/// Serves a connection until EOF, an error or a deadline (not an `async
+/// fn`, for the reason given at [`handle`]).
+///
+/// One timer serves every deadline: the idle timeout (no byte moved either
+/// way, whether we wait to read or to write) and the line timeout. It is
+/// reset lazily: progress only records when it happened, and the timer,
+/// when it fires early, is pushed to the real deadline. Only a deadline
+/// that comes earlier (a new line starting) resets it at once.
+///
+/// Every wait is a `poll_fn` over [`Timed`]'s poll methods rather than an
+/// `async fn`: each nested future would add its arguments to the state of
+/// every connection.
 #[allow(clippy::manual_async_fn, reason = "an async fn doubles the arguments")]
-fn serve_connection(
-    stream: &mut Stream,
-    peer: &PeerAddr,
-    config: &ServeConfig,
-    counts: &mut Counts,
-) -> impl Future<Output = Result<()>> {
+fn serve_connection<'a, 't>(
+    mut t: Timed<'a, 't>,
+    peer: &'a PeerAddr,
+) -> impl Future<Output = Result<()>> + use<'a, 't> {
     async move {
+        let config = t.config;
         let mut splitter = match config.framing {
-            Framing::Lines { max_line } => Some(LineSplitter::new(max_line)),
+            Framing::Lines { .. } => Some(LineSplitter::default()),
             Framing::Reads => None,
         };
-        let mut out = Vec::new();
-        // The idle timer is reset lazily: reads only record when they happened,
-        // and the timer, when it fires early, is pushed to the real deadline.
-        let mut last_read = Instant::now();
-        let timer = tokio::time::sleep(config.idle_timeout.unwrap_or(NEVER));
-        tokio::pin!(timer);
 
         loop {
-            // Wait for a read or the idle timer (read first, so data that
-            // came with the timer's expiry is served). A hand-written
-            // `poll_fn` rather than `select!`, whose state is larger.
-            let read = std::future::poll_fn(|cx| {
-                if let Poll::Ready(read) = poll_read_fresh(stream, cx, buf_size(config)) {
-                    return Poll::Ready(Some(read));
-                }
-                match config.idle_timeout {
-                    Some(_) => timer.as_mut().poll(cx).map(|()| None),
-                    None => Poll::Pending,
-                }
-            })
-            .await;
-            let buf = match read {
-                Some(read) => read.map_err(|e| Error::io("read", e))?,
-                None => {
-                    let idle = config.idle_timeout.unwrap_or(NEVER);
-                    let deadline = last_read + idle;
-                    if Instant::now() >= deadline {
-                        return Err(Error::new(ErrorKind::Timeout, "closing")
-                            .with_detail(format!("idle for {}", fmt_duration(idle))));
-                    }
-                    timer.as_mut().reset(deadline);
-                    continue;
+            let size = buf_size(config);
+            let buf = match poll_fn(|cx| t.poll_read(cx, size)).await {
+                Ok(buf) => buf,
+                Err(err) => {
+                    let Some(d) = line_overdue(t.state, config) else {
+                        return Err(err);
+                    };
+                    // Say why we close, as for a line too long.
+                    let message = format!("error: line timeout ({})\n", fmt_duration(d));
+                    return Err(Box::pin(farewell(t.stream, message, err)).await);
                 }
             };
-            if buf.is_empty() {
-                // EOF: answer an unterminated last line, then close our side.
-                if let Some(last) = splitter.as_mut().and_then(LineSplitter::finish) {
-                    respond(&last, true, peer, config, &mut out);
-                    write_out(stream, &mut out, counts).await?;
+            let now = Instant::now();
+            let eof = buf.is_empty();
+            if !eof {
+                t.state.last_progress = t.state.millis(now);
+                t.state.received += buf.len() as u64;
+            }
+            let Some(splitter) = splitter.as_mut() else {
+                if eof {
+                    let _ = t.stream.shutdown().await;
+                    return Ok(());
                 }
-                let _ = stream.shutdown().await;
+                // Each read is a message: answer it straight from the read
+                // buffer or the reply, no copy.
+                t.state.served(now);
+                log_message(&buf, peer, config);
+                let [answer, _] = answer_parts(&buf, false, config);
+                let mut written = 0;
+                poll_fn(|cx| t.poll_write(cx, answer, &mut written)).await?;
+                continue;
+            };
+            // On the heap while it runs: a connection waiting for its next
+            // read holds only the pointer.
+            Box::pin(serve_lines(&mut t, splitter, &buf, eof, peer)).await?;
+            if eof {
+                let _ = t.stream.shutdown().await;
                 return Ok(());
             }
-            last_read = Instant::now();
-            counts.received += buf.len() as u64;
-            match splitter.as_mut() {
-                None if config.service == Service::Echo => {
-                    // Echo the read buffer itself: no copy into `out`.
-                    log_message(&buf, peer, config);
-                    stream
-                        .write_all(&buf)
-                        .await
-                        .map_err(|e| Error::io("write", e))?;
-                    // TLS holds written data until flushed (no-op for TCP).
-                    stream.flush().await.map_err(|e| Error::io("write", e))?;
-                    counts.sent += buf.len() as u64;
-                }
-                None => respond(&buf, false, peer, config, &mut out),
-                Some(splitter) => {
-                    let pushed =
-                        splitter.push(&buf, |line| respond(line, true, peer, config, &mut out));
-                    if let Err(LineTooLong { max_line }) = pushed {
-                        // Answer the complete lines before the long one, then say why we close.
-                        out.extend_from_slice(
-                            format!("error: line too long (max {max_line} bytes)\n").as_bytes(),
-                        );
-                        write_out(stream, &mut out, counts).await?;
-                        // Boxed: this rare path's timer and read would otherwise
-                        // enlarge every connection's future.
-                        Box::pin(linger(stream)).await;
-                        return Err(Error::new(ErrorKind::Protocol, "closing")
-                            .with_detail(format!("line longer than {max_line} bytes")));
-                    }
-                }
-            }
-            write_out(stream, &mut out, counts).await?;
         }
     }
+}
+
+/// Answers the lines in `buf` (and the unterminated last one, at `eof`)
+/// and restarts the line deadline if a line is left unfinished.
+///
+/// Answers go out through a buffer of at most [`OUT_BUF`] bytes: when it is
+/// full it is written, and no more input is parsed until the peer has taken
+/// it.
+async fn serve_lines(
+    t: &mut Timed<'_, '_>,
+    splitter: &mut LineSplitter,
+    buf: &[u8],
+    eof: bool,
+    peer: &PeerAddr,
+) -> Result<()> {
+    let config = t.config;
+    let Framing::Lines { max_line } = config.framing else {
+        return Ok(());
+    };
+    let mut out = Vec::new();
+    let mut rest = buf;
+    let mut completed = false;
+    loop {
+        let line = match splitter.next_line(&mut rest, max_line) {
+            Ok(Some(line)) => line,
+            // At EOF, an unterminated last line is a line too.
+            Ok(None) if eof => match splitter.finish() {
+                Some(last) => Cow::Owned(last),
+                None => break,
+            },
+            Ok(None) => break,
+            Err(LineTooLong { max_line }) => {
+                // Answer the complete lines before the long one, then say why we close.
+                t.write(&out).await?;
+                return Err(farewell(
+                    t.stream,
+                    format!("error: line too long (max {max_line} bytes)\n"),
+                    Error::new(ErrorKind::Protocol, "closing")
+                        .with_detail(format!("line longer than {max_line} bytes")),
+                )
+                .await);
+            }
+        };
+        completed = true;
+        log_message(&line, peer, config);
+        // Copied into `out` as far as it has room; a full `out` is written
+        // before the rest is copied.
+        let [mut part, mut next] = answer_parts(&line, true, config);
+        if part.is_empty() {
+            part = std::mem::take(&mut next);
+        }
+        while !part.is_empty() {
+            if out.len() == OUT_BUF {
+                t.write(&out).await?;
+                out.clear();
+            }
+            let n = part.len().min(OUT_BUF - out.len());
+            if out.capacity() - out.len() < n {
+                // Grown by doubling as usual, but never past its bound (and
+                // small when the answers are: one line's echo stays cheap).
+                let want = (out.capacity() * 2).max(out.len() + n).clamp(64, OUT_BUF);
+                out.reserve_exact(want - out.len());
+            }
+            out.extend_from_slice(&part[..n]);
+            part = &part[n..];
+            if part.is_empty() {
+                part = std::mem::take(&mut next);
+            }
+        }
+    }
+    t.write(&out).await?;
+    if completed {
+        // Once per read, not per line: the clock is coarse.
+        t.state.served(Instant::now());
+    }
+    // The line deadline runs from the first byte of a line.
+    if !splitter.has_pending() {
+        t.state.line_started = NO_LINE;
+    } else if completed || t.state.line_started == NO_LINE {
+        t.state.line_started = t.state.millis(Instant::now());
+        if let Some(deadline) = next_deadline(t.state, config)
+            && deadline < t.timer.deadline()
+        {
+            t.timer.as_mut().reset(deadline);
+        }
+    }
+    Ok(())
+}
+
+/// A connection's stream with its deadline timer: every read and write goes
+/// through [`Timed::poll_read`] and [`Timed::poll_write`], so no wait,
+/// either way, outlasts a deadline.
+struct Timed<'a, 't> {
+    stream: &'a mut Stream,
+    timer: Pin<&'t mut Sleep>,
+    state: &'a mut ConnState,
+    config: &'a ServeConfig,
+}
+
+impl Timed<'_, '_> {
+    /// Reads what the stream has into a fresh buffer (empty at end of
+    /// stream), unless a deadline passes first.
+    fn poll_read(&mut self, cx: &mut Context<'_>, size: usize) -> Poll<Result<Vec<u8>>> {
+        // Read first, so data that came with the timer's expiry is served.
+        if let Poll::Ready(read) = poll_read_fresh(self.stream, cx, size) {
+            return Poll::Ready(read.map_err(|e| Error::io("read", e)));
+        }
+        self.poll_deadlines(cx, false)
+    }
+
+    /// Writes all of `data` and flushes it, unless a deadline passes first.
+    async fn write(&mut self, data: &[u8]) -> Result<()> {
+        let mut written = 0;
+        poll_fn(|cx| self.poll_write(cx, data, &mut written)).await
+    }
+
+    /// Writes `data` from `*written` on and flushes it (TLS holds written
+    /// data until flushed; a no-op for TCP). Every write that moves bytes
+    /// is progress; a write blocked past a deadline fails.
+    fn poll_write(
+        &mut self,
+        cx: &mut Context<'_>,
+        data: &[u8],
+        written: &mut usize,
+    ) -> Poll<Result<()>> {
+        while *written < data.len() {
+            match Pin::new(&mut *self.stream).poll_write(cx, &data[*written..]) {
+                Poll::Ready(Ok(0)) => {
+                    let err = std::io::Error::from(std::io::ErrorKind::WriteZero);
+                    return Poll::Ready(Err(Error::io("write", err)));
+                }
+                Poll::Ready(Ok(n)) => {
+                    *written += n;
+                    self.state.sent += n as u64;
+                    let now = Instant::now();
+                    self.state.last_progress = self.state.millis(now);
+                    self.state.served(now);
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(Error::io("write", e))),
+                Poll::Pending => return self.poll_deadlines(cx, true),
+            }
+        }
+        if data.is_empty() {
+            return Poll::Ready(Ok(()));
+        }
+        match Pin::new(&mut *self.stream).poll_flush(cx) {
+            Poll::Ready(flushed) => Poll::Ready(flushed.map_err(|e| Error::io("write", e))),
+            Poll::Pending => self.poll_deadlines(cx, true),
+        }
+    }
+
+    /// Polls the deadline timer: pending while no deadline has passed
+    /// (pushing a timer that fired early to the real deadline), an error
+    /// once one has. `writing` says what we were waiting for, for the
+    /// message.
+    fn poll_deadlines<T>(&mut self, cx: &mut Context<'_>, writing: bool) -> Poll<Result<T>> {
+        if next_deadline(self.state, self.config).is_none() {
+            return Poll::Pending;
+        }
+        while self.timer.as_mut().poll(cx).is_ready() {
+            let now = Instant::now();
+            if let Some(err) = expired(self.state, self.config, now, writing) {
+                return Poll::Ready(Err(err));
+            }
+            let deadline = next_deadline(self.state, self.config).unwrap_or_else(never);
+            self.timer.as_mut().reset(deadline);
+        }
+        Poll::Pending
+    }
+}
+
+/// The earliest deadline of the connection, if any applies.
+fn next_deadline(state: &ConnState, config: &ServeConfig) -> Option<Instant> {
+    let idle = config.idle_timeout.map(|d| after(state.last_progress(), d));
+    let line = match (config.line_timeout, state.line_started()) {
+        (Some(d), Some(started)) => Some(after(started, d)),
+        _ => None,
+    };
+    match (idle, line) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// The line timeout, if the unfinished line has outlived it.
+fn line_overdue(state: &ConnState, config: &ServeConfig) -> Option<Duration> {
+    let (d, started) = (config.line_timeout?, state.line_started()?);
+    (Instant::now() >= after(started, d)).then_some(d)
+}
+
+/// The error for a deadline that has passed at `now`, if one has.
+fn expired(state: &ConnState, config: &ServeConfig, now: Instant, writing: bool) -> Option<Error> {
+    if let (Some(d), Some(started)) = (config.line_timeout, state.line_started())
+        && now >= after(started, d)
+    {
+        return Some(
+            Error::new(ErrorKind::Timeout, "closing")
+                .with_detail(format!("line not complete within {}", fmt_duration(d))),
+        );
+    }
+    let d = config.idle_timeout?;
+    (now >= after(state.last_progress(), d)).then(|| {
+        let detail = if writing {
+            format!(
+                "write blocked for {}: the peer is not reading",
+                fmt_duration(d)
+            )
+        } else {
+            format!("idle for {}", fmt_duration(d))
+        };
+        Error::new(ErrorKind::Timeout, "closing").with_detail(detail)
+    })
+}
+
+/// A deadline far enough away to mean none.
+fn never() -> Instant {
+    crate::deadline::from_now(NEVER)
 }
 
 /// The read buffer size for `config`'s service.
@@ -222,30 +487,23 @@ fn poll_read_fresh(
     Poll::Ready(Ok(buf))
 }
 
-/// Appends the answer to one message to `out`, and logs the message.
-pub(super) fn respond(
-    msg: &[u8],
+/// The answer to one message, in two parts (the second is the newline
+/// after a reply in `--lines` mode): nothing is copied.
+pub(super) fn answer_parts<'a>(
+    msg: &'a [u8],
     line: bool,
-    peer: &PeerAddr,
-    config: &ServeConfig,
-    out: &mut Vec<u8>,
-) {
-    log_message(msg, peer, config);
+    config: &'a ServeConfig,
+) -> [&'a [u8]; 2] {
     match &config.service {
-        Service::Reply(reply) => {
-            out.extend_from_slice(reply);
-            if line {
-                out.push(b'\n');
-            }
-        }
-        Service::Echo => out.extend_from_slice(msg),
-        Service::Discard => {}
+        Service::Reply(reply) => [reply, if line { b"\n" } else { b"" }],
+        Service::Echo => [msg, b""],
+        Service::Discard => [b"", b""],
     }
 }
 
 /// Logs a received message: at info level when asked (`--reply`'s
 /// default), at trace level otherwise.
-fn log_message(msg: &[u8], peer: &PeerAddr, config: &ServeConfig) {
+pub(super) fn log_message(msg: &[u8], peer: &PeerAddr, config: &ServeConfig) {
     if config.log_data {
         tracing::info!("recv {} (from {peer})", escape_bytes(msg, LOG_PREVIEW));
     } else {
@@ -253,28 +511,17 @@ fn log_message(msg: &[u8], peer: &PeerAddr, config: &ServeConfig) {
     }
 }
 
-/// Writes and frees `out` (not an `async fn`, for the reason given at
-/// [`handle`]).
-#[allow(clippy::manual_async_fn, reason = "an async fn doubles the arguments")]
-fn write_out<'a>(
-    stream: &'a mut Stream,
-    out: &'a mut Vec<u8>,
-    counts: &'a mut Counts,
-) -> impl Future<Output = Result<()>> + 'a {
-    async move {
-        if out.is_empty() {
-            return Ok(());
-        }
-        stream
-            .write_all(out)
-            .await
-            .map_err(|e| Error::io("write", e))?;
-        stream.flush().await.map_err(|e| Error::io("write", e))?;
-        counts.sent += out.len() as u64;
-        // Freed, not cleared: a connection keeps no buffer between messages.
-        *out = Vec::new();
-        Ok(())
-    }
+/// Sends a last error line to the peer (for at most [`LINGER`]: a peer that
+/// does not read gets nothing), lingers so it is not lost to a reset, and
+/// returns `err`.
+async fn farewell(stream: &mut Stream, message: String, err: Error) -> Error {
+    let _ = tokio::time::timeout(LINGER, async {
+        stream.write_all(message.as_bytes()).await?;
+        stream.flush().await
+    })
+    .await;
+    linger(stream).await;
+    err
 }
 
 /// Half-closes, then reads and drops what the peer still sends for a

@@ -3,18 +3,21 @@
 //! One task answers every client: each datagram is handled on its own and
 //! answered to the address it came from, so there is no per-client state to
 //! keep or to leak. With `--lines`, each line of a datagram gets its answer
-//! and the answers go back together in one datagram. Nothing a peer sends
-//! stops the server: a receive or send error is logged and skipped.
+//! and the answers go back together in one datagram; answers that would not
+//! fit in one ([`MAX_ANSWER_V4`], [`MAX_ANSWER_V6`]) are dropped and
+//! counted, and the answer buffer never grows past that. Nothing a peer
+//! sends stops the server: a receive or send error is logged and skipped.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::UdpSocket;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::ServeConfig;
 use super::lines::{LineSplitter, LineTooLong};
-use super::service::respond;
+use super::service::{answer_parts, log_message};
 use crate::error::{Error, Result};
 use crate::transport::PeerAddr;
 use crate::transport::udp::RECV_BUF;
@@ -28,7 +31,20 @@ pub struct DatagramReport {
     pub sent: u64,
     /// Answers that could not be sent (logged at debug level).
     pub send_errors: u64,
+    /// Answers dropped because they would not fit in a datagram (more
+    /// than [`MAX_ANSWER_V4`] or [`MAX_ANSWER_V6`] bytes; logged at most
+    /// every 10 s).
+    pub oversized: u64,
 }
+
+/// The largest answer sent to an IPv4 peer: what one IPv4 UDP datagram can
+/// carry (65,535 less the IP and UDP headers).
+pub const MAX_ANSWER_V4: usize = 65_507;
+/// The largest answer sent to an IPv6 peer (no jumbograms), and the answer
+/// buffer's fixed capacity.
+pub const MAX_ANSWER_V6: usize = 65_527;
+/// At most one log line per this long about answers too large to send.
+const OVERSIZE_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// Serves datagrams on `socket` until `shutdown` is cancelled.
 /// `config.framing` applies within each datagram; the connection limit and
@@ -40,8 +56,10 @@ pub async fn run(
 ) -> Result<DatagramReport> {
     let config = Arc::new(config);
     let mut buf = vec![0u8; RECV_BUF];
-    let mut out = Vec::new();
+    // At its bound from the start, never grown.
+    let mut out = Vec::with_capacity(MAX_ANSWER_V6);
     let mut report = DatagramReport::default();
+    let mut oversized = OversizeLog::default();
     loop {
         let (len, from) = tokio::select! {
             received = socket.recv_from(&mut buf) => match received {
@@ -61,8 +79,20 @@ pub async fn run(
         };
         report.received += 1;
         let peer = PeerAddr::Inet(from);
-        if !answer(&buf[..len], &peer, &config, &mut out) {
-            continue;
+        out.clear();
+        let max = if from.is_ipv4() {
+            MAX_ANSWER_V4
+        } else {
+            MAX_ANSWER_V6
+        };
+        match answer(&buf[..len], &peer, &config, max, &mut out) {
+            Answer::None => continue,
+            Answer::TooLarge => {
+                report.oversized += 1;
+                oversized.dropped(&peer, Instant::now());
+                continue;
+            }
+            Answer::Ready => {}
         }
         match socket.send_to(&out, from).await {
             Ok(_) => report.sent += 1,
@@ -78,37 +108,120 @@ pub async fn run(
                 }
             }
         }
-        out.clear();
     }
+    oversized.flush();
     Ok(report)
 }
 
-/// Puts the answer to one datagram into `out`; returns whether there is
-/// one (an empty datagram is echoed as an empty datagram; `--discard`, or
-/// `--lines` with no line in the datagram, has no answer).
-fn answer(datagram: &[u8], peer: &PeerAddr, config: &ServeConfig, out: &mut Vec<u8>) -> bool {
+/// Whether a datagram has an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    /// No answer (`--discard`, or `--lines` with no line in the datagram).
+    None,
+    /// The answer is in the buffer.
+    Ready,
+    /// The answer would not fit in a datagram: dropped.
+    TooLarge,
+}
+
+/// Puts the answer to one datagram into `out` (empty on entry), never past
+/// `max` bytes. An empty datagram is echoed as an empty datagram.
+fn answer(
+    datagram: &[u8],
+    peer: &PeerAddr,
+    config: &ServeConfig,
+    max: usize,
+    out: &mut Vec<u8>,
+) -> Answer {
+    // Appends `parts` unless that takes `out` past `max`.
+    let append = |out: &mut Vec<u8>, parts: [&[u8]; 2]| {
+        if out.len() + parts[0].len() + parts[1].len() > max {
+            return false;
+        }
+        out.extend_from_slice(parts[0]);
+        out.extend_from_slice(parts[1]);
+        true
+    };
     match config.framing {
         super::Framing::Reads => {
-            respond(datagram, false, peer, config, out);
-            !matches!(config.service, super::Service::Discard)
+            log_message(datagram, peer, config);
+            if matches!(config.service, super::Service::Discard) {
+                Answer::None
+            } else if append(out, answer_parts(datagram, false, config)) {
+                Answer::Ready
+            } else {
+                Answer::TooLarge
+            }
         }
         super::Framing::Lines { max_line } => {
-            let mut lines = LineSplitter::new(max_line);
-            let pushed = lines.push(datagram, |line| respond(line, true, peer, config, out));
-            match pushed {
-                Ok(()) => {
-                    if let Some(last) = lines.finish() {
-                        respond(&last, true, peer, config, out);
+            let mut lines = LineSplitter::default();
+            let mut rest = datagram;
+            loop {
+                let line = match lines.next_line(&mut rest, max_line) {
+                    Ok(Some(line)) => line,
+                    Ok(None) => match lines.finish() {
+                        Some(last) => std::borrow::Cow::Owned(last),
+                        None => break,
+                    },
+                    Err(LineTooLong { max_line }) => {
+                        tracing::info!("{peer}: line longer than {max_line} bytes");
+                        let error = format!("error: line too long (max {max_line} bytes)\n");
+                        if !append(out, [error.as_bytes(), b""]) {
+                            return Answer::TooLarge;
+                        }
+                        break;
                     }
-                }
-                Err(LineTooLong { max_line }) => {
-                    tracing::info!("{peer}: line longer than {max_line} bytes");
-                    out.extend_from_slice(
-                        format!("error: line too long (max {max_line} bytes)\n").as_bytes(),
-                    );
+                };
+                log_message(&line, peer, config);
+                if !append(out, answer_parts(&line, true, config)) {
+                    return Answer::TooLarge;
                 }
             }
-            !out.is_empty()
+            if out.is_empty() {
+                Answer::None
+            } else {
+                Answer::Ready
+            }
+        }
+    }
+}
+
+/// Logs dropped oversized answers at most once per [`OVERSIZE_LOG_EVERY`]:
+/// a peer sending datagrams of newlines cannot flood the log.
+#[derive(Debug, Default)]
+struct OversizeLog {
+    /// When the last line was logged.
+    logged_at: Option<Instant>,
+    /// Drops since then, not logged yet.
+    unlogged: u64,
+}
+
+impl OversizeLog {
+    /// Counts a dropped answer to `peer`, logging if it is time.
+    fn dropped(&mut self, peer: &PeerAddr, now: Instant) {
+        self.unlogged += 1;
+        if self
+            .logged_at
+            .is_some_and(|at| now.duration_since(at) < OVERSIZE_LOG_EVERY)
+        {
+            return;
+        }
+        tracing::info!(
+            "{} answer(s) larger than a datagram ({MAX_ANSWER_V4} bytes over IPv4, {MAX_ANSWER_V6} over IPv6) dropped, the last to {peer}",
+            self.unlogged
+        );
+        self.logged_at = Some(now);
+        self.unlogged = 0;
+    }
+
+    /// Logs the drops not logged yet.
+    fn flush(&mut self) {
+        if self.unlogged > 0 {
+            tracing::info!(
+                "{} more answer(s) larger than a datagram dropped",
+                self.unlogged
+            );
+            self.unlogged = 0;
         }
     }
 }
@@ -133,7 +246,37 @@ mod tests {
     fn answer_to(datagram: &[u8], config: &ServeConfig) -> Option<Vec<u8>> {
         let mut out = Vec::new();
         let peer = PeerAddr::Inet("127.0.0.1:9".parse().unwrap());
-        answer(datagram, &peer, config, &mut out).then_some(out)
+        match answer(datagram, &peer, config, MAX_ANSWER_V4, &mut out) {
+            Answer::Ready => Some(out),
+            Answer::None => None,
+            Answer::TooLarge => panic!("answer too large"),
+        }
+    }
+
+    #[test]
+    fn answers_past_a_datagram_are_dropped_without_growing_the_buffer() {
+        let peer = PeerAddr::Inet("127.0.0.1:9".parse().unwrap());
+        let lines = Framing::Lines { max_line: 1024 };
+        let reply = config(Service::Reply(b"ok".to_vec()), lines);
+        let max = MAX_ANSWER_V4;
+        let mut out = Vec::with_capacity(MAX_ANSWER_V6);
+        // 65,507 / 3 = 21,835 answers of "ok\n" fit; one more does not.
+        let fits = vec![b'\n'; max / 3];
+        assert_eq!(answer(&fits, &peer, &reply, max, &mut out), Answer::Ready);
+        assert_eq!(out.len(), max / 3 * 3);
+        out.clear();
+        let newlines = vec![b'\n'; max / 3 + 1];
+        assert_eq!(
+            answer(&newlines, &peer, &reply, max, &mut out),
+            Answer::TooLarge
+        );
+        assert!(out.len() <= max);
+        assert_eq!(out.capacity(), MAX_ANSWER_V6);
+        // A reply larger than a datagram, per read.
+        out.clear();
+        let big = config(Service::Reply(vec![b'x'; max + 1]), Framing::Reads);
+        assert_eq!(answer(b"x", &peer, &big, max, &mut out), Answer::TooLarge);
+        assert_eq!(out.capacity(), MAX_ANSWER_V6);
     }
 
     #[test]

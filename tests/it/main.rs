@@ -4,6 +4,7 @@
 mod bench;
 mod connect;
 mod connect_splice;
+mod hostile;
 mod ipv6;
 mod limits;
 mod logging;

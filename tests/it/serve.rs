@@ -141,26 +141,41 @@ fn idle_connections_are_closed() {
 }
 
 #[test]
-fn connections_past_max_conns_wait_for_a_slot() {
+fn connections_past_max_conns_wait_while_every_connection_is_busy() {
     let server = Server::start(&["--echo", "--max-conns", "1"]);
-    let mut first = server.connect();
-    first.write_all(b"a").unwrap();
-    let mut buf = [0u8; 1];
-    first.read_exact(&mut buf).unwrap();
-    // The second connection completes its handshake (kernel backlog) but is
-    // not served while the first is open.
+    let first = server.connect();
+    // Busy: a message every 100 ms, so never idle long enough (2 s) to be
+    // evicted for a newcomer.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let pinger = {
+        let stop = stop.clone();
+        let mut first = first.try_clone().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 1];
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                first.write_all(b"a").unwrap();
+                first.read_exact(&mut buf).unwrap();
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
+    // The second connection completes its handshake (kernel backlog, or
+    // accepted and waiting) but is not served while the first is busy.
     let mut second = server.connect();
     second.write_all(b"b").unwrap();
     second
         .set_read_timeout(Some(Duration::from_millis(300)))
         .unwrap();
+    let mut buf = [0u8; 1];
     let err = second.read(&mut buf).unwrap_err();
     assert!(matches!(
         err.kind(),
         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
     ));
     server.proc.stderr.wait_for("connection limit reached (1)");
-    drop(first);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    pinger.join().unwrap();
+    first.shutdown(Shutdown::Both).unwrap();
     second.set_read_timeout(Some(PATIENCE)).unwrap();
     second.read_exact(&mut buf).unwrap();
     assert_eq!(&buf, b"b");

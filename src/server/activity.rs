@@ -1,0 +1,171 @@
+//! Per-connection progress clocks, which the accept loop consults to close
+//! the longest-idle connection when every slot is taken and a new
+//! connection is waiting (what nginx's `ngx_drain_connections` does for
+//! keep-alive connections).
+//!
+//! The accept loop knows no service: a connection's task gets an
+//! [`Activity`] and calls [`Activity::progress`] when it makes progress
+//! (the service decides what counts: a message served, a write that moved
+//! bytes). That is one relaxed atomic store of a millisecond clock, no lock.
+//! The clocks live in a table of slots grown in chunks as connections come
+//! (8 bytes a slot), so a connection costs its slot and a 16-byte handle;
+//! freeing a slot is the accept loop's business: it owns the free list and
+//! frees a slot when it reaps the slot's task.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// A slot's clock value while the slot's connection may not be evicted
+/// (being evicted already, or free).
+const EXEMPT: u64 = u64::MAX;
+/// Slots per chunk: the table grows a chunk at a time, as connections
+/// come, up to the connection limit.
+const CHUNK: usize = 256;
+
+/// One chunk of clocks.
+#[derive(Debug)]
+struct Chunk {
+    /// What the clocks count milliseconds from (the table's epoch).
+    epoch: Instant,
+    /// Per slot: milliseconds from `epoch` to the connection's last
+    /// progress, or [`EXEMPT`].
+    last: [AtomicU64; CHUNK],
+}
+
+impl Chunk {
+    /// Milliseconds from the epoch to `at`.
+    fn millis(&self, at: Instant) -> u64 {
+        // Saturates: an instant before the epoch counts as the epoch.
+        u64::try_from(at.saturating_duration_since(self.epoch).as_millis()).unwrap_or(EXEMPT - 1)
+    }
+}
+
+/// The progress clocks of every slot, grown a chunk at a time.
+#[derive(Debug)]
+pub(super) struct ActivityTable {
+    epoch: Instant,
+    chunks: Vec<Arc<Chunk>>,
+}
+
+impl ActivityTable {
+    /// An empty table.
+    pub(super) fn new() -> ActivityTable {
+        ActivityTable {
+            epoch: Instant::now(),
+            chunks: Vec::new(),
+        }
+    }
+
+    /// The number of slots.
+    pub(super) fn len(&self) -> usize {
+        self.chunks.len() * CHUNK
+    }
+
+    /// Adds a chunk of slots, all exempt.
+    pub(super) fn grow(&mut self) {
+        self.chunks.push(Arc::new(Chunk {
+            epoch: self.epoch,
+            last: std::array::from_fn(|_| AtomicU64::new(EXEMPT)),
+        }));
+    }
+
+    /// The chunk and index of `slot`.
+    fn at(&self, slot: u32) -> (&Arc<Chunk>, usize) {
+        let slot = slot as usize;
+        (&self.chunks[slot / CHUNK], slot % CHUNK)
+    }
+
+    /// Starts the clock of `slot` (a new connection counts as progress) and
+    /// returns the handle its task updates it through.
+    pub(super) fn start(&self, slot: u32) -> Activity {
+        let (chunk, index) = self.at(slot);
+        chunk.last[index].store(chunk.millis(Instant::now()), Ordering::Relaxed);
+        Activity {
+            chunk: chunk.clone(),
+            index: index as u32,
+        }
+    }
+
+    /// Marks `slot` as not evictable (its connection ended or is being
+    /// closed).
+    pub(super) fn exempt(&self, slot: u32) {
+        let (chunk, index) = self.at(slot);
+        chunk.last[index].store(EXEMPT, Ordering::Relaxed);
+    }
+
+    /// The slot whose connection has made no progress for the longest
+    /// time, if that is at least `min_idle`; with how long it has been
+    /// idle. A scan of every slot: the accept loop calls it only at the
+    /// connection limit with a new connection waiting.
+    pub(super) fn longest_idle(&self, min_idle: Duration) -> Option<(u32, Duration)> {
+        let (slot, last) = (0u32..)
+            .zip(self.chunks.iter().flat_map(|chunk| chunk.last.iter()))
+            .map(|(slot, last)| (slot, last.load(Ordering::Relaxed)))
+            .filter(|&(_, last)| last != EXEMPT)
+            .min_by_key(|&(_, last)| last)?;
+        let now = self.chunks.first()?.millis(Instant::now());
+        let idle = Duration::from_millis(now.saturating_sub(last));
+        (idle >= min_idle).then_some((slot, idle))
+    }
+}
+
+/// A connection's progress clock: the service calls [`progress`] whenever
+/// the connection moves forward, and the accept loop, at the connection
+/// limit, closes the connection whose last progress is the oldest.
+///
+/// [`progress`]: Activity::progress
+#[derive(Debug)]
+pub struct Activity {
+    chunk: Arc<Chunk>,
+    index: u32,
+}
+
+impl Activity {
+    /// Records progress at `now` (an instant the caller already has, to
+    /// spare a clock read). One relaxed atomic store.
+    pub fn progress(&self, now: Instant) {
+        let clock = &self.chunk.last[self.index as usize];
+        // A connection being evicted stays exempt.
+        if clock.load(Ordering::Relaxed) != EXEMPT {
+            clock.store(self.chunk.millis(now), Ordering::Relaxed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_longest_idle_connection_past_the_grace_is_chosen() {
+        let mut table = ActivityTable::new();
+        table.grow();
+        let a = table.start(0);
+        tokio::time::advance(Duration::from_millis(100)).await;
+        let b = table.start(1);
+        let _c = table.start(2);
+        tokio::time::advance(Duration::from_secs(2)).await;
+        // Slot 0 started first; the others are free.
+        assert_eq!(
+            table.longest_idle(Duration::from_secs(1)),
+            Some((0, Duration::from_millis(2100)))
+        );
+        a.progress(Instant::now());
+        assert_eq!(
+            table.longest_idle(Duration::from_secs(1)).map(|x| x.0),
+            Some(1)
+        );
+        // Nobody idle long enough: no victim.
+        assert_eq!(table.longest_idle(Duration::from_secs(3)), None);
+        // An evicted connection is skipped, even if it reports progress.
+        table.exempt(1);
+        b.progress(Instant::now());
+        assert_eq!(
+            table.longest_idle(Duration::from_secs(1)).map(|x| x.0),
+            Some(2)
+        );
+    }
+}
