@@ -552,6 +552,60 @@ mod tests {
         Endpoint::new(scheme, addr).expect("address fits the scheme")
     }
 
+    fn hp(s: &str) -> HostPort {
+        ok(s).host_port().cloned().expect("host and port")
+    }
+
+    #[tokio::test]
+    async fn a_family_restricts_resolution_and_rejects_the_other_literals() {
+        let v4 = SocketAddr::from((Ipv4Addr::LOCALHOST, 80));
+        let v6 = SocketAddr::from((Ipv6Addr::LOCALHOST, 80));
+        let localhost = hp("localhost:80");
+        assert_eq!(localhost.resolve_in(true, Family::V4).await.unwrap(), [v4]);
+        assert_eq!(localhost.resolve_in(false, Family::V6).await.unwrap(), [v6]);
+        assert_eq!(
+            localhost.resolve_in(false, Family::Any).await.unwrap(),
+            [v4, v6]
+        );
+        // An unspecified host: [::] to listen, ::1 to connect, with -6.
+        assert_eq!(
+            hp(":80").resolve_in(true, Family::V6).await.unwrap(),
+            [SocketAddr::from((Ipv6Addr::UNSPECIFIED, 80))]
+        );
+        assert_eq!(hp(":80").resolve_in(false, Family::V6).await.unwrap(), [v6]);
+        assert_eq!(hp(":80").resolve_in(false, Family::V4).await.unwrap(), [v4]);
+        let err = hp("127.0.0.1:80")
+            .resolve_in(false, Family::V6)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Usage);
+        assert_eq!(
+            err.to_string(),
+            "-6 asks for IPv6 but 127.0.0.1 is an IPv4 address"
+        );
+        let err = hp("[::1]:80")
+            .resolve_in(true, Family::V4)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Usage);
+    }
+
+    #[test]
+    fn families_combine_or_conflict() {
+        assert_eq!(Family::Any.and(Family::V6, "x").unwrap(), Family::V6);
+        assert_eq!(Family::V4.and(Family::Any, "x").unwrap(), Family::V4);
+        assert_eq!(Family::V4.and(Family::V4, "x").unwrap(), Family::V4);
+        let err = Family::V6
+            .and(Family::V4, "the source address 127.0.0.1")
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "-6 conflicts with the source address 127.0.0.1, which is IPv4"
+        );
+        assert!(Family::V4.check_host(&Host::Name("x".into())).is_ok());
+        assert!(Family::V4.check_host(&Host::Unspecified).is_ok());
+    }
+
     #[test]
     fn bare_host_port_is_tcp() {
         assert_eq!(

@@ -440,6 +440,51 @@ async fn read_banner(stream: &TcpStream, wait: Duration) -> Vec<u8> {
 mod tests {
     use super::*;
 
+    fn config(timeout_ms: u64, retries: u32) -> ProbeConfig {
+        ProbeConfig {
+            timeout: Duration::from_millis(timeout_ms),
+            retries,
+            banner: None,
+            source: Source::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn open_and_closed_ports() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let open = listener.local_addr().unwrap();
+        let r = probe(open, &config(5000, 0)).await.unwrap();
+        assert_eq!((r.state, r.attempts), (PortState::Open, 1));
+        drop(listener);
+        // Refused: closed at once, never retried.
+        let r = probe(open, &config(5000, 3)).await.unwrap();
+        assert_eq!((r.state, r.attempts), (PortState::Closed, 1));
+    }
+
+    #[tokio::test]
+    async fn a_port_that_never_answers_is_filtered_after_the_retries() {
+        // A listener whose accept queue is full: Linux drops further SYNs,
+        // so a connect neither succeeds nor is refused.
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket
+            .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+            .unwrap();
+        socket.listen(0).unwrap();
+        let addr = socket.local_addr().unwrap().as_socket().unwrap();
+        // Fill the queue until a connect times out.
+        let mut fill = Vec::new();
+        for _ in 0..16 {
+            match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+                Ok(stream) => fill.push(stream),
+                Err(_) => break,
+            }
+        }
+        let r = probe(addr, &config(200, 1)).await.unwrap();
+        assert_eq!(r.state, PortState::Filtered, "{} queued", fill.len());
+        assert_eq!(r.attempts, 2, "one retry");
+    }
+
     #[test]
     fn ports_as_lists_and_ranges() {
         assert_eq!(
