@@ -16,7 +16,7 @@ use netcrab::transport::Source;
 pub const EXIT_CODES: &str = "\
 Exit codes:
   0    success
-  1    other i/o error
+  1    other i/o error; scan: no port was open
   2    invalid usage or address
   3    name resolution failed
   4    connection refused
@@ -39,7 +39,9 @@ Ranges (a value outside one is a usage error, exit 2):
             (--keepalive: 1s to 32767s, Linux's cap)
   BYTES     512, 4k/4KiB, 1m/1MiB, 1g/1GiB (powers of 1024); 1 to 1GiB
   N         --max-conns and --connections: 1 to 1000000; --retry: 0 to 1000000;
-            --pipeline: 1 to 65536";
+            --pipeline: 1 to 65536; scan -c: 1 to 16384; scan --retries: 0 to 10
+  PORT      --source-port: 1 to 65535
+  CODES     wait --expect-status: status codes and ranges from 100 to 599, e.g. 200,204,300-399";
 
 /// The long help's epilogue: a command's examples, then the flag ranges
 /// and the exit codes (`after_long_help` replaces `after_help` under
