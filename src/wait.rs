@@ -9,6 +9,11 @@
 //! that does not resolve yet is normal while containers start), except a
 //! usage error, which no amount of waiting fixes.
 //!
+//! An `http://` or `https://` URL ([`Target::Http`]) is probed with a `GET`
+//! over the same connect chain (TLS for https), by the small client in
+//! [`http`]: ready when the status is in [`WaitConfig::expect_status`] and
+//! the body contains the expected text, if any.
+//!
 //! A UDP target has no connection to accept: an attempt sends the `--send`
 //! datagram and is ready once a reply datagram contains the expected text.
 //! No reply within the attempt timeout, or an ICMP port-unreachable (a
