@@ -94,30 +94,25 @@ pub async fn connect_tcp(hp: &HostPort, opts: &ConnectOptions) -> Result<TcpStre
 /// never holds the IPv4 port as well. A bind failure comes back as an I/O
 /// error carrying a classified [`Error`] that names the source address
 /// (exit code 9, a local problem).
-pub fn dial(
-    addr: SocketAddr,
-    source: Source,
-) -> impl std::future::Future<Output = io::Result<TcpStream>> + Send + 'static {
-    async move {
-        if !source.is_set() {
-            return TcpStream::connect(addr).await;
-        }
-        let socket = if addr.is_ipv4() {
-            TcpSocket::new_v4()?
-        } else {
-            let socket = TcpSocket::new_v6()?;
-            SockRef::from(&socket).set_only_v6(true)?;
-            socket
-        };
-        let local = source.local_for(addr);
-        if let Err(e) = socket.bind(local) {
-            let kind = e.kind();
-            let err = Error::io("", e);
-            let detail = format!("source address {local}: {}", err.detail());
-            return Err(io::Error::new(kind, err.with_detail(detail)));
-        }
-        socket.connect(addr).await
+pub async fn dial(addr: SocketAddr, source: Source) -> io::Result<TcpStream> {
+    if !source.is_set() {
+        return TcpStream::connect(addr).await;
     }
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        let socket = TcpSocket::new_v6()?;
+        SockRef::from(&socket).set_only_v6(true)?;
+        socket
+    };
+    let local = source.local_for(addr);
+    if let Err(e) = socket.bind(local) {
+        let kind = e.kind();
+        let err = Error::io("", e);
+        let detail = format!("source address {local}: {}", err.detail());
+        return Err(io::Error::new(kind, err.with_detail(detail)));
+    }
+    socket.connect(addr).await
 }
 
 /// The error to report when every address failed: the first one a retry

@@ -162,3 +162,44 @@ fn serve_4_localhost_listens_on_127_0_0_1() {
     let server = Listening::start(&["serve", "-4", "localhost:0"]);
     assert!(server.addr.starts_with("127.0.0.1:"), "{}", server.addr);
 }
+
+#[test]
+fn udp_datagrams_leave_from_the_source_port() {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    socket.set_read_timeout(Some(PATIENCE)).expect("timeout");
+    let addr = format!("udp://{}", socket.local_addr().expect("addr"));
+    let port = free_port();
+    let out = run(&[
+        "connect",
+        "-s",
+        "127.0.0.4",
+        "-p",
+        &port.to_string(),
+        &addr,
+        "--send",
+        "x",
+        "--wait",
+        "100ms",
+    ]);
+    assert_eq!(code(out.status), 0, "{}", stderr(&out));
+    let mut buf = [0u8; 8];
+    let (n, from) = socket.recv_from(&mut buf).expect("the datagram");
+    assert_eq!(&buf[..n], b"x");
+    assert_eq!(from, SocketAddr::from(([127, 0, 0, 4], port)));
+}
+
+#[test]
+fn bench_from_a_foreign_source_address_is_exit_9() {
+    let server = Server::start(&["--echo"]);
+    let out = run(&[
+        "bench",
+        &server.addr_str(),
+        "--source",
+        "192.0.2.1",
+        "-n",
+        "4",
+        "-c",
+        "1",
+    ]);
+    assert_exit(&out, 9, "source address 192.0.2.1:0");
+}
