@@ -158,7 +158,7 @@ pub enum HostSpec {
 impl HostSpec {
     /// How many addresses it stands for (a name counts as one: its first
     /// address is scanned).
-    pub fn len(&self) -> u128 {
+    pub fn count(&self) -> u128 {
         match self {
             HostSpec::One(_) => 1,
             HostSpec::Block(IpAddr::V4(_), prefix) => 1u128 << (32 - u32::from(*prefix)),
@@ -171,11 +171,6 @@ impl HostSpec {
                 }
             }
         }
-    }
-
-    /// Whether it stands for no address (never: a block has at least one).
-    pub fn is_empty(&self) -> bool {
-        false
     }
 }
 
@@ -247,7 +242,7 @@ fn network(ip: IpAddr, prefix: u8) -> IpAddr {
 pub fn expand(specs: &[HostSpec], ports: usize) -> Result<Vec<Host>> {
     let hosts: u128 = specs
         .iter()
-        .fold(0u128, |acc, s| acc.saturating_add(s.len()));
+        .fold(0u128, |acc, s| acc.saturating_add(s.count()));
     let probes = hosts.saturating_mul(ports as u128);
     if probes > u128::from(MAX_PROBES) {
         return Err(Error::usage(format!(
@@ -260,13 +255,13 @@ pub fn expand(specs: &[HostSpec], ports: usize) -> Result<Vec<Host>> {
             HostSpec::One(host) => out.push(host.clone()),
             HostSpec::Block(IpAddr::V4(base), _) => {
                 let first = u32::from(*base);
-                for i in 0..spec.len() as u32 {
+                for i in 0..spec.count() as u32 {
                     out.push(Host::Ip(IpAddr::V4(Ipv4Addr::from(first.wrapping_add(i)))));
                 }
             }
             HostSpec::Block(IpAddr::V6(base), _) => {
                 let first = u128::from(*base);
-                for i in 0..spec.len() {
+                for i in 0..spec.count() {
                     out.push(Host::Ip(IpAddr::V6(Ipv6Addr::from(first.wrapping_add(i)))));
                 }
             }
@@ -516,9 +511,9 @@ mod tests {
             .map(|i| Host::Ip(format!("127.0.0.{i}").parse().unwrap()))
             .collect();
         assert_eq!(hosts, want);
-        assert_eq!(HostSpec::Block("::".parse().unwrap(), 0).len(), u128::MAX);
+        assert_eq!(HostSpec::Block("::".parse().unwrap(), 0).count(), u128::MAX);
         assert_eq!(
-            HostSpec::Block("10.0.0.0".parse().unwrap(), 0).len(),
+            HostSpec::Block("10.0.0.0".parse().unwrap(), 0).count(),
             1 << 32
         );
         for bad in ["", "1.2.3.4/33", "::1/129", "x y", "1.2.3.4/", "a/8"] {

@@ -120,6 +120,21 @@ fn family_flags_that_contradict_an_address_are_usage_errors() {
         2,
         "not an IP address",
     );
+    assert_exit(
+        &run(&["connect", "-s", "127.0.0.1", "unix:///tmp/none.sock", "-z"]),
+        2,
+        "applies only to tcp and tls",
+    );
+    assert_exit(
+        &run(&["relay", "127.0.0.1:0", "127.0.0.1:1", "-p", "40000"]),
+        2,
+        "--source-port needs --max-conns 1",
+    );
+    assert_exit(
+        &run(&["wait", "127.0.0.1:1", "127.0.0.1:2", "-p", "40000"]),
+        2,
+        "--source-port needs a single target",
+    );
 }
 
 #[test]
