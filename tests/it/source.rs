@@ -138,9 +138,19 @@ fn family_flags_that_contradict_an_address_are_usage_errors() {
 }
 
 #[test]
-fn ipv4_only_never_tries_ipv6() {
+fn ipv4_only_and_an_ipv4_source_never_try_ipv6() {
     let port = free_port();
     let out = run(&["connect", "-4", &format!("localhost:{port}"), "-z"]);
+    assert_exit(&out, 4, "connection refused");
+    assert!(!stderr(&out).contains("[::1]"), "{}", stderr(&out));
+    // An IPv4 source address does the same: Happy Eyeballs stays in its family.
+    let out = run(&[
+        "connect",
+        "-s",
+        "127.0.0.1",
+        &format!("localhost:{port}"),
+        "-z",
+    ]);
     assert_exit(&out, 4, "connection refused");
     assert!(!stderr(&out).contains("[::1]"), "{}", stderr(&out));
 }
