@@ -19,6 +19,11 @@
 //! other composition is [`Stream::Boxed`], a [`Box<dyn AsyncStream>`]; the
 //! boxing happens once per connection, after the handshake.
 //!
+//! [`ConnectOptions`] also carry the address family (`-4`, `-6`: names
+//! resolve, and Happy Eyeballs races, within it) and the [`Source`] a
+//! connection is made from (`-s`, `-p`: the socket is bound before it
+//! connects); [`ListenOptions`] the family to listen in.
+//!
 //! Opening connections with a retry policy goes through a [`Connector`],
 //! which prepares once (TLS trust store, certificates) what every attempt
 //! reuses.
