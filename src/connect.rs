@@ -105,6 +105,26 @@ pub async fn open(config: &ConnectConfig) -> Result<Stream> {
     .await
 }
 
+/// Zero-I/O mode (`connect -z`, as OpenBSD nc): connects with the retry
+/// policy (for TLS, a verified handshake too), then closes without sending
+/// or reading anything. Returns the peer's address. UDP has no connection
+/// to make, so it is a usage error.
+pub async fn probe(config: &ConnectConfig) -> Result<String> {
+    if !config.endpoint.scheme().spec().is_byte_stream() {
+        return Err(Error::usage(format!(
+            "-z needs a connection, and {} has none (use tcp, tls, unix or tls+unix)",
+            config.endpoint
+        )));
+    }
+    let stream = open(config).await?;
+    let peer = match stream.peer_addr() {
+        Ok(peer) => peer.to_string(),
+        Err(_) => config.endpoint.to_string(),
+    };
+    drop(stream);
+    Ok(peer)
+}
+
 /// Connects, then pipes `input` to the connection (or sends
 /// `config.send`) and the connection to `output`, until both directions
 /// are done. A UDP endpoint sends datagrams instead and waits

@@ -298,10 +298,123 @@ fn validate_name(name: &str) -> std::result::Result<(), String> {
     }
 }
 
+/// The address family a command is restricted to (`-4`, `-6`), for name
+/// resolution, connecting and listening.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// Either family (the default).
+    #[default]
+    Any,
+    /// IPv4 only (`-4`).
+    V4,
+    /// IPv6 only (`-6`).
+    V6,
+}
+
+impl Family {
+    /// Whether `ip` is of this family.
+    pub fn allows(self, ip: IpAddr) -> bool {
+        match self {
+            Family::Any => true,
+            Family::V4 => ip.is_ipv4(),
+            Family::V6 => ip.is_ipv6(),
+        }
+    }
+
+    /// The family `ip` belongs to.
+    pub fn of(ip: IpAddr) -> Family {
+        if ip.is_ipv4() { Family::V4 } else { Family::V6 }
+    }
+
+    /// The narrower of two restrictions; a usage error when they exclude
+    /// each other (`-6` with an IPv4 source address, say). `what` names
+    /// the second restriction in the message.
+    pub fn and(self, other: Family, what: &str) -> Result<Family> {
+        match (self, other) {
+            (Family::Any, f) | (f, Family::Any) => Ok(f),
+            (a, b) if a == b => Ok(a),
+            (a, b) => Err(Error::usage(format!(
+                "{} conflicts with {what}, which is {}",
+                a.flag(),
+                b.name()
+            ))),
+        }
+    }
+
+    /// The flag asking for the family: `-4` or `-6` (empty for any).
+    pub fn flag(self) -> &'static str {
+        match self {
+            Family::Any => "",
+            Family::V4 => "-4",
+            Family::V6 => "-6",
+        }
+    }
+
+    /// `IPv4` or `IPv6` (`IP` for any).
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Any => "IP",
+            Family::V4 => "IPv4",
+            Family::V6 => "IPv6",
+        }
+    }
+
+    /// Checks a host against the family without resolving it: an IP literal
+    /// of the other family is a usage error (`-6 127.0.0.1:80`).
+    pub fn check_host(self, host: &Host) -> Result<()> {
+        match host {
+            Host::Ip(ip) if !self.allows(*ip) => Err(Error::usage(format!(
+                "{} asks for {} but {} is an {} address",
+                self.flag(),
+                self.name(),
+                ip,
+                Family::of(*ip).name()
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
 impl HostPort {
     /// The socket addresses to try, in the resolver's order. `listening`
     /// decides what an unspecified host means: every interface, or loopback.
     pub async fn resolve(&self, listening: bool) -> Result<Vec<SocketAddr>> {
+        self.resolve_in(listening, Family::Any).await
+    }
+
+    /// [`resolve`](HostPort::resolve) restricted to one address family: the
+    /// addresses of the other family are dropped (an error when none are
+    /// left), an IP literal of the other family is a usage error, and an
+    /// unspecified host means `[::]` (listening) or `::1` (connecting) for
+    /// IPv6.
+    pub async fn resolve_in(&self, listening: bool, family: Family) -> Result<Vec<SocketAddr>> {
+        family.check_host(&self.host)?;
+        if family == Family::V6 && self.host == Host::Unspecified {
+            let ip = if listening {
+                Ipv6Addr::UNSPECIFIED
+            } else {
+                Ipv6Addr::LOCALHOST
+            };
+            return Ok(vec![SocketAddr::new(IpAddr::V6(ip), self.port)]);
+        }
+        let addrs = self.resolve_any(listening).await?;
+        if family == Family::Any {
+            return Ok(addrs);
+        }
+        let kept: Vec<SocketAddr> = addrs
+            .into_iter()
+            .filter(|a| family.allows(a.ip()))
+            .collect();
+        if kept.is_empty() {
+            return Err(
+                Error::new(ErrorKind::Resolve, format!("resolve {}", self.host))
+                    .with_detail(format!("no {} address for this name", family.name())),
+            );
+        }
+        Ok(kept)
+    }
+
+    async fn resolve_any(&self, listening: bool) -> Result<Vec<SocketAddr>> {
         match &self.host {
             Host::Ip(ip) => Ok(vec![SocketAddr::new(*ip, self.port)]),
             Host::Unspecified => {
@@ -437,6 +550,60 @@ mod tests {
 
     fn ep(scheme: Scheme, addr: Addr) -> Endpoint {
         Endpoint::new(scheme, addr).expect("address fits the scheme")
+    }
+
+    fn hp(s: &str) -> HostPort {
+        ok(s).host_port().cloned().expect("host and port")
+    }
+
+    #[tokio::test]
+    async fn a_family_restricts_resolution_and_rejects_the_other_literals() {
+        let v4 = SocketAddr::from((Ipv4Addr::LOCALHOST, 80));
+        let v6 = SocketAddr::from((Ipv6Addr::LOCALHOST, 80));
+        let localhost = hp("localhost:80");
+        assert_eq!(localhost.resolve_in(true, Family::V4).await.unwrap(), [v4]);
+        assert_eq!(localhost.resolve_in(false, Family::V6).await.unwrap(), [v6]);
+        assert_eq!(
+            localhost.resolve_in(false, Family::Any).await.unwrap(),
+            [v4, v6]
+        );
+        // An unspecified host: [::] to listen, ::1 to connect, with -6.
+        assert_eq!(
+            hp(":80").resolve_in(true, Family::V6).await.unwrap(),
+            [SocketAddr::from((Ipv6Addr::UNSPECIFIED, 80))]
+        );
+        assert_eq!(hp(":80").resolve_in(false, Family::V6).await.unwrap(), [v6]);
+        assert_eq!(hp(":80").resolve_in(false, Family::V4).await.unwrap(), [v4]);
+        let err = hp("127.0.0.1:80")
+            .resolve_in(false, Family::V6)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Usage);
+        assert_eq!(
+            err.to_string(),
+            "-6 asks for IPv6 but 127.0.0.1 is an IPv4 address"
+        );
+        let err = hp("[::1]:80")
+            .resolve_in(true, Family::V4)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Usage);
+    }
+
+    #[test]
+    fn families_combine_or_conflict() {
+        assert_eq!(Family::Any.and(Family::V6, "x").unwrap(), Family::V6);
+        assert_eq!(Family::V4.and(Family::Any, "x").unwrap(), Family::V4);
+        assert_eq!(Family::V4.and(Family::V4, "x").unwrap(), Family::V4);
+        let err = Family::V6
+            .and(Family::V4, "the source address 127.0.0.1")
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "-6 conflicts with the source address 127.0.0.1, which is IPv4"
+        );
+        assert!(Family::V4.check_host(&Host::Name("x".into())).is_ok());
+        assert!(Family::V4.check_host(&Host::Unspecified).is_ok());
     }
 
     #[test]

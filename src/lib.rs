@@ -23,7 +23,8 @@
 //! | [`serve`] | the services (reply, echo, discard) run on it, and per datagram over UDP ([`serve::udp`]) |
 //! | [`connect`] | the client: send-and-print, the netcat pipe (zero-copy on Linux), UDP datagrams |
 //! | [`relay`] | port forwarding: accept, connect upstream, splice or copy both ways |
-//! | [`wait`] | waiting until services accept connections (or stop) |
+//! | [`wait`] | waiting until services accept connections (or stop), or answer an HTTP `GET` ([`wait::http`]) |
+//! | [`scan`] | the TCP connect scan: ports and hosts (CIDR) parsed and capped, probes with a concurrency limit |
 //! | [`bench`](mod@bench) | the load generator: plan, pacing, one generic worker, report, SVG plots, HTML report, live view |
 //! | [`stats`] | latency histograms, error counts by kind, CPU time |
 //! | [`shutdown`] | SIGINT/SIGTERM handling |
@@ -55,6 +56,7 @@ pub mod error;
 pub mod escape;
 pub mod relay;
 pub mod retry;
+pub mod scan;
 pub mod serve;
 pub mod server;
 pub mod shutdown;

@@ -9,6 +9,11 @@
 //! that does not resolve yet is normal while containers start), except a
 //! usage error, which no amount of waiting fixes.
 //!
+//! An `http://` or `https://` URL ([`Target::Http`]) is probed with a `GET`
+//! over the same connect chain (TLS for https), by the small client in
+//! [`http`]: ready when the status is in [`WaitConfig::expect_status`] and
+//! the body contains the expected text, if any.
+//!
 //! A UDP target has no connection to accept: an attempt sends the `--send`
 //! datagram and is ready once a reply datagram contains the expected text.
 //! No reply within the attempt timeout, or an ICMP port-unreachable (a
@@ -38,6 +43,56 @@ const EXPECT_WINDOW: usize = 64 * 1024;
 /// connection on a local network to be made.
 const LAST_ATTEMPT_MARGIN: Duration = Duration::from_millis(20);
 
+pub mod http;
+
+pub use http::{HttpTarget, StatusSet};
+
+/// One thing to wait for: an endpoint, or an HTTP(S) URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// An endpoint: ready when it accepts a connection (and, with a
+    /// message and an expected text, answers it).
+    Endpoint(Endpoint),
+    /// A URL: ready when a `GET` answers with an expected status (and
+    /// body text).
+    Http(HttpTarget),
+}
+
+impl Target {
+    /// Parses a target: an `http://` or `https://` URL, or an endpoint
+    /// (`default` is the scheme of one written without any).
+    pub fn parse(s: &str, default: Scheme) -> Result<Target> {
+        match HttpTarget::parse(s)? {
+            Some(http) => Ok(Target::Http(http)),
+            None => Ok(Target::Endpoint(Endpoint::parse_with_default(s, default)?)),
+        }
+    }
+
+    /// The endpoint connected to (a URL's host and port, over TLS for
+    /// https).
+    pub fn endpoint(&self) -> &Endpoint {
+        match self {
+            Target::Endpoint(endpoint) => endpoint,
+            Target::Http(http) => &http.endpoint,
+        }
+    }
+}
+
+impl From<Endpoint> for Target {
+    fn from(endpoint: Endpoint) -> Target {
+        Target::Endpoint(endpoint)
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Endpoint(endpoint) => write!(f, "{endpoint}"),
+            Target::Http(http) => write!(f, "{http}"),
+        }
+    }
+}
+
 /// What "ready" means for every target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Readiness {
@@ -46,7 +101,8 @@ pub enum Readiness {
     Accepts {
         /// Sent after connecting.
         send: Option<Vec<u8>>,
-        /// Ready only once what the target sends contains this.
+        /// Ready only once what the target sends (for a URL: the body)
+        /// contains this.
         expect: Option<Vec<u8>>,
     },
     /// The target no longer accepts connections (`--invert`).
@@ -57,7 +113,9 @@ pub enum Readiness {
 #[derive(Debug, Clone)]
 pub struct WaitConfig {
     /// The targets to wait for.
-    pub targets: Vec<Endpoint>,
+    pub targets: Vec<Target>,
+    /// The statuses a URL target must answer with (`--expect-status`).
+    pub expect_status: StatusSet,
     /// The overall budget; `None` waits forever.
     pub timeout: Option<Duration>,
     /// The budget of one attempt: connect, send and reading the reply.
@@ -79,9 +137,10 @@ pub struct WaitConfig {
 
 impl WaitConfig {
     /// A configuration with the command's defaults for `targets`.
-    pub fn new(targets: Vec<Endpoint>) -> WaitConfig {
+    pub fn new(targets: Vec<Target>) -> WaitConfig {
         WaitConfig {
             targets,
+            expect_status: StatusSet::default(),
             timeout: Some(Duration::from_secs(30)),
             attempt_timeout: Duration::from_secs(5),
             connect: ConnectOptions::default(),
@@ -105,7 +164,7 @@ impl WaitConfig {
 #[derive(Debug)]
 pub struct TargetReport {
     /// The target.
-    pub endpoint: Endpoint,
+    pub target: Target,
     /// Whether it became ready.
     pub ready: bool,
     /// Attempts made.
@@ -144,10 +203,10 @@ pub async fn run(config: &WaitConfig) -> Result<WaitReport> {
     let deadline = config.timeout.map(|t| crate::deadline::after(start, t));
     let shared = Arc::new(config.clone());
     let mut tasks = JoinSet::new();
-    for (index, endpoint) in config.targets.iter().enumerate() {
+    for (index, target) in config.targets.iter().enumerate() {
         let config = shared.clone();
-        let endpoint = endpoint.clone();
-        tasks.spawn(async move { (index, wait_for(endpoint, &config, deadline).await) });
+        let target = target.clone();
+        tasks.spawn(async move { (index, wait_for(target, &config, deadline).await) });
     }
     let mut done: Vec<Option<TargetReport>> = config.targets.iter().map(|_| None).collect();
     let mut ready_count = 0;
@@ -198,11 +257,22 @@ fn check(config: &WaitConfig) -> Result<()> {
             expect: Some(_),
         }
     );
-    if let Some(udp) = config.targets.iter().find(|t| t.scheme() == Scheme::Udp)
+    if let Some(udp) = config
+        .targets
+        .iter()
+        .find(|t| t.endpoint().scheme() == Scheme::Udp)
         && !exchanges
     {
         return Err(Error::usage(format!(
             "{udp}: a udp target needs --send and --expect (without a reply, nothing shows it is up)"
+        )));
+    }
+    let sends = matches!(&config.readiness, Readiness::Accepts { send: Some(_), .. });
+    if let Some(url) = config.targets.iter().find(|t| matches!(t, Target::Http(_)))
+        && sends
+    {
+        return Err(Error::usage(format!(
+            "{url}: --send does not apply to a url (netcrab sends the GET request)"
         )));
     }
     Ok(())
@@ -210,17 +280,14 @@ fn check(config: &WaitConfig) -> Result<()> {
 
 /// Probes one target until it is ready, the deadline passes, or a usage
 /// error shows waiting is pointless.
-async fn wait_for(
-    endpoint: Endpoint,
-    config: &WaitConfig,
-    deadline: Option<Instant>,
-) -> TargetReport {
+async fn wait_for(target: Target, config: &WaitConfig, deadline: Option<Instant>) -> TargetReport {
+    let endpoint = target.endpoint().clone();
     let start = Instant::now();
     let mut rng = fastrand::Rng::new();
     let mut attempts = 0u32;
     let mut last_error: Option<Error> = None;
     let report = |ready: bool, attempts: u32, last_error: Option<Error>| TargetReport {
-        endpoint: endpoint.clone(),
+        target: target.clone(),
         ready,
         attempts,
         elapsed: start.elapsed(),
@@ -237,7 +304,7 @@ async fn wait_for(
     };
     loop {
         attempts += 1;
-        let attempt = attempt(&connector, config);
+        let attempt = attempt(&connector, &target, config);
         let outcome = match deadline {
             Some(deadline) => match tokio::time::timeout_at(deadline, attempt).await {
                 Ok(outcome) => outcome,
@@ -259,7 +326,7 @@ async fn wait_for(
                     Readiness::Accepts { .. } => "ready",
                 };
                 let plural = if attempts == 1 { "" } else { "s" };
-                let line = format!("{endpoint} is {what} ({attempts} attempt{plural}, {elapsed})");
+                let line = format!("{target} is {what} ({attempts} attempt{plural}, {elapsed})");
                 if config.progress {
                     tracing::info!("{line}");
                 } else {
@@ -282,7 +349,7 @@ async fn wait_for(
                     delay = delay.min(left - LAST_ATTEMPT_MARGIN);
                 }
                 tracing::debug!(
-                    "{endpoint}: attempt {attempts}: {err}; next in {}",
+                    "{target}: attempt {attempts}: {err}; next in {}",
                     fmt_duration(delay)
                 );
                 last_error = Some(err);
@@ -294,7 +361,7 @@ async fn wait_for(
 
 /// One attempt, bounded by the attempt timeout. `Ok` means the target is
 /// in the state waited for.
-async fn attempt(connector: &Connector, config: &WaitConfig) -> Result<()> {
+async fn attempt(connector: &Connector, target: &Target, config: &WaitConfig) -> Result<()> {
     let endpoint = connector.endpoint();
     let attempt_deadline = crate::deadline::from_now(config.attempt_timeout);
     if let (
@@ -323,6 +390,16 @@ async fn attempt(connector: &Connector, config: &WaitConfig) -> Result<()> {
         Readiness::Accepts { send, expect } => (send, expect),
     };
     let mut stream = connected?;
+    if let Target::Http(http) = target {
+        return http::check(
+            &mut stream,
+            http,
+            &config.expect_status,
+            expect.as_deref(),
+            attempt_deadline,
+        )
+        .await;
+    }
     if let Some(msg) = send {
         stream
             .write_all(msg)
@@ -449,7 +526,8 @@ mod tests {
             .local_addr()
             .unwrap()
             .port();
-        let mut config = WaitConfig::new(vec![format!("127.0.0.1:{port}").parse().unwrap()]);
+        let target: Endpoint = format!("127.0.0.1:{port}").parse().unwrap();
+        let mut config = WaitConfig::new(vec![target.into()]);
         config.timeout = Some(Duration::from_millis(500));
         config.backoff.initial_delay = Duration::from_millis(5);
         config.backoff.max_delay = Duration::from_millis(20);

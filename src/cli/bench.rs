@@ -2,6 +2,7 @@
 //! [`BenchConfig`], the live view on a terminal, and the output (table or
 //! JSON, the histogram log, the HTML report and the SVG plot).
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -10,9 +11,9 @@ use netcrab::bench::live::LiveView;
 use netcrab::bench::{self, BenchConfig, Expect, Pacing, Plan, RunData, Stop, Target};
 use netcrab::endpoint::{Endpoint, Scheme};
 use netcrab::error::{Error, Result};
-use netcrab::transport::ConnectOptions;
+use netcrab::transport::{ConnectOptions, Source};
 
-use super::common::{MAX_CONNS, count, duration, size};
+use super::common::{FamilyArgs, MAX_CONNS, count, duration, parse_source_ip, size};
 use super::tls::TlsConnectArgs;
 
 /// `--help` examples.
@@ -29,6 +30,7 @@ Examples:
   netcrab bench 127.0.0.1:9000 --report run.html # a self-contained page: plots over time, percentiles, table
   netcrab bench 127.0.0.1:9001 --histogram-out after.hlog --compare before.hlog --plot cmp.svg
   netcrab bench merge a.hlog b.hlog --report merged.html   # one line per shard, and the merge
+  netcrab bench -4 localhost:9000 --source 127.0.0.2        # IPv4 only, every connection from 127.0.0.2
 
 Replies are read by length: a request expects as many bytes back as it sent (echo) or as --expect TEXT
 has. Open-loop latency (--rate) counts from when each request was due, so server stalls show in the
@@ -108,6 +110,11 @@ pub struct BenchArgs {
     #[arg(long, value_name = "PID")]
     pub server_pid: Option<u32>,
     #[command(flatten)]
+    pub family: FamilyArgs,
+    /// Connect from this local IP address (-s is --size here; no source port: one cannot serve many connections)
+    #[arg(long = "source", value_name = "ADDR", value_parser = parse_source_ip)]
+    pub source: Option<IpAddr>,
+    #[command(flatten)]
     pub tls: TlsConnectArgs,
 }
 
@@ -166,6 +173,15 @@ impl BenchArgs {
             Target::Endpoint(endpoint) => self.tls.resolve(endpoint)?,
             Target::Embedded => Default::default(),
         };
+        let family = match &target {
+            Target::Endpoint(endpoint) => self.family.check(endpoint)?,
+            Target::Embedded if self.family.ipv6 => {
+                return Err(Error::usage(
+                    "-6 needs an ADDR: the embedded server listens on 127.0.0.1",
+                ));
+            }
+            Target::Embedded => self.family.family(),
+        };
         let request = match &self.payload {
             Some(p) => text_or_file(p, "payload")?,
             None => pattern(self.size),
@@ -206,6 +222,11 @@ impl BenchArgs {
             connect: ConnectOptions {
                 connect_timeout: self.connect_timeout,
                 tls,
+                family,
+                source: Source {
+                    ip: self.source,
+                    port: None,
+                },
                 ..ConnectOptions::default()
             },
             server_pid: self.server_pid,

@@ -3,17 +3,20 @@
 
 use std::time::Duration;
 
+use std::net::IpAddr;
+
 use clap::Args;
-use netcrab::endpoint::{Endpoint, Scheme};
+use netcrab::endpoint::{Endpoint, Family, Scheme};
 use netcrab::error::{Error, Result};
 use netcrab::retry::RetryPolicy;
+use netcrab::transport::Source;
 
 /// The exit codes, shown at the end of `--help`. Keep in step with
 /// `ErrorKind::exit_code` and the README.
 pub const EXIT_CODES: &str = "\
 Exit codes:
   0    success
-  1    other i/o error
+  1    other i/o error; scan: no port was open
   2    invalid usage or address
   3    name resolution failed
   4    connection refused
@@ -36,7 +39,9 @@ Ranges (a value outside one is a usage error, exit 2):
             (--keepalive: 1s to 32767s, Linux's cap)
   BYTES     512, 4k/4KiB, 1m/1MiB, 1g/1GiB (powers of 1024); 1 to 1GiB
   N         --max-conns and --connections: 1 to 1000000; --retry: 0 to 1000000;
-            --pipeline: 1 to 65536";
+            --pipeline: 1 to 65536; scan -c: 1 to 16384; scan --retries: 0 to 10
+  PORT      --source-port: 1 to 65535
+  CODES     wait --expect-status: status codes and ranges from 100 to 599, e.g. 200,204,300-399";
 
 /// The long help's epilogue: a command's examples, then the flag ranges
 /// and the exit codes (`after_long_help` replaces `after_help` under
@@ -320,6 +325,73 @@ impl SchemeArgs {
         }
         Ok(endpoint)
     }
+}
+
+/// `-4`/`-6`: restrict name resolution, connecting and listening to one
+/// address family.
+#[derive(Debug, Clone, Default, Args)]
+pub struct FamilyArgs {
+    /// IPv4 only: names resolve to IPv4 addresses, localhost is 127.0.0.1
+    #[arg(short = '4', long = "ipv4")]
+    pub ipv4: bool,
+    /// IPv6 only: names resolve to IPv6 addresses, localhost is ::1
+    #[arg(short = '6', long = "ipv6", conflicts_with = "ipv4")]
+    pub ipv6: bool,
+}
+
+impl FamilyArgs {
+    /// The family the flags ask for.
+    pub fn family(&self) -> Family {
+        if self.ipv4 {
+            Family::V4
+        } else if self.ipv6 {
+            Family::V6
+        } else {
+            Family::Any
+        }
+    }
+
+    /// The family, checked against an address given on the command line
+    /// (`-6 127.0.0.1:80` is a usage error).
+    pub fn check(&self, endpoint: &Endpoint) -> Result<Family> {
+        let family = self.family();
+        if let Some(hp) = endpoint.host_port() {
+            family.check_host(&hp.host)?;
+        }
+        Ok(family)
+    }
+}
+
+/// `-s`/`-p`: the local address and port connections are made from.
+#[derive(Debug, Clone, Default, Args)]
+pub struct SourceArgs {
+    /// Connect from this local IP address (it must be one of this host's)
+    #[arg(short = 's', long = "source", value_name = "ADDR", value_parser = parse_source_ip)]
+    pub source: Option<IpAddr>,
+    /// Connect from this local port (1 to 65535; not SO_REUSEADDR: a busy port is an error, exit 9)
+    #[arg(short = 'p', long = "source-port", value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub source_port: Option<u16>,
+}
+
+impl SourceArgs {
+    /// The source the flags ask for.
+    pub fn source(&self) -> Source {
+        Source {
+            ip: self.source,
+            port: self.source_port,
+        }
+    }
+}
+
+/// Parses a source address: an IP address, IPv6 with or without brackets.
+pub fn parse_source_ip(s: &str) -> Result<IpAddr, String> {
+    let t = s.trim();
+    let bare = t
+        .strip_prefix('[')
+        .and_then(|r| r.strip_suffix(']'))
+        .unwrap_or(t);
+    bare.parse::<IpAddr>()
+        .map_err(|_| format!("{s:?} is not an IP address (a source is an address of this host, such as 127.0.0.2 or ::1)"))
 }
 
 /// `--retry*`: how connection attempts are retried.

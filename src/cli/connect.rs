@@ -11,7 +11,7 @@ use netcrab::error::{Error, Result};
 use netcrab::transport::{ConnectOptions, SocketOptions};
 use tokio::io::AsyncWriteExt;
 
-use super::common::{RetryArgs, SchemeArgs, duration, keepalive, optional};
+use super::common::{FamilyArgs, RetryArgs, SchemeArgs, SourceArgs, duration, keepalive, optional};
 use super::tls::TlsConnectArgs;
 
 pub const EXAMPLES: &str = "\
@@ -28,7 +28,10 @@ Examples:
   netcrab connect tls://example.com:443 < request.txt    # TLS, verified against the system's trust store
   netcrab connect --tls 127.0.0.1:8443 --pin-sha256 AB:CD:...  # trust exactly the certificate serve --tls printed
   netcrab connect tls://10.0.0.5:8443 --ca ca.pem --servername api.internal --cert me.pem --key me.key
-  netcrab connect tls+unix:///run/app.sock --pin-sha256 FINGERPRINT --send hi   # TLS over a Unix socket (server name: localhost)";
+  netcrab connect tls+unix:///run/app.sock --pin-sha256 FINGERPRINT --send hi   # TLS over a Unix socket (server name: localhost)
+  netcrab connect -z 127.0.0.1:22 && echo open           # zero I/O: connect and close; exit 0 open, 4 refused, 5 timed out
+  netcrab connect -s 127.0.0.2 -p 40000 127.0.0.1:8080   # connect from 127.0.0.2, port 40000 (busy or foreign: exit 9)
+  netcrab connect -6 localhost:8080 --send hi            # IPv6 only: localhost is ::1";
 
 /// Connect, send stdin (or --send TEXT), print what comes back
 #[derive(Debug, Args)]
@@ -62,6 +65,13 @@ pub struct ConnectArgs {
     /// Copy through user space even where stdin or stdout is a pipe or file (splice(2)/sendfile(2) are used by default on Linux)
     #[arg(long)]
     pub no_splice: bool,
+    /// Zero I/O: connect (for TLS, handshake), close, and exit 0 when the port is open (4 refused, 5 timed out, ...)
+    #[arg(short = 'z', long = "zero", conflicts_with_all = ["send", "raw", "wait", "idle_timeout", "no_shutdown"])]
+    pub zero: bool,
+    #[command(flatten)]
+    pub family: FamilyArgs,
+    #[command(flatten)]
+    pub source: SourceArgs,
     #[command(flatten)]
     pub retry: RetryArgs,
     #[command(flatten)]
@@ -77,6 +87,7 @@ impl ConnectArgs {
             return Err(Error::usage("--raw applies only to udp"));
         }
         let tls = self.tls.resolve(&endpoint)?;
+        let family = self.family.check(&endpoint)?;
         Ok(ConnectConfig {
             endpoint,
             options: ConnectOptions {
@@ -86,6 +97,8 @@ impl ConnectArgs {
                     keepalive: self.keepalive,
                 },
                 tls,
+                family,
+                source: self.source.source(),
             },
             retry: self.retry.policy(0),
             send: self.send.as_ref().map(|s| s.as_bytes().to_vec()),
@@ -104,6 +117,11 @@ impl ConnectArgs {
     /// Runs the command on stdin and stdout.
     pub async fn run(&self) -> Result<()> {
         let config = self.resolve()?;
+        if self.zero {
+            let peer = connect::probe(&config).await?;
+            tracing::debug!("{} is open ({peer})", config.endpoint);
+            return Ok(());
+        }
         let report = connect::run_stdio(&config).await?;
         tracing::debug!(
             "done: sent {} bytes, received {} bytes",

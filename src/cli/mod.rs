@@ -8,6 +8,7 @@ mod connect;
 mod fdlimit;
 pub mod logging;
 mod relay;
+mod scan;
 mod serve;
 mod tls;
 mod wait;
@@ -17,7 +18,7 @@ use netcrab::error::Result;
 
 use common::EXIT_CODES;
 
-/// netcrab: serve, connect, relay, wait for and benchmark TCP, TLS, UDP and Unix-socket services
+/// netcrab: serve, connect, relay, wait for, benchmark and scan TCP, TLS, UDP and Unix-socket services
 #[derive(Debug, Parser)]
 #[command(name = "netcrab", version, about, after_help = EXIT_CODES)]
 #[command(propagate_version = true, arg_required_else_help = true)]
@@ -45,6 +46,8 @@ pub enum Command {
     Wait(wait::WaitArgs),
     #[command(after_long_help = common::with_exit_codes(bench::EXAMPLES))]
     Bench(bench::BenchArgs),
+    #[command(after_long_help = common::with_exit_codes(scan::EXAMPLES))]
+    Scan(scan::ScanArgs),
 }
 
 impl Command {
@@ -53,7 +56,7 @@ impl Command {
     pub fn multi_threaded(&self) -> bool {
         matches!(
             self,
-            Command::Serve(_) | Command::Relay(_) | Command::Bench(_)
+            Command::Serve(_) | Command::Relay(_) | Command::Bench(_) | Command::Scan(_)
         )
     }
 
@@ -65,6 +68,7 @@ impl Command {
             Command::Relay(args) => args.run().await,
             Command::Wait(args) => args.run().await,
             Command::Bench(args) => args.run().await,
+            Command::Scan(args) => args.run().await,
         }
     }
 }
@@ -81,6 +85,7 @@ mod tests {
         let positionals = |name: &str| match name {
             "connect" | "wait" => vec!["127.0.0.1:1"],
             "relay" => vec!["127.0.0.1:0", "127.0.0.1:1"],
+            "scan" => vec!["127.0.0.1", "1"],
             _ => vec![],
         };
         let mut flags = Vec::new();

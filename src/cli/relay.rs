@@ -11,7 +11,9 @@ use netcrab::relay::{self, RelayConfig};
 use netcrab::server::ServerLimits;
 use netcrab::transport::{ConnectOptions, ListenOptions, Listener, SocketOptions};
 
-use super::common::{MAX_CONNS, RetryArgs, count, duration, keepalive, optional};
+use super::common::{
+    FamilyArgs, MAX_CONNS, RetryArgs, SourceArgs, count, duration, keepalive, optional,
+};
 use super::serve::announce;
 use super::tls::{TlsConnectArgs, TlsServeArgs};
 
@@ -62,6 +64,12 @@ pub struct RelayArgs {
     /// Copy through user space even for TCP to TCP (splice(2) is used by default on Linux)
     #[arg(long)]
     pub no_splice: bool,
+    /// -4/-6: both the listening side and the upstream
+    #[command(flatten)]
+    pub family: FamilyArgs,
+    /// -s/-p: the upstream connections' source (with -p, --max-conns must be 1)
+    #[command(flatten)]
+    pub source: SourceArgs,
     /// Upstream connection retries (default: --retry 2)
     #[command(flatten)]
     pub retry: RetryArgs,
@@ -156,6 +164,13 @@ impl RelayArgs {
             return Err(Error::usage("--max-conns must be at least 1"));
         }
         let upstream_tls = self.upstream_tls.resolve(&upstream)?;
+        let family = self.family.check(&listen)?;
+        self.family.check(&upstream)?;
+        if self.source.source_port.is_some() && self.max_conns != 1 {
+            return Err(Error::usage(
+                "--source-port needs --max-conns 1: two upstream connections cannot share a source port",
+            ));
+        }
         let socket = SocketOptions {
             nodelay: true,
             keepalive: self.keepalive,
@@ -166,6 +181,8 @@ impl RelayArgs {
                 connect_timeout: self.connect_timeout,
                 socket: socket.clone(),
                 tls: upstream_tls,
+                family,
+                source: self.source.source(),
             },
             retry: self.retry.policy(DEFAULT_RETRIES),
             idle_timeout: optional(self.idle_timeout),
@@ -178,6 +195,7 @@ impl RelayArgs {
         };
         let mut listen_options = ListenOptions::default();
         listen_options.tls = self.tls.resolve(&listen)?;
+        listen_options.family = family;
         Ok((listen, listen_options, config))
     }
 

@@ -12,7 +12,7 @@ use netcrab::server::ServerLimits;
 use netcrab::transport::{ListenOptions, Listener, SocketOptions};
 
 use super::common::{
-    MAX_CONNS, SchemeArgs, count, duration, duration_up_to, keepalive, optional, size,
+    FamilyArgs, MAX_CONNS, SchemeArgs, count, duration, duration_up_to, keepalive, optional, size,
 };
 use super::tls::TlsServeArgs;
 
@@ -29,6 +29,7 @@ Examples:
   netcrab serve :9000 --lines --reply ok  # every interface; answer each line with \"ok\"
   netcrab serve --discard --port-file /tmp/port 127.0.0.1:0
   netcrab serve '[::1]:8080' --echo     # IPv6 loopback
+  netcrab serve -6 localhost:8080 --echo  # the same: -6 makes localhost ::1 (-4: 127.0.0.1)
   netcrab serve -u 127.0.0.1:5353 --echo  # UDP: answer each datagram (same as udp://127.0.0.1:5353)
   netcrab serve -U /tmp/echo.sock --echo --mode 660  # Unix socket file, group-writable
   netcrab serve unix:@netcrab --lines   # Linux abstract Unix socket (no file)
@@ -83,6 +84,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DURATION", value_parser = keepalive())]
     pub keepalive: Option<Duration>,
     #[command(flatten)]
+    pub family: FamilyArgs,
+    #[command(flatten)]
     pub tls: TlsServeArgs,
 }
 
@@ -105,6 +108,7 @@ impl ServeArgs {
         let mut listen = ListenOptions::default();
         listen.tls = self.tls.resolve(&endpoint)?;
         listen.unix_mode = self.mode;
+        listen.family = self.family.check(&endpoint)?;
         let service = if self.echo {
             Service::Echo
         } else if self.discard {
@@ -168,7 +172,7 @@ impl ServeArgs {
         config: ServeConfig,
         shutdown: tokio_util::sync::CancellationToken,
     ) -> Result<()> {
-        let socket = netcrab::transport::udp::bind_udp(hp).await?;
+        let socket = netcrab::transport::udp::bind_udp(hp, self.family.family()).await?;
         let local = socket
             .local_addr()
             .map_err(|e| Error::io("read the bound address", e))?;

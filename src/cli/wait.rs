@@ -6,13 +6,13 @@ use std::os::unix::process::CommandExt;
 use std::time::Duration;
 
 use clap::Args;
-use netcrab::endpoint::{Endpoint, Scheme};
+use netcrab::endpoint::Scheme;
 use netcrab::error::{Error, ErrorKind, Result, fmt_duration};
 use netcrab::retry::RetryPolicy;
 use netcrab::transport::{ConnectOptions, SocketOptions};
-use netcrab::wait::{self, Readiness, WaitConfig};
+use netcrab::wait::{self, Readiness, StatusSet, Target, WaitConfig};
 
-use super::common::{duration, optional};
+use super::common::{FamilyArgs, SourceArgs, duration, optional};
 use super::tls::TlsConnectArgs;
 
 /// The examples shown after the help.
@@ -25,18 +25,23 @@ Examples:
   netcrab wait --invert 127.0.0.1:8080 --timeout 1m          # wait until the old server has stopped
   netcrab wait tls://api.internal:443 --ca ca.pem             # up means a verified TLS handshake
   netcrab wait udp://dns:5353 --send ping --expect pong       # udp: a datagram out, a reply with pong back
+  netcrab wait http://127.0.0.1:8000/health                  # a GET answered with 200-399
+  netcrab wait https://api.internal/ready --ca ca.pem --expect-status 200,204 --expect ok
+  netcrab wait -6 localhost:8080 -s ::1 -p 40000              # IPv6 only, from [::1]:40000
 
 Without COMMAND it exits 0 once ready. With it, netcrab becomes COMMAND
 (exec): its exit code is netcrab's. On timeout it exits 124, names the
 targets still down with their last error, and does not run COMMAND unless
 --run-anyway is given. Prints nothing on success unless stderr is a terminal
-or -v is given.";
+or -v is given. A URL is ready when a GET (HTTP/1.1, Connection: close,
+redirects not followed) answers with a status in --expect-status and, with
+--expect, a body (its first MiB) containing the text.";
 
 /// Wait until services accept connections, then run a command
 #[derive(Debug, Args)]
 #[command(after_help = EXAMPLES)]
 pub struct WaitArgs {
-    /// Targets: HOST:PORT or any endpoint (tls://HOST:PORT needs a verified handshake; udp://HOST:PORT needs --send and --expect)
+    /// Targets: HOST:PORT or any endpoint (tls://HOST:PORT needs a verified handshake; udp://HOST:PORT needs --send and --expect), or an http:// or https:// URL
     #[arg(required = true, value_name = "TARGET")]
     pub targets: Vec<String>,
     /// Give up after this long overall (0: wait forever)
@@ -51,9 +56,12 @@ pub struct WaitArgs {
     /// Send TEXT after connecting
     #[arg(long, value_name = "TEXT")]
     pub send: Option<String>,
-    /// Ready only once what the target sends (a banner, or the reply to --send) contains TEXT
+    /// Ready only once what the target sends (a banner, the reply to --send, or a URL's body) contains TEXT
     #[arg(long, value_name = "TEXT")]
     pub expect: Option<String>,
+    /// URLs: the response statuses that mean ready, as codes and ranges
+    #[arg(long, value_name = "CODES", value_parser = StatusSet::parse, default_value = "200-399")]
+    pub expect_status: StatusSet,
     /// Give up on one attempt (connect, send, read the reply) after this long
     #[arg(long, value_name = "DURATION", value_parser = duration(), default_value = "5s")]
     pub attempt_timeout: Duration,
@@ -66,6 +74,10 @@ pub struct WaitArgs {
     /// On timeout, report the targets still down and run COMMAND anyway
     #[arg(long, requires = "command")]
     pub run_anyway: bool,
+    #[command(flatten)]
+    pub family: FamilyArgs,
+    #[command(flatten)]
+    pub source: SourceArgs,
     #[command(flatten)]
     pub tls: TlsConnectArgs,
     /// The command to run once ready (after --)
@@ -84,15 +96,31 @@ impl WaitArgs {
         let targets = self
             .targets
             .iter()
-            .map(|t| Endpoint::parse_with_default(t, default))
+            .map(|t| Target::parse(t, default))
             .collect::<Result<Vec<_>>>()?;
-        // TLS flags apply to the tls:// targets; given without one, they
-        // are an error naming the flag.
+        // TLS flags apply to the tls:// targets (and https:// URLs); given
+        // without one, they are an error naming the flag.
         let tls_target = targets
             .iter()
+            .map(Target::endpoint)
             .find(|t| t.scheme().is_tls())
-            .unwrap_or(&targets[0]);
+            .unwrap_or(targets[0].endpoint());
         let tls = self.tls.resolve(tls_target)?;
+        let mut family = self.family.family();
+        for target in &targets {
+            family = self.family.check(target.endpoint())?;
+        }
+        if self.source.source_port.is_some() && targets.len() > 1 {
+            return Err(Error::usage(
+                "--source-port needs a single target: probes run at once and cannot share a port",
+            ));
+        }
+        let explicit_status = self.expect_status != StatusSet::default();
+        if explicit_status && !targets.iter().any(|t| matches!(t, Target::Http(_))) {
+            return Err(Error::usage(
+                "--expect-status applies only to http:// and https:// targets",
+            ));
+        }
         if self.attempt_timeout.is_zero() {
             return Err(Error::usage("--attempt-timeout must be more than 0"));
         }
@@ -106,12 +134,15 @@ impl WaitArgs {
         };
         Ok(WaitConfig {
             targets,
+            expect_status: self.expect_status.clone(),
             timeout: optional(self.timeout),
             attempt_timeout: self.attempt_timeout,
             connect: ConnectOptions {
                 connect_timeout: self.attempt_timeout,
                 socket: SocketOptions::default(),
                 tls,
+                family,
+                source: self.source.source(),
             },
             backoff: RetryPolicy {
                 max_retries: None,
@@ -139,7 +170,7 @@ impl WaitArgs {
                 let plural = if target.attempts == 1 { "" } else { "s" };
                 let line = format!(
                     "{} still {}: {why} ({} attempt{plural})",
-                    target.endpoint,
+                    target.target,
                     if self.invert { "up" } else { "down" },
                     target.attempts
                 );

@@ -6,7 +6,7 @@
 use super::layer::ClientLayer;
 use super::{ConnectOptions, Stream, not_a_stream, tcp, unix};
 use crate::endpoint::{Addr, Base, Endpoint};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Opens connections to one endpoint, again and again (for retries):
 /// what every attempt shares, such as the TLS trust store and client
@@ -21,7 +21,21 @@ pub struct Connector {
 impl Connector {
     /// Prepares to connect to `endpoint`. Fails on a bad TLS option (an
     /// unreadable `--ca` file, say) before any connection is attempted.
+    /// The address family and source address are checked here too: one
+    /// that conflicts with the other, or with the endpoint's own address
+    /// (`-6` and an IPv4 literal), and a source given for a Unix socket,
+    /// are usage errors.
     pub fn new(endpoint: &Endpoint, options: &ConnectOptions) -> Result<Connector> {
+        let family = options.effective_family()?;
+        match endpoint.addr() {
+            Addr::HostPort(hp) => family.check_host(&hp.host)?,
+            Addr::Unix(_) if options.source.is_set() => {
+                return Err(Error::usage(format!(
+                    "{endpoint}: a source address or port (-s, -p) applies only to tcp and tls"
+                )));
+            }
+            _ => {}
+        }
         let layers = endpoint
             .scheme()
             .spec()

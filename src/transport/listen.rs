@@ -53,7 +53,7 @@ impl Listener {
             .map(|layer| ServerLayer::prepare(*layer, endpoint, opts))
             .collect::<Result<Vec<_>>>()?;
         let base = match (spec.base, endpoint.addr()) {
-            (Base::Tcp, Addr::HostPort(hp)) => BaseListener::Tcp(tcp::bind(hp).await?),
+            (Base::Tcp, Addr::HostPort(hp)) => BaseListener::Tcp(tcp::bind(hp, opts.family).await?),
             (Base::Unix, Addr::Unix(addr)) => {
                 BaseListener::Unix(unix::bind(addr, opts.unix_mode).await?)
             }

@@ -19,6 +19,11 @@
 //! other composition is [`Stream::Boxed`], a [`Box<dyn AsyncStream>`]; the
 //! boxing happens once per connection, after the handshake.
 //!
+//! [`ConnectOptions`] also carry the address family (`-4`, `-6`: names
+//! resolve, and Happy Eyeballs races, within it) and the [`Source`] a
+//! connection is made from (`-s`, `-p`: the socket is bound before it
+//! connects); [`ListenOptions`] the family to listen in.
+//!
 //! Opening connections with a retry policy goes through a [`Connector`],
 //! which prepares once (TLS trust store, certificates) what every attempt
 //! reuses.
@@ -34,17 +39,17 @@ pub mod udp;
 mod unix;
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
-use crate::endpoint::{Endpoint, UnixAddr};
+use crate::endpoint::{Endpoint, Family, UnixAddr};
 use crate::error::{Error, ErrorKind};
 use crate::tls::{TlsClientOptions, TlsServerOptions};
 
 pub use connector::{Connector, connect};
 pub use listen::{Accepted, Listener};
 pub use stream::{AsyncStream, Stream};
-pub use tcp::connect_tcp;
+pub use tcp::{connect_tcp, dial};
 pub use tls::{TlsOver, TlsStream};
 use unix::UnixListener;
 
@@ -77,6 +82,12 @@ pub struct ConnectOptions {
     /// How a TLS endpoint (`tls://`, `tls+unix://`) is verified and what it
     /// is offered (ignored for the other transports).
     pub tls: TlsClientOptions,
+    /// The address family names resolve to and connections use (`-4`,
+    /// `-6`); ignored for Unix sockets.
+    pub family: Family,
+    /// The local address and port to connect from (`-s`, `-p`); a usage
+    /// error for Unix sockets.
+    pub source: Source,
 }
 
 impl Default for ConnectOptions {
@@ -85,7 +96,53 @@ impl Default for ConnectOptions {
             connect_timeout: Duration::from_secs(10),
             socket: SocketOptions::default(),
             tls: TlsClientOptions::default(),
+            family: Family::Any,
+            source: Source::default(),
         }
+    }
+}
+
+impl ConnectOptions {
+    /// The family to resolve and connect in: [`family`](Self::family)
+    /// narrowed by the source address's; a usage error when they conflict
+    /// (`-6 -s 127.0.0.1`).
+    pub fn effective_family(&self) -> crate::error::Result<Family> {
+        match self.source.ip {
+            Some(ip) => self
+                .family
+                .and(Family::of(ip), &format!("the source address {ip}")),
+            None => Ok(self.family),
+        }
+    }
+}
+
+/// The local end a connection is made from (`-s ADDR`, `-p PORT`): the
+/// socket is bound to it before connecting. With only a port, the address
+/// is the wildcard of the destination's family; with only an address, the
+/// kernel picks the port. Without `SO_REUSEADDR`: a port still held by
+/// another socket (or by a connection in TIME_WAIT) is "address in use".
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Source {
+    /// The local IP address (`-s`).
+    pub ip: Option<IpAddr>,
+    /// The local port (`-p`).
+    pub port: Option<u16>,
+}
+
+impl Source {
+    /// Whether a source address or port is set.
+    pub fn is_set(&self) -> bool {
+        self.ip.is_some() || self.port.is_some()
+    }
+
+    /// The local address to bind for connecting to `dest`.
+    pub fn local_for(&self, dest: SocketAddr) -> SocketAddr {
+        let ip = self.ip.unwrap_or(if dest.is_ipv4() {
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+        } else {
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+        });
+        SocketAddr::new(ip, self.port.unwrap_or(0))
     }
 }
 
@@ -100,6 +157,10 @@ pub struct ListenOptions {
     /// endpoint (`tls://`, `tls+unix://`; ignored for the other
     /// transports).
     pub tls: TlsServerOptions,
+    /// The address family to listen in (`-4`, `-6`): `localhost` means
+    /// `127.0.0.1` or `::1`, an address of the other family is a usage
+    /// error. Ignored for Unix sockets.
+    pub family: Family,
 }
 
 /// The address of a connection's peer, for logs.

@@ -8,17 +8,17 @@ use std::time::Duration;
 use socket2::{SockRef, TcpKeepalive};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
-use super::{ConnectOptions, SocketOptions, happy_eyeballs};
-use crate::endpoint::HostPort;
+use super::{ConnectOptions, SocketOptions, Source, happy_eyeballs};
+use crate::endpoint::{Family, HostPort};
 use crate::error::{Error, ErrorKind, Result, fmt_duration};
 
 /// The accept backlog: deep enough for bursts of connections (the kernel
 /// caps it at `net.core.somaxconn`).
 const BACKLOG: u32 = 4096;
 
-/// Binds a TCP listener on the first address `hp` resolves to.
-pub(super) async fn bind(hp: &HostPort) -> Result<TcpListener> {
-    let addrs = hp.resolve(true).await?;
+/// Binds a TCP listener on the first address `hp` resolves to in `family`.
+pub(super) async fn bind(hp: &HostPort, family: Family) -> Result<TcpListener> {
+    let addrs = hp.resolve_in(true, family).await?;
     let mut last_err = None;
     for addr in addrs {
         match bind_addr(addr) {
@@ -42,19 +42,37 @@ fn bind_addr(addr: SocketAddr) -> io::Result<TcpListener> {
 
 /// Connects to `hp`. One address is simply connected; several are raced
 /// with Happy Eyeballs (IPv6 first, a new attempt every 250 ms). The whole
-/// of it, resolution included, is bounded by the connect timeout.
+/// of it, resolution included, is bounded by the connect timeout. Names
+/// resolve in the options' family (narrowed by the source address's), and
+/// with a source address or port each socket is bound to it first. With a
+/// fixed source port the addresses are tried one at a time, as two
+/// attempts cannot hold the same port at once.
 pub async fn connect_tcp(hp: &HostPort, opts: &ConnectOptions) -> Result<TcpStream> {
     let context = format!("connect to {hp}");
+    let family = opts.effective_family()?;
+    let source = opts.source;
     let work = async {
-        let addrs = happy_eyeballs::interleave(&hp.resolve(false).await?);
+        let addrs = happy_eyeballs::interleave(&hp.resolve_in(false, family).await?);
         match addrs.as_slice() {
             [] => Err(Error::new(ErrorKind::Resolve, context.clone())),
-            [addr] => TcpStream::connect(addr)
+            [addr] => dial(*addr, source)
                 .await
                 .map_err(|e| Error::io(context.clone(), e)),
-            _ => happy_eyeballs::race(&addrs, happy_eyeballs::ATTEMPT_DELAY, TcpStream::connect)
-                .await
-                .map_err(|errors| pick_error(&context, errors)),
+            _ if source.port.is_some() => {
+                let mut errors = Vec::new();
+                for addr in &addrs {
+                    match dial(*addr, source).await {
+                        Ok(stream) => return Ok(stream),
+                        Err(e) => errors.push((*addr, e)),
+                    }
+                }
+                Err(pick_error(&context, errors))
+            }
+            _ => happy_eyeballs::race(&addrs, happy_eyeballs::ATTEMPT_DELAY, move |addr| {
+                dial(addr, source)
+            })
+            .await
+            .map_err(|errors| pick_error(&context, errors)),
         }
     };
     let stream = match tokio::time::timeout(opts.connect_timeout, work).await {
@@ -68,6 +86,33 @@ pub async fn connect_tcp(hp: &HostPort, opts: &ConnectOptions) -> Result<TcpStre
     };
     set_options(&stream, &opts.socket).map_err(|e| Error::io("set socket options", e))?;
     Ok(stream)
+}
+
+/// Opens one TCP connection to `addr`, from `source` when it is set: the
+/// socket is bound to it first, without `SO_REUSEADDR` (a busy port is an
+/// error, not a silent collision), and an IPv6 socket is IPv6-only so it
+/// never holds the IPv4 port as well. A bind failure comes back as an I/O
+/// error carrying a classified [`Error`] that names the source address
+/// (exit code 9, a local problem).
+pub async fn dial(addr: SocketAddr, source: Source) -> io::Result<TcpStream> {
+    if !source.is_set() {
+        return TcpStream::connect(addr).await;
+    }
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        let socket = TcpSocket::new_v6()?;
+        SockRef::from(&socket).set_only_v6(true)?;
+        socket
+    };
+    let local = source.local_for(addr);
+    if let Err(e) = socket.bind(local) {
+        let kind = e.kind();
+        let err = Error::io("", e);
+        let detail = format!("source address {local}: {}", err.detail());
+        return Err(io::Error::new(kind, err.with_detail(detail)));
+    }
+    socket.connect(addr).await
 }
 
 /// The error to report when every address failed: the first one a retry

@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use tokio::net::UdpSocket;
 
 use super::ConnectOptions;
-use crate::endpoint::HostPort;
+use crate::endpoint::{Family, HostPort};
 use crate::error::{Error, ErrorKind, Result, fmt_duration};
 
 /// The largest UDP payload over IPv4 (65,535 minus the IP and UDP headers).
@@ -18,10 +18,10 @@ pub const MAX_DATAGRAM: usize = 65_507;
 /// header is 65,527 over IPv6), rounded up, so no datagram is truncated.
 pub const RECV_BUF: usize = 65_535;
 
-/// Binds a UDP socket on the first address `hp` resolves to.
-pub async fn bind_udp(hp: &HostPort) -> Result<UdpSocket> {
+/// Binds a UDP socket on the first address `hp` resolves to in `family`.
+pub async fn bind_udp(hp: &HostPort, family: Family) -> Result<UdpSocket> {
     let mut last_err = None;
-    for addr in hp.resolve(true).await? {
+    for addr in hp.resolve_in(true, family).await? {
         match UdpSocket::bind(addr).await {
             Ok(socket) => return Ok(socket),
             Err(e) => last_err = Some(Error::io(format!("listen on udp://{addr}"), e)),
@@ -37,14 +37,26 @@ pub async fn bind_udp(hp: &HostPort) -> Result<UdpSocket> {
 /// (127.0.0.1 for `localhost`).
 pub async fn connect_udp(hp: &HostPort, opts: &ConnectOptions) -> Result<UdpSocket> {
     let context = format!("connect to udp://{hp}");
+    let family = opts.effective_family()?;
     let work = async {
-        let addrs = hp.resolve(false).await?;
+        let addrs = hp.resolve_in(false, family).await?;
         let addr = *addrs
             .first()
             .ok_or_else(|| Error::new(ErrorKind::Resolve, context.clone()))?;
-        let socket = UdpSocket::bind(unspecified_for(addr))
-            .await
-            .map_err(|e| Error::io(context.clone(), e))?;
+        let local = if opts.source.is_set() {
+            opts.source.local_for(addr)
+        } else {
+            unspecified_for(addr)
+        };
+        let socket = UdpSocket::bind(local).await.map_err(|e| {
+            let err = Error::io(context.clone(), e);
+            let detail = if opts.source.is_set() {
+                format!("source address {local}: {}", err.detail())
+            } else {
+                err.detail().to_owned()
+            };
+            err.with_detail(detail)
+        })?;
         socket
             .connect(addr)
             .await
