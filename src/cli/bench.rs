@@ -12,7 +12,7 @@ use netcrab::endpoint::{Endpoint, Scheme};
 use netcrab::error::{Error, Result};
 use netcrab::transport::ConnectOptions;
 
-use super::common::{MAX_CONNS, count, duration, size};
+use super::common::{MAX_CONNS, count, duration, size, write_stdout};
 use super::tls::TlsConnectArgs;
 
 /// `--help` examples.
@@ -225,7 +225,7 @@ impl BenchArgs {
                 merge.report.as_deref(),
                 merge.plot.as_deref(),
             )?;
-            print(&merged.report, merge.json);
+            print(&merged.report, merge.json)?;
             return Ok(());
         }
         let config = self.resolve()?;
@@ -264,7 +264,7 @@ impl BenchArgs {
             runs.extend(compared);
             write_pictures(&this, &runs, self.report.as_deref(), self.plot.as_deref())?;
         }
-        print(&outcome.report, self.json);
+        print(&outcome.report, self.json)?;
         // The report is out; a run where nothing succeeded still fails.
         match outcome.report.no_success() {
             Some(err) => Err(err),
@@ -293,11 +293,13 @@ fn write_pictures(
     Ok(())
 }
 
-fn print(report: &bench::Report, json: bool) {
+/// Prints the report; a closed stdout is not an error (see
+/// [`write_stdout`]).
+fn print(report: &bench::Report, json: bool) -> Result<()> {
     if json {
-        println!("{}", report.to_json());
+        write_stdout(&format!("{}\n", report.to_json()))
     } else {
-        print!("{}", report.to_table());
+        write_stdout(&report.to_table())
     }
 }
 
