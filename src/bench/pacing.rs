@@ -302,7 +302,10 @@ mod tests {
     #[test]
     fn a_zero_wait_arms_the_timer_instead_of_disarming_it() {
         assert_eq!(arm_delay(Duration::ZERO), Duration::from_nanos(1));
-        assert_eq!(arm_delay(Duration::from_micros(7)), Duration::from_micros(7));
+        assert_eq!(
+            arm_delay(Duration::from_micros(7)),
+            Duration::from_micros(7)
+        );
     }
 
     /// The precise timer runs on the real clock: these check that it fires,

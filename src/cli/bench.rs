@@ -32,7 +32,8 @@ Examples:
 
 Replies are read by length: a request expects as many bytes back as it sent (echo) or as --expect TEXT
 has. Open-loop latency (--rate) counts from when each request was due, so server stalls show in the
-percentiles. The JSON schema (netcrab.bench/v1) is documented in docs/bench-json.md. On a terminal,
+percentiles; requests go out on time to within tens of microseconds (a timerfd per connection, not
+tokio's 1 ms timer). The JSON schema (netcrab.bench/v1) is documented in docs/bench-json.md. On a terminal,
 a live line on stderr shows the last second's rate, p50 and p99 while the run lasts.
 
 When no request succeeds, the report is still printed and bench exits non-zero with the code of the
@@ -229,12 +230,13 @@ impl BenchArgs {
             return Ok(());
         }
         let config = self.resolve()?;
-        // A socket per connection, and the embedded server's end of each.
+        // A socket per connection, the embedded server's end of each, and
+        // in open loop each connection's send timer (a timerfd).
         let per_conn = if matches!(config.target, Target::Embedded) {
             2
         } else {
             1
-        };
+        } + u64::from(self.rate.is_some());
         super::fdlimit::check("--connections", self.connections, per_conn);
         if !self.compare.is_empty() && self.report.is_none() && self.plot.is_none() {
             return Err(Error::usage(

@@ -351,6 +351,17 @@ impl RetryArgs {
     }
 }
 
+/// Writes `text` to stdout and flushes it. A closed stdout (`| head -1`)
+/// is not an error for a command-line tool: the reader has what it wanted,
+/// so `EPIPE` counts as success. Other write errors are i/o errors.
+pub fn write_stdout(text: &str) -> Result<()> {
+    let mut out = io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(Error::io("write to stdout", e)),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -525,16 +536,5 @@ mod tests {
         assert_eq!(p.max_retries, None);
         assert_eq!(p.deadline, Some(Duration::from_secs(5)));
         assert_eq!(retry_args(Some(2), Some(5)).policy(0).max_retries, Some(2));
-    }
-}
-
-/// Writes `text` to stdout and flushes it. A closed stdout (`| head -1`)
-/// is not an error for a command-line tool: the reader has what it wanted,
-/// so `EPIPE` counts as success. Other write errors are i/o errors.
-pub fn write_stdout(text: &str) -> Result<()> {
-    let mut out = io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(Error::io("write to stdout", e)),
-        _ => Ok(()),
     }
 }
