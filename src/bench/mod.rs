@@ -350,7 +350,7 @@ async fn drive(
     let plan = config.plan.clone();
     let connector = Arc::new(EndpointConnector(first));
     let start = Instant::now();
-    let run = Arc::new(Run::new(plan, start, cancel));
+    let run = Arc::new(Run::new(plan, start, cancel).precise_timer());
     let mut tasks = tokio::task::JoinSet::new();
     for conn in 0..run.plan.connections {
         tasks.spawn(worker::worker(run.clone(), connector.clone(), conn));

@@ -9,6 +9,12 @@
 //! behind it shows in the percentiles (the coordinated-omission correction
 //! of wrk2). Closed loop has no schedule: each connection sends its next
 //! request as soon as it has a free slot.
+//!
+//! The schedule is only as good as the generator's punctuality: a request
+//! sent late is measured from its due time all the same, so lateness of the
+//! generator's own making would show as server latency. Open-loop workers
+//! therefore wait for send times with a [`PreciseTimer`] (a timerfd) rather
+//! than tokio's millisecond timer.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -120,6 +126,105 @@ impl ConnectGate {
     }
 }
 
+/// A one-shot timer with the kernel's resolution (a `timerfd`, on the
+/// runtime's epoll), for the open-loop send times.
+///
+/// tokio's timer wheel ticks once per millisecond and rounds every deadline
+/// up to the next tick, so a request due between two ticks would go out up
+/// to a millisecond late, and its latency, counted from the due time,
+/// would include that wait. A timerfd armed for the due time wakes the
+/// runtime within the timer slack (50 µs by default) instead, at the cost of
+/// one `timerfd_settime` per wait and one descriptor per open-loop
+/// connection; nothing spins.
+///
+/// It runs on the real clock: a paused tokio clock (tests) knows nothing of
+/// it, so workers use it only when the run asks for it
+/// ([`Run::precise_timer`](super::worker::Run::precise_timer)).
+#[derive(Debug)]
+pub struct PreciseTimer {
+    #[cfg(target_os = "linux")]
+    fd: tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>,
+    #[cfg(not(target_os = "linux"))]
+    never: std::convert::Infallible,
+}
+
+#[cfg(target_os = "linux")]
+impl PreciseTimer {
+    /// A disarmed timer; an error when the system refuses a timerfd (out of
+    /// descriptors), and the caller falls back to tokio's timer.
+    #[allow(deprecated)] // `AsyncFd::with_interest`: see `connect::zerocopy::register`.
+    pub fn new() -> std::io::Result<PreciseTimer> {
+        use rustix::time::{TimerfdClockId, TimerfdFlags, timerfd_create};
+        let fd = timerfd_create(
+            TimerfdClockId::Monotonic,
+            TimerfdFlags::NONBLOCK | TimerfdFlags::CLOEXEC,
+        )?;
+        // An `OwnedFd` holds its one descriptor until dropped: the safe
+        // constructor is sound for it (see `connect::zerocopy::register`).
+        let fd = tokio::io::unix::AsyncFd::with_interest(fd, tokio::io::Interest::READABLE)?;
+        Ok(PreciseTimer { fd })
+    }
+
+    /// Arms the timer to fire once `after` from now (replacing any earlier
+    /// setting).
+    pub fn arm(&mut self, after: Duration) -> std::io::Result<()> {
+        use rustix::time::{Itimerspec, TimerfdTimerFlags, timerfd_settime};
+        let value = Itimerspec {
+            it_interval: timespec(Duration::ZERO),
+            it_value: timespec(arm_delay(after)),
+        };
+        timerfd_settime(self.fd.get_ref(), TimerfdTimerFlags::empty(), &value)?;
+        Ok(())
+    }
+
+    /// Completes once the armed time has passed (never, when disarmed).
+    /// Cancel-safe: dropping it leaves the timer armed.
+    pub async fn fired(&self) -> std::io::Result<()> {
+        loop {
+            let mut ready = self.fd.readable().await?;
+            let mut expirations = [0u8; 8];
+            match ready.try_io(|fd| Ok(rustix::io::read(fd.get_ref(), &mut expirations)?)) {
+                Ok(Ok(_)) => return Ok(()),
+                Ok(Err(e)) => return Err(e),
+                // Readiness left over from an expiry that a re-arm reset.
+                Err(_would_block) => continue,
+            }
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+impl PreciseTimer {
+    /// Only Linux has one: elsewhere workers use tokio's timer.
+    pub fn new() -> std::io::Result<PreciseTimer> {
+        Err(std::io::ErrorKind::Unsupported.into())
+    }
+
+    /// Never called: no value exists.
+    pub fn arm(&mut self, _after: Duration) -> std::io::Result<()> {
+        match self.never {}
+    }
+
+    /// Never called: no value exists.
+    pub async fn fired(&self) -> std::io::Result<()> {
+        match self.never {}
+    }
+}
+
+/// The delay a timerfd is armed with for a wait of `after`: at least a
+/// nanosecond, because a zero `it_value` disarms it instead of firing.
+fn arm_delay(after: Duration) -> Duration {
+    after.max(Duration::from_nanos(1))
+}
+
+#[cfg(target_os = "linux")]
+fn timespec(d: Duration) -> rustix::time::Timespec {
+    rustix::time::Timespec {
+        tv_sec: d.as_secs().min(i64::MAX as u64) as i64,
+        tv_nsec: d.subsec_nanos().into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,5 +297,42 @@ mod tests {
                 Duration::from_millis(200)
             ]
         );
+    }
+
+    #[test]
+    fn a_zero_wait_arms_the_timer_instead_of_disarming_it() {
+        assert_eq!(arm_delay(Duration::ZERO), Duration::from_nanos(1));
+        assert_eq!(
+            arm_delay(Duration::from_micros(7)),
+            Duration::from_micros(7)
+        );
+    }
+
+    /// The precise timer runs on the real clock: these check that it fires,
+    /// never early (the kernel guarantees that), and bound the test by a
+    /// generous timeout; nothing asserts how punctual it is.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn the_precise_timer_fires_once_its_time_has_passed() {
+        let bound = Duration::from_secs(10);
+        let mut timer = PreciseTimer::new().expect("timerfd");
+        let wait = Duration::from_millis(2);
+        let armed = std::time::Instant::now();
+        timer.arm(wait).expect("arm");
+        let fired = tokio::time::timeout(bound, timer.fired()).await;
+        assert!(matches!(fired, Ok(Ok(()))), "{fired:?}");
+        assert!(armed.elapsed() >= wait);
+
+        // Re-arming replaces the earlier time, and readiness left over from
+        // an expiry nobody read does not make it fire early.
+        timer.arm(Duration::ZERO).expect("arm");
+        let stale = tokio::time::timeout(bound, timer.fd.readable()).await;
+        drop(stale.expect("the expiry is seen").expect("readable"));
+        timer.arm(Duration::from_secs(3600)).expect("arm");
+        timer.arm(wait).expect("arm");
+        let armed = std::time::Instant::now();
+        let fired = tokio::time::timeout(bound, timer.fired()).await;
+        assert!(matches!(fired, Ok(Ok(()))), "{fired:?}");
+        assert!(armed.elapsed() >= wait);
     }
 }

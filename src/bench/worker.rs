@@ -24,7 +24,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::pacing::{ConnectGate, Pacing, Schedule, far_future, later};
+use super::pacing::{ConnectGate, Pacing, PreciseTimer, Schedule, far_future, later};
 use super::plan::{Plan, Stop};
 use crate::error::Result;
 use crate::stats::{self, ErrorClass, ErrorCounts};
@@ -145,6 +145,8 @@ pub struct Run {
     pub cancel: CancellationToken,
     /// `--connect-rate`.
     gate: Option<ConnectGate>,
+    /// Open loop: wait for send times with a [`PreciseTimer`].
+    precise: bool,
     /// What the workers measured so far.
     totals: Mutex<Totals>,
 }
@@ -201,11 +203,21 @@ impl Run {
             claimed: AtomicU64::new(0),
             cancel,
             gate,
+            precise: false,
             totals: Mutex::new(Totals {
                 uncorrected: open.then(stats::histogram),
                 ..Totals::default()
             }),
         }
+    }
+
+    /// Open loop: wait for each send time with a [`PreciseTimer`] (the
+    /// kernel's resolution) instead of tokio's timer, which would send up to
+    /// a millisecond late. For runs on the real clock; off by default, so
+    /// tests may pause tokio's clock.
+    pub fn precise_timer(mut self) -> Run {
+        self.precise = true;
+        self
     }
 
     /// The totals merged so far (workers merge in batches).
@@ -381,6 +393,14 @@ pub async fn worker<C: Connector>(run: Arc<Run>, connector: Arc<C>, conn: usize)
     let out = plan.request.repeat(max_batch);
     let mut pending = VecDeque::with_capacity(plan.pipeline);
     let mut backoff = Duration::ZERO;
+    let mut precise = match (&pacer, run.precise) {
+        (Some(_), true) => PreciseTimer::new()
+            .inspect_err(|e| {
+                tracing::debug!("worker {conn}: no precise timer, sends wait for tokio's: {e}")
+            })
+            .ok(),
+        _ => None,
+    };
 
     loop {
         if run.cancel.is_cancelled() || run.past_end(Instant::now()) || run.exhausted(&pacer) {
@@ -448,6 +468,7 @@ pub async fn worker<C: Connector>(run: Arc<Run>, connector: Arc<C>, conn: usize)
             &mut buf,
             &mut pending,
             &out,
+            &mut precise,
         )
         .await;
         if let Ended::Stop = ended {
@@ -465,7 +486,9 @@ fn fail_pending(local: &mut Local, pending: &VecDeque<Pending>, class: ErrorClas
 }
 
 /// Sends requests and reads replies on one connection until it fails, the
-/// run stops, or (churn) its one exchange is done.
+/// run stops, or (churn) its one exchange is done. Open loop waits for send
+/// times with `precise` when there is one, with tokio's timer otherwise.
+#[allow(clippy::too_many_arguments)]
 async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     run: &Run,
     stream: S,
@@ -474,6 +497,7 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     buf: &mut [u8],
     pending: &mut VecDeque<Pending>,
     out: &[u8],
+    precise: &mut Option<PreciseTimer>,
 ) -> Ended {
     let plan = &run.plan;
     let request_len = plan.request.len();
@@ -493,10 +517,14 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     let timer = tokio::time::sleep_until(far);
     tokio::pin!(timer);
     let mut timer_at = far;
+    // The send time the precise timer is armed for.
+    let mut armed: Option<Instant> = None;
 
     loop {
         let now = Instant::now();
         let mut wake = run.end.unwrap_or(far);
+        // The time the next request is due, when it is not due yet.
+        let mut send_at = None;
         if writing.is_none() && !stopping {
             // Every request that may go now goes in one write.
             batch = 0;
@@ -520,7 +548,7 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
                         sent_here += 1;
                     }
                     Next::Wait(at) => {
-                        wake = wake.min(at);
+                        send_at = Some(at);
                         break;
                     }
                     Next::Stop => {
@@ -548,6 +576,23 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
         if let Some(oldest) = pending.front() {
             wake = wake.min(later(oldest.sent, plan.request_timeout));
         }
+        if let Some(at) = send_at {
+            match precise {
+                Some(_) if armed == Some(at) => {}
+                Some(timer) => match timer.arm(at.saturating_duration_since(Instant::now())) {
+                    Ok(()) => armed = Some(at),
+                    Err(err) => {
+                        tracing::debug!("precise timer: {err}");
+                        *precise = None;
+                    }
+                },
+                None => {}
+            }
+            if precise.is_none() {
+                wake = wake.min(at);
+            }
+        }
+        let wait_precisely = send_at.is_some() && precise.is_some();
         if wake < timer_at {
             timer.as_mut().reset(wake);
             timer_at = wake;
@@ -633,6 +678,18 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
                         }
                     }
                     Err(err) => return fail_pending(local, pending, ErrorClass::of_io(&err)),
+                }
+            }
+            fired = async {
+                match precise.as_ref() {
+                    Some(timer) => timer.fired().await,
+                    None => std::future::pending().await,
+                }
+            }, if wait_precisely => {
+                armed = None;
+                if let Err(err) = fired {
+                    tracing::debug!("precise timer: {err}");
+                    *precise = None;
                 }
             }
             _ = &mut timer => {
@@ -883,5 +940,32 @@ mod tests {
         let slow = t.latency.count_between(200_000_000, u64::MAX);
         assert_eq!(slow, 1, "closed loop sees the stall once");
         assert!(t.uncorrected.is_none(), "closed loop: one latency");
+    }
+
+    /// The precise timer on the real clock: every scheduled request goes
+    /// out and is answered (how punctually is measured, not tested).
+    #[tokio::test]
+    async fn an_open_loop_on_the_precise_timer_sends_every_scheduled_request() {
+        let mut plan = Plan::echo(2, b"x".to_vec(), Stop::Requests(30));
+        plan.pacing = Pacing::Open { rate: 2000.0 };
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let connector = Arc::new(Memory {
+            behaviour: echo(),
+            stalled: Arc::default(),
+            accepted: tx,
+        });
+        let run = Run::new(plan, Instant::now(), CancellationToken::new()).precise_timer();
+        let run = Arc::new(run);
+        let mut tasks = tokio::task::JoinSet::new();
+        for conn in 0..run.plan.connections {
+            tasks.spawn(worker(run.clone(), connector.clone(), conn));
+        }
+        let all = async { while tasks.join_next().await.is_some() {} };
+        tokio::time::timeout(Duration::from_secs(10), all)
+            .await
+            .expect("the run ends");
+        let t = run.totals().clone();
+        assert_eq!((t.ok, t.errors.total()), (30, 0));
+        assert_eq!(t.uncorrected.map(|h| h.len()), Some(30));
     }
 }

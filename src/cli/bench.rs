@@ -13,7 +13,7 @@ use netcrab::endpoint::{Endpoint, Scheme};
 use netcrab::error::{Error, Result};
 use netcrab::transport::{ConnectOptions, Source};
 
-use super::common::{FamilyArgs, MAX_CONNS, count, duration, parse_source_ip, size};
+use super::common::{FamilyArgs, MAX_CONNS, count, duration, parse_source_ip, size, write_stdout};
 use super::tls::TlsConnectArgs;
 
 /// `--help` examples.
@@ -34,7 +34,8 @@ Examples:
 
 Replies are read by length: a request expects as many bytes back as it sent (echo) or as --expect TEXT
 has. Open-loop latency (--rate) counts from when each request was due, so server stalls show in the
-percentiles. The JSON schema (netcrab.bench/v1) is documented in docs/bench-json.md. On a terminal,
+percentiles; requests go out on time to within tens of microseconds (a timerfd per connection, not
+tokio's 1 ms timer). The JSON schema (netcrab.bench/v1) is documented in docs/bench-json.md. On a terminal,
 a live line on stderr shows the last second's rate, p50 and p99 while the run lasts.
 
 When no request succeeds, the report is still printed and bench exits non-zero with the code of the
@@ -246,16 +247,17 @@ impl BenchArgs {
                 merge.report.as_deref(),
                 merge.plot.as_deref(),
             )?;
-            print(&merged.report, merge.json);
+            print(&merged.report, merge.json)?;
             return Ok(());
         }
         let config = self.resolve()?;
-        // A socket per connection, and the embedded server's end of each.
+        // A socket per connection, the embedded server's end of each, and
+        // in open loop each connection's send timer (a timerfd).
         let per_conn = if matches!(config.target, Target::Embedded) {
             2
         } else {
             1
-        };
+        } + u64::from(self.rate.is_some());
         super::fdlimit::check("--connections", self.connections, per_conn);
         if !self.compare.is_empty() && self.report.is_none() && self.plot.is_none() {
             return Err(Error::usage(
@@ -285,7 +287,7 @@ impl BenchArgs {
             runs.extend(compared);
             write_pictures(&this, &runs, self.report.as_deref(), self.plot.as_deref())?;
         }
-        print(&outcome.report, self.json);
+        print(&outcome.report, self.json)?;
         // The report is out; a run where nothing succeeded still fails.
         match outcome.report.no_success() {
             Some(err) => Err(err),
@@ -314,11 +316,13 @@ fn write_pictures(
     Ok(())
 }
 
-fn print(report: &bench::Report, json: bool) {
+/// Prints the report; a closed stdout is not an error (see
+/// [`write_stdout`]).
+fn print(report: &bench::Report, json: bool) -> Result<()> {
     if json {
-        println!("{}", report.to_json());
+        write_stdout(&format!("{}\n", report.to_json()))
     } else {
-        print!("{}", report.to_table());
+        write_stdout(&report.to_table())
     }
 }
 

@@ -1,6 +1,7 @@
 //! Arguments shared by several commands (retry, socket options) and the
 //! value parsers for durations.
 
+use std::io::{self, Write};
 use std::time::Duration;
 
 use std::net::IpAddr;
@@ -427,6 +428,17 @@ impl RetryArgs {
             initial_delay: self.retry_delay,
             max_delay: self.retry_max_delay.max(self.retry_delay),
         }
+    }
+}
+
+/// Writes `text` to stdout and flushes it. A closed stdout (`| head -1`)
+/// is not an error for a command-line tool: the reader has what it wanted,
+/// so `EPIPE` counts as success. Other write errors are i/o errors.
+pub fn write_stdout(text: &str) -> Result<()> {
+    let mut out = io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(Error::io("write to stdout", e)),
+        _ => Ok(()),
     }
 }
 

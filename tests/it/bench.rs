@@ -143,6 +143,26 @@ fn bench_without_an_address_runs_an_embedded_echo_server() {
 }
 
 #[test]
+fn a_closed_stdout_is_not_a_crash() {
+    // `netcrab bench --json | head -1`: the reader is gone before the
+    // report is written. The report has nowhere to go; that is no error.
+    for format in [&["--json"][..], &[][..]] {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let out = crate::util::netcrab()
+            .args(["bench", "-n", "20", "-c", "1"])
+            .args(format)
+            .stdin(std::process::Stdio::null())
+            .stdout(writer)
+            .output()
+            .expect("run netcrab");
+        let err = stderr(&out);
+        assert_eq!(code(out.status), 0, "{format:?}: {err}");
+        assert!(!err.contains("panicked"), "{format:?}: {err}");
+    }
+}
+
+#[test]
 fn a_refused_target_fails_with_its_exit_code() {
     let port = free_port().to_string();
     let out = run(&["bench", &format!("127.0.0.1:{port}"), "-n", "5"]);
