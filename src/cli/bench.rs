@@ -12,7 +12,7 @@ use netcrab::endpoint::{Endpoint, Scheme};
 use netcrab::error::{Error, Result};
 use netcrab::transport::ConnectOptions;
 
-use super::common::{MAX_CONNS, count, duration, size};
+use super::common::{MAX_CONNS, ProxyArgs, count, duration, size};
 use super::tls::TlsConnectArgs;
 
 /// `--help` examples.
@@ -107,6 +107,8 @@ pub struct BenchArgs {
     /// Also report the CPU time of this server process and its descendants (for servers that fork)
     #[arg(long, value_name = "PID")]
     pub server_pid: Option<u32>,
+    #[command(flatten)]
+    pub proxy: ProxyArgs,
     #[command(flatten)]
     pub tls: TlsConnectArgs,
 }
@@ -206,6 +208,7 @@ impl BenchArgs {
             connect: ConnectOptions {
                 connect_timeout: self.connect_timeout,
                 tls,
+                proxy: self.proxy.resolve()?,
                 ..ConnectOptions::default()
             },
             server_pid: self.server_pid,

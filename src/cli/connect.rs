@@ -11,7 +11,7 @@ use netcrab::error::{Error, Result};
 use netcrab::transport::{ConnectOptions, SocketOptions};
 use tokio::io::AsyncWriteExt;
 
-use super::common::{RetryArgs, SchemeArgs, duration, keepalive, optional};
+use super::common::{ProxyArgs, RetryArgs, SchemeArgs, duration, keepalive, optional};
 use super::tls::TlsConnectArgs;
 
 pub const EXAMPLES: &str = "\
@@ -28,6 +28,8 @@ Examples:
   netcrab connect tls://example.com:443 < request.txt    # TLS, verified against the system's trust store
   netcrab connect --tls 127.0.0.1:8443 --pin-sha256 AB:CD:...  # trust exactly the certificate serve --tls printed
   netcrab connect tls://10.0.0.5:8443 --ca ca.pem --servername api.internal --cert me.pem --key me.key
+  netcrab connect --proxy socks5h://127.0.0.1:9050 example.com:80 < req   # through a SOCKS5 proxy that resolves the name
+  netcrab connect --proxy http://u:p@proxy:3128 --proxy socks5://10.0.0.9:1080 db:5432   # a chain: the SOCKS proxy is reached through the HTTP one
   netcrab connect tls+unix:///run/app.sock --pin-sha256 FINGERPRINT --send hi   # TLS over a Unix socket (server name: localhost)";
 
 /// Connect, send stdin (or --send TEXT), print what comes back
@@ -65,6 +67,8 @@ pub struct ConnectArgs {
     #[command(flatten)]
     pub retry: RetryArgs,
     #[command(flatten)]
+    pub proxy: ProxyArgs,
+    #[command(flatten)]
     pub tls: TlsConnectArgs,
 }
 
@@ -76,6 +80,11 @@ impl ConnectArgs {
         if self.raw && !udp {
             return Err(Error::usage("--raw applies only to udp"));
         }
+        if udp && !self.proxy.proxy.is_empty() {
+            return Err(Error::usage(
+                "--proxy applies to tcp and tls addresses, not udp",
+            ));
+        }
         let tls = self.tls.resolve(&endpoint)?;
         Ok(ConnectConfig {
             endpoint,
@@ -86,6 +95,11 @@ impl ConnectArgs {
                     keepalive: self.keepalive,
                 },
                 tls,
+                proxy: if udp {
+                    Default::default()
+                } else {
+                    self.proxy.resolve()?
+                },
             },
             retry: self.retry.policy(0),
             send: self.send.as_ref().map(|s| s.as_bytes().to_vec()),

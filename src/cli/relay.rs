@@ -11,7 +11,7 @@ use netcrab::relay::{self, RelayConfig};
 use netcrab::server::ServerLimits;
 use netcrab::transport::{ConnectOptions, ListenOptions, Listener, SocketOptions};
 
-use super::common::{MAX_CONNS, RetryArgs, count, duration, keepalive, optional};
+use super::common::{MAX_CONNS, ProxyArgs, RetryArgs, count, duration, keepalive, optional};
 use super::serve::announce;
 use super::tls::{TlsConnectArgs, TlsServeArgs};
 
@@ -30,6 +30,7 @@ Examples:
   netcrab relay 127.0.0.1:7000 127.0.0.1:8080 --idle-timeout 0 --no-splice
   netcrab relay tls://:443 127.0.0.1:8080 --cert cert.pem --key key.pem   # TLS termination
   netcrab relay 127.0.0.1:6380 tls://redis.internal:6380 --upstream-ca ca.pem  # TLS origination
+  netcrab relay 127.0.0.1:8080 internal:80 --proxy socks5h://bastion:1080   # the upstream through a SOCKS5 proxy
   netcrab relay unix:///run/app.sock 127.0.0.1:8080   # a Unix socket in front of a TCP service
   netcrab relay 127.0.0.1:5433 tls+unix:///run/db.sock --upstream-pin-sha256 FINGERPRINT  # TLS over a Unix socket upstream";
 
@@ -65,6 +66,9 @@ pub struct RelayArgs {
     /// Upstream connection retries (default: --retry 2)
     #[command(flatten)]
     pub retry: RetryArgs,
+    /// Proxies on the way to the upstream
+    #[command(flatten)]
+    pub proxy: ProxyArgs,
     /// TLS on the listening side (termination)
     #[command(flatten)]
     pub tls: TlsServeArgs,
@@ -166,6 +170,7 @@ impl RelayArgs {
                 connect_timeout: self.connect_timeout,
                 socket: socket.clone(),
                 tls: upstream_tls,
+                proxy: self.proxy.resolve()?,
             },
             retry: self.retry.policy(DEFAULT_RETRIES),
             idle_timeout: optional(self.idle_timeout),

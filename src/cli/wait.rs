@@ -12,7 +12,7 @@ use netcrab::retry::RetryPolicy;
 use netcrab::transport::{ConnectOptions, SocketOptions};
 use netcrab::wait::{self, Readiness, WaitConfig};
 
-use super::common::{duration, optional};
+use super::common::{ProxyArgs, duration, optional};
 use super::tls::TlsConnectArgs;
 
 /// The examples shown after the help.
@@ -67,6 +67,8 @@ pub struct WaitArgs {
     #[arg(long, requires = "command")]
     pub run_anyway: bool,
     #[command(flatten)]
+    pub proxy: ProxyArgs,
+    #[command(flatten)]
     pub tls: TlsConnectArgs,
     /// The command to run once ready (after --)
     #[arg(last = true, value_name = "COMMAND")]
@@ -112,6 +114,7 @@ impl WaitArgs {
                 connect_timeout: self.attempt_timeout,
                 socket: SocketOptions::default(),
                 tls,
+                proxy: self.proxy.resolve()?,
             },
             backoff: RetryPolicy {
                 max_retries: None,

@@ -39,12 +39,14 @@ use std::time::Duration;
 
 use crate::endpoint::{Endpoint, UnixAddr};
 use crate::error::{Error, ErrorKind};
+use crate::proxy::ProxyOptions;
 use crate::tls::{TlsClientOptions, TlsServerOptions};
 
 pub use connector::{Connector, connect};
 pub use listen::{Accepted, Listener};
 pub use stream::{AsyncStream, Stream};
 pub use tcp::connect_tcp;
+pub(crate) use tls::client as tls_client;
 pub use tls::{TlsOver, TlsStream};
 use unix::UnixListener;
 
@@ -77,6 +79,11 @@ pub struct ConnectOptions {
     /// How a TLS endpoint (`tls://`, `tls+unix://`) is verified and what it
     /// is offered (ignored for the other transports).
     pub tls: TlsClientOptions,
+    /// The proxies to go through (`--proxy`), for TCP and TLS endpoints;
+    /// empty for a direct connection. The first is dialed (with Happy
+    /// Eyeballs, under the retry policy), then each handshake runs, under
+    /// the connect timeout, before the endpoint's TLS.
+    pub proxy: ProxyOptions,
 }
 
 impl Default for ConnectOptions {
@@ -85,6 +92,7 @@ impl Default for ConnectOptions {
             connect_timeout: Duration::from_secs(10),
             socket: SocketOptions::default(),
             tls: TlsClientOptions::default(),
+            proxy: ProxyOptions::default(),
         }
     }
 }
