@@ -135,7 +135,7 @@ mod tests {
                 b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n",
                 false,
                 ErrorKind::ProxyDenied,
-                "requires authentication (http 407 Proxy Authentication Required)",
+                "requires authentication (give USER:PASSWORD@ in the url) (http 407 Proxy Authentication Required)",
             ),
             (
                 b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n",
