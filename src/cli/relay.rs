@@ -63,6 +63,15 @@ pub struct RelayArgs {
     /// Copy through user space even for TCP to TCP (splice(2) is used by default on Linux)
     #[arg(long)]
     pub no_splice: bool,
+    /// Every accepted connection starts with a PROXY protocol header (v1 or v2): log the client address it carries (and pass it on with --send-proxy); a connection without a valid one is closed
+    #[arg(long)]
+    pub accept_proxy: bool,
+    /// With --accept-proxy: close a connection whose header has not arrived within this long
+    #[arg(long, value_name = "DURATION", value_parser = duration(), default_value = "5s", requires = "accept_proxy")]
+    pub proxy_header_timeout: Duration,
+    /// Tell the upstream the client's address: send a PROXY protocol header (v1: text, v2: binary) before the client's first byte
+    #[arg(long, value_name = "VERSION")]
+    pub send_proxy: Option<netcrab::proxy_protocol::Version>,
     /// Upstream connection retries (default: --retry 2)
     #[command(flatten)]
     pub retry: RetryArgs,
@@ -175,10 +184,12 @@ impl RelayArgs {
             retry: self.retry.policy(DEFAULT_RETRIES),
             idle_timeout: optional(self.idle_timeout),
             splice: !self.no_splice,
+            send_proxy: self.send_proxy,
             limits: ServerLimits {
                 max_conns: self.max_conns,
                 drain_timeout: self.drain_timeout,
                 socket,
+                accept_proxy: self.accept_proxy.then_some(self.proxy_header_timeout),
             },
         };
         let mut listen_options = ListenOptions::default();

@@ -30,6 +30,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Result, fmt_duration};
+use crate::proxy_protocol;
 use crate::transport::{Listener, PeerAddr, SocketOptions, Stream};
 use accept::{AcceptBackoff, Action};
 
@@ -44,6 +45,10 @@ pub struct ServerLimits {
     pub drain_timeout: Duration,
     /// Options set on every accepted socket.
     pub socket: SocketOptions,
+    /// `--accept-proxy`: every connection starts with a PROXY protocol
+    /// header, to be read within this long (see
+    /// [`proxy_protocol::accept`]); `None`: no header is expected.
+    pub accept_proxy: Option<Duration>,
 }
 
 impl Default for ServerLimits {
@@ -52,6 +57,7 @@ impl Default for ServerLimits {
             max_conns: 4096,
             drain_timeout: Duration::from_secs(10),
             socket: SocketOptions::default(),
+            accept_proxy: None,
         }
     }
 }
@@ -128,6 +134,16 @@ where
         report.accepted += 1;
         if let Err(err) = accepted.set_options(&limits.socket) {
             tracing::debug!("{peer}: set socket options: {err}");
+        }
+        if let Some(deadline) = limits.accept_proxy {
+            let handler = handler.clone();
+            tasks.spawn(async move {
+                if let Some((stream, peer)) = proxy_protocol::accept(accepted, peer, deadline).await
+                {
+                    handler(stream, peer).await;
+                }
+            });
+            continue;
         }
         match accepted.into_ready() {
             // The handler's future is the whole task: nothing else is kept

@@ -116,6 +116,16 @@ pub struct ListenOptions {
 pub enum PeerAddr {
     /// An IP peer.
     Inet(SocketAddr),
+    /// A client whose address a PROXY protocol header carried
+    /// (`--accept-proxy`): logs show it, with the proxy it came through.
+    Proxied {
+        /// The client's address, as the header says.
+        source: SocketAddr,
+        /// The address the client connected to, as the header says.
+        destination: SocketAddr,
+        /// The proxy that sent the header (the connection's real peer).
+        via: Box<PeerAddr>,
+    },
     /// A Unix-domain peer. A connecting socket is usually unnamed, so the
     /// peer's process id (from `SO_PEERCRED`) is what identifies it.
     Unix {
@@ -130,6 +140,7 @@ impl fmt::Display for PeerAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PeerAddr::Inet(addr) => write!(f, "{addr}"),
+            PeerAddr::Proxied { source, via, .. } => write!(f, "{source} (via {via})"),
             PeerAddr::Unix {
                 name: Some(name), ..
             } => write!(f, "{name}"),

@@ -91,6 +91,16 @@ impl Stream {
         }
     }
 
+    /// The local address of an IP connection (`None` for a Unix socket,
+    /// or a stream that does not tell).
+    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        match self {
+            Stream::Tcp(s) => s.local_addr().ok(),
+            Stream::Tls(s) => s.get_ref().0.local_addr().ok(),
+            Stream::Unix(_) | Stream::Boxed(_) => None,
+        }
+    }
+
     /// Applies `opts` to the underlying socket (TCP options do not apply to
     /// Unix sockets).
     pub fn set_options(&self, opts: &SocketOptions) -> io::Result<()> {

@@ -10,13 +10,16 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{PATIENCE, Server, assert_exit, free_port, netcrab, run, temp_dir};
+use crate::util::{Lines, PATIENCE, Server, assert_exit, free_port, netcrab, run, temp_dir};
 
 /// An independent daemon (a proxy, HAProxy) listening on 127.0.0.1:`port`,
 /// killed on drop.
 pub struct Daemon {
     child: Child,
+    /// Where it listens.
     pub port: u16,
+    /// What it printed on stdout (HAProxy's log, with `log stdout`).
+    pub stdout: Lines,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -34,16 +37,18 @@ impl Daemon {
             let port = free_port();
             let mut child = make(port, dir.path())
                 .stdin(Stdio::null())
-                .stdout(Stdio::null())
+                .stdout(Stdio::piped())
                 .stderr(Stdio::null())
                 .spawn()
                 .unwrap_or_else(|e| panic!("spawn {program}: {e}"));
+            let stdout = Lines::collect(child.stdout.take().expect("stdout"));
             let deadline = Instant::now() + PATIENCE;
             loop {
                 if TcpStream::connect(("127.0.0.1", port)).is_ok() {
                     return Daemon {
                         child,
                         port,
+                        stdout,
                         _dir: Some(dir),
                     };
                 }
