@@ -256,7 +256,7 @@ fn https_proxy_tls_to_the_proxy_then_connect() {
     assert_hello(&out);
     // Verified by default: the relay's self-signed certificate is not trusted.
     let out = connect_through(&[&url], &server.addr_str());
-    assert_exit(&out, 8, &format!("{}", tls_front.addr_str()));
+    assert_exit(&out, 8, &tls_front.addr_str());
 }
 
 #[test]
