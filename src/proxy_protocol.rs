@@ -430,6 +430,59 @@ mod tests {
         assert!(parse(&big).unwrap_err().contains("at most 2048"));
     }
 
+    /// A header and the client's first bytes in one segment: the header is
+    /// read, the bytes after it stay for the service. Over TCP (peeked)
+    /// and over a Unix socket (a byte at a time).
+    #[tokio::test]
+    async fn reading_a_header_leaves_the_bytes_after_it() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let header = encode(Version::V2, Some((sa("192.0.2.1:7"), sa("127.0.0.1:8"))));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let (unix_client, unix_server) = tokio::net::UnixStream::pair().unwrap();
+        let mut unix_client = unix_client;
+        let data = [header.clone(), b"PROXY hello".to_vec()].concat();
+        client.write_all(&data).await.unwrap();
+        unix_client.write_all(&data).await.unwrap();
+        for mut stream in [Stream::Tcp(server), Stream::Unix(unix_server)] {
+            let carried = read_header(&mut stream, Duration::from_secs(5))
+                .await
+                .unwrap();
+            assert_eq!(
+                carried,
+                Carried::Proxied {
+                    source: sa("192.0.2.1:7"),
+                    destination: sa("127.0.0.1:8")
+                }
+            );
+            let mut rest = [0u8; 11];
+            stream.read_exact(&mut rest).await.unwrap();
+            assert_eq!(&rest, b"PROXY hello");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_late_or_cut_header_is_an_error() {
+        use tokio::io::AsyncWriteExt;
+        let (mut client, server) = tokio::net::UnixStream::pair().unwrap();
+        client.write_all(b"PROXY TCP4 1.2.3.4").await.unwrap();
+        let mut stream = Stream::Unix(server);
+        let err = read_header(&mut stream, Duration::from_millis(300))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Timeout);
+        assert_eq!(err.detail(), "no PROXY protocol header within 300ms");
+        drop(client);
+        let err = read_header(&mut stream, Duration::from_millis(300))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Protocol);
+        assert!(err.detail().contains("ended before a complete"), "{err}");
+    }
+
     #[test]
     fn malformed_headers_are_refused_with_a_reason() {
         for bad in [

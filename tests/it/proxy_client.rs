@@ -178,6 +178,21 @@ fn socks5_with_authentication_and_255_byte_credentials() {
         !err.contains("wrong-secret") && !err.contains(&user),
         "{err}"
     );
+    // Not in the debug logs either, nor when the URL comes from the
+    // environment.
+    let out = netcrab()
+        .env("ALL_PROXY", &wrong)
+        .args(["-vv", "connect", "--send", "hi", &server.addr_str()])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run netcrab");
+    let err = crate::util::stderr(&out);
+    assert_eq!(crate::util::code(out.status), 12, "{err}");
+    assert!(err.contains("proxy socks5://127.0.0.1:"), "{err}");
+    assert!(
+        !err.contains("wrong-secret") && !err.contains(&user),
+        "{err}"
+    );
 
     // No credentials at all.
     let out = connect_through(&[&format!("socks5://{}", socks.addr())], &server.addr_str());
@@ -187,6 +202,35 @@ fn socks5_with_authentication_and_255_byte_credentials() {
     let long = format!("socks5://{user}u:p@{}", socks.addr());
     let out = connect_through(&[&long], &server.addr_str());
     assert_exit(&out, 2, "1 to 255 bytes");
+}
+
+#[test]
+fn the_first_proxy_is_reached_with_happy_eyeballs_and_retries() {
+    let server = Server::start(&[]);
+    // microsocks listens on 127.0.0.1 only: `localhost` is ::1 and
+    // 127.0.0.1, and the attempt on ::1 is refused.
+    let socks = microsocks(None);
+    let url = format!("socks5://localhost:{}", socks.port);
+    assert_hello(&connect_through(&[&url], &server.addr_str()));
+    // A proxy that is not there: retried like a target.
+    let dead = format!("socks5://127.0.0.1:{}", free_port());
+    let out = run(&[
+        "connect",
+        "--retry",
+        "2",
+        "--retry-delay",
+        "10ms",
+        "--send",
+        "hi",
+        "--proxy",
+        &dead,
+        &server.addr_str(),
+    ]);
+    assert_exit(
+        &out,
+        4,
+        &format!("connect to proxy {dead}: connection refused (after 3 attempts"),
+    );
 }
 
 #[test]
