@@ -19,6 +19,11 @@
 //! and counting against the connection limit: a slow or silent client delays
 //! only itself. A failed handshake is logged with its reason and the
 //! handler never sees that connection.
+//!
+//! With [`ServerLimits::accept_proxy`], the connection's task first reads
+//! its PROXY protocol header ([`proxy_protocol::accept`]), under the same
+//! rules: the handler sees the connection only with a valid header, and
+//! with the client address it carried as the peer.
 
 pub mod accept;
 
