@@ -370,3 +370,44 @@ fn relay_and_wait_reach_their_upstream_through_a_proxy() {
     let out = run(&["wait", "--timeout", "300ms", "--proxy", &url, &closed]);
     assert_exit(&out, 124, "socks5 reply 5");
 }
+
+#[test]
+fn proxy_replies_are_bounded_in_time_and_size() {
+    // A "proxy" that reads and never answers: the handshake times out at
+    // --connect-timeout.
+    let silent = Server::start(&["--discard"]);
+    let out = run(&[
+        "connect",
+        "--connect-timeout",
+        "300ms",
+        "--send",
+        "hi",
+        "--proxy",
+        &format!("http://{}", silent.addr_str()),
+        "127.0.0.1:9",
+    ]);
+    assert_exit(&out, 5, "the proxy did not answer within 300ms");
+    // One that answers CONNECT with 20 KB and no end of head: refused
+    // after 16 KiB, not buffered on.
+    let long = "x".repeat(20_000);
+    let chatty = Server::start(&["--reply", &long]);
+    let out = run(&[
+        "connect",
+        "--send",
+        "hi",
+        "--proxy",
+        &format!("http://{}", chatty.addr_str()),
+        "127.0.0.1:9",
+    ]);
+    assert_exit(&out, 10, "answer to CONNECT is longer than 16 KiB");
+    // And a SOCKS5 "proxy" that is not one.
+    let out = run(&[
+        "connect",
+        "--send",
+        "hi",
+        "--proxy",
+        &format!("socks5://{}", chatty.addr_str()),
+        "127.0.0.1:9",
+    ]);
+    assert_exit(&out, 10, "not a socks5 proxy");
+}
