@@ -10,10 +10,12 @@
 # Usage: bench/proxy-compare.sh [SECONDS_PER_RUN] [CONNECTIONS]   (default 5 s, 10)
 #
 # set-up: `bench --churn` (connect through the proxy, one 64-byte echo,
-# close, repeat), in connections per second; bulk: `bench -s 64k -c 4`
-# (64 KiB echoes on 4 connections), in MiB/s received. Proxy CPU is
-# utime+stime of the proxy process during the run (bench --server-pid),
-# per connection for set-up and per GiB moved (both directions) for bulk.
+# close, repeat), in connections per second; bulk: `bench -s 64k -c 4
+# --expect none` to `serve --discard` (one-way, 64 KiB writes on 4
+# connections), in MiB/s sent. Proxy CPU is utime+stime of the proxy
+# process during the run (bench --server-pid), per connection for set-up
+# and per GiB moved for bulk. The load average is printed first: on a
+# shared machine the figures are only comparable within one run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -38,6 +40,9 @@ trap cleanup EXIT
 "$netcrab" -q serve 127.0.0.1:0 --echo --port-file "$work/echo.port" &
 pids+=($!)
 echo_port=$(wait_port_file "$work/echo.port")
+"$netcrab" -q serve 127.0.0.1:0 --discard --port-file "$work/discard.port" &
+pids+=($!)
+discard_port=$(wait_port_file "$work/discard.port")
 
 socks_port=$(free_port)
 microsocks -i 127.0.0.1 -p "$socks_port" >/dev/null 2>&1 &
@@ -53,6 +58,7 @@ Timeout 60
 MaxClients 1000
 LogLevel Error
 ConnectPort $echo_port
+ConnectPort $discard_port
 CONF
 tinyproxy -d -c "$work/tinyproxy.conf" >/dev/null 2>&1 &
 http_pid=$!
@@ -66,20 +72,22 @@ run() {
   [[ -n $pid ]] && server=(--server-pid "$pid")
   "$netcrab" -q bench "127.0.0.1:$echo_port" "${proxy[@]}" "${server[@]}" \
     --churn -c "$conns" -d "${secs}s" --json >"$work/churn.json"
-  "$netcrab" -q bench "127.0.0.1:$echo_port" "${proxy[@]}" "${server[@]}" \
-    -s 64k -c 4 -d "${secs}s" --json >"$work/bulk.json"
+  "$netcrab" -q bench "127.0.0.1:$discard_port" "${proxy[@]}" "${server[@]}" \
+    -s 64k -c 4 --expect none -d "${secs}s" --json >"$work/bulk.json"
   jq -r --arg n "$name" -s '
     .[0] as $c | .[1] as $b |
-    ($b.throughput.bytes_sent + $b.throughput.bytes_received) as $bytes |
+    $b.throughput.bytes_sent as $bytes |
     "| \($n) | \($c.rate.achieved_rps | floor) | \($c.connect.p50_us | floor) | " +
-    (if $c.server then "\($c.server.cpu_s) | \(($c.server.cpu_s * 1e6 / ($c.requests.ok + 0.001)) | floor)" else "- | -" end) +
-    " | \(($b.throughput.received_bytes_per_s / 1048576) | floor) | " +
-    (if $b.server then "\($b.server.cpu_s) | \(($b.server.cpu_s / ($bytes / 1073741824)) * 100 | floor / 100)" else "- | -" end) +
+    (if $c.server then "\($c.server.cpu_s * 100 | floor / 100) | \(($c.server.cpu_s * 1e6 / ($c.requests.ok + 0.001)) | floor)" else "- | -" end) +
+    " | \(($b.throughput.sent_bytes_per_s / 1048576) | floor) | " +
+    (if $b.server then "\($b.server.cpu_s * 100 | floor / 100) | \(($b.server.cpu_s / ($bytes / 1073741824)) * 100 | floor / 100)" else "- | -" end) +
     " | \($c.requests.errors + $b.requests.errors) |"
   ' "$work/churn.json" "$work/bulk.json"
 }
 
-echo "| path | set-up: conn/s | connect p50 µs | proxy CPU s | proxy CPU µs/conn | bulk MiB/s | proxy CPU s | proxy CPU s/GiB | errors |"
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) cpus)"
+echo
+echo "| path | set-up: conn/s | connect p50 µs | proxy CPU s | proxy CPU µs/conn | bulk MiB/s sent | proxy CPU s | proxy CPU s/GiB | errors |"
 echo "|---|---|---|---|---|---|---|---|---|"
 run "direct" "" ""
 run "microsocks (socks5)" "socks5://127.0.0.1:$socks_port" "$socks_pid"
