@@ -4,6 +4,8 @@
 # for building jemalloc, chromium for rendering bench's HTML report (the test
 # runs it headless), script (bsdutils) for the live view under a pseudo-terminal,
 # python3 for `wait http://` against python3 -m http.server.
+# microsocks, tinyproxy, haproxy and curl for the proxy client and PROXY
+# protocol tests (tests/it/proxy_client.rs).
 set -euo pipefail
 need=()
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
@@ -11,6 +13,10 @@ command -v make >/dev/null 2>&1 || need+=(make) # builds jemalloc (tikv-jemalloc
 command -v chromium >/dev/null 2>&1 || need+=(chromium) # tests/it/report.rs renders the HTML report
 command -v script >/dev/null 2>&1 || need+=(bsdutils) # script(1): tests/it/report.rs, the live view on a pty
 command -v python3 >/dev/null 2>&1 || need+=(python3) # tests/it/wait_http.rs: python3 -m http.server
+command -v microsocks >/dev/null 2>&1 || need+=(microsocks) # SOCKS5 proxy: tests/it/proxy_client.rs
+command -v tinyproxy >/dev/null 2>&1 || need+=(tinyproxy)   # HTTP CONNECT proxy: tests/it/proxy_client.rs
+command -v haproxy >/dev/null 2>&1 || need+=(haproxy)       # PROXY protocol v1/v2: tests/it/proxy_client.rs
+command -v curl >/dev/null 2>&1 || need+=(curl)
 if ((${#need[@]})); then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

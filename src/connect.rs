@@ -138,10 +138,25 @@ where
         return udp::run(config, input, output).await;
     }
     let stream = open(config).await?;
-    if let Ok(peer) = stream.peer_addr() {
-        tracing::debug!("connected to {peer}");
-    }
+    log_connected(config, &stream);
     pipe(config, stream, input, output).await
+}
+
+/// Logs (at debug) where the connection goes: the peer's address, or
+/// through a proxy, the target and the proxy the socket is connected to.
+fn log_connected(config: &ConnectConfig, stream: &crate::transport::Stream) {
+    let Ok(peer) = stream.peer_addr() else {
+        return;
+    };
+    match config.options.proxy.chain.first() {
+        Some(proxy) if config.endpoint.host_port().is_some() => {
+            tracing::debug!(
+                "connected to {} through proxy {proxy} ({peer})",
+                config.endpoint
+            );
+        }
+        _ => tracing::debug!("connected to {peer}"),
+    }
 }
 
 /// [`run`] on the process's stdin and stdout. On Linux, a TCP or Unix
@@ -159,9 +174,7 @@ pub async fn run_stdio(config: &ConnectConfig) -> Result<ConnectReport> {
         && matches!(config.endpoint.scheme(), Scheme::Tcp | Scheme::Unix)
     {
         let stream = open(config).await?;
-        if let Ok(peer) = stream.peer_addr() {
-            tracing::debug!("connected to {peer}");
-        }
+        log_connected(config, &stream);
         return zerocopy::pipe_stdio(config, stream).await;
     }
     if !config.splice {

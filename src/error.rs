@@ -38,6 +38,13 @@ pub enum ErrorKind {
     Protocol,
     /// Any other I/O error.
     Io,
+    /// A proxy could not reach the target (SOCKS "connection refused",
+    /// "host unreachable", HTTP 502/503/504): the target, not the proxy,
+    /// is the problem, and it may heal.
+    ProxyRefused,
+    /// A proxy will not serve us: wrong or missing credentials, its rules
+    /// forbid the target (SOCKS "not allowed by ruleset", HTTP 403/407).
+    ProxyDenied,
     /// `wait`: the targets did not become ready before the timeout.
     NotReady,
     /// `wait`: the command to run was found but could not be executed.
@@ -93,6 +100,7 @@ impl ErrorKind {
                 | ErrorKind::Timeout
                 | ErrorKind::Unreachable
                 | ErrorKind::ResolveTemporary
+                | ErrorKind::ProxyRefused
         )
     }
 
@@ -110,6 +118,8 @@ impl ErrorKind {
             ErrorKind::Tls => 8,
             ErrorKind::Local => 9,
             ErrorKind::Protocol => 10,
+            ErrorKind::ProxyRefused => 11,
+            ErrorKind::ProxyDenied => 12,
             // As timeout(1), wait-for-it and shells use them.
             ErrorKind::NotReady => 124,
             ErrorKind::CommandNotExecutable => 126,
@@ -131,6 +141,8 @@ impl ErrorKind {
             ErrorKind::Tls => "tls error",
             ErrorKind::Protocol => "protocol error",
             ErrorKind::Io => "i/o error",
+            ErrorKind::ProxyRefused => "the proxy could not reach the target",
+            ErrorKind::ProxyDenied => "the proxy denied the request",
             ErrorKind::NotReady => "not ready before the timeout",
             ErrorKind::CommandNotExecutable => "cannot execute",
             ErrorKind::CommandNotFound => "command not found",
@@ -209,6 +221,22 @@ impl Error {
     /// Replaces the short description.
     pub fn with_detail(mut self, detail: impl Into<String>) -> Error {
         self.detail = detail.into();
+        self
+    }
+
+    /// Sets what was being done, for an error classified where that was
+    /// not known (a proxy's reply decoded by a codec, say); an error that
+    /// already has one keeps it.
+    pub fn with_context(mut self, context: impl Into<String>) -> Error {
+        if self.context.is_empty() {
+            self.context = context.into();
+        }
+        self
+    }
+
+    /// Replaces what was being done (keeping the kind and the detail).
+    pub(crate) fn replace_context(mut self, context: impl Into<String>) -> Error {
+        self.context = context.into();
         self
     }
 
@@ -360,6 +388,10 @@ mod tests {
         assert_eq!(ErrorKind::Usage.exit_code(), 2);
         assert_eq!(ErrorKind::Refused.exit_code(), 4);
         assert_eq!(ErrorKind::Timeout.exit_code(), 5);
+        assert_eq!(ErrorKind::ProxyRefused.exit_code(), 11);
+        assert_eq!(ErrorKind::ProxyDenied.exit_code(), 12);
+        assert!(ErrorKind::ProxyRefused.is_retryable());
+        assert!(!ErrorKind::ProxyDenied.is_retryable());
         assert_ne!(ErrorKind::Io.exit_code(), 0);
         assert_eq!(ErrorKind::NotReady.exit_code(), 124);
         assert_eq!(ErrorKind::CommandNotExecutable.exit_code(), 126);

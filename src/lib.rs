@@ -30,6 +30,8 @@
 //! | [`shutdown`] | SIGINT/SIGTERM handling |
 //! | [`tls`] | TLS options, rustls configurations, certificates, pinning, TLS error messages |
 //! | [`escape`] | escaping peer data for logs |
+//! | [`proxy_protocol`] | HAProxy's PROXY protocol v1/v2: encoding (relay `--send-proxy`), parsing (pure), reading a header on accept (`--accept-proxy`) |
+//! | [`proxy`] | the proxy client: proxy URLs, SOCKS4/4a/5 and HTTP CONNECT codecs (pure), the chain run as a layer of the connect chain |
 //!
 //! The command-line interface (clap) lives in the binary's `cli` module;
 //! the library never sees it.
@@ -54,6 +56,8 @@ pub mod deadline;
 pub mod endpoint;
 pub mod error;
 pub mod escape;
+pub mod proxy;
+pub mod proxy_protocol;
 pub mod relay;
 pub mod retry;
 pub mod scan;

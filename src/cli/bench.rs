@@ -13,7 +13,9 @@ use netcrab::endpoint::{Endpoint, Scheme};
 use netcrab::error::{Error, Result};
 use netcrab::transport::{ConnectOptions, Source};
 
-use super::common::{FamilyArgs, MAX_CONNS, count, duration, parse_source_ip, size, write_stdout};
+use super::common::{
+    FamilyArgs, MAX_CONNS, ProxyArgs, count, duration, parse_source_ip, size, write_stdout,
+};
 use super::tls::TlsConnectArgs;
 
 /// `--help` examples.
@@ -115,6 +117,8 @@ pub struct BenchArgs {
     /// Connect from this local IP address (-s is --size here; no source port: one cannot serve many connections)
     #[arg(long = "source", value_name = "ADDR", value_parser = parse_source_ip)]
     pub source: Option<IpAddr>,
+    #[command(flatten)]
+    pub proxy: ProxyArgs,
     #[command(flatten)]
     pub tls: TlsConnectArgs,
 }
@@ -228,6 +232,7 @@ impl BenchArgs {
                     ip: self.source,
                     port: None,
                 },
+                proxy: self.proxy.resolve()?,
                 ..ConnectOptions::default()
             },
             server_pid: self.server_pid,

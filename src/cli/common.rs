@@ -2,6 +2,7 @@
 //! value parsers for durations.
 
 use std::io::{self, Write};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use std::net::IpAddr;
@@ -9,7 +10,9 @@ use std::net::IpAddr;
 use clap::Args;
 use netcrab::endpoint::{Endpoint, Family, Scheme};
 use netcrab::error::{Error, Result};
+use netcrab::proxy::{ProxyOptions, ProxyUrl};
 use netcrab::retry::RetryPolicy;
+use netcrab::tls::{ServerVerification, TlsClientOptions};
 use netcrab::transport::Source;
 
 /// The exit codes, shown at the end of `--help`. Keep in step with
@@ -27,6 +30,8 @@ Exit codes:
   8    tls error (handshake failed or certificate not accepted)
   9    local resource error (address in use or not available, too many open files, permission denied)
   10   protocol error
+  11   a proxy could not reach the target (socks: refused, unreachable, failure; http 502/503/504)
+  12   a proxy denied the request (wrong or missing credentials, its rules; http 403/407)
   124  wait: the targets were not ready before --timeout
   126  wait: the command could not be executed
   127  wait: the command was not found
@@ -395,6 +400,77 @@ pub fn parse_source_ip(s: &str) -> Result<IpAddr, String> {
         .map_err(|_| format!("{s:?} is not an IP address (a source is an address of this host, such as 127.0.0.2 or ::1)"))
 }
 
+/// The environment variables a proxy URL is taken from when no `--proxy`
+/// is given, first set first (curl reads `ALL_PROXY` and `all_proxy`).
+pub const PROXY_ENV: [&str; 3] = ["NETCRAB_PROXY", "ALL_PROXY", "all_proxy"];
+
+/// `--proxy` and friends: the proxies a connection goes through.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Proxy")]
+pub struct ProxyArgs {
+    /// Connect through this proxy: socks5://[USER:PASSWORD@]HOST:PORT, socks5h:// (the proxy resolves names), socks4://, socks4a://, http:// (CONNECT) or https:// (TLS to the proxy); repeat to chain, each reached through the one before. Default: $NETCRAB_PROXY, else $ALL_PROXY, else $all_proxy
+    #[arg(long, value_name = "URL")]
+    pub proxy: Vec<String>,
+    /// Connect directly, ignoring NETCRAB_PROXY and ALL_PROXY
+    #[arg(long, conflicts_with = "proxy")]
+    pub no_proxy: bool,
+    /// https:// proxies: also trust the CA certificates in this PEM file (repeatable)
+    #[arg(long, value_name = "FILE")]
+    pub proxy_ca: Vec<PathBuf>,
+    /// https:// proxies: do not verify the proxy's certificate
+    #[arg(long, conflicts_with = "proxy_ca")]
+    pub proxy_insecure: bool,
+}
+
+impl ProxyArgs {
+    /// The proxies to use, from the flags or else the process environment.
+    pub fn resolve(&self) -> Result<ProxyOptions> {
+        self.resolve_with(|name| std::env::var(name).ok())
+    }
+
+    /// The proxies to use, from the flags or else from `env`.
+    pub fn resolve_with(&self, env: impl Fn(&str) -> Option<String>) -> Result<ProxyOptions> {
+        let mut from_env = false;
+        let urls: Vec<String> = if !self.proxy.is_empty() {
+            self.proxy.clone()
+        } else if self.no_proxy {
+            Vec::new()
+        } else {
+            match PROXY_ENV.iter().find_map(|name| {
+                env(name)
+                    .filter(|v| !v.trim().is_empty())
+                    .map(|v| (name, v))
+            }) {
+                Some((name, value)) => {
+                    from_env = true;
+                    let url = ProxyUrl::parse(value.trim())
+                        .map_err(|e| Error::usage(format!("${name}: {}", e.detail())))?;
+                    tracing::debug!("proxy {url} from ${name}");
+                    vec![value.trim().to_owned()]
+                }
+                None => Vec::new(),
+            }
+        };
+        let chain = urls
+            .iter()
+            .map(|u| ProxyUrl::parse(u))
+            .collect::<Result<Vec<_>>>()?;
+        let mut tls = TlsClientOptions::default();
+        if self.proxy_insecure {
+            tls.verification = ServerVerification::Insecure;
+        } else if !self.proxy_ca.is_empty() {
+            tls.verification = ServerVerification::Roots {
+                ca: self.proxy_ca.clone(),
+            };
+        }
+        Ok(ProxyOptions {
+            chain,
+            tls,
+            from_env,
+        })
+    }
+}
+
 /// `--retry*`: how connection attempts are retried.
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Retry")]
@@ -509,6 +585,52 @@ mod tests {
                 .to_string()
                 .contains("-U --tls asks for tls+unix")
         );
+    }
+
+    #[test]
+    fn proxies_come_from_the_flags_else_the_environment() {
+        let env = |name: &str| match name {
+            "ALL_PROXY" => Some("socks5h://127.0.0.1:9050".to_owned()),
+            "all_proxy" => Some("http://127.0.0.1:1".to_owned()),
+            _ => None,
+        };
+        let none = ProxyArgs::default();
+        let got = none.resolve_with(env).unwrap();
+        assert!(got.from_env);
+        assert_eq!(got.chain[0].to_string(), "socks5h://127.0.0.1:9050");
+        // NETCRAB_PROXY first.
+        let got = none
+            .resolve_with(|n| {
+                (n == "NETCRAB_PROXY")
+                    .then(|| "socks4://127.0.0.1:2".to_owned())
+                    .or_else(|| env(n))
+            })
+            .unwrap();
+        assert_eq!(got.chain[0].to_string(), "socks4://127.0.0.1:2");
+        // The lowercase one, as curl.
+        let got = none
+            .resolve_with(|n| (n == "all_proxy").then(|| "http://127.0.0.1:3".to_owned()))
+            .unwrap();
+        assert_eq!(got.chain[0].to_string(), "http://127.0.0.1:3");
+        // --no-proxy and --proxy win over the environment.
+        let direct = ProxyArgs {
+            no_proxy: true,
+            ..ProxyArgs::default()
+        };
+        assert!(direct.resolve_with(env).unwrap().chain.is_empty());
+        let flags = ProxyArgs {
+            proxy: vec!["socks5://127.0.0.1:1".into(), "http://127.0.0.1:2".into()],
+            ..ProxyArgs::default()
+        };
+        let got = flags.resolve_with(env).unwrap();
+        assert!(!got.from_env);
+        assert_eq!(got.chain.len(), 2);
+        // A bad variable is a usage error naming it, not its value.
+        let err = none
+            .resolve_with(|n| (n == "ALL_PROXY").then(|| "gopher://u:secret@h:1".to_owned()))
+            .unwrap_err();
+        assert!(err.to_string().starts_with("$ALL_PROXY: "), "{err}");
+        assert!(!err.to_string().contains("secret"), "{err}");
     }
 
     #[test]

@@ -11,7 +11,9 @@ use netcrab::error::{Error, Result};
 use netcrab::transport::{ConnectOptions, SocketOptions};
 use tokio::io::AsyncWriteExt;
 
-use super::common::{FamilyArgs, RetryArgs, SchemeArgs, SourceArgs, duration, keepalive, optional};
+use super::common::{
+    FamilyArgs, ProxyArgs, RetryArgs, SchemeArgs, SourceArgs, duration, keepalive, optional,
+};
 use super::tls::TlsConnectArgs;
 
 pub const EXAMPLES: &str = "\
@@ -31,7 +33,9 @@ Examples:
   netcrab connect tls+unix:///run/app.sock --pin-sha256 FINGERPRINT --send hi   # TLS over a Unix socket (server name: localhost)
   netcrab connect -z 127.0.0.1:22 && echo open           # zero I/O: connect and close; exit 0 open, 4 refused, 5 timed out
   netcrab connect -s 127.0.0.2 -p 40000 127.0.0.1:8080   # connect from 127.0.0.2, port 40000 (busy or foreign: exit 9)
-  netcrab connect -6 localhost:8080 --send hi            # IPv6 only: localhost is ::1";
+  netcrab connect -6 localhost:8080 --send hi            # IPv6 only: localhost is ::1
+  netcrab connect --proxy socks5h://127.0.0.1:9050 example.com:80 < req   # through a SOCKS5 proxy that resolves the name
+  netcrab connect --proxy http://u:p@proxy:3128 --proxy socks5://10.0.0.9:1080 db:5432   # a chain: the SOCKS proxy is reached through the HTTP one";
 
 /// Connect, send stdin (or --send TEXT), print what comes back
 #[derive(Debug, Args)]
@@ -75,6 +79,8 @@ pub struct ConnectArgs {
     #[command(flatten)]
     pub retry: RetryArgs,
     #[command(flatten)]
+    pub proxy: ProxyArgs,
+    #[command(flatten)]
     pub tls: TlsConnectArgs,
 }
 
@@ -85,6 +91,11 @@ impl ConnectArgs {
         let udp = endpoint.scheme() == Scheme::Udp;
         if self.raw && !udp {
             return Err(Error::usage("--raw applies only to udp"));
+        }
+        if udp && !self.proxy.proxy.is_empty() {
+            return Err(Error::usage(
+                "--proxy applies to tcp and tls addresses, not udp",
+            ));
         }
         let tls = self.tls.resolve(&endpoint)?;
         let family = self.family.check(&endpoint)?;
@@ -99,6 +110,11 @@ impl ConnectArgs {
                 tls,
                 family,
                 source: self.source.source(),
+                proxy: if udp {
+                    Default::default()
+                } else {
+                    self.proxy.resolve()?
+                },
             },
             retry: self.retry.policy(0),
             send: self.send.as_ref().map(|s| s.as_bytes().to_vec()),

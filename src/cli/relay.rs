@@ -12,7 +12,7 @@ use netcrab::server::ServerLimits;
 use netcrab::transport::{ConnectOptions, ListenOptions, Listener, SocketOptions};
 
 use super::common::{
-    FamilyArgs, MAX_CONNS, RetryArgs, SourceArgs, count, duration, keepalive, optional,
+    FamilyArgs, MAX_CONNS, ProxyArgs, RetryArgs, SourceArgs, count, duration, keepalive, optional,
 };
 use super::serve::announce;
 use super::tls::{TlsConnectArgs, TlsServeArgs};
@@ -32,6 +32,7 @@ Examples:
   netcrab relay 127.0.0.1:7000 127.0.0.1:8080 --idle-timeout 0 --no-splice
   netcrab relay tls://:443 127.0.0.1:8080 --cert cert.pem --key key.pem   # TLS termination
   netcrab relay 127.0.0.1:6380 tls://redis.internal:6380 --upstream-ca ca.pem  # TLS origination
+  netcrab relay 127.0.0.1:8080 internal:80 --proxy socks5h://bastion:1080   # the upstream through a SOCKS5 proxy
   netcrab relay unix:///run/app.sock 127.0.0.1:8080   # a Unix socket in front of a TCP service
   netcrab relay 127.0.0.1:5433 tls+unix:///run/db.sock --upstream-pin-sha256 FINGERPRINT  # TLS over a Unix socket upstream";
 
@@ -70,9 +71,21 @@ pub struct RelayArgs {
     /// -s/-p: the upstream connections' source (with -p, --max-conns must be 1)
     #[command(flatten)]
     pub source: SourceArgs,
+    /// Every accepted connection starts with a PROXY protocol header (v1 or v2): log the client address it carries (and pass it on with --send-proxy); a connection without a valid one is closed
+    #[arg(long)]
+    pub accept_proxy: bool,
+    /// With --accept-proxy: close a connection whose header has not arrived within this long
+    #[arg(long, value_name = "DURATION", value_parser = duration(), default_value = "5s", requires = "accept_proxy")]
+    pub proxy_header_timeout: Duration,
+    /// Tell the upstream the client's address: send a PROXY protocol header (v1: text, v2: binary) before the client's first byte
+    #[arg(long, value_name = "VERSION")]
+    pub send_proxy: Option<netcrab::proxy_protocol::Version>,
     /// Upstream connection retries (default: --retry 2)
     #[command(flatten)]
     pub retry: RetryArgs,
+    /// Proxies on the way to the upstream
+    #[command(flatten)]
+    pub proxy: ProxyArgs,
     /// TLS on the listening side (termination)
     #[command(flatten)]
     pub tls: TlsServeArgs,
@@ -183,14 +196,17 @@ impl RelayArgs {
                 tls: upstream_tls,
                 family,
                 source: self.source.source(),
+                proxy: self.proxy.resolve()?,
             },
             retry: self.retry.policy(DEFAULT_RETRIES),
             idle_timeout: optional(self.idle_timeout),
             splice: !self.no_splice,
+            send_proxy: self.send_proxy,
             limits: ServerLimits {
                 max_conns: self.max_conns,
                 drain_timeout: self.drain_timeout,
                 socket,
+                accept_proxy: self.accept_proxy.then_some(self.proxy_header_timeout),
             },
         };
         let mut listen_options = ListenOptions::default();

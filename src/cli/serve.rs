@@ -83,6 +83,12 @@ pub struct ServeArgs {
     /// Enable TCP keepalive probes after this much idle time (1s to 32767s)
     #[arg(long, value_name = "DURATION", value_parser = keepalive())]
     pub keepalive: Option<Duration>,
+    /// Every connection starts with a PROXY protocol header (v1 or v2, from HAProxy or relay --send-proxy): log the client address it carries; a connection without a valid one is closed
+    #[arg(long)]
+    pub accept_proxy: bool,
+    /// With --accept-proxy: close a connection whose header has not arrived within this long
+    #[arg(long, value_name = "DURATION", value_parser = duration(), default_value = "5s", requires = "accept_proxy")]
+    pub proxy_header_timeout: Duration,
     #[command(flatten)]
     pub family: FamilyArgs,
     #[command(flatten)]
@@ -138,6 +144,7 @@ impl ServeArgs {
                     nodelay: true,
                     keepalive: self.keepalive,
                 },
+                accept_proxy: self.accept_proxy.then_some(self.proxy_header_timeout),
             },
         };
         Ok((endpoint, listen, config))

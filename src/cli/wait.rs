@@ -12,7 +12,7 @@ use netcrab::retry::RetryPolicy;
 use netcrab::transport::{ConnectOptions, SocketOptions};
 use netcrab::wait::{self, Readiness, StatusSet, Target, WaitConfig};
 
-use super::common::{FamilyArgs, SourceArgs, duration, optional};
+use super::common::{FamilyArgs, ProxyArgs, SourceArgs, duration, optional};
 use super::tls::TlsConnectArgs;
 
 /// The examples shown after the help.
@@ -79,6 +79,8 @@ pub struct WaitArgs {
     #[command(flatten)]
     pub source: SourceArgs,
     #[command(flatten)]
+    pub proxy: ProxyArgs,
+    #[command(flatten)]
     pub tls: TlsConnectArgs,
     /// The command to run once ready (after --)
     #[arg(last = true, value_name = "COMMAND")]
@@ -143,6 +145,7 @@ impl WaitArgs {
                 tls,
                 family,
                 source: self.source.source(),
+                proxy: self.proxy.resolve()?,
             },
             backoff: RetryPolicy {
                 max_retries: None,

@@ -47,6 +47,9 @@ pub struct RelayConfig {
     /// Use splice(2) for TCP to TCP on Linux; off forces the portable copy
     /// (for comparison and as an escape hatch).
     pub splice: bool,
+    /// Send a PROXY protocol header of this version to the upstream before
+    /// any of the client's bytes (`--send-proxy`).
+    pub send_proxy: Option<crate::proxy_protocol::Version>,
     /// Connection limit, drain timeout and options for accepted sockets.
     pub limits: ServerLimits,
 }
@@ -66,6 +69,7 @@ impl RelayConfig {
             },
             idle_timeout: Some(Duration::from_secs(600)),
             splice: true,
+            send_proxy: None,
             limits: ServerLimits {
                 max_conns: 1024,
                 ..ServerLimits::default()
@@ -286,7 +290,7 @@ async fn handle(client: Stream, peer: PeerAddr, config: &RelayConfig, connector:
         connector.connect()
     })
     .await;
-    let upstream = match connected {
+    let mut upstream = match connected {
         Ok(upstream) => upstream,
         Err(err) => {
             // Dropping the client's stream closes it at once.
@@ -300,8 +304,39 @@ async fn handle(client: Stream, peer: PeerAddr, config: &RelayConfig, connector:
             log.upstream = format!("{} ({addr})", log.upstream);
         }
     }
+    if let Some(version) = config.send_proxy {
+        // One write, before any of the client's bytes.
+        let header = proxy_header(version, &log.client, &client);
+        if let Err(err) = tokio::io::AsyncWriteExt::write_all(&mut upstream, &header).await {
+            log.log(&End::Fault(Fault {
+                side: Side::Upstream,
+                err,
+            }));
+            return;
+        }
+    }
     let end = relay(client, upstream, config, &log.traffic).await;
     log.log(&end);
+}
+
+/// The PROXY protocol header for a client: the address a header of its
+/// own carried (`--accept-proxy`), else its connection's addresses; an
+/// unknown source (a Unix-socket client) is sent as such.
+fn proxy_header(
+    version: crate::proxy_protocol::Version,
+    peer: &PeerAddr,
+    client: &Stream,
+) -> Vec<u8> {
+    let addrs = match peer {
+        PeerAddr::Proxied {
+            source,
+            destination,
+            ..
+        } => Some((*source, *destination)),
+        PeerAddr::Inet(source) => client.local_addr().map(|local| (*source, local)),
+        _ => None,
+    };
+    crate::proxy_protocol::encode(version, addrs)
 }
 
 /// Relays between two connected streams until the end, and closes them.

@@ -23,6 +23,11 @@
 //! and counting against the connection limit: a slow or silent client delays
 //! only itself. A failed handshake is logged with its reason and the
 //! handler never sees that connection.
+//!
+//! With [`ServerLimits::accept_proxy`], the connection's task first reads
+//! its PROXY protocol header ([`proxy_protocol::accept`]), under the same
+//! rules: the handler sees the connection only with a valid header, and
+//! with the client address it carried as the peer.
 
 pub mod accept;
 mod activity;
@@ -36,6 +41,7 @@ use tokio::task::{self, AbortHandle, JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Result, fmt_duration};
+use crate::proxy_protocol;
 use crate::transport::{Accepted, Listener, PeerAddr, SocketOptions, Stream};
 use accept::{AcceptBackoff, Action};
 pub use activity::Activity;
@@ -53,6 +59,10 @@ pub struct ServerLimits {
     pub drain_timeout: Duration,
     /// Options set on every accepted socket.
     pub socket: SocketOptions,
+    /// `--accept-proxy`: every connection starts with a PROXY protocol
+    /// header, to be read within this long (see
+    /// [`proxy_protocol::accept`]); `None`: no header is expected.
+    pub accept_proxy: Option<Duration>,
 }
 
 impl Default for ServerLimits {
@@ -61,6 +71,7 @@ impl Default for ServerLimits {
             max_conns: 4096,
             drain_timeout: Duration::from_secs(10),
             socket: SocketOptions::default(),
+            accept_proxy: None,
         }
     }
 }
@@ -300,22 +311,36 @@ where
             Some((slot, activity)) => (Some(slot), Some(activity)),
             None => (None, None),
         };
-        let abort = match accepted.into_ready() {
+        // A PROXY protocol header comes first, in the connection's task.
+        let ready = match limits.accept_proxy {
+            Some(_) => Err(accepted),
+            None => accepted.into_ready(),
+        };
+        let abort = match ready {
             // The handler's future is the whole task: nothing else is kept
             // per connection.
             Ok(stream) => tasks.spawn(handler(stream, peer, activity)),
             Err(accepted) => {
                 let handler = handler.clone();
+                let proxy_header = limits.accept_proxy;
                 tasks.spawn(async move {
                     // Not `match handshake.await { Ok(stream) => handler(..).await }`:
                     // the matched result would stay in the task through the
                     // whole connection.
-                    let stream = match accepted.handshake(&peer).await {
-                        Ok(stream) => stream,
-                        Err(err) => {
-                            tracing::info!("{err}");
-                            return;
+                    let (stream, peer) = match proxy_header {
+                        Some(deadline) => {
+                            match proxy_protocol::accept(accepted, peer, deadline).await {
+                                Some(conn) => conn,
+                                None => return,
+                            }
                         }
+                        None => match accepted.handshake(&peer).await {
+                            Ok(stream) => (stream, peer),
+                            Err(err) => {
+                                tracing::info!("{err}");
+                                return;
+                            }
+                        },
                     };
                     handler(stream, peer, activity).await;
                 })

@@ -1,12 +1,15 @@
 //! [`Connector`]: the connect chain for one endpoint. Dial the base (TCP
 //! with Happy Eyeballs over the resolved addresses, or a Unix socket), then
-//! run each layer's client side (TLS) over it; the retry policy goes around
-//! the whole chain.
+//! run each layer's client side over it: the proxies' handshakes when
+//! there are proxies (then the base dialed is the first proxy), then the
+//! endpoint's own layers (TLS). The retry policy goes around the whole
+//! chain.
 
 use super::layer::ClientLayer;
 use super::{ConnectOptions, Stream, not_a_stream, tcp, unix};
-use crate::endpoint::{Addr, Base, Endpoint};
+use crate::endpoint::{Addr, Base, Endpoint, HostPort};
 use crate::error::{Error, Result};
+use crate::proxy::ProxyChain;
 
 /// Opens connections to one endpoint, again and again (for retries):
 /// what every attempt shares, such as the TLS trust store and client
@@ -16,6 +19,9 @@ pub struct Connector {
     endpoint: Endpoint,
     options: ConnectOptions,
     layers: Vec<ClientLayer>,
+    /// The first proxy, dialed instead of the endpoint, and how it is
+    /// named in errors.
+    first_proxy: Option<(HostPort, String)>,
 }
 
 impl Connector {
@@ -36,17 +42,30 @@ impl Connector {
             }
             _ => {}
         }
-        let layers = endpoint
-            .scheme()
-            .spec()
-            .layers
-            .iter()
-            .map(|layer| ClientLayer::prepare(*layer, endpoint, options))
-            .collect::<Result<Vec<_>>>()?;
+        let mut layers = Vec::new();
+        let mut first_proxy = None;
+        let direct = options.proxy.from_env && endpoint.scheme().base() != Base::Tcp;
+        if !options.proxy.is_empty() && !direct {
+            if endpoint.scheme().base() != Base::Tcp {
+                return Err(Error::usage(format!(
+                    "--proxy applies to tcp and tls addresses, not {}",
+                    endpoint.scheme()
+                )));
+            }
+            let chain = ProxyChain::new(&options.proxy, options.connect_timeout)?;
+            first_proxy = chain
+                .first()
+                .map(|p| (p.addr.clone(), format!("connect to proxy {p}")));
+            layers.push(ClientLayer::Proxy(chain));
+        }
+        for layer in endpoint.scheme().spec().layers {
+            layers.push(ClientLayer::prepare(*layer, endpoint, options)?);
+        }
         Ok(Connector {
             endpoint: endpoint.clone(),
             options: options.clone(),
             layers,
+            first_proxy,
         })
     }
 
@@ -59,6 +78,16 @@ impl Connector {
     pub async fn connect(&self) -> Result<Stream> {
         let base = self.endpoint.scheme().base();
         let mut stream = match (base, self.endpoint.addr()) {
+            (Base::Tcp, Addr::HostPort(_)) if self.first_proxy.is_some() => {
+                let Some((proxy, context)) = &self.first_proxy else {
+                    return Err(not_a_stream(&self.endpoint, "connect"));
+                };
+                // The proxy is named, not the address it resolved to.
+                let tcp = tcp::connect_tcp(proxy, &self.options)
+                    .await
+                    .map_err(|e| e.replace_context(context))?;
+                Stream::Tcp(tcp)
+            }
             (Base::Tcp, Addr::HostPort(hp)) => {
                 Stream::Tcp(tcp::connect_tcp(hp, &self.options).await?)
             }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use super::{ConnectOptions, ListenOptions, Stream, tls};
 use crate::endpoint::{Endpoint, Layer};
 use crate::error::Result;
+use crate::proxy::ProxyChain;
 use crate::tls::{ClientTls, ServerTls};
 
 /// A layer's client side, ready to run over a connected stream.
@@ -17,6 +18,9 @@ use crate::tls::{ClientTls, ServerTls};
 pub(super) enum ClientLayer {
     /// The TLS client handshake, with its trust store and certificate.
     Tls(ClientTls),
+    /// The proxies' handshakes (`--proxy`), run before the endpoint's own
+    /// layers: the stream they give reaches the endpoint.
+    Proxy(ProxyChain),
 }
 
 impl ClientLayer {
@@ -36,6 +40,10 @@ impl ClientLayer {
     pub(super) async fn wrap(&self, stream: Stream, endpoint: &Endpoint) -> Result<Stream> {
         match self {
             ClientLayer::Tls(config) => tls::client(stream, endpoint, config).await,
+            ClientLayer::Proxy(chain) => match endpoint.host_port() {
+                Some(target) => chain.run(stream, target).await,
+                None => Err(super::not_a_stream(endpoint, "connect through a proxy to")),
+            },
         }
     }
 }

@@ -155,6 +155,12 @@ impl Accepted {
         }
     }
 
+    /// The stream as accepted, before any layer's handshake: for reading
+    /// what comes before them on the wire (a PROXY protocol header).
+    pub fn stream_mut(&mut self) -> &mut Stream {
+        &mut self.stream
+    }
+
     /// Applies `opts` to the underlying socket (before any handshake, so
     /// TCP_NODELAY speeds the handshake too).
     pub fn set_options(&self, opts: &SocketOptions) -> io::Result<()> {

@@ -44,12 +44,15 @@ use std::time::Duration;
 
 use crate::endpoint::{Endpoint, Family, UnixAddr};
 use crate::error::{Error, ErrorKind};
+use crate::proxy::ProxyOptions;
 use crate::tls::{TlsClientOptions, TlsServerOptions};
 
 pub use connector::{Connector, connect};
 pub use listen::{Accepted, Listener};
 pub use stream::{AsyncStream, Stream};
 pub use tcp::{connect_tcp, dial};
+
+pub(crate) use tls::client as tls_client;
 pub use tls::{TlsOver, TlsStream};
 use unix::UnixListener;
 
@@ -88,6 +91,11 @@ pub struct ConnectOptions {
     /// The local address and port to connect from (`-s`, `-p`); a usage
     /// error for Unix sockets.
     pub source: Source,
+    /// The proxies to go through (`--proxy`), for TCP and TLS endpoints;
+    /// empty for a direct connection. The first is dialed (with Happy
+    /// Eyeballs, under the retry policy), then each handshake runs, under
+    /// the connect timeout, before the endpoint's TLS.
+    pub proxy: ProxyOptions,
 }
 
 impl Default for ConnectOptions {
@@ -98,6 +106,7 @@ impl Default for ConnectOptions {
             tls: TlsClientOptions::default(),
             family: Family::Any,
             source: Source::default(),
+            proxy: ProxyOptions::default(),
         }
     }
 }
@@ -169,6 +178,16 @@ pub struct ListenOptions {
 pub enum PeerAddr {
     /// An IP peer.
     Inet(SocketAddr),
+    /// A client whose address a PROXY protocol header carried
+    /// (`--accept-proxy`): logs show it, with the proxy it came through.
+    Proxied {
+        /// The client's address, as the header says.
+        source: SocketAddr,
+        /// The address the client connected to, as the header says.
+        destination: SocketAddr,
+        /// The proxy that sent the header (the connection's real peer).
+        via: Box<PeerAddr>,
+    },
     /// A Unix-domain peer. A connecting socket is usually unnamed, so the
     /// peer's process id (from `SO_PEERCRED`) is what identifies it.
     Unix {
@@ -183,6 +202,7 @@ impl fmt::Display for PeerAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PeerAddr::Inet(addr) => write!(f, "{addr}"),
+            PeerAddr::Proxied { source, via, .. } => write!(f, "{source} (via {via})"),
             PeerAddr::Unix {
                 name: Some(name), ..
             } => write!(f, "{name}"),

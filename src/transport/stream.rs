@@ -91,6 +91,16 @@ impl Stream {
         }
     }
 
+    /// The local address of an IP connection (`None` for a Unix socket,
+    /// or a stream that does not tell).
+    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        match self {
+            Stream::Tcp(s) => s.local_addr().ok(),
+            Stream::Tls(s) => s.get_ref().0.local_addr().ok(),
+            Stream::Unix(_) | Stream::Boxed(_) => None,
+        }
+    }
+
     /// Applies `opts` to the underlying socket (TCP options do not apply to
     /// Unix sockets).
     pub fn set_options(&self, opts: &SocketOptions) -> io::Result<()> {
@@ -109,6 +119,47 @@ impl Stream {
             Stream::Boxed(s) => s.alpn_protocol(),
             Stream::Tcp(_) | Stream::Unix(_) => None,
         }
+    }
+
+    /// Reads a protocol head that ends where `end` says (it is given all
+    /// the bytes so far and returns the head's length once complete), and
+    /// not a byte more: what follows belongs to the caller. Over TCP the
+    /// bytes are peeked first, so a head that arrives in one segment costs
+    /// two system calls; elsewhere it is read a byte at a time. A head
+    /// longer than `max` is an `InvalidData` error, a stream that ends first
+    /// `UnexpectedEof`.
+    pub(crate) async fn read_head(
+        &mut self,
+        max: usize,
+        end: impl Fn(&[u8]) -> Option<usize>,
+    ) -> io::Result<Vec<u8>> {
+        use tokio::io::AsyncReadExt;
+        let mut head = Vec::new();
+        let mut buf = vec![0u8; max];
+        while head.len() < max {
+            let room = max - head.len();
+            let (take, done) = match self {
+                Stream::Tcp(tcp) => {
+                    let n = tcp.peek(&mut buf[..room]).await?;
+                    if n == 0 {
+                        return Err(io::ErrorKind::UnexpectedEof.into());
+                    }
+                    let mut seen = head.clone();
+                    seen.extend_from_slice(&buf[..n]);
+                    match end(&seen) {
+                        Some(len) if len > head.len() => (len - head.len(), true),
+                        _ => (n, false),
+                    }
+                }
+                _ => (1, false),
+            };
+            self.read_exact(&mut buf[..take]).await?;
+            head.extend_from_slice(&buf[..take]);
+            if done || end(&head).is_some_and(|len| len == head.len()) {
+                return Ok(head);
+            }
+        }
+        Err(io::Error::new(io::ErrorKind::InvalidData, "head too long"))
     }
 
     /// Polls readiness as [`readable`](Stream::readable) waits for it, for

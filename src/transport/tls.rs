@@ -28,7 +28,7 @@ use crate::tls::{ClientTls, ServerTls};
 pub type TlsStream = tokio_rustls::TlsStream<TcpStream>;
 
 /// Runs the client handshake over `stream`, connected to `endpoint`.
-pub(super) async fn client(stream: Stream, endpoint: &Endpoint, tls: &ClientTls) -> Result<Stream> {
+pub(crate) async fn client(stream: Stream, endpoint: &Endpoint, tls: &ClientTls) -> Result<Stream> {
     let context = format!("connect to {endpoint}");
     let addr = endpoint.addr();
     let stream = match stream {

@@ -9,6 +9,8 @@ mod ipv6;
 mod limits;
 mod logging;
 mod matrix;
+mod proxy_client;
+mod proxy_protocol;
 mod relay;
 mod report;
 mod scan;
