@@ -6,7 +6,7 @@
 //! be run and tested in-process. Every command is a listening side and/or a
 //! connecting side joined by a service: [`endpoint`] parses addresses,
 //! [`transport`] turns them into listeners and streams, [`serve`],
-//! [`connect`], [`relay`], [`wait`] and [`bench`](mod@bench) are the
+//! [`connect`], [`relay`], [`proxy_server`], [`wait`] and [`bench`](mod@bench) are the
 //! commands, [`retry`] and [`error`] carry the seed's error handling and
 //! retry mechanism.
 //!
@@ -23,6 +23,7 @@
 //! | [`serve`] | the services (reply, echo, discard) run on it, and per datagram over UDP ([`serve::udp`]) |
 //! | [`connect`] | the client: send-and-print, the netcat pipe (zero-copy on Linux), UDP datagrams |
 //! | [`relay`] | port forwarding: accept, connect upstream, splice or copy both ways |
+//! | [`proxy_server`] | `netcrab proxy`: SOCKS5 and HTTP CONNECT on one port (pure parsers, access rules), then relay's splice or copy |
 //! | [`wait`] | waiting until services accept connections (or stop) |
 //! | [`bench`](mod@bench) | the load generator: plan, pacing, one generic worker, report, SVG plots, HTML report, live view |
 //! | [`stats`] | latency histograms, error counts by kind, CPU time |
@@ -53,6 +54,7 @@ pub mod deadline;
 pub mod endpoint;
 pub mod error;
 pub mod escape;
+pub mod proxy_server;
 pub mod relay;
 pub mod retry;
 pub mod serve;

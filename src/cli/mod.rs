@@ -7,6 +7,7 @@ mod common;
 mod connect;
 mod fdlimit;
 pub mod logging;
+mod proxy;
 mod relay;
 mod serve;
 mod tls;
@@ -17,7 +18,7 @@ use netcrab::error::Result;
 
 use common::EXIT_CODES;
 
-/// netcrab: serve, connect, relay, wait for and benchmark TCP, TLS, UDP and Unix-socket services
+/// netcrab: serve, connect, relay, proxy, wait for and benchmark TCP, TLS, UDP and Unix-socket services
 #[derive(Debug, Parser)]
 #[command(name = "netcrab", version, about, after_help = EXIT_CODES)]
 #[command(propagate_version = true, arg_required_else_help = true)]
@@ -41,6 +42,8 @@ pub enum Command {
     Connect(connect::ConnectArgs),
     #[command(after_long_help = common::with_exit_codes(relay::EXAMPLES))]
     Relay(relay::RelayArgs),
+    #[command(after_long_help = common::with_exit_codes(proxy::EXAMPLES))]
+    Proxy(proxy::ProxyArgs),
     #[command(after_long_help = common::with_exit_codes(wait::EXAMPLES))]
     Wait(wait::WaitArgs),
     #[command(after_long_help = common::with_exit_codes(bench::EXAMPLES))]
@@ -53,7 +56,7 @@ impl Command {
     pub fn multi_threaded(&self) -> bool {
         matches!(
             self,
-            Command::Serve(_) | Command::Relay(_) | Command::Bench(_)
+            Command::Serve(_) | Command::Relay(_) | Command::Proxy(_) | Command::Bench(_)
         )
     }
 
@@ -63,6 +66,7 @@ impl Command {
             Command::Serve(args) => args.run().await,
             Command::Connect(args) => args.run().await,
             Command::Relay(args) => args.run().await,
+            Command::Proxy(args) => args.run().await,
             Command::Wait(args) => args.run().await,
             Command::Bench(args) => args.run().await,
         }
@@ -81,6 +85,7 @@ mod tests {
         let positionals = |name: &str| match name {
             "connect" | "wait" => vec!["127.0.0.1:1"],
             "relay" => vec!["127.0.0.1:0", "127.0.0.1:1"],
+            "proxy" => vec!["127.0.0.1:0"],
             _ => vec![],
         };
         let mut flags = Vec::new();
@@ -116,6 +121,8 @@ mod tests {
             ("relay", "--max-conns"),
             ("serve", "--max-line"),
             ("serve", "--handshake-timeout"),
+            ("proxy", "--handshake-timeout"),
+            ("proxy", "--max-header"),
             ("bench", "--size"),
             ("bench", "--connections"),
         ] {

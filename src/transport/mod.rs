@@ -44,7 +44,7 @@ use crate::tls::{TlsClientOptions, TlsServerOptions};
 pub use connector::{Connector, connect};
 pub use listen::{Accepted, Listener};
 pub use stream::{AsyncStream, Stream};
-pub use tcp::connect_tcp;
+pub use tcp::{connect_tcp, connect_tcp_addrs};
 pub use tls::{TlsOver, TlsStream};
 use unix::UnixListener;
 

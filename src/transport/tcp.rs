@@ -45,18 +45,42 @@ fn bind_addr(addr: SocketAddr) -> io::Result<TcpListener> {
 /// of it, resolution included, is bounded by the connect timeout.
 pub async fn connect_tcp(hp: &HostPort, opts: &ConnectOptions) -> Result<TcpStream> {
     let context = format!("connect to {hp}");
-    let work = async {
-        let addrs = happy_eyeballs::interleave(&hp.resolve(false).await?);
-        match addrs.as_slice() {
-            [] => Err(Error::new(ErrorKind::Resolve, context.clone())),
-            [addr] => TcpStream::connect(addr)
-                .await
-                .map_err(|e| Error::io(context.clone(), e)),
-            _ => happy_eyeballs::race(&addrs, happy_eyeballs::ATTEMPT_DELAY, TcpStream::connect)
-                .await
-                .map_err(|errors| pick_error(&context, errors)),
-        }
-    };
+    let work = async { dial(&context, &hp.resolve(false).await?).await };
+    finish(work, &context, opts).await
+}
+
+/// Connects to one of `addrs`, already resolved (and, for `netcrab proxy`,
+/// filtered by its access rules), as [`connect_tcp`] does after resolving:
+/// Happy Eyeballs over several, bounded by the connect timeout, with the
+/// socket options set. `context` names the target in errors.
+pub async fn connect_tcp_addrs(
+    context: &str,
+    addrs: &[SocketAddr],
+    opts: &ConnectOptions,
+) -> Result<TcpStream> {
+    finish(dial(context, addrs), context, opts).await
+}
+
+/// Dials the addresses in Happy Eyeballs order.
+async fn dial(context: &str, addrs: &[SocketAddr]) -> Result<TcpStream> {
+    let addrs = happy_eyeballs::interleave(addrs);
+    match addrs.as_slice() {
+        [] => Err(Error::new(ErrorKind::Resolve, context)),
+        [addr] => TcpStream::connect(addr)
+            .await
+            .map_err(|e| Error::io(context, e)),
+        _ => happy_eyeballs::race(&addrs, happy_eyeballs::ATTEMPT_DELAY, TcpStream::connect)
+            .await
+            .map_err(|errors| pick_error(context, errors)),
+    }
+}
+
+/// Bounds `work` by the connect timeout and sets the socket options.
+async fn finish(
+    work: impl Future<Output = Result<TcpStream>>,
+    context: &str,
+    opts: &ConnectOptions,
+) -> Result<TcpStream> {
     let stream = match tokio::time::timeout(opts.connect_timeout, work).await {
         Ok(result) => result?,
         Err(_) => {
