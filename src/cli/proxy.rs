@@ -18,6 +18,10 @@ use super::common::{MAX_CONNS, count, duration, keepalive, optional, size};
 use super::serve::announce;
 use super::tls::TlsServeArgs;
 
+/// The time a client has for its handshake when `--handshake-timeout` is
+/// not given.
+const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The examples shown after the help.
 pub const EXAMPLES: &str = "\
 Examples:
@@ -32,6 +36,11 @@ Examples:
 /// A SOCKS5 and HTTP CONNECT forward proxy on one port
 #[derive(Debug, Args)]
 #[command(after_help = EXAMPLES)]
+// One deadline flag for both handshakes: TLS's (with tls://) and the proxy
+// protocol's after it.
+#[command(mut_arg("handshake_timeout", |a| a.help(
+    "Close a client that has not completed its handshake (TLS, then the SOCKS5 greeting, authentication and request, or the HTTP request head) this long after connecting [default: 10s]"
+)))]
 pub struct ProxyArgs {
     /// Address to listen on: HOST:PORT, [IPV6]:PORT, :PORT (every interface), PORT, or any stream endpoint (tls://, unix://, tls+unix://)
     pub listen: String,
@@ -55,9 +64,6 @@ pub struct ProxyArgs {
     /// Refuse clients whose address matches one of these (repeatable; wins over --allow)
     #[arg(long, value_name = "ADDR")]
     pub deny: Vec<String>,
-    /// Close a client that has not completed its handshake (greeting, authentication, request) this long after connecting
-    #[arg(long, value_name = "DURATION", value_parser = duration(), default_value = "10s")]
-    pub handshake_timeout: Duration,
     /// The largest HTTP request head accepted; a longer one gets 431 (1 to 1GiB)
     #[arg(long, value_name = "BYTES", value_parser = size(1), default_value = "8192")]
     pub max_header: usize,
@@ -129,7 +135,10 @@ impl ProxyArgs {
                 socket: socket.clone(),
                 ..ConnectOptions::default()
             },
-            handshake_timeout: self.handshake_timeout,
+            handshake_timeout: self
+                .tls
+                .handshake_timeout
+                .unwrap_or(DEFAULT_HANDSHAKE_TIMEOUT),
             max_header: self.max_header,
             idle_timeout: optional(self.idle_timeout),
             splice: !self.no_splice,
@@ -139,8 +148,14 @@ impl ProxyArgs {
                 socket,
             },
         };
+        // --handshake-timeout is TLS's flag, but here it means the proxy
+        // handshake as well, so it is not an error without TLS.
+        let mut tls = self.tls.clone();
+        if !listen.scheme().is_tls() {
+            tls.handshake_timeout = None;
+        }
         let mut listen_options = ListenOptions::default();
-        listen_options.tls = self.tls.resolve(&listen)?;
+        listen_options.tls = tls.resolve(&listen)?;
         Ok((listen, listen_options, config))
     }
 

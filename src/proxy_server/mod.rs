@@ -385,14 +385,39 @@ async fn handle(mut client: Stream, peer: PeerAddr, config: &ProxyConfig) {
 
 /// Writes a final answer to a client we are about to close, within the
 /// handshake timeout (a client that does not read cannot hold the task).
+///
+/// Then it reads and drops what the client still sends, for a moment
+/// (a lingering close, as web servers do): closing a socket with unread
+/// bytes sends a reset, which could destroy the answer before the client
+/// reads it (a 431 for a head the client is still sending, say).
 async fn answer(client: &mut Stream, reply: &[u8], config: &ProxyConfig) {
-    let _ = tokio::time::timeout(config.handshake_timeout, async {
+    let written = tokio::time::timeout(config.handshake_timeout, async {
         client.write_all(reply).await?;
         client.flush().await?;
         client.shutdown().await
     })
     .await;
+    if !matches!(written, Ok(Ok(()))) {
+        return;
+    }
+    let linger = config.handshake_timeout.min(LINGER);
+    let _ = tokio::time::timeout(linger, async {
+        let mut sink = [0u8; 2048];
+        let mut left = LINGER_BYTES;
+        while left > 0 {
+            match client.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    })
+    .await;
 }
+
+/// How long a rejected client's remaining bytes are read before closing.
+const LINGER: Duration = Duration::from_millis(500);
+/// How many of them, at most.
+const LINGER_BYTES: usize = 64 * 1024;
 
 /// Reads the client's handshake: its protocol and destination. What it
 /// sent after its request is left in `buf`.

@@ -8,6 +8,7 @@ mod ipv6;
 mod limits;
 mod logging;
 mod matrix;
+mod proxy;
 mod relay;
 mod report;
 mod serve;
