@@ -25,7 +25,7 @@ const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The examples shown after the help.
 pub const EXAMPLES: &str = "\
 Examples:
-  netcrab proxy 127.0.0.1:1080                       # SOCKS5 and HTTP CONNECT on one port
+  netcrab proxy 127.0.0.1:1080                       # SOCKS5, SOCKS4/4a and HTTP CONNECT on one port
   curl --socks5-hostname 127.0.0.1:1080 https://example.com/   # use it as a SOCKS5 proxy
   curl -x http://127.0.0.1:1080 https://example.com/           # or as an HTTP proxy (CONNECT)
   NETCRAB_PROXY_AUTH=alice:s3cret netcrab proxy :1080 --deny-dest 10.0.0.0/8 --deny-dest 127.0.0.0/8
@@ -33,7 +33,7 @@ Examples:
   netcrab proxy 10.0.0.1:3128 --allow 10.0.0.0/24 --auth alice:s3cret   # clients of one subnet only
   netcrab proxy tls://:8443 --cert cert.pem --key key.pem --auth alice:s3cret   # TLS to the proxy (curl -x https://)";
 
-/// A SOCKS5 and HTTP CONNECT forward proxy on one port
+/// A SOCKS5, SOCKS4/4a and HTTP CONNECT forward proxy on one port
 #[derive(Debug, Args)]
 #[command(after_help = EXAMPLES)]
 // One deadline flag for both handshakes: TLS's (with tls://) and the proxy
@@ -183,7 +183,7 @@ impl ProxyArgs {
         announce(
             &listener,
             self.port_file.as_deref(),
-            " (socks5 and http connect)",
+            " (socks5, socks4 and http connect)",
         )?;
         let report = proxy_server::run(listener, config, shutdown).await?;
         tracing::info!("stopped after {} connection(s)", report.accepted);

@@ -1,6 +1,7 @@
-//! `netcrab proxy`: a forward proxy speaking SOCKS5 (RFC 1928, CONNECT) and
-//! HTTP CONNECT on the same port, told apart by the first byte the client
-//! sends (`0x05` is SOCKS5; anything else is read as an HTTP request).
+//! `netcrab proxy`: a forward proxy speaking SOCKS5 (RFC 1928, CONNECT),
+//! SOCKS4/4a and HTTP CONNECT on the same port, told apart by the first
+//! byte the client sends (`0x05` is SOCKS5, `0x04` SOCKS4; anything else is
+//! read as an HTTP request).
 //!
 //! Accepting (connection limit, accept backoff, drain) is the shared loop in
 //! [`server`]. For each connection:
@@ -8,7 +9,8 @@
 //! 1. the client's handshake is read under one deadline (the handshake
 //!    timeout) and within bounded sizes: SOCKS5's greeting, its
 //!    username/password sub-negotiation when `--auth` is set (RFC 1929),
-//!    and its request; or an HTTP request head of at most
+//!    and its request; or SOCKS4's one request (refused with `--auth`: it
+//!    has no passwords); or an HTTP request head of at most
 //!    [`ProxyConfig::max_header`] bytes, with `Proxy-Authorization: Basic`
 //!    checked when `--auth` is set. A malformed or refused request gets
 //!    its reply (a SOCKS reply code, an HTTP status) and the connection
@@ -26,11 +28,12 @@
 //! `CLIENT -> DEST via PROTOCOL: HOW (up N bytes, down M bytes, DURATION)`.
 //! Passwords are never logged.
 //!
-//! The parsers ([`socks5`], [`http`]) and the rules ([`rules`]) are pure,
+//! The parsers ([`socks5`], [`socks4`], [`http`]) and the rules ([`rules`]) are pure,
 //! tested on byte fixtures without sockets.
 
 pub mod http;
 pub mod rules;
+pub mod socks4;
 pub mod socks5;
 
 use std::fmt;
@@ -207,6 +210,7 @@ impl Failure {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Proto {
     Socks5,
+    Socks4,
     Http,
 }
 
@@ -218,6 +222,7 @@ impl Proto {
                 let code = socks5::failure_code(failure);
                 (socks5::reply(code, None), format!("{code:#04x}"))
             }
+            Proto::Socks4 => (socks4::reply(false).to_vec(), "0x5b".to_owned()),
             Proto::Http => {
                 let status = http::failure_status(failure);
                 let why = match failure {
@@ -237,6 +242,7 @@ impl Proto {
     fn success(self, bound: Option<SocketAddr>) -> Vec<u8> {
         match self {
             Proto::Socks5 => socks5::reply(socks5::SUCCEEDED, bound),
+            Proto::Socks4 => socks4::reply(true).to_vec(),
             Proto::Http => http::ESTABLISHED.to_vec(),
         }
     }
@@ -246,6 +252,7 @@ impl fmt::Display for Proto {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Proto::Socks5 => "socks5",
+            Proto::Socks4 => "socks4",
             Proto::Http => "http connect",
         })
     }
@@ -270,6 +277,15 @@ impl From<socks5::Reject> for Rejected {
     fn from(r: socks5::Reject) -> Rejected {
         Rejected {
             reply: r.reply,
+            reason: r.reason,
+        }
+    }
+}
+
+impl From<socks4::Reject> for Rejected {
+    fn from(r: socks4::Reject) -> Rejected {
+        Rejected {
+            reply: socks4::reply(false).to_vec(),
             reason: r.reason,
         }
     }
@@ -430,6 +446,15 @@ async fn negotiate(
     if buf.first() == Some(&socks5::VERSION) {
         let target = negotiate_socks5(client, buf, config).await?;
         Ok((Proto::Socks5, target))
+    } else if buf.first() == Some(&socks4::VERSION) {
+        let target = next(client, buf, socks4::MAX_MESSAGE, socks4::parse_request).await?;
+        if config.auth.is_some() {
+            return Err(Rejected {
+                reply: socks4::reply(false).to_vec(),
+                reason: "socks4: no password authentication in socks4 (--auth is set; use socks5) (replied 0x5b)".to_owned(),
+            });
+        }
+        Ok((Proto::Socks4, target))
     } else {
         let target = negotiate_http(client, buf, config).await?;
         Ok((Proto::Http, target))
@@ -668,11 +693,13 @@ mod tests {
                 socks5::parse_greeting(&input).ok().flatten().map(|(_, n)| n),
                 socks5::parse_auth(&input).ok().flatten().map(|(_, n)| n),
                 socks5::parse_request(&input).ok().flatten().map(|(_, n)| n),
+                socks4::parse_request(&input).ok().flatten().map(|(_, n)| n),
                 http::parse_request(&input, 256).ok().flatten().map(|(_, n)| n),
-            ] {
-                if let Some(n) = parsed {
-                    proptest::prop_assert!(n <= input.len());
-                }
+            ]
+            .into_iter()
+            .flatten()
+            {
+                proptest::prop_assert!(parsed <= input.len());
             }
         }
 
@@ -681,6 +708,7 @@ mod tests {
         fn parsers_never_panic_on_near_misses(
             prefix in proptest::sample::select(vec![
                 &b"\x05\x01\x00\x03"[..], b"\x05\x01\x00\x01", b"\x05\x01\x00\x04", b"\x01",
+                b"\x04\x01\x00\x50\x00\x00\x00\x01", b"\x04\x01\x00\x50\x00\x00\x00\x01u\x00",
                 b"CONNECT ", b"CONNECT [", b"CONNECT h:1 HTTP/1.1\r\nProxy-Authorization: Basic ",
             ]),
             tail in proptest::collection::vec(proptest::num::u8::ANY, 0..300),
@@ -689,6 +717,7 @@ mod tests {
             input.extend(tail);
             let _ = socks5::parse_auth(&input);
             let _ = socks5::parse_request(&input);
+            let _ = socks4::parse_request(&input);
             let _ = http::parse_request(&input, 8192);
             let _ = http::parse_request(&input, 16);
         }

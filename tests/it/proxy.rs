@@ -1,5 +1,5 @@
-//! `netcrab proxy` with real, independent clients (curl's SOCKS5 and HTTP
-//! CONNECT support, installed by scripts/install-test-deps.sh) and raw
+//! `netcrab proxy` with real, independent clients (curl's SOCKS5, SOCKS4/4a
+//! and HTTP CONNECT support, installed by scripts/install-test-deps.sh) and raw
 //! protocol bytes for what curl cannot be made to send.
 
 use std::io::{Read, Write};
@@ -378,4 +378,25 @@ fn bad_flags_are_usage_errors() {
     ] {
         assert_exit(&run(args), 2, needle);
     }
+}
+
+#[test]
+fn curl_socks4_and_socks4a_through_the_proxy() {
+    let origin = http_origin();
+    let proxy = proxy(&[]);
+    let url = format!("http://localhost:{}/", origin.addr.port());
+    assert_body(&curl(&["--socks4", &proxy.addr_str(), &url]), "origin");
+    assert_body(&curl(&["--socks4a", &proxy.addr_str(), &url]), "origin");
+    proxy
+        .proc
+        .stderr
+        .wait_for_count("via socks4: closed by both sides", 2);
+    // With --auth, SOCKS4 (which has no passwords) is refused.
+    let locked = self::proxy(&["--auth", "a:b"]);
+    let out = curl(&["--socks4a", &locked.addr_str(), &url]);
+    assert_curl_fails(&out, 97, "");
+    locked
+        .proc
+        .stderr
+        .wait_for("socks4: no password authentication");
 }
