@@ -39,7 +39,7 @@ Examples:
 // One deadline flag for both handshakes: TLS's (with tls://) and the proxy
 // protocol's after it.
 #[command(mut_arg("handshake_timeout", |a| a.help(
-    "Close a client that has not completed its handshake (TLS, then the SOCKS5 greeting, authentication and request, or the HTTP request head) this long after connecting [default: 10s]"
+    "Close a client that has not completed its handshake (TLS, then the SOCKS5 greeting, authentication and request, the SOCKS4 request or the HTTP request head) this long after connecting [default: 10s]"
 )))]
 pub struct ProxyArgs {
     /// Address to listen on: HOST:PORT, [IPV6]:PORT, :PORT (every interface), PORT, or any stream endpoint (tls://, unix://, tls+unix://)

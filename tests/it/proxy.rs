@@ -400,3 +400,19 @@ fn curl_socks4_and_socks4a_through_the_proxy() {
         .stderr
         .wait_for("socks4: no password authentication");
 }
+
+#[test]
+fn an_https_proxy_over_tls() {
+    let origin = http_origin();
+    let proxy = proxy(&["--tls"]);
+    let proxy_url = format!("https://{}", proxy.addr_str());
+    let url = format!("http://{}/", origin.addr_str());
+    let out = curl(&["--proxy-insecure", "-p", "-x", &proxy_url, &url]);
+    assert_body(&out, "origin");
+    // TLS to the client, TCP to the destination: the copy path.
+    proxy
+        .proc
+        .stderr
+        .wait_for("via http connect: closed by both sides");
+    proxy.proc.stderr.wait_for("relaying with a user-space copy");
+}
