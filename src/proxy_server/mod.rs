@@ -596,6 +596,7 @@ async fn reach(
             "destination not allowed by --allow-dest/--deny-dest".to_owned(),
         )
     };
+    let started = Instant::now();
     let (name, addrs) = match target {
         Target::Ip(addr) => (None, vec![*addr]),
         Target::Name(name, port) => {
@@ -632,7 +633,16 @@ async fn reach(
         return Err(not_allowed());
     }
     let context = format!("connect to {target}");
-    connect_tcp_addrs(&context, &allowed, &config.connect)
+    // One connect timeout for resolving and connecting together.
+    let spent = started.elapsed();
+    let connect = if spent.is_zero() || name.is_none() {
+        std::borrow::Cow::Borrowed(&config.connect)
+    } else {
+        let mut options = config.connect.clone();
+        options.connect_timeout = options.connect_timeout.saturating_sub(spent);
+        std::borrow::Cow::Owned(options)
+    };
+    connect_tcp_addrs(&context, &allowed, &connect)
         .await
         .map_err(|err| (Failure::of(&err), err.to_string()))
 }

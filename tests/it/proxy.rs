@@ -414,5 +414,8 @@ fn an_https_proxy_over_tls() {
         .proc
         .stderr
         .wait_for("via http connect: closed by both sides");
-    proxy.proc.stderr.wait_for("relaying with a user-space copy");
+    proxy
+        .proc
+        .stderr
+        .wait_for("relaying with a user-space copy");
 }
