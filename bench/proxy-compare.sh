@@ -10,7 +10,8 @@
 #
 # The load comes from bench/peers/proxy-load (Go, built here): the same
 # client code for every proxy, SOCKS5 or HTTP CONNECT, so the figures differ
-# only by the proxy. Proxy CPU is utime+stime of the proxy process over the
+# only by the proxy. `netcrab --no-splice` shows the user-space copy path
+# (what TLS and Unix-socket clients get). Proxy CPU is utime+stime of the proxy process over the
 # run (threads included), from /proc/PID/stat. netcrab runs with -q (no log
 # line per connection); microsocks logs nothing; tinyproxy logs at Critical.
 set -euo pipefail
@@ -55,8 +56,10 @@ discard_addr=127.0.0.1:$(wait_port_file "$work/discard.port")
 start_proxy() {
   local port
   case $1 in
-    netcrab)
-      "$netcrab" -q proxy 127.0.0.1:0 --port-file "$work/proxy.port" &
+    netcrab | "netcrab --no-splice")
+      local extra=()
+      [[ $1 == *--no-splice ]] && extra=(--no-splice)
+      "$netcrab" -q proxy 127.0.0.1:0 --port-file "$work/proxy.port" "${extra[@]}" &
       proxy_pid=$!
       port=$(wait_port_file "$work/proxy.port")
       rm -f "$work/proxy.port"
@@ -121,6 +124,7 @@ row() {
 echo "| proxy | protocol | tunnels/s | failed | proxy CPU s (set-up) | proxy CPU µs per tunnel | bulk Gbit/s | proxy CPU s (bulk) | proxy CPU s per GiB | peak RSS KiB |"
 echo "|---|---|---|---|---|---|---|---|---|---|"
 row netcrab socks5
+row "netcrab --no-splice" socks5
 row microsocks socks5
 row netcrab http
 row tinyproxy http
