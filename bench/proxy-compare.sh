@@ -6,20 +6,24 @@
 # discard server), with the proxy's CPU time. Results go to stdout as a
 # Markdown table (docs/BENCHMARKS.md, "proxy").
 #
-# Usage: bench/proxy-compare.sh [SECONDS_PER_RUN] [WORKERS]   (default 5 s, 8)
+# Usage: bench/proxy-compare.sh [SECONDS_PER_RUN] [WORKERS] [ROUNDS]
+#        (default 3 s, 8 workers, 3 rounds)
 #
 # The load comes from bench/peers/proxy-load (Go, built here): the same
 # client code for every proxy, SOCKS5 or HTTP CONNECT, so the figures differ
-# only by the proxy. `netcrab --no-splice` shows the user-space copy path
-# (what TLS and Unix-socket clients get). Proxy CPU is utime+stime of the proxy process over the
-# run (threads included), from /proc/PID/stat. netcrab runs with -q (no log
+# only by the proxy. Each round runs every proxy once (set-up, then bulk);
+# the table gives the median of the rounds and every run. `netcrab
+# --no-splice` is the user-space copy path (what TLS and Unix-socket clients
+# get). Proxy CPU is utime+stime of the proxy process (threads included,
+# from /proc/PID/stat) over all its runs, per tunnel and per GiB. netcrab runs with -q (no log
 # line per connection); microsocks logs nothing; tinyproxy logs at Critical.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 
-secs=${1:-5}
+secs=${1:-3}
 workers=${2:-8}
+rounds=${3:-3}
 
 scripts/install-bench-deps.sh
 cargo build --release --quiet
@@ -95,36 +99,52 @@ EOF
 # kv KEY LINE: the value of KEY=... in a proxy-load output line.
 kv() { tr ' ' '\n' <<<"$2" | awk -F= -v k="$1" '$1 == k { print $2 }'; }
 
-# row NAME PROTO: one table row for a proxy speaking PROTO.
-row() {
-  local name=$1 proto=$2 c0 c1 c2 out setup bulk
-  start_proxy "$name"
-  c0=$(proc_cpu_seconds "$proxy_pid")
-  out=$("$load" -proxy "$proxy_addr" -proto "$proto" -target "$echo_addr" -mode setup -c "$workers" -t "${secs}s")
-  c1=$(proc_cpu_seconds "$proxy_pid")
-  setup=$out
-  out=$("$load" -proxy "$proxy_addr" -proto "$proto" -target "$discard_addr" -mode bulk -c 1 -t "${secs}s")
-  c2=$(proc_cpu_seconds "$proxy_pid")
-  bulk=$out
-  local rss
-  rss=$(proc_hwm_kib "$proxy_pid")
-  kill "$proxy_pid"
-  wait "$proxy_pid" 2>/dev/null || true
-  awk -v n="$name" -v p="$proto" \
-    -v t="$(kv tunnels "$setup")" -v f="$(kv failed "$setup")" -v ps="$(kv per_s "$setup")" \
-    -v cs="$(awk -v a="$c0" -v b="$c1" 'BEGIN { print b - a }')" \
-    -v g="$(kv gbit_per_s "$bulk")" -v by="$(kv bytes "$bulk")" \
-    -v cb="$(awk -v a="$c1" -v b="$c2" 'BEGIN { print b - a }')" -v rss="$rss" \
-    'BEGIN {
-       printf "| %s | %s | %d | %d | %.2f | %.0f | %.1f | %.2f | %.3f | %d |\n",
-         n, p, ps, f, cs, (t > 0 ? cs / t * 1e6 : 0), g, cb, (by > 0 ? cb / (by / 1073741824) : 0), rss
-     }'
-}
+# median of the arguments.
+median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
-echo "| proxy | protocol | tunnels/s | failed | proxy CPU s (set-up) | proxy CPU µs per tunnel | bulk Gbit/s | proxy CPU s (bulk) | proxy CPU s per GiB | peak RSS KiB |"
-echo "|---|---|---|---|---|---|---|---|---|---|"
-row netcrab socks5
-row "netcrab --no-splice" socks5
-row microsocks socks5
-row netcrab http
-row tinyproxy http
+names=(netcrab "netcrab --no-splice" microsocks netcrab tinyproxy)
+protos=(socks5 socks5 socks5 http http)
+declare -a addr pid
+for i in "${!names[@]}"; do
+  start_proxy "${names[$i]}"
+  addr[i]=$proxy_addr
+  pid[i]=$proxy_pid
+done
+
+# Rounds interleave the proxies, so that the machine's load (and the
+# TIME_WAIT sockets each run leaves behind) weigh on all of them alike.
+declare -a rates cpu_setup tunnels gbits cpu_bulk bytes
+for ((r = 0; r < rounds; r++)); do
+  for i in "${!names[@]}"; do
+    c0=$(proc_cpu_seconds "${pid[$i]}")
+    out=$("$load" -proxy "${addr[$i]}" -proto "${protos[$i]}" -target "$echo_addr" -mode setup -c "$workers" -t "${secs}s")
+    c1=$(proc_cpu_seconds "${pid[$i]}")
+    [[ $(kv failed "$out") == 0 ]] || echo "warning: ${names[$i]} ${protos[$i]}: $out" >&2
+    rates[i]="${rates[$i]:-} $(kv per_s "$out")"
+    tunnels[i]=$((${tunnels[$i]:-0} + $(kv tunnels "$out")))
+    cpu_setup[i]=$(awk -v a="${cpu_setup[$i]:-0}" -v b="$c0" -v c="$c1" 'BEGIN { print a + c - b }')
+  done
+  for i in "${!names[@]}"; do
+    c0=$(proc_cpu_seconds "${pid[$i]}")
+    out=$("$load" -proxy "${addr[$i]}" -proto "${protos[$i]}" -target "$discard_addr" -mode bulk -c 1 -t "${secs}s")
+    c1=$(proc_cpu_seconds "${pid[$i]}")
+    gbits[i]="${gbits[$i]:-} $(kv gbit_per_s "$out")"
+    bytes[i]=$((${bytes[$i]:-0} + $(kv bytes "$out")))
+    cpu_bulk[i]=$(awk -v a="${cpu_bulk[$i]:-0}" -v b="$c0" -v c="$c1" 'BEGIN { print a + c - b }')
+  done
+done
+
+echo "| proxy | protocol | tunnels/s (median) | runs | proxy CPU µs per tunnel | bulk Gbit/s (median) | runs | proxy CPU s per GiB | peak RSS KiB |"
+echo "|---|---|---|---|---|---|---|---|---|"
+for i in "${!names[@]}"; do
+  # shellcheck disable=SC2086 # word splitting of the run lists is wanted
+  awk -v n="${names[$i]}" -v p="${protos[$i]}" \
+    -v rm="$(median ${rates[$i]})" -v rr="$(echo ${rates[$i]} | sed 's/ /, /g')" \
+    -v cs="${cpu_setup[$i]}" -v t="${tunnels[$i]}" \
+    -v gm="$(median ${gbits[$i]})" -v gr="$(printf '%.1f\n' ${gbits[$i]} | paste -sd, | sed 's/,/, /g')" \
+    -v cb="${cpu_bulk[$i]}" -v by="${bytes[$i]}" -v rss="$(proc_hwm_kib "${pid[$i]}")" \
+    'BEGIN {
+       printf "| %s | %s | %d | %s | %.0f | %.1f | %s | %.3f | %d |\n",
+         n, p, rm, rr, (t > 0 ? cs / t * 1e6 : 0), gm, gr, (by > 0 ? cb / (by / 1073741824) : 0), rss
+     }'
+done
