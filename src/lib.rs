@@ -6,9 +6,9 @@
 //! be run and tested in-process. Every command is a listening side and/or a
 //! connecting side joined by a service: [`endpoint`] parses addresses,
 //! [`transport`] turns them into listeners and streams, [`serve`],
-//! [`connect`], [`relay`], [`proxy_server`], [`wait`] and [`bench`](mod@bench) are the
-//! commands, [`retry`] and [`error`] carry the seed's error handling and
-//! retry mechanism.
+//! [`connect`], [`relay`], [`proxy_server`], [`wait`] and
+//! [`bench`](mod@bench) are the commands, [`retry`] and [`error`] carry the
+//! seed's error handling and retry mechanism.
 //!
 //! # Layout
 //!

@@ -10,6 +10,11 @@
 //! one side becomes a write shutdown on the other while the opposite
 //! direction carries on; an error on either side closes both, and a
 //! connection is closed when nothing moves either way for the idle timeout.
+//!
+//! `netcrab proxy` ([`proxy_server`](crate::proxy_server)) moves its
+//! tunnels' bytes with the same code after its handshake: `relay`, the
+//! byte counts (`Traffic`) and the log line (`CloseLog`) are `pub(crate)`
+//! for it.
 
 mod copy;
 #[cfg(target_os = "linux")]
