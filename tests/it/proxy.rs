@@ -309,7 +309,7 @@ fn a_slow_client_is_closed_at_the_handshake_timeout_without_blocking_others() {
     proxy
         .proc
         .stderr
-        .wait_for_count("handshake timeout (1s): closed", 2);
+        .wait_for_count("handshake timeout (1.0s): closed", 2);
 }
 
 #[test]
