@@ -2,7 +2,8 @@
 # Install the Debian packages that the benchmark comparisons in bench/ need:
 # peers to measure netcrab against (socat, ncat, nc, iperf3, a Go echo server)
 # and the tools that measure (GNU time, prlimit, ps, openssl for TLS certs;
-# jq reads netcrab bench's JSON reports in bench/compare.sh).
+# jq reads netcrab bench's JSON reports in bench/compare.sh; microsocks and
+# tinyproxy are the proxies bench/proxy-compare.sh measures netcrab proxy against).
 #
 # Idempotent: when every command is already present it does nothing, not even
 # `apt-get update`. Otherwise it runs `apt-get update` once and installs only
@@ -26,6 +27,9 @@ declare -A probe=(
   [util-linux]=prlimit
   [time]=/usr/bin/time
   [jq]=jq
+  [microsocks]=microsocks
+  [tinyproxy]=/usr/bin/tinyproxy
+  [curl]=curl
 )
 
 present() {
@@ -36,7 +40,7 @@ present() {
 }
 
 missing=()
-for pkg in socat ncat netcat-openbsd iperf3 golang-go openssl procps util-linux time jq; do
+for pkg in socat ncat netcat-openbsd iperf3 golang-go openssl procps util-linux time jq microsocks tinyproxy curl; do
   present "${probe[$pkg]}" || missing+=("$pkg")
 done
 

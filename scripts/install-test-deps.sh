@@ -6,6 +6,7 @@
 # python3 for `wait http://` against python3 -m http.server.
 # microsocks, tinyproxy, haproxy and curl for the proxy client and PROXY
 # protocol tests (tests/it/proxy_client.rs).
+# curl as the independent SOCKS5 and HTTP CONNECT client of netcrab proxy.
 set -euo pipefail
 need=()
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
@@ -16,7 +17,7 @@ command -v python3 >/dev/null 2>&1 || need+=(python3) # tests/it/wait_http.rs: p
 command -v microsocks >/dev/null 2>&1 || need+=(microsocks) # SOCKS5 proxy: tests/it/proxy_client.rs
 command -v tinyproxy >/dev/null 2>&1 || need+=(tinyproxy)   # HTTP CONNECT proxy: tests/it/proxy_client.rs
 command -v haproxy >/dev/null 2>&1 || need+=(haproxy)       # PROXY protocol v1/v2: tests/it/proxy_client.rs
-command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v curl >/dev/null 2>&1 || need+=(curl) # proxy tests: curl --socks5-hostname, -x, --proxy-user
 if ((${#need[@]})); then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

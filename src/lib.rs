@@ -6,9 +6,9 @@
 //! be run and tested in-process. Every command is a listening side and/or a
 //! connecting side joined by a service: [`endpoint`] parses addresses,
 //! [`transport`] turns them into listeners and streams, [`serve`],
-//! [`connect`], [`relay`], [`wait`] and [`bench`](mod@bench) are the
-//! commands, [`retry`] and [`error`] carry the seed's error handling and
-//! retry mechanism.
+//! [`connect`], [`relay`], [`proxy_server`], [`wait`] and
+//! [`bench`](mod@bench) are the commands, [`retry`] and [`error`] carry the
+//! seed's error handling and retry mechanism.
 //!
 //! # Layout
 //!
@@ -23,6 +23,7 @@
 //! | [`serve`] | the services (reply, echo, discard) run on it, and per datagram over UDP ([`serve::udp`]) |
 //! | [`connect`] | the client: send-and-print, the netcat pipe (zero-copy on Linux), UDP datagrams |
 //! | [`relay`] | port forwarding: accept, connect upstream, splice or copy both ways |
+//! | [`proxy_server`] | `netcrab proxy`: SOCKS5 and HTTP CONNECT on one port (pure parsers, access rules), then relay's splice or copy |
 //! | [`wait`] | waiting until services accept connections (or stop), or answer an HTTP `GET` ([`wait::http`]) |
 //! | [`scan`] | the TCP connect scan: ports and hosts (CIDR) parsed and capped, probes with a concurrency limit |
 //! | [`bench`](mod@bench) | the load generator: plan, pacing, one generic worker, report, SVG plots, HTML report, live view |
@@ -58,6 +59,7 @@ pub mod error;
 pub mod escape;
 pub mod proxy;
 pub mod proxy_protocol;
+pub mod proxy_server;
 pub mod relay;
 pub mod retry;
 pub mod scan;

@@ -2,6 +2,7 @@
 # Build the benchmark peers into bench/peers/bin/ (gitignored).
 #   bench/peers/bin/echo-go     goroutine-per-connection TCP echo/discard server
 #   bench/peers/bin/echo-tokio  tokio task-per-connection TCP echo/discard server
+#   bench/peers/bin/proxy-load  SOCKS5 / HTTP CONNECT load driver (bench/proxy-compare.sh)
 #
 # Offline and reproducible: uses the Debian golang-go toolchain as installed
 # (scripts/install-bench-deps.sh), never downloads a toolchain or a module.
@@ -25,6 +26,8 @@ export GOPATH="${GOPATH:-${TMPDIR:-/tmp}/netcrab-bench-gopath}"
 
 (cd "$here/echo-go" && go build -trimpath -o "$bin/echo-go" .)
 echo "build.sh: built $bin/echo-go ($(go version | awk '{print $3}'))" >&2
+(cd "$here/proxy-load" && go build -trimpath -o "$bin/proxy-load" .)
+echo "build.sh: built $bin/proxy-load" >&2
 
 root="$(cd "$here/../.." && pwd)"
 cargo build --release --locked --quiet --manifest-path "$root/bench/peers/echo-tokio/Cargo.toml" \

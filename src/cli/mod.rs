@@ -7,6 +7,7 @@ mod common;
 mod connect;
 mod fdlimit;
 pub mod logging;
+mod proxy;
 mod relay;
 mod scan;
 mod serve;
@@ -18,7 +19,7 @@ use netcrab::error::Result;
 
 use common::EXIT_CODES;
 
-/// netcrab: serve, connect, relay, wait for, benchmark and scan TCP, TLS, UDP and Unix-socket services
+/// netcrab: serve, connect, relay, proxy, wait for, benchmark and scan TCP, TLS, UDP and Unix-socket services
 #[derive(Debug, Parser)]
 #[command(name = "netcrab", version, about, after_help = EXIT_CODES)]
 #[command(propagate_version = true, arg_required_else_help = true)]
@@ -42,6 +43,8 @@ pub enum Command {
     Connect(connect::ConnectArgs),
     #[command(after_long_help = common::with_exit_codes(relay::EXAMPLES))]
     Relay(relay::RelayArgs),
+    #[command(after_long_help = common::with_exit_codes(proxy::EXAMPLES))]
+    Proxy(proxy::ProxyArgs),
     #[command(after_long_help = common::with_exit_codes(wait::EXAMPLES))]
     Wait(wait::WaitArgs),
     #[command(after_long_help = common::with_exit_codes(bench::EXAMPLES))]
@@ -56,7 +59,11 @@ impl Command {
     pub fn multi_threaded(&self) -> bool {
         matches!(
             self,
-            Command::Serve(_) | Command::Relay(_) | Command::Bench(_) | Command::Scan(_)
+            Command::Serve(_)
+                | Command::Relay(_)
+                | Command::Proxy(_)
+                | Command::Bench(_)
+                | Command::Scan(_)
         )
     }
 
@@ -66,6 +73,7 @@ impl Command {
             Command::Serve(args) => args.run().await,
             Command::Connect(args) => args.run().await,
             Command::Relay(args) => args.run().await,
+            Command::Proxy(args) => args.run().await,
             Command::Wait(args) => args.run().await,
             Command::Bench(args) => args.run().await,
             Command::Scan(args) => args.run().await,
@@ -86,6 +94,7 @@ mod tests {
             "connect" | "wait" => vec!["127.0.0.1:1"],
             "relay" => vec!["127.0.0.1:0", "127.0.0.1:1"],
             "scan" => vec!["127.0.0.1", "1"],
+            "proxy" => vec!["127.0.0.1:0"],
             _ => vec![],
         };
         let mut flags = Vec::new();
@@ -121,6 +130,8 @@ mod tests {
             ("relay", "--max-conns"),
             ("serve", "--max-line"),
             ("serve", "--handshake-timeout"),
+            ("proxy", "--handshake-timeout"),
+            ("proxy", "--max-header"),
             ("bench", "--size"),
             ("bench", "--connections"),
         ] {

@@ -10,6 +10,11 @@
 //! one side becomes a write shutdown on the other while the opposite
 //! direction carries on; an error on either side closes both, and a
 //! connection is closed when nothing moves either way for the idle timeout.
+//!
+//! `netcrab proxy` ([`proxy_server`](crate::proxy_server)) moves its
+//! tunnels' bytes with the same code after its handshake: `relay`, the
+//! byte counts (`Traffic`) and the log line (`CloseLog`) are `pub(crate)`
+//! for it.
 
 mod copy;
 #[cfg(target_os = "linux")]
@@ -101,7 +106,7 @@ pub async fn run(
 
 /// A direction of traffic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Dir {
+pub(crate) enum Dir {
     /// Client to upstream.
     Up,
     /// Upstream to client.
@@ -126,7 +131,7 @@ impl Dir {
 
 /// One side of a relayed connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Side {
+pub(crate) enum Side {
     Client,
     Upstream,
 }
@@ -141,15 +146,15 @@ impl fmt::Display for Side {
 }
 
 /// An I/O failure on one side; it ends the relay.
-struct Fault {
+pub(crate) struct Fault {
     side: Side,
     err: io::Error,
 }
 
 /// Byte counts and the time of the last activity, shared by both
 /// directions and the close log (atomics: the connection task must be
-/// `Send`).
-struct Traffic {
+/// `Send`). `netcrab proxy` counts its connections with it too.
+pub(crate) struct Traffic {
     start: Instant,
     up: AtomicU64,
     down: AtomicU64,
@@ -175,7 +180,7 @@ impl Traffic {
 
     /// Counts `n` bytes delivered in direction `dir` (activity too: a slow
     /// reader that still takes data is not idle).
-    fn add(&self, dir: Dir, n: usize) {
+    pub(crate) fn add(&self, dir: Dir, n: usize) {
         self.touch();
         let counter = match dir {
             Dir::Up => &self.up,
@@ -184,11 +189,11 @@ impl Traffic {
         counter.fetch_add(n as u64, Ordering::Relaxed);
     }
 
-    fn up(&self) -> u64 {
+    pub(crate) fn up(&self) -> u64 {
         self.up.load(Ordering::Relaxed)
     }
 
-    fn down(&self) -> u64 {
+    pub(crate) fn down(&self) -> u64 {
         self.down.load(Ordering::Relaxed)
     }
 
@@ -198,8 +203,8 @@ impl Traffic {
     }
 }
 
-/// How a relayed connection ended.
-enum End {
+/// How a relayed (or proxied) connection ended.
+pub(crate) enum End {
     /// Both directions reached end of stream.
     Closed,
     /// Nothing moved either way for the idle timeout.
@@ -210,6 +215,9 @@ enum End {
     UpstreamUnavailable(Error),
     /// Still open when the drain timeout after SIGINT/SIGTERM ran out.
     Drained,
+    /// `netcrab proxy` turned the request down or its handshake failed
+    /// (the reason says which, and what the client was answered).
+    Rejected(String),
 }
 
 impl fmt::Display for End {
@@ -223,6 +231,7 @@ impl fmt::Display for End {
             },
             End::UpstreamUnavailable(err) => write!(f, "upstream unavailable: {err}"),
             End::Drained => f.write_str("closed at the drain timeout"),
+            End::Rejected(reason) => f.write_str(reason),
         }
     }
 }
@@ -238,15 +247,29 @@ fn copy_io_error(err: &io::Error) -> io::Error {
 /// The per-connection log line, written when the connection ends however
 /// it ends: when the task finishes, or when it is dropped (aborted at the
 /// drain timeout).
-struct CloseLog {
-    client: PeerAddr,
-    upstream: String,
-    traffic: Traffic,
+pub(crate) struct CloseLog {
+    /// Who connected.
+    pub(crate) client: PeerAddr,
+    /// Where the connection goes, as logged.
+    pub(crate) upstream: String,
+    /// Bytes moved each way.
+    pub(crate) traffic: Traffic,
     logged: AtomicBool,
 }
 
 impl CloseLog {
-    fn log(&self, end: &End) {
+    /// A log for a connection from `client` to `upstream`, starting now.
+    pub(crate) fn new(client: PeerAddr, upstream: String) -> CloseLog {
+        CloseLog {
+            client,
+            upstream,
+            traffic: Traffic::new(),
+            logged: AtomicBool::new(false),
+        }
+    }
+
+    /// Writes the line once; later calls (and the drop) do nothing.
+    pub(crate) fn log(&self, end: &End) {
         if self.logged.swap(true, Ordering::Relaxed) {
             return;
         }
@@ -273,12 +296,7 @@ impl Drop for CloseLog {
 
 /// Relays one accepted connection to its end and logs how it ended.
 async fn handle(client: Stream, peer: PeerAddr, config: &RelayConfig, connector: &Connector) {
-    let mut log = CloseLog {
-        client: peer,
-        upstream: config.upstream.to_string(),
-        traffic: Traffic::new(),
-        logged: AtomicBool::new(false),
-    };
+    let mut log = CloseLog::new(peer, config.upstream.to_string());
     tracing::debug!(
         "{}: connected; connecting to {}",
         log.client,
@@ -315,7 +333,14 @@ async fn handle(client: Stream, peer: PeerAddr, config: &RelayConfig, connector:
             return;
         }
     }
-    let end = relay(client, upstream, config, &log.traffic).await;
+    let end = relay(
+        client,
+        upstream,
+        config.idle_timeout,
+        config.splice,
+        &log.traffic,
+    )
+    .await;
     log.log(&end);
 }
 
@@ -339,26 +364,29 @@ fn proxy_header(
     crate::proxy_protocol::encode(version, addrs)
 }
 
-/// Relays between two connected streams until the end, and closes them.
-async fn relay(
+/// Relays between two connected streams until the end, and closes them:
+/// splice(2) for TCP to TCP when `use_splice`, the copy otherwise; closed
+/// after `idle_timeout` without traffic either way.
+pub(crate) async fn relay(
     mut client: Stream,
     mut upstream: Stream,
-    config: &RelayConfig,
+    idle_timeout: Option<Duration>,
+    use_splice: bool,
     traffic: &Traffic,
 ) -> End {
     let far = Duration::from_secs(86400 * 365);
-    let idle = config.idle_timeout.unwrap_or(far);
+    let idle = idle_timeout.unwrap_or(far);
     // The idle time counts from here, not from accept: connecting upstream
     // (with retries) may have taken a while.
     traffic.touch();
     let result = {
-        let work = transfer(&mut client, &mut upstream, config.splice, traffic);
+        let work = transfer(&mut client, &mut upstream, use_splice, traffic);
         let timer = tokio::time::sleep(idle);
         tokio::pin!(work, timer);
         loop {
             tokio::select! {
                 result = &mut work => break result,
-                _ = &mut timer, if config.idle_timeout.is_some() => {
+                _ = &mut timer, if idle_timeout.is_some() => {
                     let deadline = crate::deadline::after(traffic.last_activity(), idle);
                     if Instant::now() >= deadline {
                         return End::Idle(idle);

@@ -50,7 +50,7 @@ use crate::tls::{TlsClientOptions, TlsServerOptions};
 pub use connector::{Connector, connect};
 pub use listen::{Accepted, Listener};
 pub use stream::{AsyncStream, Stream};
-pub use tcp::{connect_tcp, dial};
+pub use tcp::{connect_tcp, connect_tcp_addrs, dial};
 
 pub(crate) use tls::client as tls_client;
 pub use tls::{TlsOver, TlsStream};

@@ -50,31 +50,55 @@ fn bind_addr(addr: SocketAddr) -> io::Result<TcpListener> {
 pub async fn connect_tcp(hp: &HostPort, opts: &ConnectOptions) -> Result<TcpStream> {
     let context = format!("connect to {hp}");
     let family = opts.effective_family()?;
-    let source = opts.source;
-    let work = async {
-        let addrs = happy_eyeballs::interleave(&hp.resolve_in(false, family).await?);
-        match addrs.as_slice() {
-            [] => Err(Error::new(ErrorKind::Resolve, context.clone())),
-            [addr] => dial(*addr, source)
-                .await
-                .map_err(|e| Error::io(context.clone(), e)),
-            _ if source.port.is_some() => {
-                let mut errors = Vec::new();
-                for addr in &addrs {
-                    match dial(*addr, source).await {
-                        Ok(stream) => return Ok(stream),
-                        Err(e) => errors.push((*addr, e)),
-                    }
+    let work =
+        async { dial_any(&context, &hp.resolve_in(false, family).await?, opts.source).await };
+    finish(work, &context, opts).await
+}
+
+/// Connects to one of `addrs`, already resolved (and, for `netcrab proxy`,
+/// filtered by its access rules), as [`connect_tcp`] does after resolving:
+/// Happy Eyeballs over several, bounded by the connect timeout, from the
+/// options' source address, with the socket options set. `context` names
+/// the target in errors.
+pub async fn connect_tcp_addrs(
+    context: &str,
+    addrs: &[SocketAddr],
+    opts: &ConnectOptions,
+) -> Result<TcpStream> {
+    finish(dial_any(context, addrs, opts.source), context, opts).await
+}
+
+/// Dials the addresses in Happy Eyeballs order, one at a time with a fixed
+/// source port.
+async fn dial_any(context: &str, addrs: &[SocketAddr], source: Source) -> Result<TcpStream> {
+    let addrs = happy_eyeballs::interleave(addrs);
+    match addrs.as_slice() {
+        [] => Err(Error::new(ErrorKind::Resolve, context)),
+        [addr] => dial(*addr, source).await.map_err(|e| Error::io(context, e)),
+        _ if source.port.is_some() => {
+            let mut errors = Vec::new();
+            for addr in &addrs {
+                match dial(*addr, source).await {
+                    Ok(stream) => return Ok(stream),
+                    Err(e) => errors.push((*addr, e)),
                 }
-                Err(pick_error(&context, errors))
             }
-            _ => happy_eyeballs::race(&addrs, happy_eyeballs::ATTEMPT_DELAY, move |addr| {
-                dial(addr, source)
-            })
-            .await
-            .map_err(|errors| pick_error(&context, errors)),
+            Err(pick_error(context, errors))
         }
-    };
+        _ => happy_eyeballs::race(&addrs, happy_eyeballs::ATTEMPT_DELAY, move |addr| {
+            dial(addr, source)
+        })
+        .await
+        .map_err(|errors| pick_error(context, errors)),
+    }
+}
+
+/// Bounds `work` by the connect timeout and sets the socket options.
+async fn finish(
+    work: impl Future<Output = Result<TcpStream>>,
+    context: &str,
+    opts: &ConnectOptions,
+) -> Result<TcpStream> {
     let stream = match tokio::time::timeout(opts.connect_timeout, work).await {
         Ok(result) => result?,
         Err(_) => {

@@ -9,6 +9,7 @@ mod ipv6;
 mod limits;
 mod logging;
 mod matrix;
+mod proxy;
 mod proxy_client;
 mod proxy_protocol;
 mod relay;
