@@ -360,6 +360,33 @@ fn denied_clients_are_closed_at_once() {
 }
 
 #[test]
+fn behind_a_proxy_protocol_header_the_carried_client_is_checked() {
+    // Loopback may connect, but the client the header names may not.
+    let proxy = proxy(&["--accept-proxy", "--deny", "192.0.2.0/24"]);
+    let mut s = raw(&proxy);
+    let _ = s.write_all(b"PROXY TCP4 192.0.2.7 127.0.0.1 4242 1080\r\n");
+    let _ = s.write_all(&[5, 1, 0]);
+    let mut buf = [0u8; 16];
+    match s.read(&mut buf) {
+        Ok(n) => assert_eq!(n, 0),
+        Err(err) => assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset),
+    }
+    proxy.proc.stderr.wait_for("192.0.2.7:4242 (via 127.0.0.1:");
+    proxy
+        .proc
+        .stderr
+        .wait_for("client not allowed by --allow/--deny: closed");
+    // A client the header says is allowed gets its SOCKS5 greeting answered.
+    let mut s = raw(&proxy);
+    s.write_all(b"PROXY TCP4 198.51.100.1 127.0.0.1 4242 1080\r\n")
+        .unwrap();
+    s.write_all(&[5, 1, 0]).unwrap();
+    let mut reply = [0u8; 2];
+    s.read_exact(&mut reply).unwrap();
+    assert_eq!(reply, [5, 0]);
+}
+
+#[test]
 fn bad_flags_are_usage_errors() {
     for (args, needle) in [
         (
