@@ -5,13 +5,14 @@ use std::io::IsTerminal;
 use std::time::Duration;
 
 use clap::Args;
-use netcrab::connect::{self, ConnectConfig, DatagramFraming};
+use netcrab::connect::{self, ConnectConfig, DatagramFraming, OneWay};
 use netcrab::endpoint::Scheme;
 use netcrab::error::{Error, Result};
 use netcrab::transport::{ConnectOptions, SocketOptions};
 use tokio::io::AsyncWriteExt;
 
 use super::common::{RetryArgs, SchemeArgs, duration, keepalive, optional};
+use super::conn::{TranscriptArgs, finish};
 use super::tls::TlsConnectArgs;
 
 pub const EXAMPLES: &str = "\
@@ -28,7 +29,11 @@ Examples:
   netcrab connect tls://example.com:443 < request.txt    # TLS, verified against the system's trust store
   netcrab connect --tls 127.0.0.1:8443 --pin-sha256 AB:CD:...  # trust exactly the certificate serve --tls printed
   netcrab connect tls://10.0.0.5:8443 --ca ca.pem --servername api.internal --cert me.pem --key me.key
-  netcrab connect tls+unix:///run/app.sock --pin-sha256 FINGERPRINT --send hi   # TLS over a Unix socket (server name: localhost)";
+  netcrab connect tls+unix:///run/app.sock --pin-sha256 FINGERPRINT --send hi   # TLS over a Unix socket (server name: localhost)
+  printf 'GET / HTTP/1.0\nHost: x\n\n' | netcrab connect -C example.com:80   # -C: LF becomes CRLF
+  netcrab connect 127.0.0.1:8080 -x session.hex -o session.raw < req   # transcripts: hex dump and raw bytes
+  netcrab connect --send-only logs:514 < app.log         # never read the socket; done when stdin ends
+  netcrab connect --recv-only 127.0.0.1:9000 > dump      # never read stdin; done when the peer closes";
 
 /// Connect, send stdin (or --send TEXT), print what comes back
 #[derive(Debug, Args)]
@@ -62,10 +67,21 @@ pub struct ConnectArgs {
     /// Copy through user space even where stdin or stdout is a pipe or file (splice(2)/sendfile(2) are used by default on Linux)
     #[arg(long)]
     pub no_splice: bool,
+    /// Turn each LF of stdin (or --send) into CRLF; a CRLF stays as it is
+    #[arg(short = 'C', long)]
+    pub crlf: bool,
+    /// Only send: never read from the connection, and finish when stdin ends
+    #[arg(long, conflicts_with = "recv_only")]
+    pub send_only: bool,
+    /// Only receive: never read stdin (nor half-close); finish when the peer closes
+    #[arg(long, conflicts_with_all = ["send", "crlf"])]
+    pub recv_only: bool,
     #[command(flatten)]
     pub retry: RetryArgs,
     #[command(flatten)]
     pub tls: TlsConnectArgs,
+    #[command(flatten)]
+    pub transcript: TranscriptArgs,
 }
 
 impl ConnectArgs {
@@ -75,6 +91,20 @@ impl ConnectArgs {
         let udp = endpoint.scheme() == Scheme::Udp;
         if self.raw && !udp {
             return Err(Error::usage("--raw applies only to udp"));
+        }
+        if udp {
+            let given = [
+                ("--crlf", self.crlf),
+                ("--send-only", self.send_only),
+                ("--recv-only", self.recv_only),
+                ("--output", self.transcript.output.is_some()),
+                ("--hex-dump", self.transcript.hex_dump.is_some()),
+            ];
+            if let Some((flag, _)) = given.iter().find(|(_, given)| *given) {
+                return Err(Error::usage(format!(
+                    "{flag} applies to stream connections (tcp, tls, unix), not udp"
+                )));
+            }
         }
         let tls = self.tls.resolve(&endpoint)?;
         Ok(ConnectConfig {
@@ -98,13 +128,25 @@ impl ConnectArgs {
                 DatagramFraming::Lines
             },
             splice: !self.no_splice,
+            crlf: self.crlf,
+            one_way: if self.send_only {
+                OneWay::SendOnly
+            } else if self.recv_only {
+                OneWay::RecvOnly
+            } else {
+                OneWay::Both
+            },
+            transcript: None,
         })
     }
 
     /// Runs the command on stdin and stdout.
     pub async fn run(&self) -> Result<()> {
-        let config = self.resolve()?;
-        let report = connect::run_stdio(&config).await?;
+        let mut config = self.resolve()?;
+        config.transcript = self.transcript.start(false)?;
+        let result = connect::run_stdio(&config).await;
+        finish(config.transcript.as_ref());
+        let report = result?;
         tracing::debug!(
             "done: sent {} bytes, received {} bytes",
             report.sent,

@@ -29,6 +29,7 @@ use crate::endpoint::Endpoint;
 use crate::error::{Error, ErrorKind, Result, fmt_duration};
 use crate::retry::{RetryPolicy, retry};
 use crate::server::{self, ServerLimits, ServerReport};
+use crate::transcript::Transcript;
 use crate::transport::{ConnectOptions, Connector, Listener, PeerAddr, Stream};
 
 /// Everything `relay` needs besides the listener.
@@ -47,8 +48,13 @@ pub struct RelayConfig {
     /// Use splice(2) for TCP to TCP on Linux; off forces the portable copy
     /// (for comparison and as an escape hatch).
     pub splice: bool,
-    /// Connection limit, drain timeout and options for accepted sockets.
+    /// Connection limit, drain timeout, options for accepted sockets and
+    /// access rules.
     pub limits: ServerLimits,
+    /// Record every client connection (`-o`, `-x`): what the client sent
+    /// and what it was sent. The recorded connections are copied in user
+    /// space, never spliced.
+    pub transcript: Option<Transcript>,
 }
 
 impl RelayConfig {
@@ -70,6 +76,7 @@ impl RelayConfig {
                 max_conns: 1024,
                 ..ServerLimits::default()
             },
+            transcript: None,
         }
     }
 }
@@ -90,6 +97,10 @@ pub async fn run(
     server::run(listener, &config.limits, shutdown, move |stream, peer| {
         let config = handler_config.clone();
         let connector = connector.clone();
+        let stream = match &config.transcript {
+            Some(transcript) => transcript.wrap(stream, &peer),
+            None => stream,
+        };
         async move { handle(stream, peer, &config, &connector).await }
     })
     .await

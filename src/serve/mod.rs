@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::Result;
 use crate::server::{self, ServerLimits, ServerReport};
+use crate::transcript::Transcript;
 use crate::transport::Listener;
 
 pub use service::{Framing, Service};
@@ -28,8 +29,10 @@ pub struct ServeConfig {
     /// Log each received message (`recv ...`) at info level; the seed's
     /// behaviour for `--reply`. Otherwise payloads are logged at trace.
     pub log_data: bool,
-    /// Connection limit, drain timeout and socket options.
+    /// Connection limit, drain timeout, socket options and access rules.
     pub limits: ServerLimits,
+    /// Record every connection (`-o`, `-x`); `None` records nothing.
+    pub transcript: Option<Transcript>,
 }
 
 impl Default for ServeConfig {
@@ -40,6 +43,7 @@ impl Default for ServeConfig {
             idle_timeout: Some(Duration::from_secs(300)),
             log_data: true,
             limits: ServerLimits::default(),
+            transcript: None,
         }
     }
 }
@@ -54,6 +58,10 @@ pub async fn run(
     let config = Arc::new(config);
     let handler_config = config.clone();
     server::run(listener, &config.limits, shutdown, move |stream, peer| {
+        let stream = match &handler_config.transcript {
+            Some(transcript) => transcript.wrap(stream, &peer),
+            None => stream,
+        };
         service::handle(stream, peer, handler_config.clone())
     })
     .await

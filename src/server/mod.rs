@@ -29,6 +29,7 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::access::AccessList;
 use crate::error::{Result, fmt_duration};
 use crate::transport::{Listener, PeerAddr, SocketOptions, Stream};
 use accept::{AcceptBackoff, Action};
@@ -44,6 +45,11 @@ pub struct ServerLimits {
     pub drain_timeout: Duration,
     /// Options set on every accepted socket.
     pub socket: SocketOptions,
+    /// Who may connect (`--allow`, `--deny`): checked right after accept,
+    /// before any handshake; a refused connection is closed at once.
+    /// `None` lets everyone in. Unix peers have no address and are not
+    /// checked.
+    pub access: Option<Arc<AccessList>>,
 }
 
 impl Default for ServerLimits {
@@ -52,6 +58,7 @@ impl Default for ServerLimits {
             max_conns: 4096,
             drain_timeout: Duration::from_secs(10),
             socket: SocketOptions::default(),
+            access: None,
         }
     }
 }
@@ -59,8 +66,10 @@ impl Default for ServerLimits {
 /// What a server did, reported when it stops.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ServerReport {
-    /// Connections accepted.
+    /// Connections accepted (refused ones included).
     pub accepted: u64,
+    /// Connections refused by the access rules.
+    pub denied: u64,
     /// Connections still open when the drain timeout ran out, closed by us.
     pub closed_at_drain: usize,
 }
@@ -126,6 +135,15 @@ where
         };
         limit_logged = false;
         report.accepted += 1;
+        if let (Some(access), PeerAddr::Inet(addr)) = (&limits.access, &peer)
+            && !access.permits(addr.ip())
+        {
+            // Dropping the socket closes it: no handshake, no handler.
+            drop(accepted);
+            report.denied += 1;
+            access.log_denied(&peer);
+            continue;
+        }
         if let Err(err) = accepted.set_options(&limits.socket) {
             tracing::debug!("{peer}: set socket options: {err}");
         }
