@@ -21,7 +21,7 @@
 //! with a count of the ones it did not log.
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -279,8 +279,10 @@ impl AccessList {
     }
 
     /// Counts a refused connection from `peer` and logs it, at most once
-    /// a second (saying how many went unlogged in between).
-    pub fn log_denied(&self, peer: &dyn fmt::Display) {
+    /// a second (saying how many went unlogged in between). An
+    /// IPv4-mapped peer is shown as the IPv4 address it is.
+    pub fn log_denied(&self, peer: SocketAddr) {
+        let peer = SocketAddr::new(canonical(peer.ip()), peer.port());
         self.denied.fetch_add(1, Ordering::Relaxed);
         let decision = match self.log.lock() {
             Ok(mut limit) => limit.check(Instant::now()),

@@ -27,7 +27,7 @@
 //!   bytes` (servers: `< conn ID received ...`), then the chunk as
 //!   `hexdump -C` prints it, offsets counting from the connection's first
 //!   byte in that direction. Servers also write `# conn ID from PEER` when a
-//!   connection opens and `# conn ID closed` when it ends.
+//!   connection opens.
 //!
 //! Connection ids count from 1 in the order connections are wrapped (the
 //! accept order, for servers).
@@ -88,9 +88,6 @@ enum Record {
         dir: Direction,
         offset: u64,
         data: Vec<u8>,
-    },
-    Close {
-        conn: u64,
     },
 }
 
@@ -372,14 +369,6 @@ impl Writer {
                     self.io(r);
                 }
             }
-            Record::Close { conn } => {
-                if self.server
-                    && let Some(hex) = self.hex.as_mut()
-                {
-                    let r = writeln!(hex, "# conn {conn} closed");
-                    self.io(r);
-                }
-            }
             Record::Data {
                 conn,
                 dir,
@@ -477,12 +466,6 @@ impl fmt::Debug for Recorder {
             .field("conn", &self.conn)
             .field("inner", &self.inner)
             .finish_non_exhaustive()
-    }
-}
-
-impl Drop for Recorder {
-    fn drop(&mut self) {
-        self.transcript.send(Record::Close { conn: self.conn });
     }
 }
 
@@ -622,7 +605,6 @@ mod tests {
         });
         t.record(1, Direction::Received, 0, b"hi\n");
         t.record(1, Direction::Sent, 0, b"ok");
-        t.send(Record::Close { conn: 1 });
         t.finish();
         assert_eq!(
             std::fs::read_to_string(&raw).expect("raw"),
@@ -634,8 +616,7 @@ mod tests {
              < conn 1 received 3 bytes\n\
              00000000  68 69 0a                                          |hi.|\n\
              > conn 1 sent 2 bytes\n\
-             00000000  6f 6b                                             |ok|\n\
-             # conn 1 closed\n"
+             00000000  6f 6b                                             |ok|\n"
         );
         let _ = std::fs::remove_file(&raw);
         let _ = std::fs::remove_file(&hex);

@@ -141,7 +141,7 @@ where
             // Dropping the socket closes it: no handshake, no handler.
             drop(accepted);
             report.denied += 1;
-            access.log_denied(&peer);
+            access.log_denied(*addr);
             continue;
         }
         if let Err(err) = accepted.set_options(&limits.socket) {

@@ -377,12 +377,12 @@ impl fmt::Display for ClientRefused {
         match self {
             ClientRefused::Pin { presented } => write!(
                 f,
-                "client certificate not pinned: its sha-256 fingerprint is {presented}, \
-                 which no --client-pin-sha256 names"
+                "not pinned: its sha-256 fingerprint is {presented}, which no \
+                 --client-pin-sha256 names"
             ),
             ClientRefused::Name { wanted, presented } => write!(
                 f,
-                "client certificate name mismatch: it is for {}, and --client-name wants {}",
+                "name mismatch: it is for {}, and --client-name wants {}",
                 if presented.is_empty() {
                     "no names at all".to_owned()
                 } else {
@@ -395,6 +395,17 @@ impl fmt::Display for ClientRefused {
 }
 
 impl std::error::Error for ClientRefused {}
+
+/// A name as rustls presents it in errors (`DnsName("a.test")`), plain
+/// (`a.test`).
+fn plain_name(name: &str) -> String {
+    match (name.find('('), name.rfind(')')) {
+        (Some(open), Some(close)) if open < close => {
+            name[open + 1..close].trim_matches('"').to_owned()
+        }
+        _ => name.to_owned(),
+    }
+}
 
 /// The client verifier for `--client-pin-sha256` and `--client-name`: a
 /// client certificate is required; it must pass the `--client-ca`
@@ -475,7 +486,7 @@ impl ClientCertVerifier for CheckedClient {
                     }
                     Err(rustls::Error::InvalidCertificate(
                         CertificateError::NotValidForNameContext { presented: p, .. },
-                    )) => presented = p,
+                    )) => presented = p.iter().map(|n| plain_name(n)).collect(),
                     Err(err) => return Err(err),
                 }
             }
@@ -591,6 +602,12 @@ mod tests {
             ),
             "{err:?}"
         );
+    }
+
+    #[test]
+    fn names_in_errors_are_plain() {
+        assert_eq!(plain_name("DnsName(\"web.internal\")"), "web.internal");
+        assert_eq!(plain_name("localhost"), "localhost");
     }
 
     #[test]
