@@ -358,11 +358,10 @@ async fn resolve_all(entries: Vec<Entry>, flag: &str) -> Result<Vec<Net>> {
                     found = true;
                 }
                 if !found {
-                    return Err(Error::new(
-                        ErrorKind::Resolve,
-                        format!("resolve {flag} {name}"),
-                    )
-                    .with_detail("no addresses"));
+                    return Err(
+                        Error::new(ErrorKind::Resolve, format!("resolve {flag} {name}"))
+                            .with_detail("no addresses"),
+                    );
                 }
             }
         }

@@ -6,7 +6,7 @@
 //! through it into a queue; a writer thread takes chunks off the queue and
 //! writes the files. The data path never waits for the disk: recording a
 //! chunk is a copy and a channel send. The queue is bounded in bytes
-//! ([`DEFAULT_QUEUE_LIMIT`]): when the writer falls that far behind, new
+//! ([`DEFAULT_QUEUE_LIMIT`], each chunk counted with its bookkeeping): when the writer falls that far behind, new
 //! chunks are dropped and counted, and [`Transcript::finish`] reports what
 //! was lost, so the run can warn about it (the offsets in the hex dump then
 //! show the gap).
@@ -51,6 +51,11 @@ use crate::transport::{AsyncStream, PeerAddr, SocketOptions, Stream};
 /// The most bytes waiting for the writer thread at once (16 MiB); past it,
 /// chunks are dropped and counted.
 pub const DEFAULT_QUEUE_LIMIT: usize = 16 * 1024 * 1024;
+
+/// What a queued chunk costs beyond its bytes (the record and its
+/// allocation), counted against the queue's limit so that a flood of tiny
+/// chunks is bounded too.
+const CHUNK_OVERHEAD: usize = 64;
 
 /// A direction of traffic, seen from netcrab.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -225,9 +230,10 @@ impl Transcript {
             return;
         }
         let shared = &self.shared;
-        let before = shared.queued.fetch_add(data.len(), Ordering::Relaxed);
-        if before.saturating_add(data.len()) > shared.limit {
-            shared.queued.fetch_sub(data.len(), Ordering::Relaxed);
+        let cost = data.len() + CHUNK_OVERHEAD;
+        let before = shared.queued.fetch_add(cost, Ordering::Relaxed);
+        if before.saturating_add(cost) > shared.limit {
+            shared.queued.fetch_sub(cost, Ordering::Relaxed);
             shared.dropped_chunks.fetch_add(1, Ordering::Relaxed);
             shared
                 .dropped_bytes
@@ -246,11 +252,11 @@ impl Transcript {
             Ok(tx) => match tx.as_ref() {
                 Some(tx) if tx.send(record).is_ok() => {}
                 _ => {
-                    shared.queued.fetch_sub(data.len(), Ordering::Relaxed);
+                    shared.queued.fetch_sub(cost, Ordering::Relaxed);
                 }
             },
             Err(_) => {
-                shared.queued.fetch_sub(data.len(), Ordering::Relaxed);
+                shared.queued.fetch_sub(cost, Ordering::Relaxed);
             }
         }
     }
@@ -355,7 +361,8 @@ impl Writer {
 
     fn write(&mut self, record: &Record) {
         if let Record::Data { data, .. } = record {
-            self.queued.fetch_sub(data.len(), Ordering::Relaxed);
+            self.queued
+                .fetch_sub(data.len() + CHUNK_OVERHEAD, Ordering::Relaxed);
         }
         if self.failed {
             return;
@@ -576,10 +583,12 @@ mod tests {
             hex_dump: None,
             server: false,
         };
-        let t = Transcript::with_limit(&opts, 10).expect("start");
-        // The writer may or may not have taken the first chunk yet; hold
-        // the queue's count so it cannot.
-        t.shared.queued.fetch_add(8, Ordering::Relaxed);
+        let t = Transcript::with_limit(&opts, 10 + 2 * CHUNK_OVERHEAD).expect("start");
+        // Fill the queue but for 2 bytes and a chunk (the writer takes
+        // nothing off this count, since it never got these).
+        t.shared
+            .queued
+            .fetch_add(8 + CHUNK_OVERHEAD, Ordering::Relaxed);
         t.record(1, Direction::Sent, 0, b"abc");
         t.record(1, Direction::Sent, 3, b"de");
         let report = t.finish();

@@ -207,7 +207,9 @@ impl ServeArgs {
 /// Logs how many connections a server took (and refused).
 pub(super) fn stopped(accepted: u64, denied: u64) {
     if denied > 0 {
-        tracing::info!("stopped after {accepted} connection(s), {denied} denied by the access rules");
+        tracing::info!(
+            "stopped after {accepted} connection(s), {denied} denied by the access rules"
+        );
     } else {
         tracing::info!("stopped after {accepted} connection(s)");
     }

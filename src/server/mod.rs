@@ -15,6 +15,11 @@
 //! connection), and the handler is called in the accept loop: it should
 //! only build its future.
 //!
+//! Access rules ([`ServerLimits::access`], `--allow`/`--deny`) are checked
+//! right after accept, before anything else: a refused connection is
+//! dropped (closed) in the loop itself, with no task, no handshake and a
+//! rate-limited log line.
+//!
 //! A TLS handshake runs in the connection's task, under its own timeout
 //! and counting against the connection limit: a slow or silent client delays
 //! only itself. A failed handshake is logged with its reason and the

@@ -41,7 +41,10 @@ fn allow_admits_a_mapped_ipv4_peer_and_refuses_ipv6() {
     assert_eq!(exchange(&format!("127.0.0.1:{port}")), b"hi");
     if v6 {
         assert_eq!(exchange(&format!("[::1]:{port}")), b"");
-        let line = server.proc.stderr.wait_for("connection denied by the access rules");
+        let line = server
+            .proc
+            .stderr
+            .wait_for("connection denied by the access rules");
         assert!(line.contains("[::1]:"), "{line}");
     }
     // Still serving the allowed family.
@@ -67,8 +70,11 @@ fn rule_files_take_comments_names_and_blocks() {
     let (listen, v6) = dual_stack_or_v4("rule_files_take_comments_names_and_blocks");
     let dir = TempDir::new();
     let allow = dir.path("allow.txt");
-    std::fs::write(&allow, "# who may connect\n\nlocalhost   # by name\n10.0.0.0/8\n")
-        .expect("write");
+    std::fs::write(
+        &allow,
+        "# who may connect\n\nlocalhost   # by name\n10.0.0.0/8\n",
+    )
+    .expect("write");
     let deny = dir.path("deny.txt");
     std::fs::write(&deny, "::1 # no ipv6 today\n").expect("write");
     let server = Listening::start(&[
@@ -110,7 +116,10 @@ fn relay_refuses_before_the_tls_handshake() {
     ]);
     assert_ne!(code(out.status), 0, "{}", stderr(&out));
     assert!(out.stdout.is_empty());
-    relay.proc.stderr.wait_for("connection denied by the access rules");
+    relay
+        .proc
+        .stderr
+        .wait_for("connection denied by the access rules");
     let log = relay.proc.stderr.text();
     assert!(!log.contains("tls handshake with"), "{log}");
 }
@@ -118,7 +127,11 @@ fn relay_refuses_before_the_tls_handshake() {
 #[test]
 fn bad_rules_and_unix_listeners_are_usage_errors() {
     let out = run(&["serve", "127.0.0.1:0", "--allow", "10.0.0.0/33"]);
-    assert_exit(&out, 2, "invalid --allow \"10.0.0.0/33\": prefix /33 is longer");
+    assert_exit(
+        &out,
+        2,
+        "invalid --allow \"10.0.0.0/33\": prefix /33 is longer",
+    );
     let dir = TempDir::new();
     let file = dir.path("deny.txt");
     std::fs::write(&file, "10.0.0.1\nnot a host\n").expect("write");

@@ -65,7 +65,10 @@ fn a_pinned_client_certificate_is_accepted_and_others_refused() {
 
     let out = connect_with(&pki, &server.addr, None);
     assert_exit(&out, 8, "client certificate");
-    server.proc.stderr.wait_for("client presented no certificate");
+    server
+        .proc
+        .stderr
+        .wait_for("client presented no certificate");
 
     // The server keeps serving.
     let out = connect_with(&pki, &server.addr, Some(&good));
@@ -75,14 +78,14 @@ fn a_pinned_client_certificate_is_accepted_and_others_refused() {
 #[test]
 fn client_name_is_checked_on_top_of_the_client_ca() {
     let pki = Pki::new();
-    let backup = pki.ca.issue(&pki.dir, "backup", &["backup.internal"], Usage::Client);
-    let web = pki.ca.issue(&pki.dir, "web", &["web.internal"], Usage::Client);
-    let outsider = Ca::new("outsider").issue(
-        &pki.dir,
-        "outsider",
-        &["backup.internal"],
-        Usage::Client,
-    );
+    let backup = pki
+        .ca
+        .issue(&pki.dir, "backup", &["backup.internal"], Usage::Client);
+    let web = pki
+        .ca
+        .issue(&pki.dir, "web", &["web.internal"], Usage::Client);
+    let outsider =
+        Ca::new("outsider").issue(&pki.dir, "outsider", &["backup.internal"], Usage::Client);
     let relay_upstream = Server::start(&["--echo"]);
     let upstream = relay_upstream.addr_str();
     // On relay's TLS listener.
@@ -102,9 +105,10 @@ fn client_name_is_checked_on_top_of_the_client_ca() {
 
     let out = connect_with(&pki, &relay.addr, Some(&web));
     assert_exit(&out, 8, "the server rejected our client certificate");
-    relay.proc.stderr.wait_for(
-        "name mismatch: it is for web.internal, and --client-name wants backup.internal",
-    );
+    relay
+        .proc
+        .stderr
+        .wait_for("name mismatch: it is for web.internal, and --client-name wants backup.internal");
 
     // The right name from the wrong CA is still refused.
     let out = connect_with(&pki, &relay.addr, Some(&outsider));
@@ -114,14 +118,12 @@ fn client_name_is_checked_on_top_of_the_client_ca() {
 
 #[test]
 fn client_checks_are_usage_errors_without_a_basis_or_tls() {
-    let out = run(&[
-        "serve",
-        "--tls",
-        "127.0.0.1:0",
-        "--client-name",
-        "x.test",
-    ]);
-    assert_exit(&out, 2, "--client-name needs --client-ca or --client-pin-sha256");
+    let out = run(&["serve", "--tls", "127.0.0.1:0", "--client-name", "x.test"]);
+    assert_exit(
+        &out,
+        2,
+        "--client-name needs --client-ca or --client-pin-sha256",
+    );
     let out = run(&["serve", "127.0.0.1:0", "--client-pin-sha256", "ab"]);
     assert_exit(&out, 2, "--client-pin-sha256 needs a tls:// address");
     let out = run(&["serve", "--tls", "127.0.0.1:0", "--client-pin-sha256", "zz"]);

@@ -134,8 +134,16 @@ fn relay_records_every_byte_of_a_large_transfer_both_ways() {
             other => panic!("direction {other:?}"),
         }
     }
-    assert!(up == data, "the client's bytes differ ({} recorded)", up.len());
-    assert!(down == data, "the bytes to the client differ ({} recorded)", down.len());
+    assert!(
+        up == data,
+        "the client's bytes differ ({} recorded)",
+        up.len()
+    );
+    assert!(
+        down == data,
+        "the bytes to the client differ ({} recorded)",
+        down.len()
+    );
 }
 
 #[test]
@@ -149,5 +157,9 @@ fn transcripts_need_two_files_and_a_stream() {
     assert_exit(&out, 2, "not udp");
     let out = run(&["serve", "127.0.0.1:0", "-o", "/nonexistent/dir/t.raw"]);
     assert_ne!(code(out.status), 0);
-    assert!(stderr(&out).contains("create --output file"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("create --output file"),
+        "{}",
+        stderr(&out)
+    );
 }
