@@ -30,7 +30,7 @@ Examples:
   netcrab connect --tls 127.0.0.1:8443 --pin-sha256 AB:CD:...  # trust exactly the certificate serve --tls printed
   netcrab connect tls://10.0.0.5:8443 --ca ca.pem --servername api.internal --cert me.pem --key me.key
   netcrab connect tls+unix:///run/app.sock --pin-sha256 FINGERPRINT --send hi   # TLS over a Unix socket (server name: localhost)
-  printf 'GET / HTTP/1.0\nHost: x\n\n' | netcrab connect -C example.com:80   # -C: LF becomes CRLF
+  printf 'GET / HTTP/1.0\\nHost: x\\n\\n' | netcrab connect -C example.com:80   # -C: LF becomes CRLF
   netcrab connect 127.0.0.1:8080 -x session.hex -o session.raw < req   # transcripts: hex dump and raw bytes
   netcrab connect --send-only logs:514 < app.log         # never read the socket; done when stdin ends
   netcrab connect --recv-only 127.0.0.1:9000 > dump      # never read stdin; done when the peer closes";
