@@ -541,6 +541,10 @@ impl AsyncStream for Recorder {
     fn alpn_protocol(&self) -> Option<&[u8]> {
         self.inner.alpn_protocol()
     }
+
+    fn tcp_socket(&self) -> Option<&tokio::net::TcpStream> {
+        self.inner.tcp_socket()
+    }
 }
 
 #[cfg(test)]

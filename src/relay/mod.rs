@@ -387,12 +387,8 @@ async fn transfer(
 /// its peer learns the relay failed instead of seeing a clean end. For TLS,
 /// the reset goes out on the TCP connection underneath.
 fn abort(stream: &Stream) {
-    let tcp = match stream {
-        Stream::Tcp(s) => Some(s),
-        Stream::Tls(s) => Some(s.get_ref().0),
-        _ => None,
-    };
-    if let Some(tcp) = tcp {
+    // A recorded stream (a transcript) passes its socket on too.
+    if let Some(tcp) = stream.tcp_socket() {
         let _ = SockRef::from(tcp).set_linger(Some(Duration::ZERO));
     }
 }
