@@ -94,6 +94,9 @@ enum Record {
         offset: u64,
         data: Vec<u8>,
     },
+    /// The run is over: the writer stops here, even if some recorder is
+    /// still alive.
+    End,
 }
 
 /// Which files a transcript writes, and how.
@@ -199,6 +202,8 @@ impl Transcript {
         })
     }
 
+    /// Queues a record as it is, for tests.
+    #[cfg(test)]
     fn send(&self, record: Record) {
         if let Ok(tx) = self.shared.tx.lock()
             && let Some(tx) = tx.as_ref()
@@ -207,66 +212,49 @@ impl Transcript {
         }
     }
 
+    /// A sender of the queue, for one recorder (`None` once finished).
+    fn sender(&self) -> Option<Sender<Record>> {
+        self.shared.tx.lock().ok().and_then(|tx| tx.clone())
+    }
+
     /// Wraps `stream`, from or to `peer`, so everything it reads and
-    /// writes is recorded under a new connection id.
+    /// writes is recorded under a new connection id. (After
+    /// [`finish`](Transcript::finish), the stream is returned as it is.)
     pub fn wrap(&self, stream: Stream, peer: &PeerAddr) -> Stream {
+        let Some(tx) = self.sender() else {
+            return stream;
+        };
         let conn = self.shared.next_conn.fetch_add(1, Ordering::Relaxed);
-        self.send(Record::Open {
+        let _ = tx.send(Record::Open {
             conn,
             peer: peer.to_string(),
         });
         Stream::Boxed(Box::new(Recorder {
             inner: stream,
-            transcript: self.clone(),
+            shared: self.shared.clone(),
+            tx,
             conn,
             received: 0,
             sent: 0,
         }))
     }
 
-    /// Queues a chunk unless the queue is full (then counts it as dropped).
+    /// Queues a chunk (see [`record`]), for tests.
+    #[cfg(test)]
     fn record(&self, conn: u64, dir: Direction, offset: u64, data: &[u8]) {
-        if data.is_empty() {
-            return;
-        }
-        let shared = &self.shared;
-        let cost = data.len() + CHUNK_OVERHEAD;
-        let before = shared.queued.fetch_add(cost, Ordering::Relaxed);
-        if before.saturating_add(cost) > shared.limit {
-            shared.queued.fetch_sub(cost, Ordering::Relaxed);
-            shared.dropped_chunks.fetch_add(1, Ordering::Relaxed);
-            shared
-                .dropped_bytes
-                .fetch_add(data.len() as u64, Ordering::Relaxed);
-            return;
-        }
-        let record = Record::Data {
-            conn,
-            dir,
-            offset,
-            data: data.to_vec(),
-        };
-        // The writer subtracts the bytes when it has written them; if it is
-        // gone, nobody will.
-        match shared.tx.lock() {
-            Ok(tx) => match tx.as_ref() {
-                Some(tx) if tx.send(record).is_ok() => {}
-                _ => {
-                    shared.queued.fetch_sub(cost, Ordering::Relaxed);
-                }
-            },
-            Err(_) => {
-                shared.queued.fetch_sub(cost, Ordering::Relaxed);
-            }
+        if let Some(tx) = self.sender() {
+            record(&self.shared, &tx, conn, dir, offset, data);
         }
     }
 
     /// Writes out everything queued, closes the files and reports what was
-    /// lost. Chunks recorded after this are dropped silently. Blocks until
-    /// the writer thread is done.
+    /// lost. Chunks recorded after this are dropped. Blocks until the
+    /// writer thread is done.
     pub fn finish(&self) -> TranscriptReport {
-        if let Ok(mut tx) = self.shared.tx.lock() {
-            tx.take();
+        if let Ok(mut tx) = self.shared.tx.lock()
+            && let Some(tx) = tx.take()
+        {
+            let _ = tx.send(Record::End);
         }
         let handle = self.shared.writer.lock().ok().and_then(|mut w| w.take());
         let write_failed = match handle {
@@ -296,6 +284,43 @@ impl Transcript {
     }
 }
 
+/// Queues a chunk for the writer, unless the queue is full: then the chunk
+/// is dropped and counted. Never waits: atomics and a channel send (the
+/// channel itself is unbounded; the byte count bounds it).
+fn record(
+    shared: &Shared,
+    tx: &Sender<Record>,
+    conn: u64,
+    dir: Direction,
+    offset: u64,
+    data: &[u8],
+) {
+    if data.is_empty() {
+        return;
+    }
+    let cost = data.len() + CHUNK_OVERHEAD;
+    let before = shared.queued.fetch_add(cost, Ordering::Relaxed);
+    if before.saturating_add(cost) > shared.limit {
+        shared.queued.fetch_sub(cost, Ordering::Relaxed);
+        shared.dropped_chunks.fetch_add(1, Ordering::Relaxed);
+        shared
+            .dropped_bytes
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        return;
+    }
+    let record = Record::Data {
+        conn,
+        dir,
+        offset,
+        data: data.to_vec(),
+    };
+    // The writer subtracts the cost when it has written the chunk; if
+    // it is gone, nobody will.
+    if tx.send(record).is_err() {
+        shared.queued.fetch_sub(cost, Ordering::Relaxed);
+    }
+}
+
 /// The writer thread: takes records off the queue until every sender is
 /// gone, flushing whenever the queue runs dry. Returns whether a write
 /// failed.
@@ -303,14 +328,15 @@ fn write_loop(rx: Receiver<Record>, mut writer: Writer) -> bool {
     let mut pending = false;
     loop {
         let record = match rx.try_recv() {
+            Ok(Record::End) => break,
             Ok(record) => record,
             Err(std::sync::mpsc::TryRecvError::Empty) => {
                 if pending {
                     writer.flush();
                 }
                 match rx.recv() {
+                    Ok(Record::End) | Err(_) => break,
                     Ok(record) => record,
-                    Err(_) => break,
                 }
             }
             Err(std::sync::mpsc::TryRecvError::Disconnected) => break,
@@ -368,6 +394,7 @@ impl Writer {
             return;
         }
         match record {
+            Record::End => {}
             Record::Open { conn, peer } => {
                 if self.server
                     && let Some(hex) = self.hex.as_mut()
@@ -461,7 +488,8 @@ pub fn hexdump(out: &mut String, offset: u64, data: &[u8]) {
 /// documentation); everything else is the wrapped stream's.
 pub struct Recorder {
     inner: Stream,
-    transcript: Transcript,
+    shared: Arc<Shared>,
+    tx: Sender<Record>,
     conn: u64,
     received: u64,
     sent: u64,
@@ -488,8 +516,14 @@ impl AsyncRead for Recorder {
         if let Poll::Ready(Ok(())) = poll {
             let new = &buf.filled()[before..];
             if !new.is_empty() {
-                this.transcript
-                    .record(this.conn, Direction::Received, this.received, new);
+                record(
+                    &this.shared,
+                    &this.tx,
+                    this.conn,
+                    Direction::Received,
+                    this.received,
+                    new,
+                );
                 this.received += new.len() as u64;
             }
         }
@@ -509,8 +543,14 @@ impl AsyncWrite for Recorder {
             && n > 0
         {
             let written = &buf[..n.min(buf.len())];
-            this.transcript
-                .record(this.conn, Direction::Sent, this.sent, written);
+            record(
+                &this.shared,
+                &this.tx,
+                this.conn,
+                Direction::Sent,
+                this.sent,
+                written,
+            );
             this.sent += written.len() as u64;
         }
         poll
