@@ -26,6 +26,7 @@ use tokio::time::Instant;
 use crate::endpoint::{Endpoint, Scheme};
 use crate::error::{Error, ErrorKind, Result, fmt_duration};
 use crate::retry::{RetryPolicy, retry};
+use crate::transcript::Transcript;
 use crate::transport::{ConnectOptions, Connector, Stream};
 
 pub use udp::{DEFAULT_WAIT as DEFAULT_UDP_WAIT, DatagramFraming};
@@ -59,6 +60,28 @@ pub struct ConnectConfig {
     /// sendfile(2) instead of copying them through user space. Off forces
     /// the portable copy (for comparison and as an escape hatch).
     pub splice: bool,
+    /// Turn every LF of the input (or of `send`) into CRLF; a CRLF stays
+    /// as it is (`-C/--crlf`).
+    pub crlf: bool,
+    /// Both directions, or only one (`--send-only`, `--recv-only`).
+    pub one_way: OneWay,
+    /// Record the connection (`-o`, `-x`); the zero-copy path is then not
+    /// used.
+    pub transcript: Option<Transcript>,
+}
+
+/// Which directions a connection carries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OneWay {
+    /// Input to the connection and the connection to output.
+    #[default]
+    Both,
+    /// Only input to the connection: the socket is never read, and the
+    /// run ends when the input does (`--send-only`).
+    SendOnly,
+    /// Only the connection to output: the input is never read, and the
+    /// connection is not half-closed (`--recv-only`).
+    RecvOnly,
 }
 
 impl ConnectConfig {
@@ -74,6 +97,9 @@ impl ConnectConfig {
             idle_timeout: None,
             datagrams: DatagramFraming::default(),
             splice: true,
+            crlf: false,
+            one_way: OneWay::Both,
+            transcript: None,
         }
     }
 }
@@ -139,6 +165,18 @@ where
     }
     let stream = open(config).await?;
     log_connected(config, &stream);
+    let stream = match &config.transcript {
+        Some(transcript) => {
+            let peer = stream
+                .peer_addr()
+                .unwrap_or(crate::transport::PeerAddr::Unix {
+                    name: None,
+                    pid: None,
+                });
+            transcript.wrap(stream, &peer)
+        }
+        None => stream,
+    };
     pipe(config, stream, input, output).await
 }
 
@@ -162,7 +200,8 @@ fn log_connected(config: &ConnectConfig, stream: &crate::transport::Stream) {
 /// [`run`] on the process's stdin and stdout. On Linux, a TCP or Unix
 /// stream connection with a pipe on stdin or stdout (or a regular file on
 /// stdin) moves its bytes with splice(2) or sendfile(2), never through user
-/// space, unless `config.splice` is off or `config.send` is set. The
+/// space, unless `config.splice` is off or `config.send` is set (or the
+/// bytes must be seen: `crlf`, a one-way mode, a transcript). The
 /// behaviour is the same either way: half-close at stdin EOF, a closed
 /// stdout is not an error, byte counts, `--wait` and the idle timeout;
 /// only [`ConnectReport::last_byte`] is not known for bytes spliced into a
@@ -171,6 +210,9 @@ pub async fn run_stdio(config: &ConnectConfig) -> Result<ConnectReport> {
     #[cfg(target_os = "linux")]
     if config.splice
         && config.send.is_none()
+        && !config.crlf
+        && config.one_way == OneWay::Both
+        && config.transcript.is_none()
         && matches!(config.endpoint.scheme(), Scheme::Tcp | Scheme::Unix)
     {
         let stream = open(config).await?;
@@ -311,7 +353,7 @@ where
 pub async fn pipe<R, W>(
     config: &ConnectConfig,
     stream: Stream,
-    mut input: R,
+    input: R,
     mut output: W,
 ) -> Result<ConnectReport>
 where
@@ -319,14 +361,26 @@ where
     W: AsyncWrite + Unpin,
 {
     let (mut sock_rd, mut sock_wr) = tokio::io::split(stream);
+    let mut input = CrlfReader::new(input, config.crlf);
     let activity = Activity::new();
     let sent = Cell::new(0u64);
     let received = Cell::new(0u64);
     let last_byte = Cell::new(None);
     let up = async {
+        if config.one_way == OneWay::RecvOnly {
+            tracing::debug!("--recv-only: not reading input");
+            return Ok(());
+        }
         let copied = match &config.send {
             Some(msg) => {
-                send_message(msg, &mut sock_wr, &activity, &sent)
+                let msg = if config.crlf {
+                    let mut out = Vec::with_capacity(msg.len() + msg.len() / 8);
+                    Crlf::default().convert(msg, &mut out);
+                    std::borrow::Cow::Owned(out)
+                } else {
+                    std::borrow::Cow::Borrowed(msg.as_slice())
+                };
+                send_message(&msg, &mut sock_wr, &activity, &sent)
                     .await
                     .map_err(|e| Error::io(format!("send to {}", config.endpoint), e))?;
                 Ok(())
@@ -336,6 +390,10 @@ where
         finish_upload(config, copied, &mut sock_wr, &sent).await
     };
     let down = async {
+        if config.one_way == OneWay::SendOnly {
+            tracing::debug!("--send-only: not reading the connection");
+            return Ok(false);
+        }
         let mut copied = copy(&mut sock_rd, &mut output, &activity, &received, &last_byte).await;
         if copied.is_ok() {
             copied = end_output(&mut output).await;
@@ -488,4 +546,101 @@ where
         }
     }
     Ok(false)
+}
+
+/// LF to CRLF conversion across chunks: a lone LF becomes CRLF, and a CRLF
+/// is left alone (also when the CR ended the previous chunk), as ncat's
+/// `-C` does.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Crlf {
+    prev_cr: bool,
+}
+
+impl Crlf {
+    /// Appends `input`, converted, to `out`.
+    pub fn convert(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        for &b in input {
+            if b == b'\n' && !self.prev_cr {
+                out.push(b'\r');
+            }
+            out.push(b);
+            self.prev_cr = b == b'\r';
+        }
+    }
+}
+
+/// The input of a pipe, with `-C`'s conversion when it is on (otherwise
+/// the reads pass straight through).
+struct CrlfReader<R> {
+    inner: R,
+    crlf: Option<Crlf>,
+    /// Converted bytes not yet handed out: `pending[pos..]`.
+    pending: Vec<u8>,
+    pos: usize,
+}
+
+impl<R> CrlfReader<R> {
+    fn new(inner: R, on: bool) -> CrlfReader<R> {
+        CrlfReader {
+            inner,
+            crlf: on.then(Crlf::default),
+            pending: Vec::new(),
+            pos: 0,
+        }
+    }
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for CrlfReader<R> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let Some(crlf) = this.crlf.as_mut() else {
+            return Pin::new(&mut this.inner).poll_read(cx, buf);
+        };
+        if this.pos == this.pending.len() {
+            let mut raw = vec![0u8; buf.remaining().clamp(1, COPY_BUF)];
+            let mut raw_buf = tokio::io::ReadBuf::new(&mut raw);
+            ready!(Pin::new(&mut this.inner).poll_read(cx, &mut raw_buf))?;
+            this.pending.clear();
+            this.pos = 0;
+            crlf.convert(raw_buf.filled(), &mut this.pending);
+        }
+        let n = (this.pending.len() - this.pos).min(buf.remaining());
+        buf.put_slice(&this.pending[this.pos..this.pos + n]);
+        this.pos += n;
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crlf_converts_lone_lfs_across_chunks() {
+        let mut c = Crlf::default();
+        let mut out = Vec::new();
+        c.convert(b"a\nb\r\nc\r", &mut out);
+        c.convert(b"\nd\n\n", &mut out);
+        assert_eq!(out, b"a\r\nb\r\nc\r\nd\r\n\r\n");
+    }
+
+    #[tokio::test]
+    async fn the_crlf_reader_hands_out_everything_in_small_reads() {
+        let input: &[u8] = b"one\ntwo\nthree";
+        let mut reader = CrlfReader::new(input, true);
+        let mut out = Vec::new();
+        let mut small = [0u8; 3];
+        loop {
+            let n = reader.read(&mut small).await.expect("read");
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&small[..n]);
+        }
+        assert_eq!(out, b"one\r\ntwo\r\nthree");
+    }
 }

@@ -19,7 +19,9 @@
 //! | [`error`] | error kinds, messages and exit codes (it knows no transport: a layer hands over the errors it classified inside the I/O error) |
 //! | [`retry`] | the retry policy (pure schedule) and the retry driver |
 //! | [`deadline`] | saturating deadlines: a huge configured duration never panics |
-//! | [`server`] | the shared accept loop: connection limit (evicting the longest-idle connection for services that report progress), accept backoff, drain |
+//! | [`server`] | the shared accept loop: connection limit (evicting the longest-idle connection for services that report progress), access rules, accept backoff, drain |
+//! | [`access`] | allow/deny rules (addresses, CIDR blocks, names): parsing and matching (pure), resolution at start |
+//! | [`transcript`] | `-o`/`-x` transcripts: a recording stream wrapper and a writer thread behind a bounded queue |
 //! | [`serve`] | the services (reply, echo, discard) run on it, and per datagram over UDP ([`serve::udp`]) |
 //! | [`connect`] | the client: send-and-print, the netcat pipe (zero-copy on Linux), UDP datagrams |
 //! | [`relay`] | port forwarding: accept, connect upstream, splice or copy both ways |
@@ -51,6 +53,7 @@
 //! # }
 //! ```
 
+pub mod access;
 pub mod bench;
 pub mod connect;
 pub mod deadline;
@@ -68,5 +71,6 @@ pub mod server;
 pub mod shutdown;
 pub mod stats;
 pub mod tls;
+pub mod transcript;
 pub mod transport;
 pub mod wait;

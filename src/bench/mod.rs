@@ -269,6 +269,7 @@ impl Embedded {
                             drain_timeout: Duration::ZERO,
                             ..ServerLimits::default()
                         },
+                        ..ServeConfig::default()
                     };
                     if let Err(err) = serve::run(listener, config, stop).await {
                         tracing::warn!("embedded server: {err}");

@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::time::Duration;
 
 use clap::Args;
-use netcrab::connect::{self, ConnectConfig, DatagramFraming};
+use netcrab::connect::{self, ConnectConfig, DatagramFraming, OneWay};
 use netcrab::endpoint::Scheme;
 use netcrab::error::{Error, Result};
 use netcrab::transport::{ConnectOptions, SocketOptions};
@@ -14,6 +14,7 @@ use tokio::io::AsyncWriteExt;
 use super::common::{
     FamilyArgs, ProxyArgs, RetryArgs, SchemeArgs, SourceArgs, duration, keepalive, optional,
 };
+use super::conn::{TranscriptArgs, finish};
 use super::tls::TlsConnectArgs;
 
 pub const EXAMPLES: &str = "\
@@ -35,7 +36,11 @@ Examples:
   netcrab connect -s 127.0.0.2 -p 40000 127.0.0.1:8080   # connect from 127.0.0.2, port 40000 (busy or foreign: exit 9)
   netcrab connect -6 localhost:8080 --send hi            # IPv6 only: localhost is ::1
   netcrab connect --proxy socks5h://127.0.0.1:9050 example.com:80 < req   # through a SOCKS5 proxy that resolves the name
-  netcrab connect --proxy http://u:p@proxy:3128 --proxy socks5://10.0.0.9:1080 db:5432   # a chain: the SOCKS proxy is reached through the HTTP one";
+  netcrab connect --proxy http://u:p@proxy:3128 --proxy socks5://10.0.0.9:1080 db:5432   # a chain: the SOCKS proxy is reached through the HTTP one
+  printf 'GET / HTTP/1.0\\nHost: x\\n\\n' | netcrab connect -C example.com:80   # -C: LF becomes CRLF
+  netcrab connect 127.0.0.1:8080 -x session.hex -o session.raw < req   # transcripts: hex dump and raw bytes
+  netcrab connect --send-only logs:514 < app.log         # never read the socket; done when stdin ends
+  netcrab connect --recv-only 127.0.0.1:9000 > dump      # never read stdin; done when the peer closes";
 
 /// Connect, send stdin (or --send TEXT), print what comes back
 #[derive(Debug, Args)]
@@ -76,12 +81,23 @@ pub struct ConnectArgs {
     pub family: FamilyArgs,
     #[command(flatten)]
     pub source: SourceArgs,
+    /// Turn each LF of stdin (or --send) into CRLF; a CRLF stays as it is
+    #[arg(short = 'C', long)]
+    pub crlf: bool,
+    /// Only send: never read from the connection, and finish when stdin ends
+    #[arg(long, conflicts_with = "recv_only")]
+    pub send_only: bool,
+    /// Only receive: never read stdin (nor half-close); finish when the peer closes
+    #[arg(long, conflicts_with_all = ["send", "crlf"])]
+    pub recv_only: bool,
     #[command(flatten)]
     pub retry: RetryArgs,
     #[command(flatten)]
     pub proxy: ProxyArgs,
     #[command(flatten)]
     pub tls: TlsConnectArgs,
+    #[command(flatten)]
+    pub transcript: TranscriptArgs,
 }
 
 impl ConnectArgs {
@@ -96,6 +112,20 @@ impl ConnectArgs {
             return Err(Error::usage(
                 "--proxy applies to tcp and tls addresses, not udp",
             ));
+        }
+        if udp {
+            let given = [
+                ("--crlf", self.crlf),
+                ("--send-only", self.send_only),
+                ("--recv-only", self.recv_only),
+                ("--output", self.transcript.output.is_some()),
+                ("--hex-dump", self.transcript.hex_dump.is_some()),
+            ];
+            if let Some((flag, _)) = given.iter().find(|(_, given)| *given) {
+                return Err(Error::usage(format!(
+                    "{flag} applies to stream connections (tcp, tls, unix), not udp"
+                )));
+            }
         }
         let tls = self.tls.resolve(&endpoint)?;
         let family = self.family.check(&endpoint)?;
@@ -127,18 +157,30 @@ impl ConnectArgs {
                 DatagramFraming::Lines
             },
             splice: !self.no_splice,
+            crlf: self.crlf,
+            one_way: if self.send_only {
+                OneWay::SendOnly
+            } else if self.recv_only {
+                OneWay::RecvOnly
+            } else {
+                OneWay::Both
+            },
+            transcript: None,
         })
     }
 
     /// Runs the command on stdin and stdout.
     pub async fn run(&self) -> Result<()> {
-        let config = self.resolve()?;
+        let mut config = self.resolve()?;
         if self.zero {
             let peer = connect::probe(&config).await?;
             tracing::debug!("{} is open ({peer})", config.endpoint);
             return Ok(());
         }
-        let report = connect::run_stdio(&config).await?;
+        config.transcript = self.transcript.start(false)?;
+        let result = connect::run_stdio(&config).await;
+        finish(config.transcript.as_ref());
+        let report = result?;
         tracing::debug!(
             "done: sent {} bytes, received {} bytes",
             report.sent,

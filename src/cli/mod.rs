@@ -4,6 +4,7 @@
 
 mod bench;
 mod common;
+mod conn;
 mod connect;
 mod fdlimit;
 pub mod logging;

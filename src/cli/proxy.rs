@@ -153,6 +153,8 @@ impl ProxyArgs {
                 drain_timeout: self.drain_timeout,
                 socket,
                 accept_proxy: self.accept_proxy.then_some(self.proxy_header_timeout),
+                // --allow/--deny are the proxy's own client rules.
+                access: None,
             },
         };
         // --handshake-timeout is TLS's flag, but here it means the proxy

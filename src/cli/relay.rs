@@ -14,6 +14,7 @@ use netcrab::transport::{ConnectOptions, ListenOptions, Listener, SocketOptions}
 use super::common::{
     FamilyArgs, MAX_CONNS, ProxyArgs, RetryArgs, SourceArgs, count, duration, keepalive, optional,
 };
+use super::conn::{AccessArgs, TranscriptArgs, finish};
 use super::serve::announce;
 use super::tls::{TlsConnectArgs, TlsServeArgs};
 
@@ -34,7 +35,10 @@ Examples:
   netcrab relay 127.0.0.1:6380 tls://redis.internal:6380 --upstream-ca ca.pem  # TLS origination
   netcrab relay 127.0.0.1:8080 internal:80 --proxy socks5h://bastion:1080   # the upstream through a SOCKS5 proxy
   netcrab relay unix:///run/app.sock 127.0.0.1:8080   # a Unix socket in front of a TCP service
-  netcrab relay 127.0.0.1:5433 tls+unix:///run/db.sock --upstream-pin-sha256 FINGERPRINT  # TLS over a Unix socket upstream";
+  netcrab relay 127.0.0.1:5433 tls+unix:///run/db.sock --upstream-pin-sha256 FINGERPRINT  # TLS over a Unix socket upstream
+  netcrab relay '[::]:8080' 127.0.0.1:80 --allow 192.168.0.0/16 --deny-file banned.txt  # access rules
+  netcrab relay 127.0.0.1:7000 127.0.0.1:8080 -x traffic.hex   # record what clients send and get (no splice then)
+  netcrab relay tls://:443 127.0.0.1:8080 --client-pin-sha256 FINGERPRINT  # only that client certificate";
 
 /// Accept connections and relay each to an upstream (a port forwarder)
 #[derive(Debug, Args)]
@@ -92,6 +96,10 @@ pub struct RelayArgs {
     /// TLS towards the upstream (origination)
     #[command(flatten)]
     pub upstream_tls: UpstreamTlsArgs,
+    #[command(flatten)]
+    pub access: AccessArgs,
+    #[command(flatten)]
+    pub transcript: TranscriptArgs,
 }
 
 /// The upstream's TLS flags: `connect`'s, named `--upstream-*` so they do
@@ -207,7 +215,9 @@ impl RelayArgs {
                 drain_timeout: self.drain_timeout,
                 socket,
                 accept_proxy: self.accept_proxy.then_some(self.proxy_header_timeout),
+                access: None,
             },
+            transcript: None,
         };
         let mut listen_options = ListenOptions::default();
         listen_options.tls = self.tls.resolve(&listen)?;
@@ -217,25 +227,31 @@ impl RelayArgs {
 
     /// Runs the command until a signal stops it and the drain is over.
     pub async fn run(&self) -> Result<()> {
-        let (listen, listen_options, config) = self.resolve()?;
+        let (listen, listen_options, mut config) = self.resolve()?;
         let shutdown = netcrab::shutdown::on_signals()?;
+        config.limits.access = self.access.build(&listen).await?;
         // Two sockets per connection, and with splice two pipes of two
         // descriptors each.
         let tcp = |e: &Endpoint| e.scheme() == Scheme::Tcp;
-        let per_conn = if config.splice && tcp(&listen) && tcp(&config.upstream) {
+        let spliced = config.splice && !self.transcript.is_wanted();
+        let per_conn = if spliced && tcp(&listen) && tcp(&config.upstream) {
             6
         } else {
             2
         };
         super::fdlimit::check("--max-conns", self.max_conns, per_conn);
         let listener = Listener::bind_with(&listen, &listen_options).await?;
+        config.transcript = self.transcript.start(true)?;
+        let transcript = config.transcript.clone();
         announce(
             &listener,
             self.port_file.as_deref(),
             &format!(" (relay to {})", config.upstream),
         )?;
-        let report = relay::run(listener, config, shutdown).await?;
-        tracing::info!("stopped after {} connection(s)", report.accepted);
+        let result = relay::run(listener, config, shutdown).await;
+        finish(transcript.as_ref());
+        let report = result?;
+        super::serve::stopped(&report);
         Ok(())
     }
 }

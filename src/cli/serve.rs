@@ -8,12 +8,13 @@ use clap::{ArgGroup, Args};
 use netcrab::endpoint::{Endpoint, Scheme};
 use netcrab::error::{Error, Result};
 use netcrab::serve::{self, Framing, ServeConfig, Service};
-use netcrab::server::ServerLimits;
+use netcrab::server::{ServerLimits, ServerReport};
 use netcrab::transport::{ListenOptions, Listener, SocketOptions};
 
 use super::common::{
     FamilyArgs, MAX_CONNS, SchemeArgs, count, duration, duration_up_to, keepalive, optional, size,
 };
+use super::conn::{AccessArgs, TranscriptArgs, finish};
 use super::tls::TlsServeArgs;
 
 /// The longest `--line-timeout`.
@@ -35,7 +36,12 @@ Examples:
   netcrab serve unix:@netcrab --lines   # Linux abstract Unix socket (no file)
   netcrab serve --tls 127.0.0.1:8443 --echo  # TLS with a self-signed certificate; its fingerprint is printed
   netcrab serve tls://:8443 --cert cert.pem --key key.pem --client-ca clients.pem  # mutual TLS
-  netcrab serve tls+unix:///run/app.sock --echo   # TLS over a Unix socket";
+  netcrab serve tls+unix:///run/app.sock --echo   # TLS over a Unix socket
+  netcrab serve '[::]:8080' --echo --allow 10.0.0.0/8 --allow ::1 --deny 10.0.0.13  # access rules, checked before TLS
+  netcrab serve :9000 --echo --allow-file clients.txt    # one address, block or name a line, # comments
+  netcrab serve 127.0.0.1:0 --echo -x session.hex -o session.raw  # transcripts of every connection, with ids
+  netcrab serve --tls :8443 --echo --client-pin-sha256 AB:CD:...  # accept only that client certificate
+  netcrab serve --tls :8443 --cert c.pem --key k.pem --client-ca ca.pem --client-name backup.internal";
 
 /// Listen and answer every connection (the seed's server)
 #[derive(Debug, Args)]
@@ -93,6 +99,10 @@ pub struct ServeArgs {
     pub family: FamilyArgs,
     #[command(flatten)]
     pub tls: TlsServeArgs,
+    #[command(flatten)]
+    pub access: AccessArgs,
+    #[command(flatten)]
+    pub transcript: TranscriptArgs,
 }
 
 impl ServeArgs {
@@ -145,28 +155,42 @@ impl ServeArgs {
                     keepalive: self.keepalive,
                 },
                 accept_proxy: self.accept_proxy.then_some(self.proxy_header_timeout),
+                access: None,
             },
+            transcript: None,
         };
+        if endpoint.scheme() == Scheme::Udp {
+            let rules = !self.access.allow.is_empty()
+                || !self.access.allow_file.is_empty()
+                || !self.access.deny.is_empty()
+                || !self.access.deny_file.is_empty();
+            if rules || self.transcript.is_wanted() {
+                return Err(Error::usage(
+                    "--allow, --deny, --output and --hex-dump apply to stream listeners (tcp, tls, unix), not udp",
+                ));
+            }
+        }
         Ok((endpoint, listen, config))
     }
 
     /// Runs the command until a signal stops it and the drain is over.
     pub async fn run(&self) -> Result<()> {
-        let (endpoint, listen, config) = self.resolve()?;
+        let (endpoint, listen, mut config) = self.resolve()?;
         let shutdown = netcrab::shutdown::on_signals()?;
         if let (Scheme::Udp, Some(hp)) = (endpoint.scheme(), endpoint.host_port()) {
             return self.run_udp(hp, config, shutdown).await;
         }
+        config.limits.access = self.access.build(&endpoint).await?;
         // A socket per connection.
         super::fdlimit::check("--max-conns", self.max_conns, 1);
         let listener = Listener::bind_with(&endpoint, &listen).await?;
+        config.transcript = self.transcript.start(true)?;
+        let transcript = config.transcript.clone();
         announce(&listener, self.port_file.as_deref(), "")?;
-        let report = serve::run(listener, config, shutdown).await?;
-        let evicted = match report.evicted {
-            0 => String::new(),
-            n => format!(", {n} closed at the connection limit to make room"),
-        };
-        tracing::info!("stopped after {} connection(s){evicted}", report.accepted);
+        let result = serve::run(listener, config, shutdown).await;
+        finish(transcript.as_ref());
+        let report = result?;
+        stopped(&report);
         Ok(())
     }
 }
@@ -199,6 +223,22 @@ impl ServeArgs {
         );
         Ok(())
     }
+}
+
+/// Logs how many connections a server took, refused and evicted.
+pub(super) fn stopped(report: &ServerReport) {
+    let denied = match report.denied {
+        0 => String::new(),
+        n => format!(", {n} denied by the access rules"),
+    };
+    let evicted = match report.evicted {
+        0 => String::new(),
+        n => format!(", {n} closed at the connection limit to make room"),
+    };
+    tracing::info!(
+        "stopped after {} connection(s){denied}{evicted}",
+        report.accepted
+    );
 }
 
 /// Parses `--mode`: permission bits in octal, as chmod takes them.

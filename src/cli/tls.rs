@@ -47,6 +47,12 @@ pub struct TlsServeArgs {
     /// Require client certificates signed by a CA in FILE (PEM), or identical to one in it: mutual TLS
     #[arg(long, value_name = "FILE")]
     pub client_ca: Option<PathBuf>,
+    /// Require a client certificate with this SHA-256 fingerprint (repeatable); with --client-ca it must pass that too, without it any signer is fine
+    #[arg(long, value_name = "FINGERPRINT")]
+    pub client_pin_sha256: Vec<String>,
+    /// Require a client certificate carrying NAME in its subjectAltName (or CN when it has none); repeatable, any one matches; needs --client-ca or --client-pin-sha256
+    #[arg(long, value_name = "NAME")]
+    pub client_name: Vec<String>,
     /// ALPN protocol(s) to accept, in order of preference (repeatable or comma-separated)
     #[arg(long, value_name = "PROTO")]
     pub alpn: Vec<String>,
@@ -63,6 +69,8 @@ impl TlsServeArgs {
             let given = [
                 ("--cert", self.cert.is_some()),
                 ("--client-ca", self.client_ca.is_some()),
+                ("--client-pin-sha256", !self.client_pin_sha256.is_empty()),
+                ("--client-name", !self.client_name.is_empty()),
                 ("--alpn", !self.alpn.is_empty()),
                 ("--handshake-timeout", self.handshake_timeout.is_some()),
             ];
@@ -73,6 +81,12 @@ impl TlsServeArgs {
         Ok(TlsServerOptions {
             identity: identity(&self.cert, &self.key),
             client_ca: self.client_ca.clone(),
+            client_pins: self
+                .client_pin_sha256
+                .iter()
+                .map(|p| p.parse::<Fingerprint>())
+                .collect::<Result<Vec<_>>>()?,
+            client_names: self.client_name.clone(),
             alpn: parse_alpn(&self.alpn)?,
             handshake_timeout: self.handshake_timeout.unwrap_or(DEFAULT_HANDSHAKE_TIMEOUT),
         })

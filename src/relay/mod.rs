@@ -34,6 +34,7 @@ use crate::endpoint::Endpoint;
 use crate::error::{Error, ErrorKind, Result, fmt_duration};
 use crate::retry::{RetryPolicy, retry};
 use crate::server::{self, ServerLimits, ServerReport};
+use crate::transcript::Transcript;
 use crate::transport::{ConnectOptions, Connector, Listener, PeerAddr, Stream};
 
 /// Everything `relay` needs besides the listener.
@@ -55,8 +56,13 @@ pub struct RelayConfig {
     /// Send a PROXY protocol header of this version to the upstream before
     /// any of the client's bytes (`--send-proxy`).
     pub send_proxy: Option<crate::proxy_protocol::Version>,
-    /// Connection limit, drain timeout and options for accepted sockets.
+    /// Connection limit, drain timeout, options for accepted sockets and
+    /// access rules.
     pub limits: ServerLimits,
+    /// Record every client connection (`-o`, `-x`): what the client sent
+    /// and what it was sent. The recorded connections are copied in user
+    /// space, never spliced.
+    pub transcript: Option<Transcript>,
 }
 
 impl RelayConfig {
@@ -79,6 +85,7 @@ impl RelayConfig {
                 max_conns: 1024,
                 ..ServerLimits::default()
             },
+            transcript: None,
         }
     }
 }
@@ -99,6 +106,10 @@ pub async fn run(
     server::run(listener, &config.limits, shutdown, move |stream, peer| {
         let config = handler_config.clone();
         let connector = connector.clone();
+        let stream = match &config.transcript {
+            Some(transcript) => transcript.wrap(stream, &peer),
+            None => stream,
+        };
         async move { handle(stream, peer, &config, &connector).await }
     })
     .await
@@ -439,12 +450,8 @@ async fn transfer(
 /// its peer learns the relay failed instead of seeing a clean end. For TLS,
 /// the reset goes out on the TCP connection underneath.
 fn abort(stream: &Stream) {
-    let tcp = match stream {
-        Stream::Tcp(s) => Some(s),
-        Stream::Tls(s) => Some(s.get_ref().0),
-        _ => None,
-    };
-    if let Some(tcp) = tcp {
+    // A recorded stream (a transcript) passes its socket on too.
+    if let Some(tcp) = stream.tcp_socket() {
         let _ = SockRef::from(tcp).set_linger(Some(Duration::ZERO));
     }
 }

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::Result;
 use crate::server::{self, ServerLimits, ServerReport};
+use crate::transcript::Transcript;
 use crate::transport::Listener;
 
 pub use service::{Framing, Service};
@@ -37,8 +38,10 @@ pub struct ServeConfig {
     /// Log each received message (`recv ...`) at info level; the seed's
     /// behaviour for `--reply`. Otherwise payloads are logged at trace.
     pub log_data: bool,
-    /// Connection limit, drain timeout and socket options.
+    /// Connection limit, drain timeout, socket options and access rules.
     pub limits: ServerLimits,
+    /// Record every connection (`-o`, `-x`); `None` records nothing.
+    pub transcript: Option<Transcript>,
 }
 
 impl Default for ServeConfig {
@@ -50,6 +53,7 @@ impl Default for ServeConfig {
             line_timeout: Some(DEFAULT_LINE_TIMEOUT),
             log_data: true,
             limits: ServerLimits::default(),
+            transcript: None,
         }
     }
 }
@@ -71,6 +75,10 @@ pub async fn run(
         &config.limits,
         shutdown,
         move |stream, peer, activity| {
+            let stream = match &handler_config.transcript {
+                Some(transcript) => transcript.wrap(stream, &peer),
+                None => stream,
+            };
             service::handle(stream, peer, handler_config.clone(), activity)
         },
     )

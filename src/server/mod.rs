@@ -19,6 +19,11 @@
 //! connection), and the handler is called in the accept loop: it should
 //! only build its future.
 //!
+//! Access rules ([`ServerLimits::access`], `--allow`/`--deny`) are checked
+//! right after accept, before anything else: a refused connection is
+//! dropped (closed) in the loop itself, with no task, no handshake and a
+//! rate-limited log line.
+//!
 //! A TLS handshake runs in the connection's task, under its own timeout
 //! and counting against the connection limit: a slow or silent client delays
 //! only itself. A failed handshake is logged with its reason and the
@@ -40,6 +45,7 @@ use std::time::Duration;
 use tokio::task::{self, AbortHandle, JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
 
+use crate::access::AccessList;
 use crate::error::{Result, fmt_duration};
 use crate::proxy_protocol;
 use crate::transport::{Accepted, Listener, PeerAddr, SocketOptions, Stream};
@@ -63,6 +69,11 @@ pub struct ServerLimits {
     /// header, to be read within this long (see
     /// [`proxy_protocol::accept`]); `None`: no header is expected.
     pub accept_proxy: Option<Duration>,
+    /// Who may connect (`--allow`, `--deny`): checked right after accept,
+    /// before any handshake; a refused connection is closed at once.
+    /// `None` lets everyone in. Unix peers have no address and are not
+    /// checked.
+    pub access: Option<Arc<AccessList>>,
 }
 
 impl Default for ServerLimits {
@@ -72,6 +83,7 @@ impl Default for ServerLimits {
             drain_timeout: Duration::from_secs(10),
             socket: SocketOptions::default(),
             accept_proxy: None,
+            access: None,
         }
     }
 }
@@ -79,11 +91,13 @@ impl Default for ServerLimits {
 /// What a server did, reported when it stops.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ServerReport {
-    /// Connections accepted.
+    /// Connections accepted (refused ones included).
     pub accepted: u64,
     /// Connections closed at the connection limit to make room for a new
     /// one (by [`run_tracked`]).
     pub evicted: u64,
+    /// Connections refused by the access rules.
+    pub denied: u64,
     /// Connections still open when the drain timeout ran out, closed by us.
     pub closed_at_drain: usize,
 }
@@ -304,6 +318,18 @@ where
             },
         };
         report.accepted += 1;
+        // Behind a PROXY protocol header the rules apply to the client it
+        // carries, checked in the connection's task once it is read.
+        if let (Some(access), PeerAddr::Inet(addr), None) =
+            (&limits.access, &peer, limits.accept_proxy)
+            && !access.permits(addr.ip())
+        {
+            // Dropping the socket closes it: no handshake, no handler.
+            drop(accepted);
+            report.denied += 1;
+            access.log_denied(*addr);
+            continue;
+        }
         if let Err(err) = accepted.set_options(&limits.socket) {
             tracing::debug!("{peer}: set socket options: {err}");
         }
@@ -323,16 +349,29 @@ where
             Err(accepted) => {
                 let handler = handler.clone();
                 let proxy_header = limits.accept_proxy;
+                let access = limits.access.clone();
                 tasks.spawn(async move {
                     // Not `match handshake.await { Ok(stream) => handler(..).await }`:
                     // the matched result would stay in the task through the
                     // whole connection.
                     let (stream, peer) = match proxy_header {
                         Some(deadline) => {
-                            match proxy_protocol::accept(accepted, peer, deadline).await {
-                                Some(conn) => conn,
-                                None => return,
+                            let Some(conn) = proxy_protocol::accept(accepted, peer, deadline).await
+                            else {
+                                return;
+                            };
+                            let client = match &conn.1 {
+                                PeerAddr::Proxied { source, .. } => Some(*source),
+                                PeerAddr::Inet(addr) => Some(*addr),
+                                _ => None,
+                            };
+                            if let (Some(access), Some(client)) = (&access, client)
+                                && !access.permits(client.ip())
+                            {
+                                access.log_denied(client);
+                                return;
                             }
+                            conn
                         }
                         None => match accepted.handshake(&peer).await {
                             Ok(stream) => (stream, peer),
@@ -373,6 +412,10 @@ where
             );
             tasks.shutdown().await;
         }
+    }
+    // Refusals made in connection tasks (behind a PROXY header) count too.
+    if let Some(access) = &limits.access {
+        report.denied = access.denied();
     }
     Ok(report)
 }

@@ -10,13 +10,14 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::server::WebPkiClientVerifier;
+use rustls::server::danger::ClientCertVerifier;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use super::errors::{self, Side};
 use super::pem;
-use super::verify::{Accept, LeafVerifier, TrustedLeafClient, TrustedLeafServer};
+use super::verify::{Accept, CheckedClient, LeafVerifier, TrustedLeafClient, TrustedLeafServer};
 use super::{
     Fingerprint, Identity, SelfSigned, ServerVerification, TlsClientOptions, TlsServerOptions,
     self_signed_names, x509,
@@ -108,8 +109,8 @@ impl ServerTls {
         let builder = ServerConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| config_error("tls versions", e))?;
-        let builder = match &opts.client_ca {
-            None => builder.with_no_client_auth(),
+        let ca: Option<Arc<dyn ClientCertVerifier>> = match &opts.client_ca {
+            None => None,
             Some(path) => {
                 let mut roots = RootCertStore::empty();
                 let trusted = pem::certs(path, "client ca file")?;
@@ -123,14 +124,43 @@ impl ServerTls {
                     })?;
                 }
                 let verifier =
-                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
                         .build()
                         .map_err(|e| {
                             Error::usage(format!("client ca file {}: {e}", path.display()))
                         })?;
-                builder
-                    .with_client_cert_verifier(Arc::new(TrustedLeafClient::new(verifier, trusted)))
+                Some(Arc::new(TrustedLeafClient::new(verifier, trusted)))
             }
+        };
+        let builder = if opts.client_pins.is_empty() && opts.client_names.is_empty() {
+            match ca {
+                None => builder.with_no_client_auth(),
+                Some(ca) => builder.with_client_cert_verifier(ca),
+            }
+        } else {
+            if ca.is_none() && opts.client_pins.is_empty() {
+                return Err(Error::usage(
+                    "--client-name needs --client-ca or --client-pin-sha256: anyone can make \
+                     a certificate with any name",
+                ));
+            }
+            let names = opts
+                .client_names
+                .iter()
+                .map(|name| {
+                    ServerName::try_from(name.clone()).map_err(|_| {
+                        Error::usage(format!(
+                            "invalid --client-name {name:?}: expected a dns name or an ip address"
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            builder.with_client_cert_verifier(Arc::new(CheckedClient::new(
+                ca,
+                opts.client_pins.clone(),
+                names,
+                provider,
+            )))
         };
         let mut config =
             builder

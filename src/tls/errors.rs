@@ -87,7 +87,9 @@ pub(crate) fn describe(err: &rustls::Error, side: Side) -> String {
         },
         rustls::Error::NoCertificatesPresented => match side {
             Side::Server => {
-                "client presented no certificate (this server requires one: --client-ca)".into()
+                "client presented no certificate (this server requires one: --client-ca, \
+                 --client-pin-sha256)"
+                    .into()
             }
             Side::Client => "the server presented no certificate".into(),
         },

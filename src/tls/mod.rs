@@ -49,6 +49,16 @@ pub struct TlsServerOptions {
     /// Require client certificates issued by the CAs in this PEM file
     /// (mutual TLS); `None` asks for no client certificate.
     pub client_ca: Option<PathBuf>,
+    /// Require a client certificate with one of these SHA-256
+    /// fingerprints (`--client-pin-sha256`); empty for no pin check.
+    /// Without `client_ca`, a pinned certificate is accepted whatever
+    /// signed it.
+    pub client_pins: Vec<Fingerprint>,
+    /// Require a client certificate carrying one of these names in its
+    /// subjectAltName (DNS or IP), or as its common name when it has no
+    /// subjectAltName (`--client-name`); empty for no name check. Needs
+    /// `client_ca` or `client_pins`: a name alone proves nothing.
+    pub client_names: Vec<String>,
     /// ALPN protocols offered, in order of preference; empty for none.
     pub alpn: Vec<Vec<u8>>,
     /// How long a client may take to complete the handshake: a slow or
@@ -61,6 +71,8 @@ impl Default for TlsServerOptions {
         TlsServerOptions {
             identity: None,
             client_ca: None,
+            client_pins: Vec::new(),
+            client_names: Vec::new(),
             alpn: Vec::new(),
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
         }

@@ -170,6 +170,14 @@ fn check_trusted_leaf(
     let Some(name) = server_name else {
         return Ok(());
     };
+    check_name(cert, name)
+}
+
+/// Whether `cert` is valid for `name`: its subjectAltName DNS or IP
+/// entries, or the subject's common name when it has no subjectAltName
+/// names at all, as OpenSSL's host check falls back to.
+fn check_name(cert: &CertificateDer<'_>, name: &ServerName<'_>) -> Result<(), rustls::Error> {
+    let invalid = rustls::Error::InvalidCertificate;
     let parsed = ParsedCertificate::try_from(cert)?;
     match rustls::client::verify_server_name(&parsed, name) {
         Ok(()) => Ok(()),
@@ -345,6 +353,198 @@ impl ClientCertVerifier for TrustedLeafClient {
     }
 }
 
+/// Why a client certificate failed `--client-pin-sha256` or
+/// `--client-name`; carried inside a rustls error, whose message the server
+/// logs.
+#[derive(Debug)]
+pub(crate) enum ClientRefused {
+    /// The certificate's fingerprint is not pinned.
+    Pin {
+        /// The fingerprint of the certificate the client presented.
+        presented: Fingerprint,
+    },
+    /// The certificate carries none of the names asked for.
+    Name {
+        /// The names asked for (`--client-name`).
+        wanted: Vec<String>,
+        /// The names the certificate carries (subjectAltName, else CN).
+        presented: Vec<String>,
+    },
+}
+
+impl fmt::Display for ClientRefused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientRefused::Pin { presented } => write!(
+                f,
+                "not pinned: its sha-256 fingerprint is {presented}, which no \
+                 --client-pin-sha256 names"
+            ),
+            ClientRefused::Name { wanted, presented } => write!(
+                f,
+                "name mismatch: it is for {}, and --client-name wants {}",
+                if presented.is_empty() {
+                    "no names at all".to_owned()
+                } else {
+                    presented.join(", ")
+                },
+                wanted.join(" or ")
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ClientRefused {}
+
+/// A name as rustls presents it in errors (`DnsName("a.test")`), plain
+/// (`a.test`).
+fn plain_name(name: &str) -> String {
+    match (name.find('('), name.rfind(')')) {
+        (Some(open), Some(close)) if open < close => {
+            name[open + 1..close].trim_matches('"').to_owned()
+        }
+        _ => name.to_owned(),
+    }
+}
+
+/// The client verifier for `--client-pin-sha256` and `--client-name`: a
+/// client certificate is required; it must pass the `--client-ca`
+/// verification when there is one, have a pinned fingerprint when pins are
+/// given, and carry one of the names when names are given. Without
+/// `--client-ca`, a pinned leaf is accepted whatever signed it (as
+/// `--pin-sha256` on the client side). The handshake signature is always
+/// checked, so the client must hold the certificate's private key.
+#[derive(Debug)]
+pub(crate) struct CheckedClient {
+    /// The `--client-ca` verifier, if any.
+    ca: Option<Arc<dyn ClientCertVerifier>>,
+    pins: Vec<Fingerprint>,
+    names: Vec<ServerName<'static>>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl CheckedClient {
+    /// A verifier requiring `pins` (if any) and `names` (if any) on top of
+    /// `ca` (if any).
+    pub(crate) fn new(
+        ca: Option<Arc<dyn ClientCertVerifier>>,
+        pins: Vec<Fingerprint>,
+        names: Vec<ServerName<'static>>,
+        provider: Arc<CryptoProvider>,
+    ) -> CheckedClient {
+        CheckedClient {
+            ca,
+            pins,
+            names,
+            provider,
+        }
+    }
+}
+
+impl ClientCertVerifier for CheckedClient {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        true
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        match &self.ca {
+            Some(ca) => ca.root_hint_subjects(),
+            None => &[],
+        }
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let refuse = |why: ClientRefused| {
+            rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(why))))
+        };
+        if let Some(ca) = &self.ca {
+            ca.verify_client_cert(end_entity, intermediates, now)?;
+        }
+        if !self.pins.is_empty() {
+            let presented = Fingerprint::of_der(end_entity);
+            if !self.pins.contains(&presented) {
+                return Err(refuse(ClientRefused::Pin { presented }));
+            }
+        }
+        if !self.names.is_empty() {
+            let mut presented = Vec::new();
+            let mut matched = false;
+            for name in &self.names {
+                match check_name(end_entity, name) {
+                    Ok(()) => {
+                        matched = true;
+                        break;
+                    }
+                    Err(rustls::Error::InvalidCertificate(
+                        CertificateError::NotValidForNameContext { presented: p, .. },
+                    )) => presented = p.iter().map(|n| plain_name(n)).collect(),
+                    Err(err) => return Err(err),
+                }
+            }
+            if !matched {
+                return Err(refuse(ClientRefused::Name {
+                    wanted: self.names.iter().map(|n| n.to_str().into_owned()).collect(),
+                    presented,
+                }));
+            }
+        }
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        match &self.ca {
+            Some(ca) => ca.verify_tls12_signature(message, cert, dss),
+            None => verify_tls12_signature(
+                message,
+                cert,
+                dss,
+                &self.provider.signature_verification_algorithms,
+            ),
+        }
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        match &self.ca {
+            Some(ca) => ca.verify_tls13_signature(message, cert, dss),
+            None => verify_tls13_signature(
+                message,
+                cert,
+                dss,
+                &self.provider.signature_verification_algorithms,
+            ),
+        }
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        match &self.ca {
+            Some(ca) => ca.supported_verify_schemes(),
+            None => self
+                .provider
+                .signature_verification_algorithms
+                .supported_schemes(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -402,6 +602,12 @@ mod tests {
             ),
             "{err:?}"
         );
+    }
+
+    #[test]
+    fn names_in_errors_are_plain() {
+        assert_eq!(plain_name("DnsName(\"web.internal\")"), "web.internal");
+        assert_eq!(plain_name("localhost"), "localhost");
     }
 
     #[test]

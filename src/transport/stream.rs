@@ -31,6 +31,12 @@ pub trait AsyncStream: AsyncRead + AsyncWrite + Send + Sync + Unpin + fmt::Debug
     fn alpn_protocol(&self) -> Option<&[u8]> {
         None
     }
+
+    /// The TCP socket at the bottom, when there is one (for socket-level
+    /// operations such as an abortive close); `None` by default.
+    fn tcp_socket(&self) -> Option<&TcpStream> {
+        None
+    }
 }
 
 /// A connected byte stream over one of the transports.
@@ -162,6 +168,17 @@ impl Stream {
         Err(io::Error::new(io::ErrorKind::InvalidData, "head too long"))
     }
 
+    /// The TCP socket at the bottom: a TCP or TLS-over-TCP stream, or a
+    /// boxed composition that passes its socket on (a recorded stream).
+    pub fn tcp_socket(&self) -> Option<&TcpStream> {
+        match self {
+            Stream::Tcp(s) => Some(s),
+            Stream::Tls(s) => Some(s.get_ref().0),
+            Stream::Boxed(s) => s.tcp_socket(),
+            Stream::Unix(_) => None,
+        }
+    }
+
     /// Polls readiness as [`readable`](Stream::readable) waits for it, for
     /// a layer over this stream.
     pub(super) fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -197,6 +214,10 @@ impl AsyncStream for Stream {
 
     fn alpn_protocol(&self) -> Option<&[u8]> {
         Stream::alpn_protocol(self)
+    }
+
+    fn tcp_socket(&self) -> Option<&TcpStream> {
+        Stream::tcp_socket(self)
     }
 }
 

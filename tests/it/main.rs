@@ -1,7 +1,9 @@
 //! netcrab's integration tests: one binary, one file per command, all
 //! running the real executable against real sockets on loopback.
 
+mod access;
 mod bench;
+mod client_cert;
 mod connect;
 mod connect_splice;
 mod hostile;
@@ -9,6 +11,7 @@ mod ipv6;
 mod limits;
 mod logging;
 mod matrix;
+mod oneway;
 mod proxy;
 mod proxy_client;
 mod proxy_protocol;
@@ -20,6 +23,7 @@ mod signals;
 mod source;
 mod tls;
 mod tls_unix;
+mod transcript;
 mod udp;
 mod unix;
 mod util;

@@ -266,6 +266,13 @@ fn upstream_reset_is_passed_on_with_copy() {
 }
 
 #[test]
+fn upstream_reset_is_passed_on_to_a_recorded_client() {
+    let hex = std::env::temp_dir().join(format!("netcrab-relay-rst-{}.hex", std::process::id()));
+    upstream_reset_reaches_the_client(&["-x", hex.to_str().expect("utf-8")]);
+    let _ = std::fs::remove_file(&hex);
+}
+
+#[test]
 fn port_file_is_written_before_the_address_is_announced() {
     let upstream = Server::start(&["--echo"]);
     let file = std::env::temp_dir().join(format!("netcrab-relay-pf-{}", std::process::id()));

@@ -31,8 +31,13 @@ impl TempDir {
         TempDir(dir)
     }
 
+    /// The path of `name` in the directory.
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
     /// Writes `contents` to `name` in the directory; returns the path.
-    fn write(&self, name: &str, contents: &str) -> String {
+    pub(crate) fn write(&self, name: &str, contents: &str) -> String {
         let path = self.0.join(name);
         std::fs::write(&path, contents).expect("write temp file");
         path.to_str().expect("utf-8 path").to_owned()
