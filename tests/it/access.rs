@@ -154,3 +154,41 @@ fn bad_rules_and_unix_listeners_are_usage_errors() {
     let out = run(&["serve", "-u", "127.0.0.1:0", "--deny", "127.0.0.1"]);
     assert_exit(&out, 2, "not udp");
 }
+
+/// Connects to `addr`, sends a PROXY v1 header naming `client`, then `hi`,
+/// and returns what came back before the server closed.
+fn exchange_behind_proxy(addr: &str, client: &str) -> Vec<u8> {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(PATIENCE)).expect("timeout");
+    let header = format!("PROXY TCP4 {client} 127.0.0.1 4242 80\r\n");
+    if s.write_all(header.as_bytes()).is_err()
+        || s.write_all(b"hi").is_err()
+        || s.shutdown(std::net::Shutdown::Write).is_err()
+    {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    out
+}
+
+#[test]
+fn behind_a_proxy_header_the_rules_apply_to_the_client_it_carries() {
+    // The connection itself comes from loopback, which the rules allow;
+    // the client the header names decides.
+    let server = Listening::start(&[
+        "serve",
+        "127.0.0.1:0",
+        "--echo",
+        "--accept-proxy",
+        "--deny",
+        "192.0.2.0/24",
+    ]);
+    let addr = format!("127.0.0.1:{}", server.port());
+    assert_eq!(exchange_behind_proxy(&addr, "198.51.100.1"), b"hi");
+    assert_eq!(exchange_behind_proxy(&addr, "192.0.2.7"), b"");
+    server
+        .proc
+        .stderr
+        .wait_for("192.0.2.7:4242: connection denied by the access rules");
+}
