@@ -374,7 +374,8 @@ async fn transfer(
 
 /// Makes closing `stream` send a reset (SO_LINGER 0) rather than a FIN, so
 /// its peer learns the relay failed instead of seeing a clean end. For TLS,
-/// the reset goes out on the TCP connection underneath.
+/// the reset goes out on the TCP connection underneath; a QUIC stream sends
+/// RESET_STREAM.
 fn abort(stream: &Stream) {
     let tcp = match stream {
         Stream::Tcp(s) => Some(s),
@@ -383,6 +384,10 @@ fn abort(stream: &Stream) {
     };
     if let Some(tcp) = tcp {
         let _ = SockRef::from(tcp).set_linger(Some(Duration::ZERO));
+    }
+    // QUIC: RESET_STREAM instead of FIN.
+    if let Stream::Boxed(s) = stream {
+        s.abort_on_close();
     }
 }
 

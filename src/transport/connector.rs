@@ -1,9 +1,11 @@
 //! [`Connector`]: the connect chain for one endpoint. Dial the base (TCP
 //! with Happy Eyeballs over the resolved addresses, or a Unix socket), then
 //! run each layer's client side (TLS) over it; the retry policy goes around
-//! the whole chain.
+//! the whole chain. QUIC is a base with its TLS built in: one connection
+//! and one stream on it.
 
 use super::layer::ClientLayer;
+use super::quic::QuicClient;
 use super::{ConnectOptions, Stream, not_a_stream, tcp, unix};
 use crate::endpoint::{Addr, Base, Endpoint};
 use crate::error::{Error, Result};
@@ -16,6 +18,8 @@ pub struct Connector {
     endpoint: Endpoint,
     options: ConnectOptions,
     layers: Vec<ClientLayer>,
+    /// The QUIC client configuration, for a `quic://` endpoint.
+    quic: Option<QuicClient>,
 }
 
 impl Connector {
@@ -43,10 +47,15 @@ impl Connector {
             .iter()
             .map(|layer| ClientLayer::prepare(*layer, endpoint, options))
             .collect::<Result<Vec<_>>>()?;
+        let quic = match endpoint.scheme().base() {
+            Base::Quic => Some(QuicClient::new(options)?),
+            _ => None,
+        };
         Ok(Connector {
             endpoint: endpoint.clone(),
             options: options.clone(),
             layers,
+            quic,
         })
     }
 
@@ -65,6 +74,10 @@ impl Connector {
             (Base::Unix, Addr::Unix(addr)) => {
                 Stream::Unix(unix::connect(addr, &self.options).await?)
             }
+            (Base::Quic, addr @ Addr::HostPort(hp)) => match &self.quic {
+                Some(quic) => quic.connect(hp, addr, &self.options).await?,
+                None => return Err(not_a_stream(&self.endpoint, "connect")),
+            },
             _ => return Err(not_a_stream(&self.endpoint, "connect")),
         };
         for layer in &self.layers {

@@ -31,6 +31,11 @@ pub trait AsyncStream: AsyncRead + AsyncWrite + Send + Sync + Unpin + fmt::Debug
     fn alpn_protocol(&self) -> Option<&[u8]> {
         None
     }
+
+    /// Makes dropping the stream abort it (a reset) instead of closing it
+    /// cleanly, so the peer learns something failed; a no-op where the
+    /// transport has no such signal.
+    fn abort_on_close(&self) {}
 }
 
 /// A connected byte stream over one of the transports.
