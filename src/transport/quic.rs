@@ -84,7 +84,12 @@ fn connection_error(context: String, e: ConnectionError) -> Error {
         ConnectionError::LocallyClosed | ConnectionError::CidsExhausted => ErrorKind::Local,
         _ => ErrorKind::Protocol,
     };
-    Error::new(kind, context).with_detail(e.to_string())
+    let mut detail = e.to_string();
+    // TLS alert 120, no_application_protocol.
+    if detail.contains("error 120") {
+        detail.push_str(" (no common alpn protocol: give both sides the same --alpn; quic's default is netcrab)");
+    }
+    Error::new(kind, context).with_detail(detail)
 }
 
 /// A QUIC listener: the endpoint, and the task accepting connections and
@@ -131,11 +136,7 @@ impl QuicListener {
             }
         };
         let (tx, rx) = mpsc::channel(BACKLOG);
-        let task = tokio::spawn(accept_loop(
-            endpoint.clone(),
-            tx,
-            tls.handshake_timeout(),
-        ));
+        let task = tokio::spawn(accept_loop(endpoint.clone(), tx, tls.handshake_timeout()));
         Ok(QuicListener {
             endpoint,
             streams: tokio::sync::Mutex::new(rx),
@@ -266,7 +267,9 @@ impl QuicClient {
                 .map_err(|e| Error::io(format!("bind udp {local}"), e))?;
             let connecting = endpoint
                 .connect_with(self.config.clone(), dest, &server_name)
-                .map_err(|e| Error::new(ErrorKind::Io, context.clone()).with_detail(e.to_string()))?;
+                .map_err(|e| {
+                    Error::new(ErrorKind::Io, context.clone()).with_detail(e.to_string())
+                })?;
             let conn = match tokio::time::timeout(self.handshake_timeout, connecting).await {
                 Ok(Ok(conn)) => conn,
                 Ok(Err(e)) => return Err(connection_error(context.clone(), e)),
