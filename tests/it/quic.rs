@@ -176,7 +176,7 @@ fn the_default_alpn_is_netcrab_and_a_mismatch_fails_the_handshake() {
         "x",
     ]);
     assert_eq!(code(ok.status), 0, "{}", stderr(&ok));
-    assert_eq!(ok.stdout, b"x");
+    assert_eq!(ok.stdout, b"hello, world");
 }
 
 #[test]
