@@ -186,3 +186,51 @@ fn an_unpinned_self_signed_server_is_a_tls_error() {
     assert_eq!(code(out.status), 8, "{}", stderr(&out));
     assert!(stderr(&out).contains("UnknownIssuer"), "{}", stderr(&out));
 }
+
+/// The fingerprint `serve` printed for its self-signed certificate.
+fn printed_fingerprint(server: &Listening) -> String {
+    let line = server.proc.stderr.wait_for("fingerprint: ");
+    line.rsplit("fingerprint: ")
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn bench_runs_over_quic_one_stream_per_worker() {
+    let server = Listening::start(&["serve", "-v", "--echo", "quic://127.0.0.1:0"]);
+    let fp = printed_fingerprint(&server);
+    let out = run(&[
+        "bench",
+        &server.addr,
+        "--pin-sha256",
+        &fp,
+        "-n",
+        "100",
+        "-c",
+        "3",
+        "--json",
+    ]);
+    assert_eq!(code(out.status), 0, "{}", stderr(&out));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(r["transport"], "quic");
+    assert_eq!(r["requests"]["ok"].as_u64(), Some(100));
+    assert_eq!(r["requests"]["errors"].as_u64(), Some(0));
+    server.proc.stderr.wait_for_count(": connected", 3);
+}
+
+#[test]
+fn wait_sees_a_quic_server() {
+    let server = Listening::start(&["serve", "quic://127.0.0.1:0"]);
+    let fp = printed_fingerprint(&server);
+    let out = run(&[
+        "wait",
+        &server.addr,
+        "--pin-sha256",
+        &fp,
+        "--timeout",
+        "10s",
+    ]);
+    assert_eq!(code(out.status), 0, "{}", stderr(&out));
+}
