@@ -424,3 +424,17 @@ impl AsyncStream for QuicStream {
         self.abort.store(true, Ordering::Relaxed);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keepalive_and_idle_timeout_map_to_the_transport_config() {
+        let with = format!("{:?}", transport(Some(Duration::from_secs(5))));
+        assert!(with.contains("keep_alive_interval: Some(5s)"), "{with}");
+        assert!(with.contains("max_idle_timeout: Some(30000)"), "{with}");
+        let without = format!("{:?}", transport(None));
+        assert!(without.contains("keep_alive_interval: None"), "{without}");
+    }
+}
