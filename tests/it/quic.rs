@@ -234,3 +234,32 @@ fn wait_sees_a_quic_server() {
     ]);
     assert_eq!(code(out.status), 0, "{}", stderr(&out));
 }
+
+/// A TCP upstream that resets its first connection after reading a byte.
+fn resetting_upstream() -> (std::thread::JoinHandle<()>, String) {
+    use std::io::Read;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let thread = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().expect("accept");
+        let mut buf = [0u8; 1];
+        s.read_exact(&mut buf).expect("read");
+        socket2::SockRef::from(&s)
+            .set_linger(Some(std::time::Duration::ZERO))
+            .expect("linger");
+    });
+    (thread, addr)
+}
+
+#[test]
+fn relay_passes_an_upstream_reset_on_as_reset_stream() {
+    let (upstream, addr) = resetting_upstream();
+    let relay = Listening::start(&["-v", "relay", "quic://127.0.0.1:0", &addr]);
+    let fp = printed_fingerprint(&relay);
+    let mut client = Client::start(&["connect", relay.addr.as_str(), "--pin-sha256", &fp]);
+    client.send(b"x");
+    upstream.join().expect("upstream");
+    relay.proc.stderr.wait_for("reset by upstream");
+    // RESET_STREAM, not FIN: the client reports a reset.
+    assert_eq!(client.wait(), 6, "{}", client.proc.stderr.text());
+}
