@@ -24,3 +24,10 @@ if ((${#need[@]})); then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
+
+# Python packages for the interoperability tests, in a project virtualenv
+# (.venv-test/, gitignored; tests skip loudly when it is absent). One
+# `pip install` line per package, each only when missing.
+venv="$(cd "$(dirname "$0")/.." && pwd)/.venv-test"
+[ -x "$venv/bin/python3" ] || python3 -m venv "$venv"
+"$venv/bin/python3" -c 'import aioquic' 2>/dev/null || "$venv/bin/pip" install -q aioquic # tests/it/quic.rs

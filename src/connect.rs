@@ -138,7 +138,7 @@ pub async fn open(config: &ConnectConfig) -> Result<Stream> {
 pub async fn probe(config: &ConnectConfig) -> Result<String> {
     if !config.endpoint.scheme().spec().is_byte_stream() {
         return Err(Error::usage(format!(
-            "-z needs a connection, and {} has none (use tcp, tls, unix or tls+unix)",
+            "-z needs a connection, and {} has none (use tcp, tls, unix, tls+unix or quic)",
             config.endpoint
         )));
     }

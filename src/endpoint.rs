@@ -649,6 +649,7 @@ mod tests {
         assert_eq!(ok("TLS://h:1"), at(Scheme::Tls));
         assert_eq!(ok("ssl://h:1"), at(Scheme::Tls));
         assert_eq!(ok("udp://h:1"), at(Scheme::Udp));
+        assert_eq!(ok("quic://h:1"), at(Scheme::Quic));
         assert_eq!(
             ok("unix:///run/x.sock"),
             ep(
@@ -667,7 +668,7 @@ mod tests {
         assert_eq!(
             err("http://h:1"),
             "invalid address \"http://h:1\": unknown scheme \"http\" \
-             (expected tcp, tls, udp, unix or tls+unix)"
+             (expected tcp, tls, udp, unix, tls+unix or quic)"
         );
         assert!(err("unix://").contains("missing socket path"));
         assert!(err("unix:@").contains("empty abstract"));

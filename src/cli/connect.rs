@@ -32,6 +32,7 @@ Examples:
   netcrab connect --tls 127.0.0.1:8443 --pin-sha256 AB:CD:...  # trust exactly the certificate serve --tls printed
   netcrab connect tls://10.0.0.5:8443 --ca ca.pem --servername api.internal --cert me.pem --key me.key
   netcrab connect tls+unix:///run/app.sock --pin-sha256 FINGERPRINT --send hi   # TLS over a Unix socket (server name: localhost)
+  netcrab connect quic://127.0.0.1:4433 --pin-sha256 FINGERPRINT   # one QUIC connection, one stream
   netcrab connect -z 127.0.0.1:22 && echo open           # zero I/O: connect and close; exit 0 open, 4 refused, 5 timed out
   netcrab connect -s 127.0.0.2 -p 40000 127.0.0.1:8080   # connect from 127.0.0.2, port 40000 (busy or foreign: exit 9)
   netcrab connect -6 localhost:8080 --send hi            # IPv6 only: localhost is ::1
@@ -46,7 +47,7 @@ Examples:
 #[derive(Debug, Args)]
 #[command(after_help = EXAMPLES)]
 pub struct ConnectArgs {
-    /// Address to connect to: HOST:PORT, [IPV6]:PORT, tls://HOST:PORT, udp://HOST:PORT, unix:///PATH, unix:@NAME or tls+unix:///PATH
+    /// Address to connect to: HOST:PORT, [IPV6]:PORT, tls://HOST:PORT, udp://HOST:PORT, unix:///PATH, unix:@NAME, tls+unix:///PATH or quic://HOST:PORT
     pub addr: String,
     #[command(flatten)]
     pub scheme: SchemeArgs,
@@ -68,7 +69,7 @@ pub struct ConnectArgs {
     /// Give up when nothing moves in either direction for this long (0: never)
     #[arg(long, value_name = "DURATION", value_parser = duration(), default_value = "0")]
     pub idle_timeout: Duration,
-    /// Enable TCP keepalive probes after this much idle time (1s to 32767s)
+    /// Enable TCP keepalive probes after this much idle time (1s to 32767s); quic://: PINGs at this interval
     #[arg(long, value_name = "DURATION", value_parser = keepalive())]
     pub keepalive: Option<Duration>,
     /// Copy through user space even where stdin or stdout is a pipe or file (splice(2)/sendfile(2) are used by default on Linux)

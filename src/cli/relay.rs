@@ -38,13 +38,15 @@ Examples:
   netcrab relay 127.0.0.1:5433 tls+unix:///run/db.sock --upstream-pin-sha256 FINGERPRINT  # TLS over a Unix socket upstream
   netcrab relay '[::]:8080' 127.0.0.1:80 --allow 192.168.0.0/16 --deny-file banned.txt  # access rules
   netcrab relay 127.0.0.1:7000 127.0.0.1:8080 -x traffic.hex   # record what clients send and get (no splice then)
-  netcrab relay tls://:443 127.0.0.1:8080 --client-pin-sha256 FINGERPRINT  # only that client certificate";
+  netcrab relay tls://:443 127.0.0.1:8080 --client-pin-sha256 FINGERPRINT  # only that client certificate
+  netcrab relay 127.0.0.1:9000 quic://gw.internal:4433 --upstream-ca ca.pem   # a QUIC tunnel: one stream per TCP connection
+  netcrab relay quic://:4433 127.0.0.1:22 --cert cert.pem --key key.pem       # ...and its other end";
 
 /// Accept connections and relay each to an upstream (a port forwarder)
 #[derive(Debug, Args)]
 #[command(after_help = EXAMPLES)]
 pub struct RelayArgs {
-    /// Address to listen on: HOST:PORT, [IPV6]:PORT, :PORT (every interface), PORT, or any stream endpoint (tls://, unix://, tls+unix://)
+    /// Address to listen on: HOST:PORT, [IPV6]:PORT, :PORT (every interface), PORT, or any stream endpoint (tls://, unix://, tls+unix://, quic://)
     pub listen: String,
     /// Address to relay each connection to
     pub upstream: String,
@@ -146,7 +148,7 @@ impl UpstreamTlsArgs {
             ];
             if let Some((flag, _)) = given.iter().find(|(_, given)| *given) {
                 return Err(Error::usage(format!(
-                    "{flag} needs a tls:// upstream (or tls+unix://, or --upstream-tls), not {upstream}"
+                    "{flag} needs a tls:// upstream (or tls+unix://, quic://, or --upstream-tls), not {upstream}"
                 )));
             }
         }

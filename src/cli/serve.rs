@@ -41,7 +41,8 @@ Examples:
   netcrab serve :9000 --echo --allow-file clients.txt    # one address, block or name a line, # comments
   netcrab serve 127.0.0.1:0 --echo -x session.hex -o session.raw  # transcripts of every connection, with ids
   netcrab serve --tls :8443 --echo --client-pin-sha256 AB:CD:...  # accept only that client certificate
-  netcrab serve --tls :8443 --cert c.pem --key k.pem --client-ca ca.pem --client-name backup.internal";
+  netcrab serve --tls :8443 --cert c.pem --key k.pem --client-ca ca.pem --client-name backup.internal
+  netcrab serve quic://127.0.0.1:4433 --echo      # QUIC: each stream echoed on its own (ALPN netcrab)";
 
 /// Listen and answer every connection (the seed's server)
 #[derive(Debug, Args)]
@@ -49,7 +50,7 @@ Examples:
 #[command(group(ArgGroup::new("service").args(["reply", "echo", "discard"])))]
 pub struct ServeArgs {
     /// Address to listen on: HOST:PORT, [IPV6]:PORT, :PORT (every interface), PORT,
-    /// tls://HOST:PORT, udp://HOST:PORT, unix:///PATH, unix:@NAME or tls+unix:///PATH [default: 127.0.0.1:8080]
+    /// tls://HOST:PORT, udp://HOST:PORT, unix:///PATH, unix:@NAME, tls+unix:///PATH or quic://HOST:PORT [default: 127.0.0.1:8080]
     pub addr: Option<String>,
     #[command(flatten)]
     pub scheme: SchemeArgs,

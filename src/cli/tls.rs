@@ -17,7 +17,7 @@ use super::common::duration;
 /// An error for a TLS flag given with an address that is not TLS.
 fn needs_tls(flag: &str, endpoint: &Endpoint) -> Error {
     Error::usage(format!(
-        "{flag} needs a tls:// address (or tls+unix://, or --tls), not {endpoint}"
+        "{flag} needs a tls:// address (or tls+unix://, quic://, or --tls), not {endpoint}"
     ))
 }
 
@@ -53,7 +53,7 @@ pub struct TlsServeArgs {
     /// Require a client certificate carrying NAME in its subjectAltName (or CN when it has none); repeatable, any one matches; needs --client-ca or --client-pin-sha256
     #[arg(long, value_name = "NAME")]
     pub client_name: Vec<String>,
-    /// ALPN protocol(s) to accept, in order of preference (repeatable or comma-separated)
+    /// ALPN protocol(s) to accept, in order of preference (repeatable or comma-separated) [quic:// default: netcrab]
     #[arg(long, value_name = "PROTO")]
     pub alpn: Vec<String>,
     /// Give up on a client that has not completed the TLS handshake in this long [default: 10s]
@@ -118,7 +118,7 @@ pub struct TlsConnectArgs {
     /// Private key of --cert (PEM)
     #[arg(long, value_name = "FILE", requires = "cert")]
     pub key: Option<PathBuf>,
-    /// ALPN protocol(s) to offer, in order of preference (repeatable or comma-separated)
+    /// ALPN protocol(s) to offer, in order of preference (repeatable or comma-separated) [quic:// default: netcrab]
     #[arg(long, value_name = "PROTO")]
     pub alpn: Vec<String>,
     /// Give up when the TLS handshake takes longer than this [default: 10s]

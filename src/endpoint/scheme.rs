@@ -22,6 +22,8 @@ pub enum Scheme {
     Unix,
     /// TLS over a Unix-domain stream socket (`tls+unix://`).
     TlsUnix,
+    /// QUIC (`quic://`): each bidirectional stream is one connection.
+    Quic,
 }
 
 /// The socket at the bottom of an endpoint.
@@ -36,6 +38,10 @@ pub enum Base {
     /// A Unix-domain stream socket: the address is a path or an abstract
     /// name.
     Unix,
+    /// QUIC over UDP: the address is a host and a port; TLS 1.3 is part of
+    /// the protocol (so the TLS options apply), and each bidirectional
+    /// stream is a byte stream.
+    Quic,
 }
 
 /// A protocol run over a byte stream, after it connects (or is accepted)
@@ -86,7 +92,7 @@ impl SchemeSpec {
     /// What the scheme's addresses look like.
     pub fn addr_kind(&self) -> AddrKind {
         match self.base {
-            Base::Tcp | Base::Udp => AddrKind::HostPort,
+            Base::Tcp | Base::Udp | Base::Quic => AddrKind::HostPort,
             Base::Unix => AddrKind::Unix,
         }
     }
@@ -141,6 +147,14 @@ pub static SCHEMES: &[SchemeSpec] = &[
         layers: &[Layer::Tls],
         default_port: None,
     },
+    SchemeSpec {
+        scheme: Scheme::Quic,
+        name: "quic",
+        aliases: &[],
+        base: Base::Quic,
+        layers: &[],
+        default_port: None,
+    },
 ];
 
 impl Scheme {
@@ -179,10 +193,10 @@ impl Scheme {
         self.spec().is_byte_stream()
     }
 
-    /// Whether the scheme speaks TLS (`tls://`, `tls+unix://`): the TLS
-    /// options apply to it.
+    /// Whether the scheme speaks TLS (`tls://`, `tls+unix://`, and
+    /// `quic://`, whose TLS is built in): the TLS options apply to it.
     pub fn is_tls(self) -> bool {
-        self.spec().has(Layer::Tls)
+        self.spec().has(Layer::Tls) || self.base() == Base::Quic
     }
 
     /// The same layers over another base: what `-U` makes of `--tls`
@@ -203,7 +217,7 @@ impl fmt::Display for Scheme {
     }
 }
 
-/// The scheme names, for error messages: `tcp, tls, udp, unix or tls+unix`.
+/// The scheme names, for error messages: `tcp, tls, udp, unix, tls+unix or quic`.
 pub(crate) fn names() -> String {
     let names: Vec<&str> = SCHEMES.iter().map(|s| s.name).collect();
     match names.split_last() {
@@ -217,12 +231,13 @@ pub(crate) fn names() -> String {
 mod tests {
     use super::*;
 
-    const ALL: [Scheme; 5] = [
+    const ALL: [Scheme; 6] = [
         Scheme::Tcp,
         Scheme::Tls,
         Scheme::Udp,
         Scheme::Unix,
         Scheme::TlsUnix,
+        Scheme::Quic,
     ];
 
     #[test]
@@ -250,7 +265,7 @@ mod tests {
             }
         }
         assert_eq!(Scheme::from_name("http"), None);
-        assert_eq!(names(), "tcp, tls, udp, unix or tls+unix");
+        assert_eq!(names(), "tcp, tls, udp, unix, tls+unix or quic");
     }
 
     #[test]
@@ -260,6 +275,9 @@ mod tests {
         assert!(Scheme::TlsUnix.is_tls() && Scheme::Tls.is_tls());
         assert!(!Scheme::Unix.is_tls() && !Scheme::Tcp.is_tls());
         assert!(!Scheme::Udp.is_byte_stream());
+        assert!(Scheme::Quic.is_tls() && Scheme::Quic.is_byte_stream());
+        assert_eq!(Scheme::Quic.spec().addr_kind(), AddrKind::HostPort);
+        assert_eq!(Scheme::Quic.with_base(Base::Unix), Some(Scheme::Unix));
         for s in [Scheme::Tcp, Scheme::Tls, Scheme::Unix, Scheme::TlsUnix] {
             assert!(s.is_byte_stream(), "{s}");
         }

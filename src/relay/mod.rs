@@ -448,11 +448,16 @@ async fn transfer(
 
 /// Makes closing `stream` send a reset (SO_LINGER 0) rather than a FIN, so
 /// its peer learns the relay failed instead of seeing a clean end. For TLS,
-/// the reset goes out on the TCP connection underneath.
+/// the reset goes out on the TCP connection underneath; a QUIC stream sends
+/// RESET_STREAM.
 fn abort(stream: &Stream) {
     // A recorded stream (a transcript) passes its socket on too.
     if let Some(tcp) = stream.tcp_socket() {
         let _ = SockRef::from(tcp).set_linger(Some(Duration::ZERO));
+    }
+    // QUIC: RESET_STREAM instead of FIN.
+    if let Stream::Boxed(s) = stream {
+        s.abort_on_close();
     }
 }
 

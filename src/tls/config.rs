@@ -184,6 +184,16 @@ impl ServerTls {
         self.fingerprint
     }
 
+    /// The rustls configuration, for QUIC (which runs TLS itself).
+    pub(crate) fn rustls_config(&self) -> &Arc<rustls::ServerConfig> {
+        self.acceptor.config()
+    }
+
+    /// How long a client may take to complete the handshake.
+    pub(crate) fn handshake_timeout(&self) -> Duration {
+        self.handshake_timeout
+    }
+
     /// The names in the certificate when it was generated at start-up;
     /// `None` for a certificate from a file.
     pub fn self_signed_names(&self) -> Option<&[String]> {
@@ -332,11 +342,16 @@ impl ClientTls {
         })
     }
 
+    /// The rustls configuration, for QUIC (which runs TLS itself).
+    pub(crate) fn rustls_config(&self) -> &Arc<rustls::ClientConfig> {
+        self.connector.config()
+    }
+
     /// The name to send as SNI and verify: `--servername`, else the host
     /// connected to; `localhost` for an address without a host, and for a
     /// Unix socket, which is on this host by definition (a server without
     /// `--cert` puts that name in its certificate).
-    fn server_name(&self, addr: &Addr) -> Result<ServerName<'static>> {
+    pub(crate) fn server_name(&self, addr: &Addr) -> Result<ServerName<'static>> {
         if let Some(name) = &self.servername {
             return Ok(name.clone());
         }

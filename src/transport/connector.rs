@@ -3,9 +3,11 @@
 //! run each layer's client side over it: the proxies' handshakes when
 //! there are proxies (then the base dialed is the first proxy), then the
 //! endpoint's own layers (TLS). The retry policy goes around the whole
-//! chain.
+//! chain. QUIC is a base with its TLS built in: one connection and one
+//! stream on it.
 
 use super::layer::ClientLayer;
+use super::quic::QuicClient;
 use super::{ConnectOptions, Stream, not_a_stream, tcp, unix};
 use crate::endpoint::{Addr, Base, Endpoint, HostPort};
 use crate::error::{Error, Result};
@@ -22,6 +24,8 @@ pub struct Connector {
     /// The first proxy, dialed instead of the endpoint, and how it is
     /// named in errors.
     first_proxy: Option<(HostPort, String)>,
+    /// The QUIC client configuration, for a `quic://` endpoint.
+    quic: Option<QuicClient>,
 }
 
 impl Connector {
@@ -61,11 +65,16 @@ impl Connector {
         for layer in endpoint.scheme().spec().layers {
             layers.push(ClientLayer::prepare(*layer, endpoint, options)?);
         }
+        let quic = match endpoint.scheme().base() {
+            Base::Quic => Some(QuicClient::new(options)?),
+            _ => None,
+        };
         Ok(Connector {
             endpoint: endpoint.clone(),
             options: options.clone(),
             layers,
             first_proxy,
+            quic,
         })
     }
 
@@ -94,6 +103,10 @@ impl Connector {
             (Base::Unix, Addr::Unix(addr)) => {
                 Stream::Unix(unix::connect(addr, &self.options).await?)
             }
+            (Base::Quic, addr @ Addr::HostPort(hp)) => match &self.quic {
+                Some(quic) => quic.connect(hp, addr, &self.options).await?,
+                None => return Err(not_a_stream(&self.endpoint, "connect")),
+            },
             _ => return Err(not_a_stream(&self.endpoint, "connect")),
         };
         for layer in &self.layers {

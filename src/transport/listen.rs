@@ -9,6 +9,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use super::layer::{ServerLayer, ServerLayers};
+use super::quic::QuicListener;
 use super::{
     ListenOptions, PeerAddr, SocketOptions, Stream, UnixListener, not_a_stream, tcp, unix,
 };
@@ -30,6 +31,8 @@ enum BaseListener {
     Tcp(TcpListener),
     /// Removes its socket file when dropped.
     Unix(UnixListener),
+    /// Accepted streams of every QUIC connection, with the certificate.
+    Quic(Box<QuicListener>, ServerTls),
 }
 
 impl Listener {
@@ -57,6 +60,11 @@ impl Listener {
             (Base::Unix, Addr::Unix(addr)) => {
                 BaseListener::Unix(unix::bind(addr, opts.unix_mode).await?)
             }
+            (Base::Quic, Addr::HostPort(hp)) => {
+                let tls = ServerTls::new(&opts.tls, endpoint)?;
+                let quic = QuicListener::bind(hp, opts.family, &tls).await?;
+                BaseListener::Quic(Box::new(quic), tls)
+            }
             _ => return Err(not_a_stream(endpoint, "listen")),
         };
         Ok(Listener {
@@ -79,6 +87,7 @@ impl Listener {
                 let (s, peer) = l.accept().await?;
                 (Stream::Unix(s), peer)
             }
+            BaseListener::Quic(l, _) => l.accept().await?,
         };
         let accepted = Accepted {
             stream,
@@ -92,6 +101,7 @@ impl Listener {
         let addr = match &self.base {
             BaseListener::Tcp(l) => Addr::HostPort(host_port(l.local_addr()?)),
             BaseListener::Unix(l) => Addr::Unix(l.addr().clone()),
+            BaseListener::Quic(l, _) => Addr::HostPort(host_port(l.local_addr()?)),
         };
         Endpoint::new(self.scheme, addr).map_err(io::Error::other)
     }
@@ -107,6 +117,7 @@ impl Listener {
     pub fn port(&self) -> Option<u16> {
         match &self.base {
             BaseListener::Tcp(l) => l.local_addr().ok().map(|a| a.port()),
+            BaseListener::Quic(l, _) => l.local_addr().ok().map(|a| a.port()),
             BaseListener::Unix(_) => None,
         }
     }
@@ -114,6 +125,9 @@ impl Listener {
     /// The TLS configuration of a TLS listener (its certificate's
     /// fingerprint, whether it was generated), for the start-up message.
     pub fn tls(&self) -> Option<&ServerTls> {
+        if let BaseListener::Quic(_, tls) = &self.base {
+            return Some(tls);
+        }
         self.layers
             .iter()
             .flat_map(|l| l.iter())

@@ -1,7 +1,8 @@
 //! Transports: how an [`Endpoint`] becomes a connected byte stream
 //! ([`Connector`], [`connect`]) or a listener ([`Listener::bind`]).
 //!
-//! A transport is a base socket (TCP in `tcp`, Unix in `unix`) with layers
+//! A transport is a base socket (TCP in `tcp`, Unix in `unix`, QUIC in
+//! `quic`, whose streams are the byte streams) with layers
 //! over it (TLS in `tls`), as the endpoint's row in the scheme table
 //! ([`SCHEMES`](crate::endpoint::SCHEMES)) says. Connecting is a chain:
 //! resolve and dial the base (Happy Eyeballs over the resolved addresses;
@@ -32,6 +33,7 @@ mod connector;
 pub mod happy_eyeballs;
 mod layer;
 mod listen;
+mod quic;
 mod stream;
 mod tcp;
 mod tls;
@@ -49,6 +51,7 @@ use crate::tls::{TlsClientOptions, TlsServerOptions};
 
 pub use connector::{Connector, connect};
 pub use listen::{Accepted, Listener};
+pub use quic::{DEFAULT_ALPN as QUIC_DEFAULT_ALPN, IDLE_TIMEOUT as QUIC_IDLE_TIMEOUT};
 pub use stream::{AsyncStream, Stream};
 pub use tcp::{connect_tcp, connect_tcp_addrs, dial};
 
@@ -216,7 +219,7 @@ impl fmt::Display for PeerAddr {
 /// `serve::udp` and `connect` use them.
 fn not_a_stream(endpoint: &Endpoint, op: &str) -> Error {
     Error::new(ErrorKind::Usage, format!("{op} {endpoint}")).with_detail(format!(
-        "{} carries datagrams, not a byte stream (use tcp, tls, unix or tls+unix here)",
+        "{} carries datagrams, not a byte stream (use tcp, tls, unix, tls+unix or quic here)",
         endpoint.scheme()
     ))
 }

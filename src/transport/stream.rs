@@ -37,6 +37,10 @@ pub trait AsyncStream: AsyncRead + AsyncWrite + Send + Sync + Unpin + fmt::Debug
     fn tcp_socket(&self) -> Option<&TcpStream> {
         None
     }
+    /// Makes dropping the stream abort it (a reset) instead of closing it
+    /// cleanly, so the peer learns something failed; a no-op where the
+    /// transport has no such signal.
+    fn abort_on_close(&self) {}
 }
 
 /// A connected byte stream over one of the transports.

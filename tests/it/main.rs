@@ -15,6 +15,7 @@ mod oneway;
 mod proxy;
 mod proxy_client;
 mod proxy_protocol;
+mod quic;
 mod relay;
 mod report;
 mod scan;

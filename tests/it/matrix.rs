@@ -94,6 +94,33 @@ pub const TLS_UNIX: Transport = Transport {
     handshake: true,
 };
 
+/// QUIC on 127.0.0.1, pinned as for [`TLS`]. Unlike TLS, a client's
+/// connection completes without the server's accept loop (QUIC's own
+/// handshake runs in the endpoint), so it can send while the server is
+/// full. With no server yet, nothing answers a QUIC Initial (UDP has no
+/// refusal), so the client's handshake timeout is short.
+pub const QUIC: Transport = Transport {
+    name: "quic",
+    any_addr: |_| "quic://127.0.0.1:0".into(),
+    fixed_addr: |_| format!("quic://127.0.0.1:{}", free_udp_port()),
+    serve_args: &[],
+    connect_args: |server| match server {
+        Some(stderr) => pin_printed_by(stderr),
+        None => vec![
+            "--insecure".into(),
+            "--handshake-timeout".into(),
+            "300ms".into(),
+        ],
+    },
+    handshake: false,
+};
+
+/// A UDP port free now on 127.0.0.1.
+fn free_udp_port() -> u16 {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    s.local_addr().expect("addr").port()
+}
+
 /// One test's setup: a directory for socket files and helpers to start
 /// servers and clients over the transport.
 struct Case<'a> {
@@ -316,6 +343,7 @@ matrix!(
     unix => super::UNIX,
     tls => super::TLS,
     tls_unix => super::TLS_UNIX,
+    quic => super::QUIC,
 );
 
 /// One test per (listening transport, upstream transport) in `relay`.
@@ -347,4 +375,9 @@ relay_pairs!(
     tls_unix_to_unix: super::TLS_UNIX => super::UNIX,
     tls_unix_to_tls: super::TLS_UNIX => super::TLS,
     tls_unix_to_tls_unix: super::TLS_UNIX => super::TLS_UNIX,
+    tcp_to_quic: super::TCP => super::QUIC,
+    quic_to_tcp: super::QUIC => super::TCP,
+    quic_to_quic: super::QUIC => super::QUIC,
+    tls_to_quic: super::TLS => super::QUIC,
+    quic_to_unix: super::QUIC => super::UNIX,
 );
