@@ -9,6 +9,7 @@ mod ipv6;
 mod limits;
 mod logging;
 mod matrix;
+mod ops;
 mod relay;
 mod report;
 mod scan;
