@@ -3,7 +3,8 @@
 # openssl for the TLS interoperability tests (s_client and s_server), make
 # for building jemalloc, chromium for rendering bench's HTML report (the test
 # runs it headless), script (bsdutils) for the live view under a pseudo-terminal,
-# python3 for `wait http://` against python3 -m http.server.
+# python3 for `wait http://` against python3 -m http.server, systemd for
+# systemd-socket-activate (socket activation of serve and relay).
 set -euo pipefail
 need=()
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
@@ -11,6 +12,7 @@ command -v make >/dev/null 2>&1 || need+=(make) # builds jemalloc (tikv-jemalloc
 command -v chromium >/dev/null 2>&1 || need+=(chromium) # tests/it/report.rs renders the HTML report
 command -v script >/dev/null 2>&1 || need+=(bsdutils) # script(1): tests/it/report.rs, the live view on a pty
 command -v python3 >/dev/null 2>&1 || need+=(python3) # tests/it/wait_http.rs: python3 -m http.server
+command -v systemd-socket-activate >/dev/null 2>&1 || need+=(systemd) # tests/it/ops.rs: socket activation
 if ((${#need[@]})); then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

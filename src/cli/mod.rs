@@ -11,6 +11,7 @@ pub mod logging;
 mod relay;
 mod scan;
 mod serve;
+mod systemd;
 mod tls;
 mod wait;
 

@@ -9,7 +9,7 @@ use netcrab::endpoint::{Endpoint, Scheme};
 use netcrab::error::{Error, Result};
 use netcrab::relay::{self, RelayConfig};
 use netcrab::server::ServerLimits;
-use netcrab::transport::{ConnectOptions, ListenOptions, Listener, SocketOptions};
+use netcrab::transport::{ConnectOptions, ListenOptions, SocketOptions};
 
 use super::common::{
     FamilyArgs, MAX_CONNS, RetryArgs, SourceArgs, count, duration, keepalive, optional,
@@ -212,12 +212,13 @@ impl RelayArgs {
             2
         };
         super::fdlimit::check("--max-conns", self.max_conns, per_conn);
-        let listener = Listener::bind_with(&listen, &listen_options).await?;
+        let listener = super::systemd::listen(&listen, &listen_options).await?;
         announce(
             &listener,
             self.port_file.as_deref(),
             &format!(" (relay to {})", config.upstream),
         )?;
+        super::systemd::notify_ready(&shutdown);
         let report = relay::run(listener, config, shutdown).await?;
         tracing::info!("stopped after {} connection(s)", report.accepted);
         Ok(())

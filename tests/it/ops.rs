@@ -209,3 +209,89 @@ fn text_logs_are_unchanged_by_the_fields() {
     assert!(line.starts_with("netcrab: 127.0.0.1:"), "{line}");
     assert!(!line.contains("bytes_up"), "{line}");
 }
+
+/// Starts `systemd-socket-activate -l LISTEN --fdname=web netcrab ARGS...`
+/// and waits until it listens (netcrab starts on the first connection).
+fn socket_activated(listen: &str, args: &[&str]) -> Proc {
+    let mut cmd = std::process::Command::new("systemd-socket-activate");
+    cmd.args(["-l", listen, "--fdname=web", env!("CARGO_BIN_EXE_netcrab")])
+        .args(args);
+    let proc = Proc::start_with(&mut cmd);
+    proc.stderr.wait_for("Listening on");
+    proc
+}
+
+#[test]
+fn serve_takes_a_socket_activated_tcp_listener() {
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let proc = socket_activated(&addr, &["serve", "--echo"]);
+    let mut s = TcpStream::connect(&addr).expect("connect");
+    s.write_all(b"activated").expect("send");
+    s.shutdown(Shutdown::Write).expect("shutdown");
+    assert_eq!(read_to_end(&mut s), b"activated");
+    let line = proc.stderr.wait_for("socket activation");
+    assert!(line.contains("passed socket (web)"), "{line}");
+    // The bound address reported is the passed socket's, not the default.
+    proc.stderr.wait_for(&format!("listening on {addr}"));
+}
+
+#[test]
+fn relay_takes_a_socket_activated_unix_listener() {
+    let upstream = Server::start(&["--echo"]);
+    let dir = temp_dir();
+    let path = dir.path().join("relay.sock");
+    let path_str = path.to_str().expect("utf-8 path");
+    let proc = socket_activated(path_str, &["relay", "127.0.0.1:0", &upstream.addr_str()]);
+    let mut s = std::os::unix::net::UnixStream::connect(&path).expect("connect");
+    s.write_all(b"through").expect("send");
+    s.shutdown(Shutdown::Write).expect("shutdown");
+    assert_eq!(read_to_end(&mut s), b"through");
+    proc.stderr
+        .wait_for(&format!("listening on unix://{path_str}"));
+    proc.stderr.wait_for("closed by both sides");
+}
+
+/// Receives one datagram on `socket`, failing after [`PATIENCE`].
+fn recv_notify(socket: &std::os::unix::net::UnixDatagram) -> String {
+    let mut buf = [0u8; 256];
+    let n = socket.recv(&mut buf).expect("notification");
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+#[test]
+fn sd_notify_says_ready_then_stopping() {
+    let dir = temp_dir();
+    let path = dir.path().join("notify");
+    let socket = std::os::unix::net::UnixDatagram::bind(&path).expect("bind notify socket");
+    socket.set_read_timeout(Some(PATIENCE)).expect("timeout");
+    let proc = Proc::start_with(
+        netcrab()
+            .args(["serve", "127.0.0.1:0", "--echo"])
+            .env("NOTIFY_SOCKET", &path),
+    );
+    assert_eq!(recv_notify(&socket), "READY=1");
+    proc.stderr.wait_for("listening on ");
+    proc.signal(libc::SIGTERM);
+    assert_eq!(recv_notify(&socket), "STOPPING=1");
+    let mut proc = proc;
+    assert!(proc.wait().success());
+}
+
+#[test]
+fn sd_notify_reaches_an_abstract_socket_for_relay() {
+    let name = format!("netcrab-notify-{}", std::process::id());
+    let addr = {
+        use std::os::linux::net::SocketAddrExt;
+        std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).expect("name")
+    };
+    let socket = std::os::unix::net::UnixDatagram::bind_addr(&addr).expect("bind");
+    socket.set_read_timeout(Some(PATIENCE)).expect("timeout");
+    let upstream = Server::start(&["--echo"]);
+    let _relay = Proc::start_with(
+        netcrab()
+            .args(["relay", "127.0.0.1:0", &upstream.addr_str()])
+            .env("NOTIFY_SOCKET", format!("@{name}")),
+    );
+    assert_eq!(recv_notify(&socket), "READY=1");
+}
