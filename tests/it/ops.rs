@@ -295,3 +295,136 @@ fn sd_notify_reaches_an_abstract_socket_for_relay() {
     );
     assert_eq!(recv_notify(&socket), "READY=1");
 }
+
+/// Runs `netcrab bench ARGS... --json` and parses the report.
+fn bench_report(args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["bench"];
+    all.extend_from_slice(args);
+    all.push("--json");
+    let out = run(&all);
+    assert_exit(&out, 0, "");
+    serde_json::from_slice(&out.stdout).expect("bench json")
+}
+
+fn num(v: &serde_json::Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+#[test]
+fn bench_shards_merged_equal_one_run_of_the_same_total() {
+    let server = Server::start(&["--echo"]);
+    let addr = server.addr_str();
+    let dir = temp_dir();
+    // Every shard starts at the same moment, a little ahead.
+    let start = std::time::SystemTime::now() + std::time::Duration::from_secs(1);
+    let start_secs = start
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after epoch")
+        .as_secs_f64();
+    let start_at = format!("{start_secs:.3}");
+    let common = ["-c", "5", "-n", "301", "--rate", "3000", "--size", "32"];
+    let shards: Vec<_> = (1..=3)
+        .map(|i| {
+            let path = dir.path().join(format!("shard{i}.hlog"));
+            let mut cmd = netcrab();
+            cmd.arg("bench")
+                .arg(&addr)
+                .args(common)
+                .args(["--shard", &format!("{i}/3"), "--start-at", &start_at])
+                .arg("--histogram-out")
+                .arg(&path)
+                .arg("--json")
+                .stdin(std::process::Stdio::null());
+            (path, cmd.spawn_output())
+        })
+        .collect();
+    let mut files = Vec::new();
+    for (i, (path, child)) in shards.into_iter().enumerate() {
+        let out = child.join().expect("shard");
+        assert_exit(&out, 0, "");
+        let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        // -c 5 -n 301 --rate 3000 in 3: 2+2+1 connections, 101+100+100
+        // requests, 1200+1200+600 req/s.
+        let (c, n, rate) = [(2, 101, 1200.0), (2, 100, 1200.0), (1, 100, 600.0)][i];
+        assert_eq!(
+            num(&r["workload"]["connections"]),
+            c as f64,
+            "shard {}",
+            i + 1
+        );
+        assert_eq!(num(&r["requests"]["ok"]), n as f64, "shard {}", i + 1);
+        assert_eq!(num(&r["rate"]["target_rps"]), rate, "shard {}", i + 1);
+        // No shard started before --start-at (the log's StartTime).
+        let log = std::fs::read_to_string(&path).expect("histogram log");
+        let started: f64 = log
+            .lines()
+            .find_map(|l| l.strip_prefix("#[StartTime: "))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no StartTime in {log}"));
+        assert!(started >= start_secs - 0.001, "{started} < {start_secs}");
+        files.push(path);
+    }
+    let mut merge = vec!["merge".to_owned()];
+    merge.extend(files.iter().map(|p| p.to_string_lossy().into_owned()));
+    let merge: Vec<&str> = merge.iter().map(String::as_str).collect();
+    let merged = bench_report(&merge);
+    let whole = bench_report(&[
+        &addr, common[0], common[1], common[2], common[3], common[4], common[5], common[6],
+        common[7],
+    ]);
+    // Counts exactly; the schedule's total rate exactly (the target, not
+    // the achieved rate, which is timing).
+    for key in [
+        &["requests", "ok"][..],
+        &["requests", "errors"],
+        &["latency", "count"],
+        &["workload", "connections"],
+        &["throughput", "bytes_sent"],
+        &["throughput", "bytes_received"],
+        &["rate", "target_rps"],
+    ] {
+        let get = |v: &serde_json::Value| key.iter().fold(v.clone(), |v, k| v[*k].clone());
+        assert_eq!(get(&merged), get(&whole), "{key:?}");
+    }
+    assert_eq!(num(&merged["merged_runs"]), 3.0);
+}
+
+/// `Command::output` on a thread, so several processes run at once.
+trait SpawnOutput {
+    fn spawn_output(&mut self) -> std::thread::JoinHandle<std::process::Output>;
+}
+
+impl SpawnOutput for std::process::Command {
+    fn spawn_output(&mut self) -> std::thread::JoinHandle<std::process::Output> {
+        let child = self
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        std::thread::spawn(move || child.wait_with_output().expect("wait"))
+    }
+}
+
+#[test]
+fn bench_start_at_in_the_past_starts_now_with_a_warning() {
+    let server = Server::start(&["--echo"]);
+    let out = run(&[
+        "bench",
+        &server.addr_str(),
+        "-c",
+        "1",
+        "-n",
+        "3",
+        "--start-at",
+        "2020-01-01T00:00:00Z",
+    ]);
+    assert_exit(&out, 0, "");
+    assert!(
+        stderr(&out).contains("has passed: starting now"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&["bench", "--start-at", "soon"]);
+    assert_exit(&out, 2, "--start-at");
+}
