@@ -110,7 +110,7 @@ _netcrab() {
             return 0
             ;;
         netcrab__subcmd__bench)
-            opts="-c -s -d -n -4 -6 -v -q -h -V --connections --size --payload --expect --duration --requests --warmup --pipeline --rate --connect-rate --churn --timeout --connect-timeout --hold --json --histogram-out --report --plot --compare --server-pid --ipv4 --ipv6 --source --tls --ca --servername --pin-sha256 --insecure --cert --key --alpn --handshake-timeout --verbose --quiet --log-format --help --version merge help"
+            opts="-c -s -d -n -4 -6 -v -q -h -V --connections --size --payload --expect --duration --requests --warmup --pipeline --rate --connect-rate --churn --timeout --connect-timeout --hold --json --histogram-out --report --plot --compare --shard --start-at --server-pid --ipv4 --ipv6 --source --tls --ca --servername --pin-sha256 --insecure --cert --key --alpn --handshake-timeout --verbose --quiet --log-format --help --version merge help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -197,6 +197,14 @@ _netcrab() {
                     return 0
                     ;;
                 --compare)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --shard)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --start-at)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -223,6 +223,8 @@ set edit:completion:arg-completer[netcrab] = {|@words|
             cand --report 'Write a self-contained HTML report (percentile plot, rate, latency and errors over time)'
             cand --plot 'Write the latency percentile plot as an SVG file'
             cand --compare 'Also draw these saved runs (--histogram-out files) in the --report and --plot charts; takes every file after it, so give ADDR first'
+            cand --shard 'Run shard I of N (1-based): this process''s share of -c, -n, --rate and --connect-rate, for load from several machines (see below)'
+            cand --start-at 'Wait until TIME to start (RFC 3339 in UTC, e.g. 2026-01-01T12:00:00Z, or unix seconds), so shards on several machines start together'
             cand --server-pid 'Also report the CPU time of this server process and its descendants (for servers that fork)'
             cand --source 'Connect from this local IP address (-s is --size here; no source port: one cannot serve many connections)'
             cand --ca 'Also trust the CA certificate(s) in FILE (PEM), besides the system''s trust store, and a server certificate identical to one in FILE (its name and dates still checked; repeatable)'

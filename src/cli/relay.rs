@@ -33,7 +33,11 @@ Examples:
   netcrab relay tls://:443 127.0.0.1:8080 --cert cert.pem --key key.pem   # TLS termination
   netcrab relay 127.0.0.1:6380 tls://redis.internal:6380 --upstream-ca ca.pem  # TLS origination
   netcrab relay unix:///run/app.sock 127.0.0.1:8080   # a Unix socket in front of a TCP service
-  netcrab relay 127.0.0.1:5433 tls+unix:///run/db.sock --upstream-pin-sha256 FINGERPRINT  # TLS over a Unix socket upstream";
+  netcrab relay 127.0.0.1:5433 tls+unix:///run/db.sock --upstream-pin-sha256 FINGERPRINT  # TLS over a Unix socket upstream
+
+Under systemd, a socket-activated relay (LISTEN_FDS set) listens on the socket it was passed; LISTEN
+then gives only the scheme (tls:// for termination). With NOTIFY_SOCKET set (Type=notify), it sends
+READY=1 once listening and STOPPING=1 when a signal starts the drain. Examples: contrib/systemd/.";
 
 /// Accept connections and relay each to an upstream (a port forwarder)
 #[derive(Debug, Args)]

@@ -35,7 +35,11 @@ Examples:
   netcrab serve unix:@netcrab --lines   # Linux abstract Unix socket (no file)
   netcrab serve --tls 127.0.0.1:8443 --echo  # TLS with a self-signed certificate; its fingerprint is printed
   netcrab serve tls://:8443 --cert cert.pem --key key.pem --client-ca clients.pem  # mutual TLS
-  netcrab serve tls+unix:///run/app.sock --echo   # TLS over a Unix socket";
+  netcrab serve tls+unix:///run/app.sock --echo   # TLS over a Unix socket
+
+Under systemd, a socket-activated serve (LISTEN_FDS set) listens on the socket it was passed; ADDR
+then gives only the scheme (tls:// for TLS). With NOTIFY_SOCKET set (Type=notify), it sends READY=1
+once listening and STOPPING=1 when a signal starts the drain. Examples: contrib/systemd/.";
 
 /// Listen and answer every connection (the seed's server)
 #[derive(Debug, Args)]
