@@ -32,13 +32,16 @@ pub struct ListenSocket {
     pub name: Option<String>,
 }
 
+/// A passed descriptor and its name, as the environment describes them.
+pub type PassedFd = (RawFd, Option<String>);
+
 /// What the environment says was passed: the descriptors and their names.
 /// `None` when the variables are absent or meant for another process.
 /// Pure, for tests: `pid` is this process's id, `var` reads a variable.
 pub fn parse_listen_env(
     pid: u32,
     var: impl Fn(&str) -> Option<String>,
-) -> Result<Option<Vec<(RawFd, Option<String>)>>> {
+) -> Result<Option<Vec<PassedFd>>> {
     let Some(listen_pid) = var("LISTEN_PID") else {
         return Ok(None);
     };

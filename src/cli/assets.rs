@@ -49,7 +49,7 @@ impl ManArgs {
     pub fn run(&self) -> Result<()> {
         let dir = &self.dir;
         std::fs::create_dir_all(dir)
-            .map_err(|e| Error::io(&format!("create {}", dir.display()), e))?;
+            .map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
         let mut cmd = super::Cli::command();
         cmd.build();
         write_page(dir, "netcrab", cmd.clone())?;
@@ -71,8 +71,8 @@ fn write_page(dir: &Path, name: &str, cmd: clap::Command) -> Result<()> {
     let mut page = Vec::new();
     clap_mangen::Man::new(cmd)
         .render(&mut page)
-        .map_err(|e| Error::io(&format!("render {name}.1"), e))?;
-    std::fs::write(&path, page).map_err(|e| Error::io(&format!("write {}", path.display()), e))
+        .map_err(|e| Error::io(format!("render {name}.1"), e))?;
+    std::fs::write(&path, page).map_err(|e| Error::io(format!("write {}", path.display()), e))
 }
 
 /// Writes `bytes` to stdout; a closed stdout (`| head`) is not an error.
