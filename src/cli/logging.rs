@@ -272,13 +272,33 @@ where
             Level::DEBUG => write!(writer, "debug: ")?,
             Level::TRACE => write!(writer, "trace: ")?,
         }
-        let mut fields = Fields::default();
-        event.record(&mut fields);
-        let message = match fields.0.remove("message") {
-            Some(serde_json::Value::String(s)) => s,
-            _ => String::new(),
+        let mut message = MessageOnly {
+            writer: writer.by_ref(),
+            result: Ok(()),
         };
-        writeln!(writer, "{message}")
+        event.record(&mut message);
+        message.result?;
+        writeln!(writer)
+    }
+}
+
+/// Writes an event's message straight into the line, and nothing else
+/// (no allocation: serve logs every message it receives).
+struct MessageOnly<'w> {
+    writer: Writer<'w>,
+    result: fmt::Result,
+}
+
+impl tracing::field::Visit for MessageOnly<'_> {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn fmt::Debug) {
+        if field.name() == "message" {
+            self.result = write!(self.writer, "{value:?}");
+        }
+    }
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "message" {
+            self.result = self.writer.write_str(value);
+        }
     }
 }
 

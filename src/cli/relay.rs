@@ -222,7 +222,7 @@ impl RelayArgs {
             self.port_file.as_deref(),
             &format!(" (relay to {})", config.upstream),
         )?;
-        super::systemd::notify_ready(&shutdown);
+        let _stopping = super::systemd::notify_ready(&shutdown);
         let report = relay::run(listener, config, shutdown).await?;
         tracing::info!("stopped after {} connection(s)", report.accepted);
         Ok(())

@@ -158,7 +158,7 @@ impl ServeArgs {
         super::fdlimit::check("--max-conns", self.max_conns, 1);
         let listener = super::systemd::listen(&endpoint, &listen).await?;
         announce(&listener, self.port_file.as_deref(), "")?;
-        super::systemd::notify_ready(&shutdown);
+        let _stopping = super::systemd::notify_ready(&shutdown);
         let report = serve::run(listener, config, shutdown).await?;
         let evicted = match report.evicted {
             0 => String::new(),
@@ -185,7 +185,7 @@ impl ServeArgs {
             write_port_file(path, local.port())?;
         }
         tracing::info!("listening on udp://{local}");
-        super::systemd::notify_ready(&shutdown);
+        let _stopping = super::systemd::notify_ready(&shutdown);
         let report = serve::udp::run(socket, config, shutdown).await?;
         let dropped = match report.oversized {
             0 => String::new(),

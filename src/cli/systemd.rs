@@ -36,26 +36,57 @@ pub async fn listen(endpoint: &Endpoint, opts: &ListenOptions) -> Result<Listene
 
 /// Sends `READY=1` now and `STOPPING=1` once `shutdown` fires, when
 /// `NOTIFY_SOCKET` is set. A failed notification is a warning: the
-/// service itself works.
-pub fn notify_ready(shutdown: &CancellationToken) {
+/// service itself works. The guard sends `STOPPING=1` when dropped, if the
+/// shutdown task has not yet: a quick drain can end the command before
+/// that task runs.
+#[must_use = "the guard sends STOPPING=1 when dropped"]
+pub fn notify_ready(shutdown: &CancellationToken) -> Stopping {
     #[cfg(target_os = "linux")]
     {
         match netcrab::systemd::notify("READY=1") {
-            Ok(false) => return,
+            Ok(false) => return Stopping { armed: false },
             Ok(true) => {}
             Err(err) => {
                 tracing::warn!("{err}");
-                return;
+                return Stopping { armed: false };
             }
         }
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
             shutdown.cancelled().await;
-            if let Err(err) = netcrab::systemd::notify("STOPPING=1") {
-                tracing::warn!("{err}");
-            }
+            stopping();
         });
+        Stopping { armed: true }
     }
     #[cfg(not(target_os = "linux"))]
-    let _ = shutdown;
+    {
+        let _ = shutdown;
+        Stopping { armed: false }
+    }
+}
+
+/// Sends `STOPPING=1` when dropped, unless it was sent already.
+#[derive(Debug)]
+pub struct Stopping {
+    armed: bool,
+}
+
+impl Drop for Stopping {
+    fn drop(&mut self) {
+        if self.armed {
+            stopping();
+        }
+    }
+}
+
+/// Sends `STOPPING=1`, once per process.
+fn stopping() {
+    static SENT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if SENT.swap(true, std::sync::atomic::Ordering::AcqRel) {
+        return;
+    }
+    #[cfg(target_os = "linux")]
+    if let Err(err) = netcrab::systemd::notify("STOPPING=1") {
+        tracing::warn!("{err}");
+    }
 }
