@@ -428,3 +428,23 @@ fn bench_start_at_in_the_past_starts_now_with_a_warning() {
     let out = run(&["bench", "--start-at", "soon"]);
     assert_exit(&out, 2, "--start-at");
 }
+
+#[test]
+fn the_bash_completion_completes_commands_and_flags() {
+    let script = contrib().join("completions/netcrab.bash");
+    let complete = |words: &str| {
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "source {}; COMP_WORDS=({words}); COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1)); \
+                 _netcrab netcrab \"${{COMP_WORDS[-1]}}\" \"${{COMP_WORDS[-2]}}\"; echo \"${{COMPREPLY[@]}}\"",
+                script.display()
+            ))
+            .output()
+            .expect("run bash");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    assert_eq!(complete("netcrab se"), "serve");
+    assert!(complete("netcrab serve --log-f").contains("--log-format"));
+    assert_eq!(complete("netcrab completions fi"), "fish");
+}
