@@ -448,3 +448,17 @@ fn the_bash_completion_completes_commands_and_flags() {
     assert!(complete("netcrab serve --log-f").contains("--log-format"));
     assert_eq!(complete("netcrab completions fi"), "fish");
 }
+
+#[test]
+fn serve_keeps_tls_over_a_socket_activated_listener() {
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let proc = socket_activated(&addr, &["serve", "--tls", "--echo"]);
+    let out = run_with_input(
+        &["connect", "--tls", "--insecure", &addr],
+        b"over tls".to_vec(),
+    );
+    assert_exit(&out, 0, "");
+    assert_eq!(out.stdout, b"over tls");
+    proc.stderr.wait_for(&format!("listening on tls://{addr}"));
+}
