@@ -15,12 +15,13 @@ trap '$sudo dpkg -r netcrab >/dev/null' EXIT
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 got=$(/usr/bin/netcrab --version)
 [ "$got" = "netcrab $version" ] || { echo "netcrab --version: got '$got', want 'netcrab $version'" >&2; exit 1; }
-for f in /usr/share/man/man1/netcrab.1 /usr/share/man/man1/netcrab-serve.1 \
+for f in /usr/share/man/man1/netcrab.1.gz /usr/share/man/man1/netcrab-serve.1.gz \
   /usr/share/bash-completion/completions/netcrab \
   /usr/share/zsh/vendor-completions/_netcrab \
   /usr/share/fish/vendor_completions.d/netcrab.fish \
   /usr/share/doc/netcrab/examples/systemd/netcrab-relay.socket; do
   [ -s "$f" ] || { echo "missing from the package: $f" >&2; exit 1; }
 done
-dpkg -L netcrab | grep -q '^/usr/bin/netcrab$'
+dpkg -L netcrab | grep -q "^/usr/bin/netcrab$"
+zcat /usr/share/man/man1/netcrab-serve.1.gz | grep -q "socket activation\|LISTEN_FDS" || { echo "netcrab-serve.1 is not the current page" >&2; exit 1; }
 echo "ok: $got installed from $deb"
