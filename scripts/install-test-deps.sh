@@ -7,6 +7,8 @@
 # microsocks, tinyproxy, haproxy and curl for the proxy client and PROXY
 # protocol tests (tests/it/proxy_client.rs).
 # curl as the independent SOCKS5 and HTTP CONNECT client of netcrab proxy.
+# python3 for `wait http://` against python3 -m http.server, systemd for
+# systemd-socket-activate (socket activation of serve and relay).
 set -euo pipefail
 need=()
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
@@ -18,6 +20,7 @@ command -v microsocks >/dev/null 2>&1 || need+=(microsocks) # SOCKS5 proxy: test
 command -v tinyproxy >/dev/null 2>&1 || need+=(tinyproxy)   # HTTP CONNECT proxy: tests/it/proxy_client.rs
 command -v haproxy >/dev/null 2>&1 || need+=(haproxy)       # PROXY protocol v1/v2: tests/it/proxy_client.rs
 command -v curl >/dev/null 2>&1 || need+=(curl) # proxy tests: curl --socks5-hostname, -x, --proxy-user
+command -v systemd-socket-activate >/dev/null 2>&1 || need+=(systemd) # tests/it/ops.rs: socket activation
 if ((${#need[@]})); then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

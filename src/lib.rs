@@ -30,6 +30,7 @@
 //! | [`scan`] | the TCP connect scan: ports and hosts (CIDR) parsed and capped, probes with a concurrency limit |
 //! | [`bench`](mod@bench) | the load generator: plan, pacing, one generic worker, report, SVG plots, HTML report, live view |
 //! | [`stats`] | latency histograms, error counts by kind, CPU time |
+//! | [`systemd`] | socket activation (inherited listeners) and sd_notify readiness, without libsystemd |
 //! | [`shutdown`] | SIGINT/SIGTERM handling |
 //! | [`tls`] | TLS options, rustls configurations, certificates, pinning, TLS error messages |
 //! | [`escape`] | escaping peer data for logs |
@@ -70,6 +71,8 @@ pub mod serve;
 pub mod server;
 pub mod shutdown;
 pub mod stats;
+#[cfg(target_os = "linux")]
+pub mod systemd;
 pub mod tls;
 pub mod transcript;
 pub mod transport;

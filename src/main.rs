@@ -14,7 +14,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
-    cli::logging::init(args.verbose, args.quiet);
+    cli::logging::init(args.verbose, args.quiet, args.log_format);
     let runtime = if args.command.multi_threaded() {
         tokio::runtime::Builder::new_multi_thread()
     } else {

@@ -33,6 +33,8 @@ Examples:
   netcrab bench 127.0.0.1:9001 --histogram-out after.hlog --compare before.hlog --plot cmp.svg
   netcrab bench merge a.hlog b.hlog --report merged.html   # one line per shard, and the merge
   netcrab bench -4 localhost:9000 --source 127.0.0.2        # IPv4 only, every connection from 127.0.0.2
+  netcrab bench 10.0.0.5:9000 -c 10 --rate 2000 --shard 1/2 --start-at 2026-01-01T12:00:00Z --histogram-out s1.hlog
+                                                 # machine 1 of 2: 5 connections at 1000 req/s; then bench merge s*.hlog
 
 Replies are read by length: a request expects as many bytes back as it sent (echo) or as --expect TEXT
 has. Open-loop latency (--rate) counts from when each request was due, so server stalls show in the
@@ -42,7 +44,12 @@ a live line on stderr shows the last second's rate, p50 and p99 while the run la
 
 When no request succeeds, the report is still printed and bench exits non-zero with the code of the
 most common error: 4 refused, 5 timeout, 6 reset, 10 wrong reply or closed by peer, 9 local port
-exhaustion or resource, 1 otherwise (or when no request completed at all).";
+exhaustion or resource, 1 otherwise (or when no request completed at all).
+
+Across machines: run the same command on N machines with --shard 1/N .. N/N and one --start-at; each
+takes its share of -c, -n, --rate and --connect-rate (an uneven split gives the remainder to the
+lowest shards: -c 5 --shard 1/2 runs 3 connections, 2/2 runs 2; the rates follow the connections).
+Then `bench merge` the --histogram-out files. docs/bench-shards.md has a Kubernetes Indexed Job.";
 
 /// Load-test a request/response server (an embedded echo server without ADDR)
 #[derive(Debug, Args)]
@@ -109,6 +116,12 @@ pub struct BenchArgs {
     /// Also draw these saved runs (--histogram-out files) in the --report and --plot charts; takes every file after it, so give ADDR first
     #[arg(long, value_name = "FILE", num_args = 1..)]
     pub compare: Vec<PathBuf>,
+    /// Run shard I of N (1-based): this process's share of -c, -n, --rate and --connect-rate, for load from several machines (see below)
+    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    pub shard: Option<Shard>,
+    /// Wait until TIME to start (RFC 3339 in UTC, e.g. 2026-01-01T12:00:00Z, or unix seconds), so shards on several machines start together
+    #[arg(long, value_name = "TIME", value_parser = parse_start_at)]
+    pub start_at: Option<std::time::SystemTime>,
     /// Also report the CPU time of this server process and its descendants (for servers that fork)
     #[arg(long, value_name = "PID")]
     pub server_pid: Option<u32>,
@@ -196,22 +209,32 @@ impl BenchArgs {
             "none" => Expect::Nothing,
             other => Expect::Bytes(text_or_file(other, "expected reply")?),
         };
+        let shard = self.shard.unwrap_or(Shard::WHOLE);
+        let connections = shard.part(self.connections as u64) as usize;
+        if connections == 0 {
+            return Err(Error::usage(format!(
+                "--shard {shard}: more shards than connections (-c {})",
+                self.connections
+            )));
+        }
+        // Rates follow the connections: every connection paces alike.
+        let share = |rate: f64| rate * connections as f64 / self.connections as f64;
         let stop = match self.requests {
-            Some(n) => Stop::Requests(n),
+            Some(n) => Stop::Requests(shard.part(n)),
             None => Stop::Duration(self.duration),
         };
         let plan = Plan {
-            connections: self.connections,
+            connections,
             request: request.into(),
             expect,
             stop,
             warmup: self.warmup,
             pipeline: self.pipeline,
             pacing: match self.rate {
-                Some(rate) => Pacing::Open { rate },
+                Some(rate) => Pacing::Open { rate: share(rate) },
                 None => Pacing::Closed,
             },
-            connect_rate: self.connect_rate,
+            connect_rate: self.connect_rate.map(share),
             churn: self.churn,
             request_timeout: self.timeout,
             hold: self.hold,
@@ -272,6 +295,9 @@ impl BenchArgs {
         // Read the runs to compare before running: a bad file fails fast.
         let compared = bench::read_files(&self.compare)?;
         let cancel = netcrab::shutdown::on_signals()?;
+        if let Some(at) = self.start_at {
+            wait_until(at, &cancel).await;
+        }
         let mut live = LiveView::stderr();
         let outcome = bench::run(config, cancel, |p| live.update(p)).await;
         live.finish();
@@ -298,6 +324,82 @@ impl BenchArgs {
             Some(err) => Err(err),
             None => Ok(()),
         }
+    }
+}
+
+/// `--shard I/N`: shard `index` (1-based) of `count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    index: u64,
+    count: u64,
+}
+
+impl Shard {
+    /// The whole run (no `--shard`).
+    const WHOLE: Shard = Shard { index: 1, count: 1 };
+
+    /// This shard's part of `total`: an even split, the remainder going
+    /// one each to the lowest shards, so the parts add up to `total`.
+    fn part(self, total: u64) -> u64 {
+        total / self.count + u64::from(self.index - 1 < total % self.count)
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+/// The most shards (`--shard I/N`).
+const MAX_SHARDS: u64 = 100_000;
+
+/// Parses `--shard I/N`: 1 <= I <= N.
+fn parse_shard(s: &str) -> std::result::Result<Shard, String> {
+    let bad = || format!("{s:?} is not I/N with 1 <= I <= N <= {MAX_SHARDS} (e.g. 1/4)");
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let index: u64 = i.trim().parse().map_err(|_| bad())?;
+    let count: u64 = n.trim().parse().map_err(|_| bad())?;
+    if index == 0 || index > count || count > MAX_SHARDS {
+        return Err(bad());
+    }
+    Ok(Shard { index, count })
+}
+
+/// Parses `--start-at`: unix seconds (a fraction allowed) or an RFC 3339
+/// time in UTC (`Z` or `+00:00`).
+fn parse_start_at(s: &str) -> std::result::Result<std::time::SystemTime, String> {
+    let bad = || {
+        format!("{s:?} is not a time: give RFC 3339 in UTC (2026-01-01T12:00:00Z) or unix seconds")
+    };
+    let s = s.trim();
+    if let Ok(secs) = s.parse::<f64>() {
+        if !(0.0..=1e11).contains(&secs) {
+            return Err(bad());
+        }
+        return Ok(std::time::UNIX_EPOCH + Duration::from_secs_f64(secs));
+    }
+    let utc = s.strip_suffix("+00:00").map(|t| format!("{t}Z"));
+    humantime::parse_rfc3339(utc.as_deref().unwrap_or(s)).map_err(|_| bad())
+}
+
+/// Waits until `at` (at once if it has passed), or until a signal.
+async fn wait_until(at: std::time::SystemTime, cancel: &tokio_util::sync::CancellationToken) {
+    let Ok(wait) = at.duration_since(std::time::SystemTime::now()) else {
+        tracing::warn!(
+            "--start-at {} has passed: starting now",
+            humantime::format_rfc3339_millis(at)
+        );
+        return;
+    };
+    tracing::info!(
+        "waiting {} until {} to start",
+        netcrab::error::fmt_duration(wait),
+        humantime::format_rfc3339_millis(at)
+    );
+    tokio::select! {
+        () = tokio::time::sleep(wait) => {}
+        () = cancel.cancelled() => {}
     }
 }
 
@@ -376,6 +478,84 @@ mod tests {
         assert!(matches!(cfg.target, Target::Embedded));
         assert_eq!(&*cfg.plan.request, b"ping");
         assert_eq!(cfg.plan.expect, Expect::Bytes(b"pong".to_vec()));
+    }
+
+    #[test]
+    fn shards_split_connections_requests_and_rates() {
+        let shard = |i: &str| {
+            parse(&[
+                "127.0.0.1:9",
+                "-c",
+                "10",
+                "--rate",
+                "2000",
+                "-n",
+                "7",
+                "--shard",
+                i,
+            ])
+            .expect("parse")
+            .resolve()
+            .expect("resolve")
+        };
+        let one = shard("1/2");
+        assert_eq!(one.plan.connections, 5);
+        assert_eq!(one.plan.pacing, Pacing::Open { rate: 1000.0 });
+        assert_eq!(one.plan.stop, Stop::Requests(4));
+        let two = shard("2/2");
+        assert_eq!(two.plan.stop, Stop::Requests(3));
+        // Uneven: the parts add up, the remainder to the lowest shards.
+        for (total, n) in [(10u64, 3u64), (5, 2), (7, 7), (100, 6), (1, 1)] {
+            let parts: Vec<u64> = (1..=n)
+                .map(|index| Shard { index, count: n }.part(total))
+                .collect();
+            assert_eq!(parts.iter().sum::<u64>(), total, "{total}/{n}");
+            assert!(parts.windows(2).all(|w| w[0] >= w[1] && w[0] - w[1] <= 1));
+        }
+        // Rates follow connections: -c 3 --rate 300 in 2 shards: 200 + 100.
+        let rate = |i: &str| {
+            parse(&["127.0.0.1:9", "-c", "3", "--rate", "300", "--shard", i])
+                .expect("parse")
+                .resolve()
+                .expect("resolve")
+                .plan
+                .pacing
+        };
+        assert_eq!(rate("1/2"), Pacing::Open { rate: 200.0 });
+        assert_eq!(rate("2/2"), Pacing::Open { rate: 100.0 });
+        // More shards than connections: a usage error.
+        let err = parse(&["127.0.0.1:9", "-c", "2", "--shard", "3/3"])
+            .expect("parse")
+            .resolve()
+            .unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        for bad in ["0/2", "3/2", "1", "a/b", "1/0", "1/1000001"] {
+            assert!(parse_shard(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn start_at_takes_rfc3339_or_unix_seconds() {
+        let t = |s: &str| {
+            parse_start_at(s).map(|t| {
+                t.duration_since(std::time::UNIX_EPOCH)
+                    .expect("after epoch")
+                    .as_secs_f64()
+            })
+        };
+        assert_eq!(t("2026-01-01T12:00:00Z"), Ok(1767268800.0));
+        assert_eq!(t("2026-01-01T12:00:00+00:00"), Ok(1767268800.0));
+        assert_eq!(t("1767268800"), Ok(1767268800.0));
+        assert_eq!(t("1767268800.5"), Ok(1767268800.5));
+        for bad in [
+            "tomorrow",
+            "2026-01-01T12:00:00+02:00",
+            "-5",
+            "1e300",
+            "NaN",
+        ] {
+            assert!(t(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

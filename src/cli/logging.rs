@@ -12,6 +12,13 @@
 //! handler before a second signal exits, so no line is lost while stderr is
 //! healthy.
 //!
+//! `--log-format json` writes each event as one JSON object per line
+//! through the same queue: `time` (RFC 3339, UTC, microseconds), `level`,
+//! `message`, and the event's structured fields (for example the relay's
+//! and serve's per-connection lines carry `peer`, `bytes_up`, `bytes_down`,
+//! `duration_ms` and `outcome`). The text format prints the message only:
+//! by convention a message already says what its fields hold.
+//!
 //! This is tracing-appender's lossy `NonBlocking` writer, written out here
 //! for two reasons: its guard, when stderr is blocked at exit, prints a
 //! complaint on stdout (netcrab's data stream), and dropping the guard ends
@@ -38,8 +45,17 @@ pub const QUEUE_LINES: usize = 1024;
 /// The longest [`flush`] waits for stderr to take the queued lines.
 const FLUSH_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// `netcrab: [level: ]message`
+    Text,
+    /// One JSON object per line: time, level, message, fields
+    Json,
+}
+
 /// `-q` shows errors only; the default shows info; `-v` debug; `-vv` trace.
-pub fn init(verbose: u8, quiet: bool) {
+pub fn init(verbose: u8, quiet: bool, format: LogFormat) {
     let level = match (quiet, verbose) {
         (true, _) => Level::ERROR,
         (false, 0) => Level::INFO,
@@ -47,13 +63,17 @@ pub fn init(verbose: u8, quiet: bool) {
         (false, _) => Level::TRACE,
     };
     let queue = QUEUE.get_or_init(|| Queue::start(io::stderr(), QUEUE_LINES));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_max_level(level)
-        .with_writer(ToQueue(queue))
-        .event_format(Compact {
-            timestamps: verbose >= 2,
-        })
-        .init();
+        .with_writer(ToQueue(queue));
+    match format {
+        LogFormat::Text => builder
+            .event_format(Compact {
+                timestamps: verbose >= 2,
+            })
+            .init(),
+        LogFormat::Json => builder.event_format(Json).init(),
+    }
     netcrab::shutdown::set_before_exit(flush);
 }
 
@@ -234,7 +254,7 @@ where
 {
     fn format_event(
         &self,
-        ctx: &FmtContext<'_, S, N>,
+        _ctx: &FmtContext<'_, S, N>,
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
@@ -252,8 +272,105 @@ where
             Level::DEBUG => write!(writer, "debug: ")?,
             Level::TRACE => write!(writer, "trace: ")?,
         }
-        ctx.format_fields(writer.by_ref(), event)?;
+        let mut message = MessageOnly {
+            writer: writer.by_ref(),
+            result: Ok(()),
+        };
+        event.record(&mut message);
+        message.result?;
         writeln!(writer)
+    }
+}
+
+/// Writes an event's message straight into the line, and nothing else
+/// (no allocation: serve logs every message it receives).
+struct MessageOnly<'w> {
+    writer: Writer<'w>,
+    result: fmt::Result,
+}
+
+impl tracing::field::Visit for MessageOnly<'_> {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn fmt::Debug) {
+        if field.name() == "message" {
+            self.result = write!(self.writer, "{value:?}");
+        }
+    }
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "message" {
+            self.result = self.writer.write_str(value);
+        }
+    }
+}
+
+/// The JSON event format: `{"time":...,"level":...,"message":...,...fields}`.
+struct Json;
+
+impl<S, N> FormatEvent<S, N> for Json
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        _ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        writeln!(writer, "{}", json_line(std::time::SystemTime::now(), event))
+    }
+}
+
+/// One event as a JSON object, with `time` given.
+fn json_line(time: std::time::SystemTime, event: &Event<'_>) -> String {
+    let mut fields = Fields::default();
+    event.record(&mut fields);
+    let level = match *event.metadata().level() {
+        Level::ERROR => "error",
+        Level::WARN => "warning",
+        Level::INFO => "info",
+        Level::DEBUG => "debug",
+        Level::TRACE => "trace",
+    };
+    let message = fields.0.remove("message").unwrap_or_default();
+    // time, level and message first, in that order; then the fields.
+    let mut line = format!(
+        "{{\"time\":\"{}\",\"level\":\"{level}\",\"message\":{message}",
+        humantime::format_rfc3339_micros(time)
+    );
+    for (name, value) in fields.0 {
+        line.push(',');
+        line.push_str(&serde_json::Value::String(name).to_string());
+        line.push(':');
+        line.push_str(&value.to_string());
+    }
+    line.push('}');
+    line
+}
+
+/// An event's fields as JSON values: numbers and booleans as such, the
+/// rest (`%display`, `?debug`) as strings.
+#[derive(Default)]
+struct Fields(serde_json::Map<String, serde_json::Value>);
+
+impl tracing::field::Visit for Fields {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn fmt::Debug) {
+        self.0
+            .insert(field.name().to_owned(), format!("{value:?}").into());
+    }
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        self.0.insert(field.name().to_owned(), value.into());
+    }
+    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+        self.0.insert(field.name().to_owned(), value.into());
+    }
+    fn record_i64(&mut self, field: &tracing::field::Field, value: i64) {
+        self.0.insert(field.name().to_owned(), value.into());
+    }
+    fn record_f64(&mut self, field: &tracing::field::Field, value: f64) {
+        self.0.insert(field.name().to_owned(), value.into());
+    }
+    fn record_bool(&mut self, field: &tracing::field::Field, value: bool) {
+        self.0.insert(field.name().to_owned(), value.into());
     }
 }
 

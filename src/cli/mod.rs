@@ -2,6 +2,7 @@
 //! into library configuration (the library never sees clap), as ripgrep
 //! does. One file per command.
 
+mod assets;
 mod bench;
 mod common;
 mod conn;
@@ -12,6 +13,7 @@ mod proxy;
 mod relay;
 mod scan;
 mod serve;
+mod systemd;
 mod tls;
 mod wait;
 
@@ -31,6 +33,15 @@ pub struct Cli {
     /// Only errors on stderr
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
+    /// Log line format on stderr: text (`netcrab: message`) or json (one object per line: time, level, message and the event's fields)
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        value_name = "FORMAT",
+        default_value = "text"
+    )]
+    pub log_format: logging::LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -52,6 +63,10 @@ pub enum Command {
     Bench(bench::BenchArgs),
     #[command(after_long_help = common::with_exit_codes(scan::EXAMPLES))]
     Scan(scan::ScanArgs),
+    #[command(after_long_help = assets::COMPLETIONS_EXAMPLES)]
+    Completions(assets::CompletionsArgs),
+    #[command(hide = true)]
+    Man(assets::ManArgs),
 }
 
 impl Command {
@@ -78,6 +93,8 @@ impl Command {
             Command::Wait(args) => args.run().await,
             Command::Bench(args) => args.run().await,
             Command::Scan(args) => args.run().await,
+            Command::Completions(args) => args.run(),
+            Command::Man(args) => args.run(),
         }
     }
 }

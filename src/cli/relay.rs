@@ -9,7 +9,7 @@ use netcrab::endpoint::{Endpoint, Scheme};
 use netcrab::error::{Error, Result};
 use netcrab::relay::{self, RelayConfig};
 use netcrab::server::ServerLimits;
-use netcrab::transport::{ConnectOptions, ListenOptions, Listener, SocketOptions};
+use netcrab::transport::{ConnectOptions, ListenOptions, SocketOptions};
 
 use super::common::{
     FamilyArgs, MAX_CONNS, ProxyArgs, RetryArgs, SourceArgs, count, duration, keepalive, optional,
@@ -40,7 +40,11 @@ Examples:
   netcrab relay 127.0.0.1:7000 127.0.0.1:8080 -x traffic.hex   # record what clients send and get (no splice then)
   netcrab relay tls://:443 127.0.0.1:8080 --client-pin-sha256 FINGERPRINT  # only that client certificate
   netcrab relay 127.0.0.1:9000 quic://gw.internal:4433 --upstream-ca ca.pem   # a QUIC tunnel: one stream per TCP connection
-  netcrab relay quic://:4433 127.0.0.1:22 --cert cert.pem --key key.pem       # ...and its other end";
+  netcrab relay quic://:4433 127.0.0.1:22 --cert cert.pem --key key.pem       # ...and its other end
+
+Under systemd, a socket-activated relay (LISTEN_FDS set) listens on the socket it was passed; LISTEN
+then gives only the scheme (tls:// for termination). With NOTIFY_SOCKET set (Type=notify), it sends
+READY=1 once listening and STOPPING=1 when a signal starts the drain. Examples: contrib/systemd/.";
 
 /// Accept connections and relay each to an upstream (a port forwarder)
 #[derive(Debug, Args)]
@@ -242,7 +246,7 @@ impl RelayArgs {
             2
         };
         super::fdlimit::check("--max-conns", self.max_conns, per_conn);
-        let listener = Listener::bind_with(&listen, &listen_options).await?;
+        let listener = super::systemd::listen(&listen, &listen_options).await?;
         config.transcript = self.transcript.start(true)?;
         let transcript = config.transcript.clone();
         announce(
@@ -250,6 +254,7 @@ impl RelayArgs {
             self.port_file.as_deref(),
             &format!(" (relay to {})", config.upstream),
         )?;
+        let _stopping = super::systemd::notify_ready(&shutdown);
         let result = relay::run(listener, config, shutdown).await;
         finish(transcript.as_ref());
         let report = result?;

@@ -42,7 +42,11 @@ Examples:
   netcrab serve 127.0.0.1:0 --echo -x session.hex -o session.raw  # transcripts of every connection, with ids
   netcrab serve --tls :8443 --echo --client-pin-sha256 AB:CD:...  # accept only that client certificate
   netcrab serve --tls :8443 --cert c.pem --key k.pem --client-ca ca.pem --client-name backup.internal
-  netcrab serve quic://127.0.0.1:4433 --echo      # QUIC: each stream echoed on its own (ALPN netcrab)";
+  netcrab serve quic://127.0.0.1:4433 --echo      # QUIC: each stream echoed on its own (ALPN netcrab)
+
+Under systemd, a socket-activated serve (LISTEN_FDS set) listens on the socket it was passed; ADDR
+then gives only the scheme (tls:// for TLS). With NOTIFY_SOCKET set (Type=notify), it sends READY=1
+once listening and STOPPING=1 when a signal starts the drain. Examples: contrib/systemd/.";
 
 /// Listen and answer every connection (the seed's server)
 #[derive(Debug, Args)]
@@ -184,10 +188,11 @@ impl ServeArgs {
         config.limits.access = self.access.build(&endpoint).await?;
         // A socket per connection.
         super::fdlimit::check("--max-conns", self.max_conns, 1);
-        let listener = Listener::bind_with(&endpoint, &listen).await?;
+        let listener = super::systemd::listen(&endpoint, &listen).await?;
         config.transcript = self.transcript.start(true)?;
         let transcript = config.transcript.clone();
         announce(&listener, self.port_file.as_deref(), "")?;
+        let _stopping = super::systemd::notify_ready(&shutdown);
         let result = serve::run(listener, config, shutdown).await;
         finish(transcript.as_ref());
         let report = result?;
@@ -212,6 +217,7 @@ impl ServeArgs {
             write_port_file(path, local.port())?;
         }
         tracing::info!("listening on udp://{local}");
+        let _stopping = super::systemd::notify_ready(&shutdown);
         let report = serve::udp::run(socket, config, shutdown).await?;
         let dropped = match report.oversized {
             0 => String::new(),

@@ -292,9 +292,23 @@ impl CloseLog {
             self.traffic.down(),
             fmt_duration(self.traffic.start.elapsed()),
         );
+        // The parts as fields too, for `--log-format json`.
+        macro_rules! log {
+            ($level:ident) => {
+                tracing::$level!(
+                    peer = %self.client,
+                    upstream = %self.upstream,
+                    bytes_up = self.traffic.up(),
+                    bytes_down = self.traffic.down(),
+                    duration_ms = self.traffic.start.elapsed().as_millis() as u64,
+                    outcome = %end,
+                    "{line}"
+                )
+            };
+        }
         match end {
-            End::UpstreamUnavailable(_) => tracing::warn!("{line}"),
-            _ => tracing::info!("{line}"),
+            End::UpstreamUnavailable(_) => log!(warn),
+            _ => log!(info),
         }
     }
 }

@@ -163,13 +163,26 @@ pub(super) fn handle(
             state.sent,
             fmt_duration(state.start.elapsed())
         );
+        // The parts as fields too, for `--log-format json`.
+        macro_rules! log {
+            ($level:ident, $outcome:expr, $($msg:tt)+) => {
+                tracing::$level!(
+                    peer = %peer,
+                    bytes_in = state.received,
+                    bytes_out = state.sent,
+                    duration_ms = state.start.elapsed().as_millis() as u64,
+                    outcome = %$outcome,
+                    $($msg)+
+                )
+            };
+        }
         match result {
-            Ok(()) => tracing::debug!("{peer}: closed ({summary})"),
+            Ok(()) => log!(debug, "closed", "{peer}: closed ({summary})"),
             Err(err) => match err.kind() {
                 ErrorKind::Timeout | ErrorKind::Protocol => {
-                    tracing::info!("{peer}: {err} ({summary})")
+                    log!(info, err, "{peer}: {err} ({summary})")
                 }
-                _ => tracing::debug!("{peer}: {err} ({summary})"),
+                _ => log!(debug, err, "{peer}: {err} ({summary})"),
             },
         }
     }

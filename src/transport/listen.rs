@@ -74,6 +74,63 @@ impl Listener {
         })
     }
 
+    /// A listener over a socket that is already bound and listening (one
+    /// passed by systemd's socket activation): TCP or a Unix stream socket,
+    /// with the layers of `scheme` moved onto that base (`tls` over an
+    /// inherited Unix socket is `tls+unix`). The socket file of an
+    /// inherited Unix socket is left alone when the listener is dropped:
+    /// whoever created it owns it.
+    pub fn from_inherited(
+        scheme: Scheme,
+        socket: socket2::Socket,
+        opts: &ListenOptions,
+    ) -> Result<Listener> {
+        let context = "socket activation";
+        let io_err = |e| crate::error::Error::io(context, e);
+        let domain = socket.domain().map_err(io_err)?;
+        let kind = socket.r#type().map_err(io_err)?;
+        let listening = socket.is_listener().map_err(io_err)?;
+        if kind != socket2::Type::STREAM || !listening {
+            return Err(crate::error::Error::usage(
+                "socket activation: the passed socket is not a listening stream socket",
+            ));
+        }
+        socket.set_nonblocking(true).map_err(io_err)?;
+        let (base_kind, base) = if domain == socket2::Domain::UNIX {
+            let l = unix::from_inherited(socket)?;
+            (Base::Unix, BaseListener::Unix(l))
+        } else if domain == socket2::Domain::IPV4 || domain == socket2::Domain::IPV6 {
+            let std_listener = std::net::TcpListener::from(socket);
+            (
+                Base::Tcp,
+                BaseListener::Tcp(TcpListener::from_std(std_listener).map_err(io_err)?),
+            )
+        } else {
+            return Err(crate::error::Error::usage(
+                "socket activation: the passed socket is neither TCP nor Unix",
+            ));
+        };
+        let scheme = scheme.with_base(base_kind).ok_or_else(|| {
+            crate::error::Error::usage(format!(
+                "socket activation: {scheme} cannot run over the passed socket"
+            ))
+        })?;
+        let mut listener = Listener {
+            scheme,
+            base,
+            layers: None,
+        };
+        let endpoint = listener.endpoint().map_err(io_err)?;
+        let layers = scheme
+            .spec()
+            .layers
+            .iter()
+            .map(|layer| ServerLayer::prepare(*layer, &endpoint, opts))
+            .collect::<Result<Vec<_>>>()?;
+        listener.layers = (!layers.is_empty()).then(|| Arc::from(layers));
+        Ok(listener)
+    }
+
     /// Accepts one connection. Errors are returned raw: the accept loop
     /// decides which are transient. A connection comes back with its
     /// layers' handshakes still to run (see [`Accepted::handshake`]).

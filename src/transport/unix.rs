@@ -136,6 +136,25 @@ pub(super) async fn bind(addr: &UnixAddr, mode: Option<u32>) -> Result<UnixListe
     })
 }
 
+/// A listener over an inherited, already listening Unix socket (socket
+/// activation). Its file, if any, is not removed on drop.
+pub(super) fn from_inherited(socket: Socket) -> Result<UnixListener> {
+    let context = "socket activation";
+    let std_listener = std::os::unix::net::UnixListener::from(OwnedFd::from(socket));
+    let local = std_listener
+        .local_addr()
+        .map_err(|e| Error::io(context, e))?;
+    let addr = unix_name(&local)
+        .ok_or_else(|| Error::usage("socket activation: the passed unix socket has no name"))?;
+    let inner =
+        tokio::net::UnixListener::from_std(std_listener).map_err(|e| Error::io(context, e))?;
+    Ok(UnixListener {
+        inner,
+        addr,
+        _file: None,
+    })
+}
+
 fn new_socket() -> io::Result<Socket> {
     Socket::new(Domain::UNIX, Type::STREAM.cloexec(), None)
 }

@@ -12,6 +12,7 @@ mod limits;
 mod logging;
 mod matrix;
 mod oneway;
+mod ops;
 mod proxy;
 mod proxy_client;
 mod proxy_protocol;
