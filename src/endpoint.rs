@@ -27,6 +27,8 @@ pub use scheme::{AddrKind, Base, Layer, SCHEMES, Scheme, SchemeSpec};
 pub struct Endpoint {
     scheme: Scheme,
     addr: Addr,
+    /// The request target of a WebSocket endpoint (`/path?query`).
+    path: Option<String>,
 }
 
 /// The address part of an endpoint.
@@ -80,7 +82,11 @@ impl Endpoint {
         if !fits {
             return Err(Error::usage(format!("a {scheme} address cannot be {addr}")));
         }
-        Ok(Endpoint { scheme, addr })
+        Ok(Endpoint {
+            scheme,
+            addr,
+            path: None,
+        })
     }
 
     /// A `tcp://` endpoint.
@@ -88,6 +94,7 @@ impl Endpoint {
         Endpoint {
             scheme: Scheme::Tcp,
             addr: Addr::HostPort(hp),
+            path: None,
         }
     }
 
@@ -133,6 +140,7 @@ impl Endpoint {
                 return Ok(Endpoint {
                     scheme: spec.scheme,
                     addr,
+                    path: None,
                 });
             }
         }
@@ -150,13 +158,34 @@ impl Endpoint {
             None => (default, s),
         };
         let spec = scheme.spec();
+        // A WebSocket address may go on with a path and query.
+        let (rest, path) = match rest.find(['/', '?']) {
+            Some(i) if scheme.is_websocket() => {
+                let path = &rest[i..];
+                if path.chars().any(|c| c.is_ascii_control() || c == ' ' || c == '#') {
+                    return Err(bad("invalid websocket path".into()));
+                }
+                let path = if path.starts_with('?') {
+                    format!("/{path}")
+                } else {
+                    path.to_owned()
+                };
+                (&rest[..i], Some(path))
+            }
+            _ => (rest, None),
+        };
         let addr = match spec.addr_kind() {
             AddrKind::Unix => Addr::Unix(parse_unix(rest).map_err(bad)?),
             AddrKind::HostPort => {
                 Addr::HostPort(parse_host_port(rest, spec.default_port).map_err(bad)?)
             }
         };
-        Ok(Endpoint { scheme, addr })
+        Ok(Endpoint { scheme, addr, path })
+    }
+
+    /// The request target (`/path?query`) given in a WebSocket address.
+    pub fn path(&self) -> Option<&str> {
+        self.path.as_deref()
     }
 }
 
@@ -526,7 +555,7 @@ impl fmt::Display for Endpoint {
             {
                 write!(f, "{hp}")
             }
-            Addr::HostPort(hp) => write!(f, "{name}://{hp}"),
+            Addr::HostPort(hp) => write!(f, "{name}://{hp}{}", self.path().unwrap_or("")),
             Addr::Unix(u) => u.fmt_with(name, f),
         }
     }

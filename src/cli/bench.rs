@@ -15,6 +15,7 @@ use netcrab::transport::{ConnectOptions, Source};
 
 use super::common::{FamilyArgs, MAX_CONNS, count, duration, parse_source_ip, size, write_stdout};
 use super::tls::TlsConnectArgs;
+use super::ws::WsArgs;
 
 /// `--help` examples.
 pub const EXAMPLES: &str = "\
@@ -117,6 +118,8 @@ pub struct BenchArgs {
     pub source: Option<IpAddr>,
     #[command(flatten)]
     pub tls: TlsConnectArgs,
+    #[command(flatten)]
+    pub ws: WsArgs,
 }
 
 /// `bench` subcommands.
@@ -174,6 +177,12 @@ impl BenchArgs {
             Target::Endpoint(endpoint) => self.tls.resolve(endpoint)?,
             Target::Embedded => Default::default(),
         };
+        let ws = match &target {
+            Target::Endpoint(endpoint) => {
+                self.ws.resolve(&[endpoint], self.tls.handshake_timeout)?
+            }
+            Target::Embedded => self.ws.resolve(&[], None)?,
+        };
         let family = match &target {
             Target::Endpoint(endpoint) => self.family.check(endpoint)?,
             Target::Embedded if self.family.ipv6 => {
@@ -224,6 +233,7 @@ impl BenchArgs {
                 connect_timeout: self.connect_timeout,
                 tls,
                 family,
+                ws,
                 source: Source {
                     ip: self.source,
                     port: None,

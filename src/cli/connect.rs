@@ -13,6 +13,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::common::{FamilyArgs, RetryArgs, SchemeArgs, SourceArgs, duration, keepalive, optional};
 use super::tls::TlsConnectArgs;
+use super::ws::WsArgs;
 
 pub const EXAMPLES: &str = "\
 Examples:
@@ -76,6 +77,8 @@ pub struct ConnectArgs {
     pub retry: RetryArgs,
     #[command(flatten)]
     pub tls: TlsConnectArgs,
+    #[command(flatten)]
+    pub ws: WsArgs,
 }
 
 impl ConnectArgs {
@@ -88,6 +91,7 @@ impl ConnectArgs {
         }
         let tls = self.tls.resolve(&endpoint)?;
         let family = self.family.check(&endpoint)?;
+        let ws = self.ws.resolve(&[&endpoint], self.tls.handshake_timeout)?;
         Ok(ConnectConfig {
             endpoint,
             options: ConnectOptions {
@@ -99,6 +103,7 @@ impl ConnectArgs {
                 tls,
                 family,
                 source: self.source.source(),
+                ws,
             },
             retry: self.retry.policy(0),
             send: self.send.as_ref().map(|s| s.as_bytes().to_vec()),

@@ -12,6 +12,7 @@ mod scan;
 mod serve;
 mod tls;
 mod wait;
+mod ws;
 
 use clap::{Parser, Subcommand};
 use netcrab::error::Result;

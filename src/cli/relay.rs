@@ -16,6 +16,7 @@ use super::common::{
 };
 use super::serve::announce;
 use super::tls::{TlsConnectArgs, TlsServeArgs};
+use super::ws::WsArgs;
 
 /// Upstream connection retries when neither `--retry` nor `--retry-for` is
 /// given: a refused upstream is retried twice (backoff caps 100 ms, then
@@ -76,6 +77,8 @@ pub struct RelayArgs {
     /// TLS on the listening side (termination)
     #[command(flatten)]
     pub tls: TlsServeArgs,
+    #[command(flatten)]
+    pub ws: WsArgs,
     /// TLS towards the upstream (origination)
     #[command(flatten)]
     pub upstream_tls: UpstreamTlsArgs,
@@ -164,6 +167,7 @@ impl RelayArgs {
             return Err(Error::usage("--max-conns must be at least 1"));
         }
         let upstream_tls = self.upstream_tls.resolve(&upstream)?;
+        let ws = self.ws.resolve(&[&listen, &upstream], self.tls.handshake_timeout)?;
         let family = self.family.check(&listen)?;
         self.family.check(&upstream)?;
         if self.source.source_port.is_some() && self.max_conns != 1 {
@@ -183,6 +187,7 @@ impl RelayArgs {
                 tls: upstream_tls,
                 family,
                 source: self.source.source(),
+                ws: ws.clone(),
             },
             retry: self.retry.policy(DEFAULT_RETRIES),
             idle_timeout: optional(self.idle_timeout),
@@ -196,6 +201,7 @@ impl RelayArgs {
         let mut listen_options = ListenOptions::default();
         listen_options.tls = self.tls.resolve(&listen)?;
         listen_options.family = family;
+        listen_options.ws = ws;
         Ok((listen, listen_options, config))
     }
 

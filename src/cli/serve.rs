@@ -15,6 +15,7 @@ use super::common::{
     FamilyArgs, MAX_CONNS, SchemeArgs, count, duration, duration_up_to, keepalive, optional, size,
 };
 use super::tls::TlsServeArgs;
+use super::ws::WsArgs;
 
 /// The longest `--line-timeout`.
 const MAX_LINE_TIMEOUT: Duration = Duration::from_secs(86400);
@@ -87,6 +88,8 @@ pub struct ServeArgs {
     pub family: FamilyArgs,
     #[command(flatten)]
     pub tls: TlsServeArgs,
+    #[command(flatten)]
+    pub ws: WsArgs,
 }
 
 impl ServeArgs {
@@ -108,6 +111,7 @@ impl ServeArgs {
         let mut listen = ListenOptions::default();
         listen.tls = self.tls.resolve(&endpoint)?;
         listen.unix_mode = self.mode;
+        listen.ws = self.ws.resolve(&[&endpoint], self.tls.handshake_timeout)?;
         listen.family = self.family.check(&endpoint)?;
         let service = if self.echo {
             Service::Echo

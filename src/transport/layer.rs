@@ -7,7 +7,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use super::{ConnectOptions, ListenOptions, Stream, tls};
+use super::{ConnectOptions, ListenOptions, Stream, WsOptions, tls, ws};
 use crate::endpoint::{Endpoint, Layer};
 use crate::error::Result;
 use crate::tls::{ClientTls, ServerTls};
@@ -17,6 +17,8 @@ use crate::tls::{ClientTls, ServerTls};
 pub(super) enum ClientLayer {
     /// The TLS client handshake, with its trust store and certificate.
     Tls(ClientTls),
+    /// The WebSocket upgrade request, with its options.
+    WebSocket(WsOptions),
 }
 
 impl ClientLayer {
@@ -24,11 +26,15 @@ impl ClientLayer {
     /// connection shares (a TLS trust store, say) is loaded here, once.
     pub(super) fn prepare(
         layer: Layer,
-        _endpoint: &Endpoint,
+        endpoint: &Endpoint,
         opts: &ConnectOptions,
     ) -> Result<ClientLayer> {
         match layer {
             Layer::Tls => Ok(ClientLayer::Tls(ClientTls::new(&opts.tls)?)),
+            Layer::WebSocket => {
+                ws::check_client(endpoint, &opts.ws)?;
+                Ok(ClientLayer::WebSocket(opts.ws.clone()))
+            }
         }
     }
 
@@ -36,6 +42,7 @@ impl ClientLayer {
     pub(super) async fn wrap(&self, stream: Stream, endpoint: &Endpoint) -> Result<Stream> {
         match self {
             ClientLayer::Tls(config) => tls::client(stream, endpoint, config).await,
+            ClientLayer::WebSocket(opts) => ws::client(stream, endpoint, opts).await,
         }
     }
 }
@@ -45,6 +52,8 @@ impl ClientLayer {
 pub(super) enum ServerLayer {
     /// The TLS server handshake, with its certificate.
     Tls(ServerTls),
+    /// The WebSocket upgrade answer, with its options.
+    WebSocket(WsOptions),
 }
 
 impl ServerLayer {
@@ -57,6 +66,7 @@ impl ServerLayer {
     ) -> Result<ServerLayer> {
         match layer {
             Layer::Tls => Ok(ServerLayer::Tls(ServerTls::new(&opts.tls, endpoint)?)),
+            Layer::WebSocket => Ok(ServerLayer::WebSocket(opts.ws.clone())),
         }
     }
 
@@ -64,6 +74,7 @@ impl ServerLayer {
     pub(super) fn tls(&self) -> Option<&ServerTls> {
         match self {
             ServerLayer::Tls(tls) => Some(tls),
+            ServerLayer::WebSocket(_) => None,
         }
     }
 
@@ -75,6 +86,7 @@ impl ServerLayer {
     ) -> Result<Stream> {
         match self {
             ServerLayer::Tls(config) => tls::server(stream, config, peer).await,
+            ServerLayer::WebSocket(opts) => ws::server(stream, opts, peer).await,
         }
     }
 }

@@ -37,6 +37,7 @@ mod tcp;
 mod tls;
 pub mod udp;
 mod unix;
+mod ws;
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -51,6 +52,7 @@ pub use listen::{Accepted, Listener};
 pub use stream::{AsyncStream, Stream};
 pub use tcp::{connect_tcp, dial};
 pub use tls::{TlsOver, TlsStream};
+pub use ws::{DEFAULT_MAX_MESSAGE, DEFAULT_WS_HANDSHAKE_TIMEOUT, WsOptions, WsStream};
 use unix::UnixListener;
 
 /// Socket options applied to every connected stream.
@@ -88,6 +90,9 @@ pub struct ConnectOptions {
     /// The local address and port to connect from (`-s`, `-p`); a usage
     /// error for Unix sockets.
     pub source: Source,
+    /// The WebSocket options of a `ws://` or `wss://` endpoint (ignored for
+    /// the other transports).
+    pub ws: WsOptions,
 }
 
 impl Default for ConnectOptions {
@@ -98,6 +103,7 @@ impl Default for ConnectOptions {
             tls: TlsClientOptions::default(),
             family: Family::Any,
             source: Source::default(),
+            ws: WsOptions::default(),
         }
     }
 }
@@ -161,6 +167,9 @@ pub struct ListenOptions {
     /// `127.0.0.1` or `::1`, an address of the other family is a usage
     /// error. Ignored for Unix sockets.
     pub family: Family,
+    /// The WebSocket options of a `ws://` or `wss://` endpoint (ignored for
+    /// the other transports).
+    pub ws: WsOptions,
 }
 
 /// The address of a connection's peer, for logs.
