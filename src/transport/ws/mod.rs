@@ -37,6 +37,10 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Bytes, Message};
 
+mod hold;
+
+use hold::CloseHold;
+
 use super::{AsyncStream, PeerAddr, SocketOptions, Stream};
 use crate::endpoint::{Endpoint, Host};
 use crate::error::{Error, ErrorKind, Result};
@@ -170,7 +174,7 @@ pub(super) async fn client(stream: Stream, endpoint: &Endpoint, opts: &WsOptions
     let req = request(endpoint, opts)?;
     let context = format!("websocket handshake with {endpoint}");
     let handshake =
-        tokio_tungstenite::client_async_with_config(req, stream, Some(opts.config()));
+        tokio_tungstenite::client_async_with_config(req, CloseHold::new(stream), Some(opts.config()));
     let (ws, _resp) = match tokio::time::timeout(opts.handshake_timeout, handshake).await {
         Err(_) => return Err(timed_out(context)),
         Ok(Err(e)) => return Err(handshake_error(context, e)),
@@ -239,7 +243,11 @@ pub(super) async fn server(
     let context = format!("websocket handshake with {peer}");
     let callback = |req: &Request, resp: Response| accept_request(req, resp, opts);
     let handshake =
-        tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(opts.config()));
+        tokio_tungstenite::accept_hdr_async_with_config(
+        CloseHold::new(stream),
+        callback,
+        Some(opts.config()),
+    );
     let ws = match tokio::time::timeout(opts.handshake_timeout, handshake).await {
         Err(_) => return Err(timed_out(context)),
         Ok(Err(e)) => return Err(handshake_error(context, e)),
@@ -260,7 +268,7 @@ struct Keepalive {
 /// A WebSocket connection as a byte stream (see the [module](self) docs).
 #[derive(Debug)]
 pub struct WsStream {
-    ws: WebSocketStream<Stream>,
+    ws: WebSocketStream<CloseHold>,
     /// The rest of the message being read.
     pending: Bytes,
     /// The peer's close has been read: reads return EOF.
@@ -273,7 +281,7 @@ pub struct WsStream {
 }
 
 impl WsStream {
-    fn new(ws: WebSocketStream<Stream>, opts: &WsOptions) -> WsStream {
+    fn new(ws: WebSocketStream<CloseHold>, opts: &WsOptions) -> WsStream {
         WsStream {
             ws,
             pending: Bytes::new(),
@@ -338,6 +346,14 @@ fn protocol_error(detail: String) -> io::Error {
     )
 }
 
+/// What a held close frame's `code` and `reason` mean for the reader.
+fn close_code_result(code: u16, reason: &str) -> io::Result<()> {
+    close_result(Some(&CloseFrame {
+        code: CloseCode::from(code),
+        reason: reason.into(),
+    }))
+}
+
 /// What a peer's close frame means for the reader: EOF for a normal close
 /// (1000, or no code), an error naming the code and reason otherwise.
 fn close_result(frame: Option<&CloseFrame>) -> io::Result<()> {
@@ -382,7 +398,19 @@ impl AsyncRead for WsStream {
                 return Poll::Ready(Ok(()));
             }
             this.poll_keepalive(cx)?;
-            let msg = match ready!(Pin::new(&mut this.ws).poll_next(cx)) {
+            let polled = Pin::new(&mut this.ws).poll_next(cx);
+            if polled.is_pending()
+                && let Some(close) = this.ws.get_ref().held_close()
+            {
+                // The peer's close, held back (see `hold`): EOF, or the
+                // error its code means; answered when this side shuts down.
+                this.eof = true;
+                return Poll::Ready(match close {
+                    None => Ok(()),
+                    Some((code, reason)) => close_code_result(code, &reason),
+                });
+            }
+            let msg = match ready!(polled) {
                 None => {
                     this.eof = true;
                     continue;
@@ -469,7 +497,10 @@ impl AsyncWrite for WsStream {
             Err(tungstenite::Error::Protocol(_)) => return Poll::Ready(Ok(())),
             Err(e) => return Poll::Ready(Err(to_io(e))),
         }
-        match ready!(sink.poll_flush(cx)) {
+        let flushed = ready!(sink.poll_flush(cx));
+        // Our close is out: the peer's, if held, may now answer it.
+        this.ws.get_mut().release();
+        match flushed {
             Ok(())
             | Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
                 Poll::Ready(Ok(()))
@@ -493,15 +524,15 @@ impl AsyncStream for WsStream {
     }
 
     fn peer_addr(&self) -> io::Result<PeerAddr> {
-        self.ws.get_ref().peer_addr()
+        self.ws.get_ref().get_ref().peer_addr()
     }
 
     fn set_options(&self, opts: &SocketOptions) -> io::Result<()> {
-        self.ws.get_ref().set_options(opts)
+        self.ws.get_ref().get_ref().set_options(opts)
     }
 
     fn alpn_protocol(&self) -> Option<&[u8]> {
-        self.ws.get_ref().alpn_protocol()
+        self.ws.get_ref().get_ref().alpn_protocol()
     }
 }
 
