@@ -22,3 +22,4 @@ mod unix;
 mod util;
 mod wait;
 mod wait_http;
+mod ws;
