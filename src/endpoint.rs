@@ -162,7 +162,10 @@ impl Endpoint {
         let (rest, path) = match rest.find(['/', '?']) {
             Some(i) if scheme.is_websocket() => {
                 let path = &rest[i..];
-                if path.chars().any(|c| c.is_ascii_control() || c == ' ' || c == '#') {
+                if path
+                    .chars()
+                    .any(|c| c.is_ascii_control() || c == ' ' || c == '#')
+                {
                     return Err(bad("invalid websocket path".into()));
                 }
                 let path = if path.starts_with('?') {
@@ -667,6 +670,23 @@ mod tests {
     }
 
     #[test]
+    fn websocket_addresses_carry_a_path_and_default_ports() {
+        let e = ok("ws://127.0.0.1:8080/chat/room?id=7");
+        assert_eq!(e.scheme(), Scheme::Ws);
+        assert_eq!(e.path(), Some("/chat/room?id=7"));
+        assert_eq!(e.to_string(), "ws://127.0.0.1:8080/chat/room?id=7");
+        let e = ok("WSS://example.com?x");
+        assert_eq!(e.scheme(), Scheme::Wss);
+        assert_eq!(e.host_port().map(|hp| hp.port), Some(443));
+        assert_eq!(e.path(), Some("/?x"));
+        assert_eq!(ok("ws://[::1]").host_port().map(|hp| hp.port), Some(80));
+        assert_eq!(ok("ws://[::1]:9/").path(), Some("/"));
+        assert!(err("ws://h:1/a b").contains("invalid websocket path"));
+        // Other schemes take no path.
+        assert!(err("tcp://h:1/a").contains("invalid address"));
+    }
+
+    #[test]
     fn schemes() {
         let hp = HostPort {
             host: Host::Name("h".into()),
@@ -696,7 +716,7 @@ mod tests {
         assert_eq!(
             err("http://h:1"),
             "invalid address \"http://h:1\": unknown scheme \"http\" \
-             (expected tcp, tls, udp, unix or tls+unix)"
+             (expected tcp, tls, udp, unix, tls+unix, ws or wss)"
         );
         assert!(err("unix://").contains("missing socket path"));
         assert!(err("unix:@").contains("empty abstract"));

@@ -32,13 +32,15 @@ Examples:
   netcrab connect tls+unix:///run/app.sock --pin-sha256 FINGERPRINT --send hi   # TLS over a Unix socket (server name: localhost)
   netcrab connect -z 127.0.0.1:22 && echo open           # zero I/O: connect and close; exit 0 open, 4 refused, 5 timed out
   netcrab connect -s 127.0.0.2 -p 40000 127.0.0.1:8080   # connect from 127.0.0.2, port 40000 (busy or foreign: exit 9)
-  netcrab connect -6 localhost:8080 --send hi            # IPv6 only: localhost is ::1";
+  netcrab connect -6 localhost:8080 --send hi            # IPv6 only: localhost is ::1
+  netcrab connect ws://127.0.0.1:8080/chat --ws-text     # WebSocket netcat: each read of stdin is one message
+  netcrab connect wss://example.com/feed --ws-protocol v1 --ws-header 'Authorization: Bearer T' --ws-ping 20s";
 
 /// Connect, send stdin (or --send TEXT), print what comes back
 #[derive(Debug, Args)]
 #[command(after_help = EXAMPLES)]
 pub struct ConnectArgs {
-    /// Address to connect to: HOST:PORT, [IPV6]:PORT, tls://HOST:PORT, udp://HOST:PORT, unix:///PATH, unix:@NAME or tls+unix:///PATH
+    /// Address to connect to: HOST:PORT, [IPV6]:PORT, tls://HOST:PORT, udp://HOST:PORT, unix:///PATH, unix:@NAME, tls+unix:///PATH, ws://HOST[:PORT][/PATH] or wss://HOST[:PORT][/PATH]
     pub addr: String,
     #[command(flatten)]
     pub scheme: SchemeArgs,

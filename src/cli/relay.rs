@@ -34,13 +34,15 @@ Examples:
   netcrab relay tls://:443 127.0.0.1:8080 --cert cert.pem --key key.pem   # TLS termination
   netcrab relay 127.0.0.1:6380 tls://redis.internal:6380 --upstream-ca ca.pem  # TLS origination
   netcrab relay unix:///run/app.sock 127.0.0.1:8080   # a Unix socket in front of a TCP service
-  netcrab relay 127.0.0.1:5433 tls+unix:///run/db.sock --upstream-pin-sha256 FINGERPRINT  # TLS over a Unix socket upstream";
+  netcrab relay 127.0.0.1:5433 tls+unix:///run/db.sock --upstream-pin-sha256 FINGERPRINT  # TLS over a Unix socket upstream
+  netcrab relay ws://127.0.0.1:8080 127.0.0.1:5432   # a WebSocket face on a TCP service
+  netcrab relay tcp://127.0.0.1:9000 wss://host/tunnel  # and the reverse: a TCP port into a WebSocket";
 
 /// Accept connections and relay each to an upstream (a port forwarder)
 #[derive(Debug, Args)]
 #[command(after_help = EXAMPLES)]
 pub struct RelayArgs {
-    /// Address to listen on: HOST:PORT, [IPV6]:PORT, :PORT (every interface), PORT, or any stream endpoint (tls://, unix://, tls+unix://)
+    /// Address to listen on: HOST:PORT, [IPV6]:PORT, :PORT (every interface), PORT, or any stream endpoint (tls://, unix://, tls+unix://, ws://, wss://)
     pub listen: String,
     /// Address to relay each connection to
     pub upstream: String,
@@ -167,7 +169,9 @@ impl RelayArgs {
             return Err(Error::usage("--max-conns must be at least 1"));
         }
         let upstream_tls = self.upstream_tls.resolve(&upstream)?;
-        let ws = self.ws.resolve(&[&listen, &upstream], self.tls.handshake_timeout)?;
+        let ws = self
+            .ws
+            .resolve(&[&listen, &upstream], self.tls.handshake_timeout)?;
         let family = self.family.check(&listen)?;
         self.family.check(&upstream)?;
         if self.source.source_port.is_some() && self.max_conns != 1 {

@@ -36,7 +36,9 @@ Examples:
   netcrab serve unix:@netcrab --lines   # Linux abstract Unix socket (no file)
   netcrab serve --tls 127.0.0.1:8443 --echo  # TLS with a self-signed certificate; its fingerprint is printed
   netcrab serve tls://:8443 --cert cert.pem --key key.pem --client-ca clients.pem  # mutual TLS
-  netcrab serve tls+unix:///run/app.sock --echo   # TLS over a Unix socket";
+  netcrab serve tls+unix:///run/app.sock --echo   # TLS over a Unix socket
+  netcrab serve ws://127.0.0.1:8080 --echo --ws-origin https://app.example  # WebSocket echo, one origin allowed
+  netcrab serve wss://:8443 --echo --ws-path /ws  # WebSocket over TLS (self-signed), only on /ws";
 
 /// Listen and answer every connection (the seed's server)
 #[derive(Debug, Args)]
@@ -44,7 +46,7 @@ Examples:
 #[command(group(ArgGroup::new("service").args(["reply", "echo", "discard"])))]
 pub struct ServeArgs {
     /// Address to listen on: HOST:PORT, [IPV6]:PORT, :PORT (every interface), PORT,
-    /// tls://HOST:PORT, udp://HOST:PORT, unix:///PATH, unix:@NAME or tls+unix:///PATH [default: 127.0.0.1:8080]
+    /// tls://HOST:PORT, udp://HOST:PORT, unix:///PATH, unix:@NAME, tls+unix:///PATH, ws://HOST:PORT or wss://HOST:PORT [default: 127.0.0.1:8080]
     pub addr: Option<String>,
     #[command(flatten)]
     pub scheme: SchemeArgs,

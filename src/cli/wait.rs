@@ -109,7 +109,8 @@ impl WaitArgs {
             .find(|t| t.scheme().is_tls())
             .unwrap_or(targets[0].endpoint());
         let tls = self.tls.resolve(tls_target)?;
-        let endpoints: Vec<&netcrab::endpoint::Endpoint> = targets.iter().map(Target::endpoint).collect();
+        let endpoints: Vec<&netcrab::endpoint::Endpoint> =
+            targets.iter().map(Target::endpoint).collect();
         let ws = self.ws.resolve(&endpoints, self.tls.handshake_timeout)?;
         let mut family = self.family.family();
         for target in &targets {

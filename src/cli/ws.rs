@@ -84,7 +84,9 @@ impl WsArgs {
         if let Some(path) = &self.ws_path
             && !path.starts_with('/')
         {
-            return Err(Error::usage(format!("--ws-path {path:?}: must start with /")));
+            return Err(Error::usage(format!(
+                "--ws-path {path:?}: must start with /"
+            )));
         }
         let mut opts = WsOptions::default();
         opts.text = self.ws_text;

@@ -52,8 +52,8 @@ pub use listen::{Accepted, Listener};
 pub use stream::{AsyncStream, Stream};
 pub use tcp::{connect_tcp, dial};
 pub use tls::{TlsOver, TlsStream};
-pub use ws::{DEFAULT_MAX_MESSAGE, DEFAULT_WS_HANDSHAKE_TIMEOUT, WsOptions, WsStream};
 use unix::UnixListener;
+pub use ws::{DEFAULT_MAX_MESSAGE, DEFAULT_WS_HANDSHAKE_TIMEOUT, WsOptions, WsStream};
 
 /// Socket options applied to every connected stream.
 #[derive(Debug, Clone, PartialEq, Eq)]

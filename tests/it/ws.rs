@@ -129,7 +129,12 @@ fn ws_text_refuses_input_that_is_not_utf8() {
 fn python_server(py: &PathBuf) -> (Proc, String) {
     let server = python(py, PY_SERVER, &[]);
     let line = server.stderr.wait_for("listening on ");
-    let port = line.rsplit(' ').next().unwrap_or_default().trim().to_owned();
+    let port = line
+        .rsplit(' ')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
     (server, format!("ws://127.0.0.1:{port}"))
 }
 
@@ -171,7 +176,10 @@ fn a_peer_close_code_other_than_1000_is_exit_10() {
     client.send(b"close-me");
     assert_eq!(client.wait(), 10, "{}", client.proc.stderr.text());
     let err = client.proc.stderr.text();
-    assert!(err.contains("websocket closed by peer with code 4001 (bye)"), "{err}");
+    assert!(
+        err.contains("websocket closed by peer with code 4001 (bye)"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -187,15 +195,40 @@ fn origin_and_path_checks_refuse_the_upgrade() {
     ]);
     let base = server.addr.clone();
     let good = format!("{base}/ws");
-    let ok = run(&["connect", &good, "--ws-header", "Origin: https://ok.example", "--send", "hi"]);
+    let ok = run(&[
+        "connect",
+        &good,
+        "--ws-header",
+        "Origin: https://ok.example",
+        "--send",
+        "hi",
+    ]);
     assert_exit(&ok, 0, "");
     assert_eq!(ok.stdout, b"hi");
-    let bad_origin = run(&["connect", &good, "--ws-header", "Origin: https://evil.example", "--send", "hi"]);
-    assert_exit(&bad_origin, 10, "websocket upgrade refused: http status 403");
+    let bad_origin = run(&[
+        "connect",
+        &good,
+        "--ws-header",
+        "Origin: https://evil.example",
+        "--send",
+        "hi",
+    ]);
+    assert_exit(
+        &bad_origin,
+        10,
+        "websocket upgrade refused: http status 403",
+    );
     let no_origin = run(&["connect", &good, "--send", "hi"]);
     assert_exit(&no_origin, 10, "http status 403");
     let bad_path = format!("{base}/other");
-    let out = run(&["connect", &bad_path, "--ws-header", "Origin: https://ok.example", "--send", "hi"]);
+    let out = run(&[
+        "connect",
+        &bad_path,
+        "--ws-header",
+        "Origin: https://ok.example",
+        "--send",
+        "hi",
+    ]);
     assert_exit(&out, 10, "http status 404");
 }
 
@@ -247,7 +280,12 @@ fn a_peer_that_answers_no_pings_is_dead() {
     cmd.arg("-c").arg(PY_SILENT).stdin(Stdio::null());
     let server = Proc::start_with(&mut cmd);
     let line = server.stderr.wait_for("listening on ");
-    let port = line.rsplit(' ').next().unwrap_or_default().trim().to_owned();
+    let port = line
+        .rsplit(' ')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
     let addr = format!("ws://127.0.0.1:{port}/");
     let mut client = Client::start(&["connect", &addr, "--ws-ping", "100ms"]);
     assert_eq!(client.wait(), 5, "{}", client.proc.stderr.text());

@@ -121,7 +121,11 @@ fn url(endpoint: &Endpoint) -> String {
         ),
         None => ("localhost".to_owned(), 0),
     };
-    let scheme = if endpoint.scheme().is_tls() { "wss" } else { "ws" };
+    let scheme = if endpoint.scheme().is_tls() {
+        "wss"
+    } else {
+        "ws"
+    };
     format!("{scheme}://{host}:{port}{}", target(endpoint))
 }
 
@@ -170,11 +174,18 @@ fn timed_out(context: String) -> Error {
 
 /// Runs the client's upgrade handshake over `stream`, connected to
 /// `endpoint`.
-pub(super) async fn client(stream: Stream, endpoint: &Endpoint, opts: &WsOptions) -> Result<Stream> {
+pub(super) async fn client(
+    stream: Stream,
+    endpoint: &Endpoint,
+    opts: &WsOptions,
+) -> Result<Stream> {
     let req = request(endpoint, opts)?;
     let context = format!("websocket handshake with {endpoint}");
-    let handshake =
-        tokio_tungstenite::client_async_with_config(req, CloseHold::new(stream), Some(opts.config()));
+    let handshake = tokio_tungstenite::client_async_with_config(
+        req,
+        CloseHold::new(stream),
+        Some(opts.config()),
+    );
     let (ws, _resp) = match tokio::time::timeout(opts.handshake_timeout, handshake).await {
         Err(_) => return Err(timed_out(context)),
         Ok(Err(e)) => return Err(handshake_error(context, e)),
@@ -242,8 +253,7 @@ pub(super) async fn server(
 ) -> Result<Stream> {
     let context = format!("websocket handshake with {peer}");
     let callback = |req: &Request, resp: Response| accept_request(req, resp, opts);
-    let handshake =
-        tokio_tungstenite::accept_hdr_async_with_config(
+    let handshake = tokio_tungstenite::accept_hdr_async_with_config(
         CloseHold::new(stream),
         callback,
         Some(opts.config()),
@@ -288,11 +298,14 @@ impl WsStream {
             eof: false,
             closing: None,
             text: opts.text,
-            keepalive: opts.ping.filter(|d| !d.is_zero()).map(|interval| Keepalive {
-                interval,
-                timer: Box::pin(tokio::time::sleep(interval)),
-                last_heard: Instant::now(),
-            }),
+            keepalive: opts
+                .ping
+                .filter(|d| !d.is_zero())
+                .map(|interval| Keepalive {
+                    interval,
+                    timer: Box::pin(tokio::time::sleep(interval)),
+                    last_heard: Instant::now(),
+                }),
         }
     }
 
@@ -450,7 +463,9 @@ impl AsyncWrite for WsStream {
                     let s = std::str::from_utf8(&buf[..n]).map_err(|_| {
                         protocol_error("websocket text message is not utf-8".into())
                     })?;
-                    sink.as_mut().start_send(Message::Text(s.into())).map_err(to_io)?;
+                    sink.as_mut()
+                        .start_send(Message::Text(s.into()))
+                        .map_err(to_io)?;
                     return Poll::Ready(Ok(n));
                 }
                 Err(_) => {
@@ -555,7 +570,10 @@ mod tests {
         let err = close_result(Some(&away)).expect_err("4001 is not normal");
         let err = Error::io("read", err);
         assert_eq!(err.kind(), ErrorKind::Protocol);
-        assert_eq!(err.detail(), "websocket closed by peer with code 4001 (bye)");
+        assert_eq!(
+            err.detail(),
+            "websocket closed by peer with code 4001 (bye)"
+        );
     }
 
     #[test]
