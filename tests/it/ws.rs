@@ -292,3 +292,23 @@ fn a_peer_that_answers_no_pings_is_dead() {
     let err = client.proc.stderr.text();
     assert!(err.contains("websocket peer silent for 200ms"), "{err}");
 }
+
+#[test]
+fn wait_and_bench_speak_websocket() {
+    let server = Listening::start(&["serve", "wss://127.0.0.1:0", "--echo"]);
+    let addr = format!("{}/ready", server.addr);
+    let out = run(&["wait", &addr, "--insecure", "--timeout", "10s"]);
+    assert_exit(&out, 0, "");
+    let out = run(&[
+        "bench",
+        &server.addr,
+        "--insecure",
+        "-c",
+        "2",
+        "-d",
+        "300ms",
+    ]);
+    assert_exit(&out, 0, "");
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains(" 0 errors"), "{report}");
+}
