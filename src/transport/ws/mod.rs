@@ -201,7 +201,8 @@ fn refuse(status: StatusCode, why: &str) -> ErrorResponse {
 }
 
 /// Decides on a client's upgrade request: the path and origin checks, and
-/// the subprotocol chosen.
+/// the subprotocol chosen. (The error type is tungstenite's callback's.)
+#[allow(clippy::result_large_err)]
 fn accept_request(
     req: &Request,
     mut resp: Response,
@@ -252,6 +253,7 @@ pub(super) async fn server(
     peer: &(dyn fmt::Display + Sync),
 ) -> Result<Stream> {
     let context = format!("websocket handshake with {peer}");
+    #[allow(clippy::result_large_err)]
     let callback = |req: &Request, resp: Response| accept_request(req, resp, opts);
     let handshake = tokio_tungstenite::accept_hdr_async_with_config(
         CloseHold::new(stream),
@@ -275,7 +277,9 @@ struct Keepalive {
     last_heard: Instant,
 }
 
-/// A WebSocket connection as a byte stream (see the [module](self) docs).
+/// A WebSocket connection as a byte stream: each write is one message,
+/// reads yield the payloads in order, and shutdown sends close 1000 (see
+/// the `ws://` section of the README).
 #[derive(Debug)]
 pub struct WsStream {
     ws: WebSocketStream<CloseHold>,
