@@ -2,7 +2,7 @@
 //! ([`Connector`], [`connect`]) or a listener ([`Listener::bind`]).
 //!
 //! A transport is a base socket (TCP in `tcp`, Unix in `unix`) with layers
-//! over it (TLS in `tls`), as the endpoint's row in the scheme table
+//! over it (TLS in `tls`, WebSocket in `ws`), as the endpoint's row in the scheme table
 //! ([`SCHEMES`](crate::endpoint::SCHEMES)) says. Connecting is a chain:
 //! resolve and dial the base (Happy Eyeballs over the resolved addresses;
 //! the retry policy goes around the whole chain), then run each layer's
