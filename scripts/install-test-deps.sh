@@ -9,6 +9,8 @@
 # curl as the independent SOCKS5 and HTTP CONNECT client of netcrab proxy.
 # python3 for `wait http://` against python3 -m http.server, systemd for
 # systemd-socket-activate (socket activation of serve and relay).
+# python3 for `wait http://` against python3 -m http.server; a virtualenv with
+# the python `websockets` package for the WebSocket interoperability tests.
 set -euo pipefail
 need=()
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
@@ -32,5 +34,14 @@ fi
 # (.venv-test/, gitignored; tests skip loudly when it is absent). One
 # `pip install` line per package, each only when missing.
 venv="$(cd "$(dirname "$0")/.." && pwd)/.venv-test"
-[ -x "$venv/bin/python3" ] || python3 -m venv "$venv"
+if [ ! -x "$venv/bin/python3" ]; then
+  if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends python3-venv
+  fi
+  python3 -m venv "$venv"
+fi
 "$venv/bin/python3" -c 'import aioquic' 2>/dev/null || "$venv/bin/pip" install -q aioquic # tests/it/quic.rs
+"$venv/bin/python3" -c 'import websockets' 2>/dev/null || "$venv/bin/pip" install -q 'websockets>=13' # tests/it/ws.rs

@@ -469,6 +469,11 @@ where
         Ok(()) => {}
         Err(CopyError::Read(e)) => return Err(Error::io("read input", e)),
         Err(CopyError::Write(e)) => {
+            // A layer's own classified error (a websocket's, say) keeps its
+            // words; a plain I/O error says what was cut short.
+            if e.get_ref().is_some_and(|inner| inner.is::<Error>()) {
+                return Err(Error::io(format!("send to {target}"), e));
+            }
             let kind = ErrorKind::of_io(&e);
             return Err(Error::io(format!("send to {target}"), e)
                 .with_detail(format!("{kind} before all input was sent")));

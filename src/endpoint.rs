@@ -27,6 +27,8 @@ pub use scheme::{AddrKind, Base, Layer, SCHEMES, Scheme, SchemeSpec};
 pub struct Endpoint {
     scheme: Scheme,
     addr: Addr,
+    /// The request target of a WebSocket endpoint (`/path?query`).
+    path: Option<String>,
 }
 
 /// The address part of an endpoint.
@@ -80,7 +82,11 @@ impl Endpoint {
         if !fits {
             return Err(Error::usage(format!("a {scheme} address cannot be {addr}")));
         }
-        Ok(Endpoint { scheme, addr })
+        Ok(Endpoint {
+            scheme,
+            addr,
+            path: None,
+        })
     }
 
     /// A `tcp://` endpoint.
@@ -88,6 +94,7 @@ impl Endpoint {
         Endpoint {
             scheme: Scheme::Tcp,
             addr: Addr::HostPort(hp),
+            path: None,
         }
     }
 
@@ -133,6 +140,7 @@ impl Endpoint {
                 return Ok(Endpoint {
                     scheme: spec.scheme,
                     addr,
+                    path: None,
                 });
             }
         }
@@ -150,13 +158,37 @@ impl Endpoint {
             None => (default, s),
         };
         let spec = scheme.spec();
+        // A WebSocket address may go on with a path and query.
+        let (rest, path) = match rest.find(['/', '?']) {
+            Some(i) if scheme.is_websocket() => {
+                let path = &rest[i..];
+                if path
+                    .chars()
+                    .any(|c| c.is_ascii_control() || c == ' ' || c == '#')
+                {
+                    return Err(bad("invalid websocket path".into()));
+                }
+                let path = if path.starts_with('?') {
+                    format!("/{path}")
+                } else {
+                    path.to_owned()
+                };
+                (&rest[..i], Some(path))
+            }
+            _ => (rest, None),
+        };
         let addr = match spec.addr_kind() {
             AddrKind::Unix => Addr::Unix(parse_unix(rest).map_err(bad)?),
             AddrKind::HostPort => {
                 Addr::HostPort(parse_host_port(rest, spec.default_port).map_err(bad)?)
             }
         };
-        Ok(Endpoint { scheme, addr })
+        Ok(Endpoint { scheme, addr, path })
+    }
+
+    /// The request target (`/path?query`) given in a WebSocket address.
+    pub fn path(&self) -> Option<&str> {
+        self.path.as_deref()
     }
 }
 
@@ -526,7 +558,7 @@ impl fmt::Display for Endpoint {
             {
                 write!(f, "{hp}")
             }
-            Addr::HostPort(hp) => write!(f, "{name}://{hp}"),
+            Addr::HostPort(hp) => write!(f, "{name}://{hp}{}", self.path().unwrap_or("")),
             Addr::Unix(u) => u.fmt_with(name, f),
         }
     }
@@ -638,6 +670,23 @@ mod tests {
     }
 
     #[test]
+    fn websocket_addresses_carry_a_path_and_default_ports() {
+        let e = ok("ws://127.0.0.1:8080/chat/room?id=7");
+        assert_eq!(e.scheme(), Scheme::Ws);
+        assert_eq!(e.path(), Some("/chat/room?id=7"));
+        assert_eq!(e.to_string(), "ws://127.0.0.1:8080/chat/room?id=7");
+        let e = ok("WSS://example.com?x");
+        assert_eq!(e.scheme(), Scheme::Wss);
+        assert_eq!(e.host_port().map(|hp| hp.port), Some(443));
+        assert_eq!(e.path(), Some("/?x"));
+        assert_eq!(ok("ws://[::1]").host_port().map(|hp| hp.port), Some(80));
+        assert_eq!(ok("ws://[::1]:9/").path(), Some("/"));
+        assert!(err("ws://h:1/a b").contains("invalid websocket path"));
+        // Other schemes take no path.
+        assert!(err("tcp://h:1/a").contains("invalid address"));
+    }
+
+    #[test]
     fn schemes() {
         let hp = HostPort {
             host: Host::Name("h".into()),
@@ -668,7 +717,7 @@ mod tests {
         assert_eq!(
             err("http://h:1"),
             "invalid address \"http://h:1\": unknown scheme \"http\" \
-             (expected tcp, tls, udp, unix, tls+unix or quic)"
+             (expected tcp, tls, udp, unix, tls+unix, quic, ws or wss)"
         );
         assert!(err("unix://").contains("missing socket path"));
         assert!(err("unix:@").contains("empty abstract"));

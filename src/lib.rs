@@ -15,7 +15,7 @@
 //! | module | holds |
 //! |---|---|
 //! | [`endpoint`] | address parsing (pure, no I/O), the table of schemes ([`SCHEMES`](endpoint::SCHEMES): each scheme's base socket, layers and default port) and name resolution |
-//! | [`transport`] | the connect chain ([`Connector`](transport::Connector): dial the base with Happy Eyeballs, then each layer), [`Listener`](transport::Listener) (bind, accept, then each layer's handshake in the connection's task), [`Stream`](transport::Stream) (concrete TCP, Unix and TLS-over-TCP variants; [`Boxed`](transport::Stream::Boxed) for other compositions such as TLS over a Unix socket, and QUIC streams), the TLS layer, QUIC (quinn: one stream is one connection), UDP sockets |
+//! | [`transport`] | the connect chain ([`Connector`](transport::Connector): dial the base with Happy Eyeballs, then each layer), [`Listener`](transport::Listener) (bind, accept, then each layer's handshake in the connection's task), [`Stream`](transport::Stream) (concrete TCP, Unix and TLS-over-TCP variants; [`Boxed`](transport::Stream::Boxed) for other compositions such as TLS over a Unix socket, and QUIC streams), the TLS layer, the WebSocket layer (`ws`: the upgrade, messages as a byte stream, close frames as half-close), QUIC (quinn: one stream is one connection), UDP sockets |
 //! | [`error`] | error kinds, messages and exit codes (it knows no transport: a layer hands over the errors it classified inside the I/O error) |
 //! | [`retry`] | the retry policy (pure schedule) and the retry driver |
 //! | [`deadline`] | saturating deadlines: a huge configured duration never panics |

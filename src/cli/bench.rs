@@ -17,6 +17,7 @@ use super::common::{
     FamilyArgs, MAX_CONNS, ProxyArgs, count, duration, parse_source_ip, size, write_stdout,
 };
 use super::tls::TlsConnectArgs;
+use super::ws::WsArgs;
 
 /// `--help` examples.
 pub const EXAMPLES: &str = "\
@@ -134,6 +135,8 @@ pub struct BenchArgs {
     pub proxy: ProxyArgs,
     #[command(flatten)]
     pub tls: TlsConnectArgs,
+    #[command(flatten)]
+    pub ws: WsArgs,
 }
 
 /// `bench` subcommands.
@@ -190,6 +193,12 @@ impl BenchArgs {
         let tls = match &target {
             Target::Endpoint(endpoint) => self.tls.resolve(endpoint)?,
             Target::Embedded => Default::default(),
+        };
+        let ws = match &target {
+            Target::Endpoint(endpoint) => {
+                self.ws.resolve(&[endpoint], self.tls.handshake_timeout)?
+            }
+            Target::Embedded => self.ws.resolve(&[], None)?,
         };
         let family = match &target {
             Target::Endpoint(endpoint) => self.family.check(endpoint)?,
@@ -251,6 +260,7 @@ impl BenchArgs {
                 connect_timeout: self.connect_timeout,
                 tls,
                 family,
+                ws,
                 source: Source {
                     ip: self.source,
                     port: None,

@@ -16,6 +16,7 @@ use super::common::{
 };
 use super::conn::{TranscriptArgs, finish};
 use super::tls::TlsConnectArgs;
+use super::ws::WsArgs;
 
 pub const EXAMPLES: &str = "\
 Examples:
@@ -41,13 +42,15 @@ Examples:
   printf 'GET / HTTP/1.0\\nHost: x\\n\\n' | netcrab connect -C example.com:80   # -C: LF becomes CRLF
   netcrab connect 127.0.0.1:8080 -x session.hex -o session.raw < req   # transcripts: hex dump and raw bytes
   netcrab connect --send-only logs:514 < app.log         # never read the socket; done when stdin ends
-  netcrab connect --recv-only 127.0.0.1:9000 > dump      # never read stdin; done when the peer closes";
+  netcrab connect --recv-only 127.0.0.1:9000 > dump      # never read stdin; done when the peer closes
+  netcrab connect ws://127.0.0.1:8080/chat --ws-text     # WebSocket netcat: each read of stdin is one message
+  netcrab connect wss://example.com/feed --ws-protocol v1 --ws-header 'Authorization: Bearer T' --ws-ping 20s";
 
 /// Connect, send stdin (or --send TEXT), print what comes back
 #[derive(Debug, Args)]
 #[command(after_help = EXAMPLES)]
 pub struct ConnectArgs {
-    /// Address to connect to: HOST:PORT, [IPV6]:PORT, tls://HOST:PORT, udp://HOST:PORT, unix:///PATH, unix:@NAME, tls+unix:///PATH or quic://HOST:PORT
+    /// Address to connect to: HOST:PORT, [IPV6]:PORT, tls://HOST:PORT, udp://HOST:PORT, unix:///PATH, unix:@NAME, tls+unix:///PATH, quic://HOST:PORT, ws://HOST[:PORT][/PATH] or wss://HOST[:PORT][/PATH]
     pub addr: String,
     #[command(flatten)]
     pub scheme: SchemeArgs,
@@ -99,6 +102,8 @@ pub struct ConnectArgs {
     pub tls: TlsConnectArgs,
     #[command(flatten)]
     pub transcript: TranscriptArgs,
+    #[command(flatten)]
+    pub ws: WsArgs,
 }
 
 impl ConnectArgs {
@@ -130,6 +135,7 @@ impl ConnectArgs {
         }
         let tls = self.tls.resolve(&endpoint)?;
         let family = self.family.check(&endpoint)?;
+        let ws = self.ws.resolve(&[&endpoint], self.tls.handshake_timeout)?;
         Ok(ConnectConfig {
             endpoint,
             options: ConnectOptions {
@@ -146,6 +152,7 @@ impl ConnectArgs {
                 } else {
                     self.proxy.resolve()?
                 },
+                ws,
             },
             retry: self.retry.policy(0),
             send: self.send.as_ref().map(|s| s.as_bytes().to_vec()),

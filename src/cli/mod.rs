@@ -16,6 +16,7 @@ mod serve;
 mod systemd;
 mod tls;
 mod wait;
+mod ws;
 
 use clap::{Parser, Subcommand};
 use netcrab::error::Result;

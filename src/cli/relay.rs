@@ -17,6 +17,7 @@ use super::common::{
 use super::conn::{AccessArgs, TranscriptArgs, finish};
 use super::serve::announce;
 use super::tls::{TlsConnectArgs, TlsServeArgs};
+use super::ws::WsArgs;
 
 /// Upstream connection retries when neither `--retry` nor `--retry-for` is
 /// given: a refused upstream is retried twice (backoff caps 100 ms, then
@@ -41,6 +42,8 @@ Examples:
   netcrab relay tls://:443 127.0.0.1:8080 --client-pin-sha256 FINGERPRINT  # only that client certificate
   netcrab relay 127.0.0.1:9000 quic://gw.internal:4433 --upstream-ca ca.pem   # a QUIC tunnel: one stream per TCP connection
   netcrab relay quic://:4433 127.0.0.1:22 --cert cert.pem --key key.pem       # ...and its other end
+  netcrab relay ws://127.0.0.1:8080 127.0.0.1:5432   # a WebSocket face on a TCP service
+  netcrab relay tcp://127.0.0.1:9000 wss://host/tunnel  # and the reverse: a TCP port into a WebSocket
 
 Under systemd, a socket-activated relay (LISTEN_FDS set) listens on the socket it was passed; LISTEN
 then gives only the scheme (tls:// for termination). With NOTIFY_SOCKET set (Type=notify), it sends
@@ -50,7 +53,7 @@ READY=1 once listening and STOPPING=1 when a signal starts the drain. Examples: 
 #[derive(Debug, Args)]
 #[command(after_help = EXAMPLES)]
 pub struct RelayArgs {
-    /// Address to listen on: HOST:PORT, [IPV6]:PORT, :PORT (every interface), PORT, or any stream endpoint (tls://, unix://, tls+unix://, quic://)
+    /// Address to listen on: HOST:PORT, [IPV6]:PORT, :PORT (every interface), PORT, or any stream endpoint (tls://, unix://, tls+unix://, quic://, ws://, wss://)
     pub listen: String,
     /// Address to relay each connection to
     pub upstream: String,
@@ -99,6 +102,8 @@ pub struct RelayArgs {
     /// TLS on the listening side (termination)
     #[command(flatten)]
     pub tls: TlsServeArgs,
+    #[command(flatten)]
+    pub ws: WsArgs,
     /// TLS towards the upstream (origination)
     #[command(flatten)]
     pub upstream_tls: UpstreamTlsArgs,
@@ -191,6 +196,9 @@ impl RelayArgs {
             return Err(Error::usage("--max-conns must be at least 1"));
         }
         let upstream_tls = self.upstream_tls.resolve(&upstream)?;
+        let ws = self
+            .ws
+            .resolve(&[&listen, &upstream], self.tls.handshake_timeout)?;
         let family = self.family.check(&listen)?;
         self.family.check(&upstream)?;
         if self.source.source_port.is_some() && self.max_conns != 1 {
@@ -211,6 +219,7 @@ impl RelayArgs {
                 family,
                 source: self.source.source(),
                 proxy: self.proxy.resolve()?,
+                ws: ws.clone(),
             },
             retry: self.retry.policy(DEFAULT_RETRIES),
             idle_timeout: optional(self.idle_timeout),
@@ -228,6 +237,7 @@ impl RelayArgs {
         let mut listen_options = ListenOptions::default();
         listen_options.tls = self.tls.resolve(&listen)?;
         listen_options.family = family;
+        listen_options.ws = ws;
         Ok((listen, listen_options, config))
     }
 

@@ -16,6 +16,7 @@ use super::common::{
 };
 use super::conn::{AccessArgs, TranscriptArgs, finish};
 use super::tls::TlsServeArgs;
+use super::ws::WsArgs;
 
 /// The longest `--line-timeout`.
 const MAX_LINE_TIMEOUT: Duration = Duration::from_secs(86400);
@@ -43,6 +44,8 @@ Examples:
   netcrab serve --tls :8443 --echo --client-pin-sha256 AB:CD:...  # accept only that client certificate
   netcrab serve --tls :8443 --cert c.pem --key k.pem --client-ca ca.pem --client-name backup.internal
   netcrab serve quic://127.0.0.1:4433 --echo      # QUIC: each stream echoed on its own (ALPN netcrab)
+  netcrab serve ws://127.0.0.1:8080 --echo --ws-origin https://app.example  # WebSocket echo, one origin allowed
+  netcrab serve wss://:8443 --echo --ws-path /ws  # WebSocket over TLS (self-signed), only on /ws
 
 Under systemd, a socket-activated serve (LISTEN_FDS set) listens on the socket it was passed; ADDR
 then gives only the scheme (tls:// for TLS). With NOTIFY_SOCKET set (Type=notify), it sends READY=1
@@ -54,7 +57,7 @@ once listening and STOPPING=1 when a signal starts the drain. Examples: contrib/
 #[command(group(ArgGroup::new("service").args(["reply", "echo", "discard"])))]
 pub struct ServeArgs {
     /// Address to listen on: HOST:PORT, [IPV6]:PORT, :PORT (every interface), PORT,
-    /// tls://HOST:PORT, udp://HOST:PORT, unix:///PATH, unix:@NAME, tls+unix:///PATH or quic://HOST:PORT [default: 127.0.0.1:8080]
+    /// tls://HOST:PORT, udp://HOST:PORT, unix:///PATH, unix:@NAME, tls+unix:///PATH, quic://HOST:PORT, ws://HOST:PORT or wss://HOST:PORT [default: 127.0.0.1:8080]
     pub addr: Option<String>,
     #[command(flatten)]
     pub scheme: SchemeArgs,
@@ -108,6 +111,8 @@ pub struct ServeArgs {
     pub access: AccessArgs,
     #[command(flatten)]
     pub transcript: TranscriptArgs,
+    #[command(flatten)]
+    pub ws: WsArgs,
 }
 
 impl ServeArgs {
@@ -129,6 +134,7 @@ impl ServeArgs {
         let mut listen = ListenOptions::default();
         listen.tls = self.tls.resolve(&endpoint)?;
         listen.unix_mode = self.mode;
+        listen.ws = self.ws.resolve(&[&endpoint], self.tls.handshake_timeout)?;
         listen.family = self.family.check(&endpoint)?;
         let service = if self.echo {
             Service::Echo

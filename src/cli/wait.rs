@@ -14,6 +14,7 @@ use netcrab::wait::{self, Readiness, StatusSet, Target, WaitConfig};
 
 use super::common::{FamilyArgs, ProxyArgs, SourceArgs, duration, optional};
 use super::tls::TlsConnectArgs;
+use super::ws::WsArgs;
 
 /// The examples shown after the help.
 pub const EXAMPLES: &str = "\
@@ -82,6 +83,8 @@ pub struct WaitArgs {
     pub proxy: ProxyArgs,
     #[command(flatten)]
     pub tls: TlsConnectArgs,
+    #[command(flatten)]
+    pub ws: WsArgs,
     /// The command to run once ready (after --)
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
@@ -108,6 +111,9 @@ impl WaitArgs {
             .find(|t| t.scheme().is_tls())
             .unwrap_or(targets[0].endpoint());
         let tls = self.tls.resolve(tls_target)?;
+        let endpoints: Vec<&netcrab::endpoint::Endpoint> =
+            targets.iter().map(Target::endpoint).collect();
+        let ws = self.ws.resolve(&endpoints, self.tls.handshake_timeout)?;
         let mut family = self.family.family();
         for target in &targets {
             family = self.family.check(target.endpoint())?;
@@ -146,6 +152,7 @@ impl WaitArgs {
                 family,
                 source: self.source.source(),
                 proxy: self.proxy.resolve()?,
+                ws,
             },
             backoff: RetryPolicy {
                 max_retries: None,

@@ -24,6 +24,10 @@ pub enum Scheme {
     TlsUnix,
     /// QUIC (`quic://`): each bidirectional stream is one connection.
     Quic,
+    /// WebSocket over TCP (`ws://`).
+    Ws,
+    /// WebSocket over TLS over TCP (`wss://`).
+    Wss,
 }
 
 /// The socket at the bottom of an endpoint.
@@ -52,6 +56,10 @@ pub enum Layer {
     /// TLS: the client's handshake after connecting, the server's after
     /// accepting (see [`transport`](crate::transport)).
     Tls,
+    /// WebSocket: the client's upgrade request after connecting (and the
+    /// layers below), the server's answer after accepting; then messages
+    /// carry the bytes.
+    WebSocket,
 }
 
 /// What an address of a scheme looks like.
@@ -155,6 +163,22 @@ pub static SCHEMES: &[SchemeSpec] = &[
         layers: &[],
         default_port: None,
     },
+    SchemeSpec {
+        scheme: Scheme::Ws,
+        name: "ws",
+        aliases: &[],
+        base: Base::Tcp,
+        layers: &[Layer::WebSocket],
+        default_port: Some(80),
+    },
+    SchemeSpec {
+        scheme: Scheme::Wss,
+        name: "wss",
+        aliases: &[],
+        base: Base::Tcp,
+        layers: &[Layer::Tls, Layer::WebSocket],
+        default_port: Some(443),
+    },
 ];
 
 impl Scheme {
@@ -199,6 +223,12 @@ impl Scheme {
         self.spec().has(Layer::Tls) || self.base() == Base::Quic
     }
 
+    /// Whether the scheme speaks WebSocket (`ws://`, `wss://`): its
+    /// addresses may carry a path, and the WebSocket options apply.
+    pub fn is_websocket(self) -> bool {
+        self.spec().has(Layer::WebSocket)
+    }
+
     /// The same layers over another base: what `-U` makes of `--tls`
     /// (`tls` over a Unix socket is `tls+unix`). `None` when no scheme is
     /// registered for that combination.
@@ -217,7 +247,7 @@ impl fmt::Display for Scheme {
     }
 }
 
-/// The scheme names, for error messages: `tcp, tls, udp, unix, tls+unix or quic`.
+/// The scheme names, for error messages: `tcp, tls, udp, unix, tls+unix, quic, ws or wss`.
 pub(crate) fn names() -> String {
     let names: Vec<&str> = SCHEMES.iter().map(|s| s.name).collect();
     match names.split_last() {
@@ -231,13 +261,15 @@ pub(crate) fn names() -> String {
 mod tests {
     use super::*;
 
-    const ALL: [Scheme; 6] = [
+    const ALL: [Scheme; 8] = [
         Scheme::Tcp,
         Scheme::Tls,
         Scheme::Udp,
         Scheme::Unix,
         Scheme::TlsUnix,
         Scheme::Quic,
+        Scheme::Ws,
+        Scheme::Wss,
     ];
 
     #[test]
@@ -265,7 +297,7 @@ mod tests {
             }
         }
         assert_eq!(Scheme::from_name("http"), None);
-        assert_eq!(names(), "tcp, tls, udp, unix, tls+unix or quic");
+        assert_eq!(names(), "tcp, tls, udp, unix, tls+unix, quic, ws or wss");
     }
 
     #[test]
@@ -284,6 +316,10 @@ mod tests {
         assert_eq!(Scheme::TlsUnix.spec().addr_kind(), AddrKind::Unix);
         assert_eq!(Scheme::Tls.spec().addr_kind(), AddrKind::HostPort);
         assert_eq!(Scheme::Udp.spec().addr_kind(), AddrKind::HostPort);
+        assert!(Scheme::Wss.is_tls() && Scheme::Wss.is_websocket());
+        assert!(!Scheme::Ws.is_tls() && Scheme::Ws.is_websocket());
+        assert!(!Scheme::Tls.is_websocket());
+        assert_eq!(Scheme::Wss.spec().default_port, Some(443));
     }
 
     #[test]

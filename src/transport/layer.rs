@@ -7,7 +7,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use super::{ConnectOptions, ListenOptions, Stream, tls};
+use super::{ConnectOptions, ListenOptions, Stream, WsOptions, tls, ws};
 use crate::endpoint::{Endpoint, Layer};
 use crate::error::Result;
 use crate::proxy::ProxyChain;
@@ -21,6 +21,8 @@ pub(super) enum ClientLayer {
     /// The proxies' handshakes (`--proxy`), run before the endpoint's own
     /// layers: the stream they give reaches the endpoint.
     Proxy(ProxyChain),
+    /// The WebSocket upgrade request, with its options.
+    WebSocket(WsOptions),
 }
 
 impl ClientLayer {
@@ -28,11 +30,15 @@ impl ClientLayer {
     /// connection shares (a TLS trust store, say) is loaded here, once.
     pub(super) fn prepare(
         layer: Layer,
-        _endpoint: &Endpoint,
+        endpoint: &Endpoint,
         opts: &ConnectOptions,
     ) -> Result<ClientLayer> {
         match layer {
             Layer::Tls => Ok(ClientLayer::Tls(ClientTls::new(&opts.tls)?)),
+            Layer::WebSocket => {
+                ws::check_client(endpoint, &opts.ws)?;
+                Ok(ClientLayer::WebSocket(opts.ws.clone()))
+            }
         }
     }
 
@@ -44,6 +50,7 @@ impl ClientLayer {
                 Some(target) => chain.run(stream, target).await,
                 None => Err(super::not_a_stream(endpoint, "connect through a proxy to")),
             },
+            ClientLayer::WebSocket(opts) => ws::client(stream, endpoint, opts).await,
         }
     }
 }
@@ -53,6 +60,8 @@ impl ClientLayer {
 pub(super) enum ServerLayer {
     /// The TLS server handshake, with its certificate.
     Tls(ServerTls),
+    /// The WebSocket upgrade answer, with its options.
+    WebSocket(WsOptions),
 }
 
 impl ServerLayer {
@@ -65,6 +74,7 @@ impl ServerLayer {
     ) -> Result<ServerLayer> {
         match layer {
             Layer::Tls => Ok(ServerLayer::Tls(ServerTls::new(&opts.tls, endpoint)?)),
+            Layer::WebSocket => Ok(ServerLayer::WebSocket(opts.ws.clone())),
         }
     }
 
@@ -72,6 +82,7 @@ impl ServerLayer {
     pub(super) fn tls(&self) -> Option<&ServerTls> {
         match self {
             ServerLayer::Tls(tls) => Some(tls),
+            ServerLayer::WebSocket(_) => None,
         }
     }
 
@@ -83,6 +94,7 @@ impl ServerLayer {
     ) -> Result<Stream> {
         match self {
             ServerLayer::Tls(config) => tls::server(stream, config, peer).await,
+            ServerLayer::WebSocket(opts) => ws::server(stream, opts, peer).await,
         }
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! A transport is a base socket (TCP in `tcp`, Unix in `unix`, QUIC in
 //! `quic`, whose streams are the byte streams) with layers
-//! over it (TLS in `tls`), as the endpoint's row in the scheme table
+//! over it (TLS in `tls`, WebSocket in `ws`), as the endpoint's row in the scheme table
 //! ([`SCHEMES`](crate::endpoint::SCHEMES)) says. Connecting is a chain:
 //! resolve and dial the base (Happy Eyeballs over the resolved addresses;
 //! the retry policy goes around the whole chain), then run each layer's
@@ -39,6 +39,7 @@ mod tcp;
 mod tls;
 pub mod udp;
 mod unix;
+mod ws;
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -58,6 +59,7 @@ pub use tcp::{connect_tcp, connect_tcp_addrs, dial};
 pub(crate) use tls::client as tls_client;
 pub use tls::{TlsOver, TlsStream};
 use unix::UnixListener;
+pub use ws::{DEFAULT_MAX_MESSAGE, DEFAULT_WS_HANDSHAKE_TIMEOUT, WsOptions, WsStream};
 
 /// Socket options applied to every connected stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,6 +101,9 @@ pub struct ConnectOptions {
     /// Eyeballs, under the retry policy), then each handshake runs, under
     /// the connect timeout, before the endpoint's TLS.
     pub proxy: ProxyOptions,
+    /// The WebSocket options of a `ws://` or `wss://` endpoint (ignored for
+    /// the other transports).
+    pub ws: WsOptions,
 }
 
 impl Default for ConnectOptions {
@@ -110,6 +115,7 @@ impl Default for ConnectOptions {
             family: Family::Any,
             source: Source::default(),
             proxy: ProxyOptions::default(),
+            ws: WsOptions::default(),
         }
     }
 }
@@ -173,6 +179,9 @@ pub struct ListenOptions {
     /// `127.0.0.1` or `::1`, an address of the other family is a usage
     /// error. Ignored for Unix sockets.
     pub family: Family,
+    /// The WebSocket options of a `ws://` or `wss://` endpoint (ignored for
+    /// the other transports).
+    pub ws: WsOptions,
 }
 
 /// The address of a connection's peer, for logs.

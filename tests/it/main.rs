@@ -31,3 +31,4 @@ mod unix;
 mod util;
 mod wait;
 mod wait_http;
+mod ws;

@@ -310,6 +310,29 @@ fn relay_between(listen: &Transport, upstream: &Transport) {
     );
 }
 
+/// WebSocket over TCP on 127.0.0.1, with a path.
+pub const WS: Transport = Transport {
+    name: "ws",
+    any_addr: |_| "ws://127.0.0.1:0".into(),
+    fixed_addr: |_| format!("ws://127.0.0.1:{}/late", free_port()),
+    serve_args: &[],
+    connect_args: |_| Vec::new(),
+    handshake: true,
+};
+
+/// WebSocket over TLS on 127.0.0.1: TLS as [`TLS`] does it.
+pub const WSS: Transport = Transport {
+    name: "wss",
+    any_addr: |_| "wss://127.0.0.1:0".into(),
+    fixed_addr: |_| format!("wss://127.0.0.1:{}/late?q=1", free_port()),
+    serve_args: &[],
+    connect_args: |server| match server {
+        Some(stderr) => pin_printed_by(stderr),
+        None => vec!["--insecure".into()],
+    },
+    handshake: true,
+};
+
 /// One module per transport, one test per behaviour in each.
 macro_rules! matrix {
     ($($module:ident => $transport:expr),* $(,)?) => {$(
@@ -344,6 +367,8 @@ matrix!(
     tls => super::TLS,
     tls_unix => super::TLS_UNIX,
     quic => super::QUIC,
+    ws => super::WS,
+    wss => super::WSS,
 );
 
 /// One test per (listening transport, upstream transport) in `relay`.
@@ -380,4 +405,12 @@ relay_pairs!(
     quic_to_quic: super::QUIC => super::QUIC,
     tls_to_quic: super::TLS => super::QUIC,
     quic_to_unix: super::QUIC => super::UNIX,
+    tcp_to_ws: super::TCP => super::WS,
+    tcp_to_wss: super::TCP => super::WSS,
+    ws_to_tcp: super::WS => super::TCP,
+    wss_to_tcp: super::WSS => super::TCP,
+    ws_to_wss: super::WS => super::WSS,
+    wss_to_ws: super::WSS => super::WS,
+    ws_to_ws: super::WS => super::WS,
+    tls_to_wss: super::TLS => super::WSS,
 );
