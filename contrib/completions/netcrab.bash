@@ -31,6 +31,9 @@ _netcrab() {
             netcrab,man)
                 cmd="netcrab__subcmd__man"
                 ;;
+            netcrab,proxy)
+                cmd="netcrab__subcmd__proxy"
+                ;;
             netcrab,relay)
                 cmd="netcrab__subcmd__relay"
                 ;;
@@ -70,6 +73,9 @@ _netcrab() {
             netcrab__subcmd__help,man)
                 cmd="netcrab__subcmd__help__subcmd__man"
                 ;;
+            netcrab__subcmd__help,proxy)
+                cmd="netcrab__subcmd__help__subcmd__proxy"
+                ;;
             netcrab__subcmd__help,relay)
                 cmd="netcrab__subcmd__help__subcmd__relay"
                 ;;
@@ -92,7 +98,7 @@ _netcrab() {
 
     case "${cmd}" in
         netcrab)
-            opts="-v -q -h -V --verbose --quiet --log-format --help --version serve connect relay wait bench scan completions man help"
+            opts="-v -q -h -V --verbose --quiet --log-format --help --version serve connect relay proxy wait bench scan completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -110,7 +116,7 @@ _netcrab() {
             return 0
             ;;
         netcrab__subcmd__bench)
-            opts="-c -s -d -n -4 -6 -v -q -h -V --connections --size --payload --expect --duration --requests --warmup --pipeline --rate --connect-rate --churn --timeout --connect-timeout --hold --json --histogram-out --report --plot --compare --shard --start-at --server-pid --ipv4 --ipv6 --source --tls --ca --servername --pin-sha256 --insecure --cert --key --alpn --handshake-timeout --verbose --quiet --log-format --help --version merge help"
+            opts="-c -s -d -n -4 -6 -v -q -h -V --connections --size --payload --expect --duration --requests --warmup --pipeline --rate --connect-rate --churn --timeout --connect-timeout --hold --json --histogram-out --report --plot --compare --shard --start-at --server-pid --ipv4 --ipv6 --source --proxy --no-proxy --proxy-ca --proxy-insecure --tls --ca --servername --pin-sha256 --insecure --cert --key --alpn --handshake-timeout --ws-text --ws-ping --ws-max-message --ws-protocol --ws-header --ws-origin --ws-path --verbose --quiet --log-format --help --version merge help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -216,6 +222,14 @@ _netcrab() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proxy-ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --ca)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -241,6 +255,30 @@ _netcrab() {
                     return 0
                     ;;
                 --handshake-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ws-ping)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ws-max-message)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ws-protocol)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ws-header)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ws-origin)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ws-path)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -342,7 +380,7 @@ _netcrab() {
             return 0
             ;;
         netcrab__subcmd__connect)
-            opts="-u -U -z -4 -6 -s -p -v -q -h -V --udp --unix --raw --send --no-shutdown --wait --connect-timeout --idle-timeout --keepalive --no-splice --zero --ipv4 --ipv6 --source --source-port --retry --retry-for --retry-delay --retry-max-delay --tls --ca --servername --pin-sha256 --insecure --cert --key --alpn --handshake-timeout --verbose --quiet --log-format --help --version"
+            opts="-u -U -z -4 -6 -s -p -C -o -x -v -q -h -V --udp --unix --raw --send --no-shutdown --wait --connect-timeout --idle-timeout --keepalive --no-splice --zero --ipv4 --ipv6 --source --source-port --crlf --send-only --recv-only --retry --retry-for --retry-delay --retry-max-delay --proxy --no-proxy --proxy-ca --proxy-insecure --tls --ca --servername --pin-sha256 --insecure --cert --key --alpn --handshake-timeout --output --hex-dump --ws-text --ws-ping --ws-max-message --ws-protocol --ws-header --ws-origin --ws-path --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -400,6 +438,14 @@ _netcrab() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proxy-ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --ca)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -428,6 +474,46 @@ _netcrab() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --hex-dump)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -x)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ws-ping)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ws-max-message)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ws-protocol)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ws-header)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ws-origin)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ws-path)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --log-format)
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
@@ -440,7 +526,7 @@ _netcrab() {
             return 0
             ;;
         netcrab__subcmd__help)
-            opts="serve connect relay wait bench scan completions man help"
+            opts="serve connect relay proxy wait bench scan completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -537,6 +623,20 @@ _netcrab() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        netcrab__subcmd__help__subcmd__proxy)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         netcrab__subcmd__help__subcmd__relay)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -611,8 +711,106 @@ _netcrab() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        netcrab__subcmd__proxy)
+            opts="-v -q -h -V --auth --allow-dest --deny-dest --allow --deny --max-header --port-file --accept-proxy --proxy-header-timeout --max-conns --idle-timeout --drain-timeout --connect-timeout --keepalive --no-splice --tls --cert --key --client-ca --client-pin-sha256 --client-name --alpn --handshake-timeout --verbose --quiet --log-format --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --auth)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --allow-dest)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --deny-dest)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --allow)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --deny)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-header)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --port-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proxy-header-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-conns)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --idle-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --drain-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --keepalive)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --client-ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --client-pin-sha256)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --client-name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --alpn)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --handshake-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         netcrab__subcmd__relay)
-            opts="-4 -6 -s -p -v -q -h -V --port-file --max-conns --idle-timeout --drain-timeout --connect-timeout --keepalive --no-splice --ipv4 --ipv6 --source --source-port --retry --retry-for --retry-delay --retry-max-delay --tls --cert --key --client-ca --alpn --handshake-timeout --upstream-tls --upstream-ca --upstream-servername --upstream-pin-sha256 --upstream-insecure --upstream-cert --upstream-key --verbose --quiet --log-format --help --version"
+            opts="-4 -6 -s -p -o -x -v -q -h -V --port-file --max-conns --idle-timeout --drain-timeout --connect-timeout --keepalive --no-splice --ipv4 --ipv6 --source --source-port --accept-proxy --proxy-header-timeout --send-proxy --retry --retry-for --retry-delay --retry-max-delay --proxy --no-proxy --proxy-ca --proxy-insecure --tls --cert --key --client-ca --client-pin-sha256 --client-name --alpn --handshake-timeout --ws-text --ws-ping --ws-max-message --ws-protocol --ws-header --ws-origin --ws-path --upstream-tls --upstream-ca --upstream-servername --upstream-pin-sha256 --upstream-insecure --upstream-cert --upstream-key --allow --allow-file --deny --deny-file --output --hex-dump --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -658,6 +856,14 @@ _netcrab() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --proxy-header-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --send-proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --retry)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -674,6 +880,14 @@ _netcrab() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proxy-ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --cert)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -686,11 +900,43 @@ _netcrab() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --client-pin-sha256)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --client-name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --alpn)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --handshake-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ws-ping)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ws-max-message)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ws-protocol)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ws-header)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ws-origin)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ws-path)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -711,6 +957,38 @@ _netcrab() {
                     return 0
                     ;;
                 --upstream-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --allow)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --allow-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --deny)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --deny-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --hex-dump)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -x)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -780,7 +1058,7 @@ _netcrab() {
             return 0
             ;;
         netcrab__subcmd__serve)
-            opts="-u -U -4 -6 -v -q -h -V --udp --unix --mode --reply --echo --discard --lines --max-line --port-file --max-conns --idle-timeout --line-timeout --drain-timeout --keepalive --ipv4 --ipv6 --tls --cert --key --client-ca --alpn --handshake-timeout --verbose --quiet --log-format --help --version"
+            opts="-u -U -4 -6 -o -x -v -q -h -V --udp --unix --mode --reply --echo --discard --lines --max-line --port-file --max-conns --idle-timeout --line-timeout --drain-timeout --keepalive --accept-proxy --proxy-header-timeout --ipv4 --ipv6 --tls --cert --key --client-ca --client-pin-sha256 --client-name --alpn --handshake-timeout --allow --allow-file --deny --deny-file --output --hex-dump --ws-text --ws-ping --ws-max-message --ws-protocol --ws-header --ws-origin --ws-path --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -822,6 +1100,10 @@ _netcrab() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --proxy-header-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --cert)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -834,11 +1116,75 @@ _netcrab() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --client-pin-sha256)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --client-name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --alpn)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --handshake-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --allow)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --allow-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --deny)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --deny-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --hex-dump)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -x)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ws-ping)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ws-max-message)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ws-protocol)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ws-header)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ws-origin)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ws-path)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -854,7 +1200,7 @@ _netcrab() {
             return 0
             ;;
         netcrab__subcmd__wait)
-            opts="-4 -6 -s -p -v -q -h -V --timeout --any --invert --send --expect --expect-status --attempt-timeout --retry-delay --retry-max-delay --run-anyway --ipv4 --ipv6 --source --source-port --tls --ca --servername --pin-sha256 --insecure --cert --key --alpn --handshake-timeout --verbose --quiet --log-format --help --version"
+            opts="-4 -6 -s -p -v -q -h -V --timeout --any --invert --send --expect --expect-status --attempt-timeout --retry-delay --retry-max-delay --run-anyway --ipv4 --ipv6 --source --source-port --proxy --no-proxy --proxy-ca --proxy-insecure --tls --ca --servername --pin-sha256 --insecure --cert --key --alpn --handshake-timeout --ws-text --ws-ping --ws-max-message --ws-protocol --ws-header --ws-origin --ws-path --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -904,6 +1250,14 @@ _netcrab() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proxy-ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --ca)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -929,6 +1283,30 @@ _netcrab() {
                     return 0
                     ;;
                 --handshake-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ws-ping)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ws-max-message)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ws-protocol)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ws-header)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ws-origin)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ws-path)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

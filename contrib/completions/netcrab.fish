@@ -33,6 +33,7 @@ complete -c netcrab -n "__fish_netcrab_needs_command" -s V -l version -d 'Print 
 complete -c netcrab -n "__fish_netcrab_needs_command" -f -a "serve" -d 'Listen and answer every connection (the seed\'s server)'
 complete -c netcrab -n "__fish_netcrab_needs_command" -f -a "connect" -d 'Connect, send stdin (or --send TEXT), print what comes back'
 complete -c netcrab -n "__fish_netcrab_needs_command" -f -a "relay" -d 'Accept connections and relay each to an upstream (a port forwarder)'
+complete -c netcrab -n "__fish_netcrab_needs_command" -f -a "proxy" -d 'A SOCKS5, SOCKS4/4a and HTTP CONNECT forward proxy on one port'
 complete -c netcrab -n "__fish_netcrab_needs_command" -f -a "wait" -d 'Wait until services accept connections, then run a command'
 complete -c netcrab -n "__fish_netcrab_needs_command" -f -a "bench" -d 'Load-test a request/response server (an embedded echo server without ADDR)'
 complete -c netcrab -n "__fish_netcrab_needs_command" -f -a "scan" -d 'Scan TCP ports: report each open, closed or filtered'
@@ -48,11 +49,26 @@ complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l idle-timeout -
 complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l line-timeout -d 'With --lines: a line must end within this long of its first byte, or the connection gets an error and closes (0: never; at most 1d)' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l drain-timeout -d 'On SIGINT/SIGTERM, let open connections finish for this long, then close them' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l keepalive -d 'Enable TCP keepalive probes after this much idle time (1s to 32767s)' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l proxy-header-timeout -d 'With --accept-proxy: close a connection whose header has not arrived within this long' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l cert -d 'Certificate chain (PEM, leaf first); without it a self-signed certificate is generated' -r -F
 complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l key -d 'Private key of --cert (PEM)' -r -F
 complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l client-ca -d 'Require client certificates signed by a CA in FILE (PEM), or identical to one in it: mutual TLS' -r -F
-complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l alpn -d 'ALPN protocol(s) to accept, in order of preference (repeatable or comma-separated)' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l client-pin-sha256 -d 'Require a client certificate with this SHA-256 fingerprint (repeatable); with --client-ca it must pass that too, without it any signer is fine' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l client-name -d 'Require a client certificate carrying NAME in its subjectAltName (or CN when it has none); repeatable, any one matches; needs --client-ca or --client-pin-sha256' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l alpn -d 'ALPN protocol(s) to accept, in order of preference (repeatable or comma-separated) [quic:// default: netcrab]' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l handshake-timeout -d 'Give up on a client that has not completed the TLS handshake in this long [default: 10s]' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l allow -d 'Accept only clients matching ADDR: an address, a CIDR block or a host name (resolved at start); repeatable or comma-separated' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l allow-file -d 'Read --allow rules from FILE: one a line, `#` comments' -r -F
+complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l deny -d 'Refuse clients matching ADDR (wins over --allow); repeatable or comma-separated' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l deny-file -d 'Read --deny rules from FILE: one a line, `#` comments' -r -F
+complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -s o -l output -d 'Write every byte each way to FILE, as received and sent (servers: each chunk after a `[conn ID < LEN]` or `[conn ID > LEN]` line); no zero-copy then' -r -F
+complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -s x -l hex-dump -d 'Write a hex dump of every byte each way to FILE: direction-tagged blocks in `hexdump -C` columns; no zero-copy then' -r -F
+complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l ws-ping -d 'Send a ping this often; a peer silent for two intervals is dead (exit 5)' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l ws-max-message -d 'Largest message accepted, 1 to 1GiB [default: 16MiB]' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l ws-protocol -d 'Subprotocol: offered by connect (in order), accepted by serve and relay (repeatable)' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l ws-header -d 'Extra request header \'NAME: VALUE\' sent by connect (repeatable)' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l ws-origin -d 'Serve: accept only requests whose Origin is one of these (403 otherwise; repeatable)' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l ws-path -d 'Serve: accept only this request path (404 otherwise) [default: any path]' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l log-format -d 'Log line format on stderr: text (`netcrab: message`) or json (one object per line: time, level, message and the event\'s fields)' -r -f -a "text\t'`netcrab: [level: ]message`'
 json\t'One JSON object per line: time, level, message, fields'"
 complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -s u -l udp -d 'UDP: an address without a scheme means udp://HOST:PORT'
@@ -60,9 +76,11 @@ complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -s U -l unix -d '
 complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l echo -d 'Send back exactly what each connection sends'
 complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l discard -d 'Read and drop everything'
 complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l lines -d 'Answer each line instead of each read (replies then end with a newline)'
+complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l accept-proxy -d 'Every connection starts with a PROXY protocol header (v1 or v2, from HAProxy or relay --send-proxy): log the client address it carries; a connection without a valid one is closed'
 complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -s 4 -l ipv4 -d 'IPv4 only: names resolve to IPv4 addresses, localhost is 127.0.0.1'
 complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -s 6 -l ipv6 -d 'IPv6 only: names resolve to IPv6 addresses, localhost is ::1'
 complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l tls -d 'Speak TLS: an address without a scheme means tls://'
+complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l ws-text -d 'Send text messages (input checked to be UTF-8) instead of binary ones'
 complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace with timestamps)'
 complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -s q -l quiet -d 'Only errors on stderr'
 complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -71,20 +89,30 @@ complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -l send -d 'Sen
 complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -l wait -d 'After sending, wait at most this long for the peer to finish (UDP: for replies; default 1s)' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -l connect-timeout -d 'Give up on a connection attempt after this long' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -l idle-timeout -d 'Give up when nothing moves in either direction for this long (0: never)' -r
-complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -l keepalive -d 'Enable TCP keepalive probes after this much idle time (1s to 32767s)' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -l keepalive -d 'Enable TCP keepalive probes after this much idle time (1s to 32767s); quic://: PINGs at this interval' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -s s -l source -d 'Connect from this local IP address (it must be one of this host\'s)' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -s p -l source-port -d 'Connect from this local port (1 to 65535; not SO_REUSEADDR: a busy port is an error, exit 9)' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -l retry -d 'Retry a failed connection attempt up to N times (0 to 1000000)' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -l retry-for -d 'Keep retrying for at most this long overall (no attempt cap unless --retry is given)' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -l retry-delay -d 'The backoff before the first retry; it doubles after each, with full jitter' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -l retry-max-delay -d 'The largest backoff between retries' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -l proxy -d 'Connect through this proxy: socks5://[USER:PASSWORD@]HOST:PORT, socks5h:// (the proxy resolves names), socks4://, socks4a://, http:// (CONNECT) or https:// (TLS to the proxy); repeat to chain, each reached through the one before. Default: $NETCRAB_PROXY, else $ALL_PROXY, else $all_proxy' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -l proxy-ca -d 'https:// proxies: also trust the CA certificates in this PEM file (repeatable)' -r -F
 complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -l ca -d 'Also trust the CA certificate(s) in FILE (PEM), besides the system\'s trust store, and a server certificate identical to one in FILE (its name and dates still checked; repeatable)' -r -F
 complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -l servername -d 'The name to ask for (SNI) and to verify the certificate against, instead of the address\'s host (localhost for a Unix socket)' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -l pin-sha256 -d 'Accept exactly the server certificate with this SHA-256 fingerprint (hex, colons optional), e.g. a self-signed one' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -l cert -d 'Present this client certificate chain (PEM), for servers that require one' -r -F
 complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -l key -d 'Private key of --cert (PEM)' -r -F
-complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -l alpn -d 'ALPN protocol(s) to offer, in order of preference (repeatable or comma-separated)' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -l alpn -d 'ALPN protocol(s) to offer, in order of preference (repeatable or comma-separated) [quic:// default: netcrab]' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -l handshake-timeout -d 'Give up when the TLS handshake takes longer than this [default: 10s]' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -s o -l output -d 'Write every byte each way to FILE, as received and sent (servers: each chunk after a `[conn ID < LEN]` or `[conn ID > LEN]` line); no zero-copy then' -r -F
+complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -s x -l hex-dump -d 'Write a hex dump of every byte each way to FILE: direction-tagged blocks in `hexdump -C` columns; no zero-copy then' -r -F
+complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -l ws-ping -d 'Send a ping this often; a peer silent for two intervals is dead (exit 5)' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -l ws-max-message -d 'Largest message accepted, 1 to 1GiB [default: 16MiB]' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -l ws-protocol -d 'Subprotocol: offered by connect (in order), accepted by serve and relay (repeatable)' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -l ws-header -d 'Extra request header \'NAME: VALUE\' sent by connect (repeatable)' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -l ws-origin -d 'Serve: accept only requests whose Origin is one of these (403 otherwise; repeatable)' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -l ws-path -d 'Serve: accept only this request path (404 otherwise) [default: any path]' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -l log-format -d 'Log line format on stderr: text (`netcrab: message`) or json (one object per line: time, level, message and the event\'s fields)' -r -f -a "text\t'`netcrab: [level: ]message`'
 json\t'One JSON object per line: time, level, message, fields'"
 complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -s u -l udp -d 'UDP: an address without a scheme means udp://HOST:PORT'
@@ -95,8 +123,14 @@ complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -l no-splice -d
 complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -s z -l zero -d 'Zero I/O: connect (for TLS, handshake), close, and exit 0 when the port is open (4 refused, 5 timed out, ...)'
 complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -s 4 -l ipv4 -d 'IPv4 only: names resolve to IPv4 addresses, localhost is 127.0.0.1'
 complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -s 6 -l ipv6 -d 'IPv6 only: names resolve to IPv6 addresses, localhost is ::1'
+complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -s C -l crlf -d 'Turn each LF of stdin (or --send) into CRLF; a CRLF stays as it is'
+complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -l send-only -d 'Only send: never read from the connection, and finish when stdin ends'
+complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -l recv-only -d 'Only receive: never read stdin (nor half-close); finish when the peer closes'
+complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -l no-proxy -d 'Connect directly, ignoring NETCRAB_PROXY and ALL_PROXY'
+complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -l proxy-insecure -d 'https:// proxies: do not verify the proxy\'s certificate'
 complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -l tls -d 'Speak TLS: an address without a scheme means tls://'
 complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -l insecure -d 'Do not verify the server\'s certificate at all (warns every time; prefer --pin-sha256)'
+complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -l ws-text -d 'Send text messages (input checked to be UTF-8) instead of binary ones'
 complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace with timestamps)'
 complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -s q -l quiet -d 'Only errors on stderr'
 complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -109,32 +143,83 @@ complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l connect-timeou
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l keepalive -d 'Enable TCP keepalive probes after this much idle time, on both sides (1s to 32767s)' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -s s -l source -d 'Connect from this local IP address (it must be one of this host\'s)' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -s p -l source-port -d 'Connect from this local port (1 to 65535; not SO_REUSEADDR: a busy port is an error, exit 9)' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l proxy-header-timeout -d 'With --accept-proxy: close a connection whose header has not arrived within this long' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l send-proxy -d 'Tell the upstream the client\'s address: send a PROXY protocol header (v1: text, v2: binary) before the client\'s first byte' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l retry -d 'Retry a failed connection attempt up to N times (0 to 1000000)' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l retry-for -d 'Keep retrying for at most this long overall (no attempt cap unless --retry is given)' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l retry-delay -d 'The backoff before the first retry; it doubles after each, with full jitter' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l retry-max-delay -d 'The largest backoff between retries' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l proxy -d 'Connect through this proxy: socks5://[USER:PASSWORD@]HOST:PORT, socks5h:// (the proxy resolves names), socks4://, socks4a://, http:// (CONNECT) or https:// (TLS to the proxy); repeat to chain, each reached through the one before. Default: $NETCRAB_PROXY, else $ALL_PROXY, else $all_proxy' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l proxy-ca -d 'https:// proxies: also trust the CA certificates in this PEM file (repeatable)' -r -F
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l cert -d 'Certificate chain (PEM, leaf first); without it a self-signed certificate is generated' -r -F
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l key -d 'Private key of --cert (PEM)' -r -F
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l client-ca -d 'Require client certificates signed by a CA in FILE (PEM), or identical to one in it: mutual TLS' -r -F
-complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l alpn -d 'ALPN protocol(s) to accept, in order of preference (repeatable or comma-separated)' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l client-pin-sha256 -d 'Require a client certificate with this SHA-256 fingerprint (repeatable); with --client-ca it must pass that too, without it any signer is fine' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l client-name -d 'Require a client certificate carrying NAME in its subjectAltName (or CN when it has none); repeatable, any one matches; needs --client-ca or --client-pin-sha256' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l alpn -d 'ALPN protocol(s) to accept, in order of preference (repeatable or comma-separated) [quic:// default: netcrab]' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l handshake-timeout -d 'Give up on a client that has not completed the TLS handshake in this long [default: 10s]' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l ws-ping -d 'Send a ping this often; a peer silent for two intervals is dead (exit 5)' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l ws-max-message -d 'Largest message accepted, 1 to 1GiB [default: 16MiB]' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l ws-protocol -d 'Subprotocol: offered by connect (in order), accepted by serve and relay (repeatable)' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l ws-header -d 'Extra request header \'NAME: VALUE\' sent by connect (repeatable)' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l ws-origin -d 'Serve: accept only requests whose Origin is one of these (403 otherwise; repeatable)' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l ws-path -d 'Serve: accept only this request path (404 otherwise) [default: any path]' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l upstream-ca -d 'Also trust the CA certificate(s) in FILE (PEM) for the upstream, besides the system\'s trust store' -r -F
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l upstream-servername -d 'The name to ask the upstream for (SNI) and to verify its certificate against' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l upstream-pin-sha256 -d 'Accept exactly the upstream certificate with this SHA-256 fingerprint' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l upstream-cert -d 'Present this client certificate chain (PEM) to the upstream' -r -F
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l upstream-key -d 'Private key of --upstream-cert (PEM)' -r -F
+complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l allow -d 'Accept only clients matching ADDR: an address, a CIDR block or a host name (resolved at start); repeatable or comma-separated' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l allow-file -d 'Read --allow rules from FILE: one a line, `#` comments' -r -F
+complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l deny -d 'Refuse clients matching ADDR (wins over --allow); repeatable or comma-separated' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l deny-file -d 'Read --deny rules from FILE: one a line, `#` comments' -r -F
+complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -s o -l output -d 'Write every byte each way to FILE, as received and sent (servers: each chunk after a `[conn ID < LEN]` or `[conn ID > LEN]` line); no zero-copy then' -r -F
+complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -s x -l hex-dump -d 'Write a hex dump of every byte each way to FILE: direction-tagged blocks in `hexdump -C` columns; no zero-copy then' -r -F
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l log-format -d 'Log line format on stderr: text (`netcrab: message`) or json (one object per line: time, level, message and the event\'s fields)' -r -f -a "text\t'`netcrab: [level: ]message`'
 json\t'One JSON object per line: time, level, message, fields'"
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l no-splice -d 'Copy through user space even for TCP to TCP (splice(2) is used by default on Linux)'
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -s 4 -l ipv4 -d 'IPv4 only: names resolve to IPv4 addresses, localhost is 127.0.0.1'
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -s 6 -l ipv6 -d 'IPv6 only: names resolve to IPv6 addresses, localhost is ::1'
+complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l accept-proxy -d 'Every accepted connection starts with a PROXY protocol header (v1 or v2): log the client address it carries (and pass it on with --send-proxy); a connection without a valid one is closed'
+complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l no-proxy -d 'Connect directly, ignoring NETCRAB_PROXY and ALL_PROXY'
+complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l proxy-insecure -d 'https:// proxies: do not verify the proxy\'s certificate'
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l tls -d 'Speak TLS: an address without a scheme means tls://'
+complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l ws-text -d 'Send text messages (input checked to be UTF-8) instead of binary ones'
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l upstream-tls -d 'Speak TLS to the upstream: an UPSTREAM without a scheme means tls://'
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l upstream-insecure -d 'Do not verify the upstream\'s certificate at all (warns)'
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace with timestamps)'
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -s q -l quiet -d 'Only errors on stderr'
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -s V -l version -d 'Print version'
+complete -c netcrab -n "__fish_netcrab_using_subcommand proxy" -l auth -d 'Require this user name and password (SOCKS5 username/password; HTTP Basic, else 407); each 1 to 255 bytes. Prefer the environment variable: the command line is visible to other users' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand proxy" -l allow-dest -d 'Allow only destinations matching one of these (repeatable): an address, an address block (10.0.0.0/8) or a host name (example.com and the names under it; *.example.com only those under it). Without it every destination is allowed, loopback included' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand proxy" -l deny-dest -d 'Refuse destinations matching one of these (repeatable; wins over --allow-dest), checked on the requested name and on every address it resolves to' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand proxy" -l allow -d 'Accept only clients whose address matches one of these (repeatable): an address or an address block' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand proxy" -l deny -d 'Refuse clients whose address matches one of these (repeatable; wins over --allow)' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand proxy" -l max-header -d 'The largest HTTP request head accepted; a longer one gets 431 (1 to 1GiB)' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand proxy" -l port-file -d 'Write the bound port to PATH once listening (for scripts; use with port 0)' -r -F
+complete -c netcrab -n "__fish_netcrab_using_subcommand proxy" -l proxy-header-timeout -d 'With --accept-proxy: close a connection whose header has not arrived within this long' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand proxy" -l max-conns -d 'Serve at most N connections at once; more wait in the kernel\'s backlog, unaccepted, until one closes (1 to 1000000)' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand proxy" -l idle-timeout -d 'Close a tunnel when nothing moves in either direction for this long (0: never)' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand proxy" -l drain-timeout -d 'On SIGINT/SIGTERM, let open connections finish for this long, then close them' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand proxy" -l connect-timeout -d 'Give up connecting to a destination (name resolution included) after this long' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand proxy" -l keepalive -d 'Enable TCP keepalive probes after this much idle time, on both sides (1s to 32767s)' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand proxy" -l cert -d 'Certificate chain (PEM, leaf first); without it a self-signed certificate is generated' -r -F
+complete -c netcrab -n "__fish_netcrab_using_subcommand proxy" -l key -d 'Private key of --cert (PEM)' -r -F
+complete -c netcrab -n "__fish_netcrab_using_subcommand proxy" -l client-ca -d 'Require client certificates signed by a CA in FILE (PEM), or identical to one in it: mutual TLS' -r -F
+complete -c netcrab -n "__fish_netcrab_using_subcommand proxy" -l client-pin-sha256 -d 'Require a client certificate with this SHA-256 fingerprint (repeatable); with --client-ca it must pass that too, without it any signer is fine' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand proxy" -l client-name -d 'Require a client certificate carrying NAME in its subjectAltName (or CN when it has none); repeatable, any one matches; needs --client-ca or --client-pin-sha256' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand proxy" -l alpn -d 'ALPN protocol(s) to accept, in order of preference (repeatable or comma-separated) [quic:// default: netcrab]' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand proxy" -l handshake-timeout -d 'Close a client that has not completed its handshake (TLS, then the SOCKS5 greeting, authentication and request, the SOCKS4 request or the HTTP request head) this long after connecting [default: 10s]' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand proxy" -l log-format -d 'Log line format on stderr: text (`netcrab: message`) or json (one object per line: time, level, message and the event\'s fields)' -r -f -a "text\t'`netcrab: [level: ]message`'
+json\t'One JSON object per line: time, level, message, fields'"
+complete -c netcrab -n "__fish_netcrab_using_subcommand proxy" -l accept-proxy -d 'Every accepted connection starts with a PROXY protocol header (v1 or v2), as sent by a load balancer in front: log and check the client address it carries; a connection without a valid one is closed'
+complete -c netcrab -n "__fish_netcrab_using_subcommand proxy" -l no-splice -d 'Copy through user space even for TCP to TCP (splice(2) is used by default on Linux)'
+complete -c netcrab -n "__fish_netcrab_using_subcommand proxy" -l tls -d 'Speak TLS: an address without a scheme means tls://'
+complete -c netcrab -n "__fish_netcrab_using_subcommand proxy" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace with timestamps)'
+complete -c netcrab -n "__fish_netcrab_using_subcommand proxy" -s q -l quiet -d 'Only errors on stderr'
+complete -c netcrab -n "__fish_netcrab_using_subcommand proxy" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c netcrab -n "__fish_netcrab_using_subcommand proxy" -s V -l version -d 'Print version'
 complete -c netcrab -n "__fish_netcrab_using_subcommand wait" -l timeout -d 'Give up after this long overall (0: wait forever)' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand wait" -l send -d 'Send TEXT after connecting' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand wait" -l expect -d 'Ready only once what the target sends (a banner, the reply to --send, or a URL\'s body) contains TEXT' -r
@@ -144,13 +229,21 @@ complete -c netcrab -n "__fish_netcrab_using_subcommand wait" -l retry-delay -d 
 complete -c netcrab -n "__fish_netcrab_using_subcommand wait" -l retry-max-delay -d 'The largest backoff between attempts' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand wait" -s s -l source -d 'Connect from this local IP address (it must be one of this host\'s)' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand wait" -s p -l source-port -d 'Connect from this local port (1 to 65535; not SO_REUSEADDR: a busy port is an error, exit 9)' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand wait" -l proxy -d 'Connect through this proxy: socks5://[USER:PASSWORD@]HOST:PORT, socks5h:// (the proxy resolves names), socks4://, socks4a://, http:// (CONNECT) or https:// (TLS to the proxy); repeat to chain, each reached through the one before. Default: $NETCRAB_PROXY, else $ALL_PROXY, else $all_proxy' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand wait" -l proxy-ca -d 'https:// proxies: also trust the CA certificates in this PEM file (repeatable)' -r -F
 complete -c netcrab -n "__fish_netcrab_using_subcommand wait" -l ca -d 'Also trust the CA certificate(s) in FILE (PEM), besides the system\'s trust store, and a server certificate identical to one in FILE (its name and dates still checked; repeatable)' -r -F
 complete -c netcrab -n "__fish_netcrab_using_subcommand wait" -l servername -d 'The name to ask for (SNI) and to verify the certificate against, instead of the address\'s host (localhost for a Unix socket)' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand wait" -l pin-sha256 -d 'Accept exactly the server certificate with this SHA-256 fingerprint (hex, colons optional), e.g. a self-signed one' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand wait" -l cert -d 'Present this client certificate chain (PEM), for servers that require one' -r -F
 complete -c netcrab -n "__fish_netcrab_using_subcommand wait" -l key -d 'Private key of --cert (PEM)' -r -F
-complete -c netcrab -n "__fish_netcrab_using_subcommand wait" -l alpn -d 'ALPN protocol(s) to offer, in order of preference (repeatable or comma-separated)' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand wait" -l alpn -d 'ALPN protocol(s) to offer, in order of preference (repeatable or comma-separated) [quic:// default: netcrab]' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand wait" -l handshake-timeout -d 'Give up when the TLS handshake takes longer than this [default: 10s]' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand wait" -l ws-ping -d 'Send a ping this often; a peer silent for two intervals is dead (exit 5)' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand wait" -l ws-max-message -d 'Largest message accepted, 1 to 1GiB [default: 16MiB]' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand wait" -l ws-protocol -d 'Subprotocol: offered by connect (in order), accepted by serve and relay (repeatable)' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand wait" -l ws-header -d 'Extra request header \'NAME: VALUE\' sent by connect (repeatable)' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand wait" -l ws-origin -d 'Serve: accept only requests whose Origin is one of these (403 otherwise; repeatable)' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand wait" -l ws-path -d 'Serve: accept only this request path (404 otherwise) [default: any path]' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand wait" -l log-format -d 'Log line format on stderr: text (`netcrab: message`) or json (one object per line: time, level, message and the event\'s fields)' -r -f -a "text\t'`netcrab: [level: ]message`'
 json\t'One JSON object per line: time, level, message, fields'"
 complete -c netcrab -n "__fish_netcrab_using_subcommand wait" -l any -d 'One ready target is enough'
@@ -158,8 +251,11 @@ complete -c netcrab -n "__fish_netcrab_using_subcommand wait" -l invert -d 'Wait
 complete -c netcrab -n "__fish_netcrab_using_subcommand wait" -l run-anyway -d 'On timeout, report the targets still down and run COMMAND anyway'
 complete -c netcrab -n "__fish_netcrab_using_subcommand wait" -s 4 -l ipv4 -d 'IPv4 only: names resolve to IPv4 addresses, localhost is 127.0.0.1'
 complete -c netcrab -n "__fish_netcrab_using_subcommand wait" -s 6 -l ipv6 -d 'IPv6 only: names resolve to IPv6 addresses, localhost is ::1'
+complete -c netcrab -n "__fish_netcrab_using_subcommand wait" -l no-proxy -d 'Connect directly, ignoring NETCRAB_PROXY and ALL_PROXY'
+complete -c netcrab -n "__fish_netcrab_using_subcommand wait" -l proxy-insecure -d 'https:// proxies: do not verify the proxy\'s certificate'
 complete -c netcrab -n "__fish_netcrab_using_subcommand wait" -l tls -d 'Speak TLS: an address without a scheme means tls://'
 complete -c netcrab -n "__fish_netcrab_using_subcommand wait" -l insecure -d 'Do not verify the server\'s certificate at all (warns every time; prefer --pin-sha256)'
+complete -c netcrab -n "__fish_netcrab_using_subcommand wait" -l ws-text -d 'Send text messages (input checked to be UTF-8) instead of binary ones'
 complete -c netcrab -n "__fish_netcrab_using_subcommand wait" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace with timestamps)'
 complete -c netcrab -n "__fish_netcrab_using_subcommand wait" -s q -l quiet -d 'Only errors on stderr'
 complete -c netcrab -n "__fish_netcrab_using_subcommand wait" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -185,21 +281,32 @@ complete -c netcrab -n "__fish_netcrab_using_subcommand bench; and not __fish_se
 complete -c netcrab -n "__fish_netcrab_using_subcommand bench; and not __fish_seen_subcommand_from merge help" -l start-at -d 'Wait until TIME to start (RFC 3339 in UTC, e.g. 2026-01-01T12:00:00Z, or unix seconds), so shards on several machines start together' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand bench; and not __fish_seen_subcommand_from merge help" -l server-pid -d 'Also report the CPU time of this server process and its descendants (for servers that fork)' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand bench; and not __fish_seen_subcommand_from merge help" -l source -d 'Connect from this local IP address (-s is --size here; no source port: one cannot serve many connections)' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand bench; and not __fish_seen_subcommand_from merge help" -l proxy -d 'Connect through this proxy: socks5://[USER:PASSWORD@]HOST:PORT, socks5h:// (the proxy resolves names), socks4://, socks4a://, http:// (CONNECT) or https:// (TLS to the proxy); repeat to chain, each reached through the one before. Default: $NETCRAB_PROXY, else $ALL_PROXY, else $all_proxy' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand bench; and not __fish_seen_subcommand_from merge help" -l proxy-ca -d 'https:// proxies: also trust the CA certificates in this PEM file (repeatable)' -r -F
 complete -c netcrab -n "__fish_netcrab_using_subcommand bench; and not __fish_seen_subcommand_from merge help" -l ca -d 'Also trust the CA certificate(s) in FILE (PEM), besides the system\'s trust store, and a server certificate identical to one in FILE (its name and dates still checked; repeatable)' -r -F
 complete -c netcrab -n "__fish_netcrab_using_subcommand bench; and not __fish_seen_subcommand_from merge help" -l servername -d 'The name to ask for (SNI) and to verify the certificate against, instead of the address\'s host (localhost for a Unix socket)' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand bench; and not __fish_seen_subcommand_from merge help" -l pin-sha256 -d 'Accept exactly the server certificate with this SHA-256 fingerprint (hex, colons optional), e.g. a self-signed one' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand bench; and not __fish_seen_subcommand_from merge help" -l cert -d 'Present this client certificate chain (PEM), for servers that require one' -r -F
 complete -c netcrab -n "__fish_netcrab_using_subcommand bench; and not __fish_seen_subcommand_from merge help" -l key -d 'Private key of --cert (PEM)' -r -F
-complete -c netcrab -n "__fish_netcrab_using_subcommand bench; and not __fish_seen_subcommand_from merge help" -l alpn -d 'ALPN protocol(s) to offer, in order of preference (repeatable or comma-separated)' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand bench; and not __fish_seen_subcommand_from merge help" -l alpn -d 'ALPN protocol(s) to offer, in order of preference (repeatable or comma-separated) [quic:// default: netcrab]' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand bench; and not __fish_seen_subcommand_from merge help" -l handshake-timeout -d 'Give up when the TLS handshake takes longer than this [default: 10s]' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand bench; and not __fish_seen_subcommand_from merge help" -l ws-ping -d 'Send a ping this often; a peer silent for two intervals is dead (exit 5)' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand bench; and not __fish_seen_subcommand_from merge help" -l ws-max-message -d 'Largest message accepted, 1 to 1GiB [default: 16MiB]' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand bench; and not __fish_seen_subcommand_from merge help" -l ws-protocol -d 'Subprotocol: offered by connect (in order), accepted by serve and relay (repeatable)' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand bench; and not __fish_seen_subcommand_from merge help" -l ws-header -d 'Extra request header \'NAME: VALUE\' sent by connect (repeatable)' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand bench; and not __fish_seen_subcommand_from merge help" -l ws-origin -d 'Serve: accept only requests whose Origin is one of these (403 otherwise; repeatable)' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand bench; and not __fish_seen_subcommand_from merge help" -l ws-path -d 'Serve: accept only this request path (404 otherwise) [default: any path]' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand bench; and not __fish_seen_subcommand_from merge help" -l log-format -d 'Log line format on stderr: text (`netcrab: message`) or json (one object per line: time, level, message and the event\'s fields)' -r -f -a "text\t'`netcrab: [level: ]message`'
 json\t'One JSON object per line: time, level, message, fields'"
 complete -c netcrab -n "__fish_netcrab_using_subcommand bench; and not __fish_seen_subcommand_from merge help" -l churn -d 'Connect, make one exchange, close, repeat (measures connection set-up)'
 complete -c netcrab -n "__fish_netcrab_using_subcommand bench; and not __fish_seen_subcommand_from merge help" -l json -d 'Print the report as JSON (schema netcrab.bench/v1) instead of a table'
 complete -c netcrab -n "__fish_netcrab_using_subcommand bench; and not __fish_seen_subcommand_from merge help" -s 4 -l ipv4 -d 'IPv4 only: names resolve to IPv4 addresses, localhost is 127.0.0.1'
 complete -c netcrab -n "__fish_netcrab_using_subcommand bench; and not __fish_seen_subcommand_from merge help" -s 6 -l ipv6 -d 'IPv6 only: names resolve to IPv6 addresses, localhost is ::1'
+complete -c netcrab -n "__fish_netcrab_using_subcommand bench; and not __fish_seen_subcommand_from merge help" -l no-proxy -d 'Connect directly, ignoring NETCRAB_PROXY and ALL_PROXY'
+complete -c netcrab -n "__fish_netcrab_using_subcommand bench; and not __fish_seen_subcommand_from merge help" -l proxy-insecure -d 'https:// proxies: do not verify the proxy\'s certificate'
 complete -c netcrab -n "__fish_netcrab_using_subcommand bench; and not __fish_seen_subcommand_from merge help" -l tls -d 'Speak TLS: an address without a scheme means tls://'
 complete -c netcrab -n "__fish_netcrab_using_subcommand bench; and not __fish_seen_subcommand_from merge help" -l insecure -d 'Do not verify the server\'s certificate at all (warns every time; prefer --pin-sha256)'
+complete -c netcrab -n "__fish_netcrab_using_subcommand bench; and not __fish_seen_subcommand_from merge help" -l ws-text -d 'Send text messages (input checked to be UTF-8) instead of binary ones'
 complete -c netcrab -n "__fish_netcrab_using_subcommand bench; and not __fish_seen_subcommand_from merge help" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace with timestamps)'
 complete -c netcrab -n "__fish_netcrab_using_subcommand bench; and not __fish_seen_subcommand_from merge help" -s q -l quiet -d 'Only errors on stderr'
 complete -c netcrab -n "__fish_netcrab_using_subcommand bench; and not __fish_seen_subcommand_from merge help" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -246,13 +353,14 @@ complete -c netcrab -n "__fish_netcrab_using_subcommand man" -s v -l verbose -d 
 complete -c netcrab -n "__fish_netcrab_using_subcommand man" -s q -l quiet -d 'Only errors on stderr'
 complete -c netcrab -n "__fish_netcrab_using_subcommand man" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c netcrab -n "__fish_netcrab_using_subcommand man" -s V -l version -d 'Print version'
-complete -c netcrab -n "__fish_netcrab_using_subcommand help; and not __fish_seen_subcommand_from serve connect relay wait bench scan completions man help" -f -a "serve" -d 'Listen and answer every connection (the seed\'s server)'
-complete -c netcrab -n "__fish_netcrab_using_subcommand help; and not __fish_seen_subcommand_from serve connect relay wait bench scan completions man help" -f -a "connect" -d 'Connect, send stdin (or --send TEXT), print what comes back'
-complete -c netcrab -n "__fish_netcrab_using_subcommand help; and not __fish_seen_subcommand_from serve connect relay wait bench scan completions man help" -f -a "relay" -d 'Accept connections and relay each to an upstream (a port forwarder)'
-complete -c netcrab -n "__fish_netcrab_using_subcommand help; and not __fish_seen_subcommand_from serve connect relay wait bench scan completions man help" -f -a "wait" -d 'Wait until services accept connections, then run a command'
-complete -c netcrab -n "__fish_netcrab_using_subcommand help; and not __fish_seen_subcommand_from serve connect relay wait bench scan completions man help" -f -a "bench" -d 'Load-test a request/response server (an embedded echo server without ADDR)'
-complete -c netcrab -n "__fish_netcrab_using_subcommand help; and not __fish_seen_subcommand_from serve connect relay wait bench scan completions man help" -f -a "scan" -d 'Scan TCP ports: report each open, closed or filtered'
-complete -c netcrab -n "__fish_netcrab_using_subcommand help; and not __fish_seen_subcommand_from serve connect relay wait bench scan completions man help" -f -a "completions" -d 'Print a shell completion script on stdout'
-complete -c netcrab -n "__fish_netcrab_using_subcommand help; and not __fish_seen_subcommand_from serve connect relay wait bench scan completions man help" -f -a "man" -d 'Write man pages for netcrab and each command into DIR (netcrab.1, netcrab-serve.1, ...)'
-complete -c netcrab -n "__fish_netcrab_using_subcommand help; and not __fish_seen_subcommand_from serve connect relay wait bench scan completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c netcrab -n "__fish_netcrab_using_subcommand help; and not __fish_seen_subcommand_from serve connect relay proxy wait bench scan completions man help" -f -a "serve" -d 'Listen and answer every connection (the seed\'s server)'
+complete -c netcrab -n "__fish_netcrab_using_subcommand help; and not __fish_seen_subcommand_from serve connect relay proxy wait bench scan completions man help" -f -a "connect" -d 'Connect, send stdin (or --send TEXT), print what comes back'
+complete -c netcrab -n "__fish_netcrab_using_subcommand help; and not __fish_seen_subcommand_from serve connect relay proxy wait bench scan completions man help" -f -a "relay" -d 'Accept connections and relay each to an upstream (a port forwarder)'
+complete -c netcrab -n "__fish_netcrab_using_subcommand help; and not __fish_seen_subcommand_from serve connect relay proxy wait bench scan completions man help" -f -a "proxy" -d 'A SOCKS5, SOCKS4/4a and HTTP CONNECT forward proxy on one port'
+complete -c netcrab -n "__fish_netcrab_using_subcommand help; and not __fish_seen_subcommand_from serve connect relay proxy wait bench scan completions man help" -f -a "wait" -d 'Wait until services accept connections, then run a command'
+complete -c netcrab -n "__fish_netcrab_using_subcommand help; and not __fish_seen_subcommand_from serve connect relay proxy wait bench scan completions man help" -f -a "bench" -d 'Load-test a request/response server (an embedded echo server without ADDR)'
+complete -c netcrab -n "__fish_netcrab_using_subcommand help; and not __fish_seen_subcommand_from serve connect relay proxy wait bench scan completions man help" -f -a "scan" -d 'Scan TCP ports: report each open, closed or filtered'
+complete -c netcrab -n "__fish_netcrab_using_subcommand help; and not __fish_seen_subcommand_from serve connect relay proxy wait bench scan completions man help" -f -a "completions" -d 'Print a shell completion script on stdout'
+complete -c netcrab -n "__fish_netcrab_using_subcommand help; and not __fish_seen_subcommand_from serve connect relay proxy wait bench scan completions man help" -f -a "man" -d 'Write man pages for netcrab and each command into DIR (netcrab.1, netcrab-serve.1, ...)'
+complete -c netcrab -n "__fish_netcrab_using_subcommand help; and not __fish_seen_subcommand_from serve connect relay proxy wait bench scan completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c netcrab -n "__fish_netcrab_using_subcommand help; and __fish_seen_subcommand_from bench" -f -a "merge" -d 'Merge histogram logs of runs made at the same time (e.g. from several machines) into one report'
