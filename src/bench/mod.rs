@@ -261,12 +261,12 @@ impl Embedded {
                     let config = ServeConfig {
                         service: Service::Echo,
                         framing: Framing::Reads,
-                        idle_timeout: None,
                         line_timeout: None,
                         log_data: false,
                         limits: ServerLimits {
                             max_conns: 1 << 20,
                             drain_timeout: Duration::ZERO,
+                            idle_timeout: None,
                             ..ServerLimits::default()
                         },
                     };

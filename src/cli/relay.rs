@@ -168,11 +168,11 @@ impl RelayArgs {
                 tls: upstream_tls,
             },
             retry: self.retry.policy(DEFAULT_RETRIES),
-            idle_timeout: optional(self.idle_timeout),
             splice: !self.no_splice,
             limits: ServerLimits {
                 max_conns: self.max_conns,
                 drain_timeout: self.drain_timeout,
+                idle_timeout: optional(self.idle_timeout),
                 socket,
             },
         };

@@ -125,11 +125,11 @@ impl ServeArgs {
             } else {
                 Framing::Reads
             },
-            idle_timeout: optional(self.idle_timeout),
             line_timeout: optional(self.line_timeout),
             limits: ServerLimits {
                 max_conns: self.max_conns,
                 drain_timeout: self.drain_timeout,
+                idle_timeout: optional(self.idle_timeout),
                 socket: SocketOptions {
                     nodelay: true,
                     keepalive: self.keepalive,

@@ -5,6 +5,7 @@ pub mod lines;
 mod service;
 pub mod udp;
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::Result;
 use crate::server::{self, ServerLimits, ServerReport};
+use crate::service::{Conn, Observer};
 use crate::transport::Listener;
 
 pub use service::{Framing, Service};
@@ -27,9 +29,6 @@ pub struct ServeConfig {
     pub service: Service,
     /// Whether the service answers each read or each line.
     pub framing: Framing,
-    /// Close a connection when no byte has moved either way (read, or
-    /// written: a blocked write counts as idle) for this long.
-    pub idle_timeout: Option<Duration>,
     /// With line framing, close a connection whose line has not ended this
     /// long after its first byte (slowloris), after telling it
     /// `error: line timeout`.
@@ -37,7 +36,7 @@ pub struct ServeConfig {
     /// Log each received message (`recv ...`) at info level; the seed's
     /// behaviour for `--reply`. Otherwise payloads are logged at trace.
     pub log_data: bool,
-    /// Connection limit, drain timeout and socket options.
+    /// Connection limit, idle and drain timeouts, socket options.
     pub limits: ServerLimits,
 }
 
@@ -46,7 +45,6 @@ impl Default for ServeConfig {
         ServeConfig {
             service: Service::Reply(b"hello, world".to_vec()),
             framing: Framing::Reads,
-            idle_timeout: Some(Duration::from_secs(300)),
             line_timeout: Some(DEFAULT_LINE_TIMEOUT),
             log_data: true,
             limits: ServerLimits::default(),
@@ -57,22 +55,46 @@ impl Default for ServeConfig {
 /// Serves connections from `listener` until `shutdown` is cancelled, then
 /// drains. Returns once every connection has ended. At the connection
 /// limit, a new connection replaces the one idle longest (see
-/// [`server::run_tracked`]): a message served or answer bytes taken by the
-/// peer count as progress; a trickled partial line does not.
+/// [`server::run`]): a message served or answer bytes taken by the peer
+/// count as progress; a trickled partial line does not. At shutdown,
+/// connections waiting for their next message close at once; a connection
+/// in the middle of one (a partial line, an answer being written) gets
+/// the drain timeout to finish it.
 pub async fn run(
     listener: Listener,
     config: ServeConfig,
     shutdown: CancellationToken,
 ) -> Result<ServerReport> {
-    let config = Arc::new(config);
-    let handler_config = config.clone();
-    server::run_tracked(
-        listener,
-        &config.limits,
-        shutdown,
-        move |stream, peer, activity| {
-            service::handle(stream, peer, handler_config.clone(), activity)
-        },
-    )
-    .await
+    let limits = config.limits.clone();
+    server::run(listener, &limits, shutdown, ServeService::new(config)).await
+}
+
+/// `serve`'s services (reply, echo, discard, per read or per line) as a
+/// [`crate::service::Service`], for [`server::run`].
+#[derive(Debug, Clone)]
+pub struct ServeService {
+    config: Arc<ServeConfig>,
+}
+
+impl ServeService {
+    /// The service `config` describes (its limits are for the accept loop).
+    pub fn new(config: ServeConfig) -> ServeService {
+        ServeService {
+            config: Arc::new(config),
+        }
+    }
+}
+
+impl crate::service::Service for ServeService {
+    fn serve<O: Observer>(&self, conn: Conn<O>) -> impl Future<Output = ()> + Send + 'static {
+        service::handle(conn, self.config.clone())
+    }
+
+    fn evicts_idle(&self) -> bool {
+        true
+    }
+
+    fn idle_at_start(&self) -> bool {
+        true
+    }
 }

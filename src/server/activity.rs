@@ -13,7 +13,7 @@
 //! frees a slot when it reaps the slot's task.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -21,6 +21,14 @@ use tokio::time::Instant;
 /// A slot's clock value while the slot's connection may not be evicted
 /// (being evicted already, or free).
 const EXEMPT: u64 = u64::MAX;
+/// A slot's state: its connection is in the middle of a message (or
+/// says nothing about its messages, as relay does).
+const BUSY: u8 = 0;
+/// A slot's state: its connection waits between messages; shutdown may
+/// close it at once.
+const IDLE: u8 = 1;
+/// A slot's state: shutdown is closing its connection.
+const CLOSING: u8 = 2;
 /// Slots per chunk: the table grows a chunk at a time, as connections
 /// come, up to the connection limit.
 const CHUNK: usize = 256;
@@ -33,6 +41,8 @@ struct Chunk {
     /// Per slot: milliseconds from `epoch` to the connection's last
     /// progress, or [`EXEMPT`].
     last: [AtomicU64; CHUNK],
+    /// Per slot: [`BUSY`], [`IDLE`] or [`CLOSING`].
+    state: [AtomicU8; CHUNK],
 }
 
 impl Chunk {
@@ -69,6 +79,7 @@ impl ActivityTable {
         self.chunks.push(Arc::new(Chunk {
             epoch: self.epoch,
             last: std::array::from_fn(|_| AtomicU64::new(EXEMPT)),
+            state: std::array::from_fn(|_| AtomicU8::new(BUSY)),
         }));
     }
 
@@ -79,10 +90,13 @@ impl ActivityTable {
     }
 
     /// Starts the clock of `slot` (a new connection counts as progress) and
-    /// returns the handle its task updates it through.
-    pub(super) fn start(&self, slot: u32) -> Activity {
+    /// returns the handle its task updates it through. The connection
+    /// starts between messages if `idle`, else in the middle of one.
+    pub(super) fn start(&self, slot: u32, idle: bool) -> Activity {
         let (chunk, index) = self.at(slot);
         chunk.last[index].store(chunk.millis(Instant::now()), Ordering::Relaxed);
+        let state = if idle { IDLE } else { BUSY };
+        chunk.state[index].store(state, Ordering::SeqCst);
         Activity {
             chunk: chunk.clone(),
             index: index as u32,
@@ -94,6 +108,16 @@ impl ActivityTable {
     pub(super) fn exempt(&self, slot: u32) {
         let (chunk, index) = self.at(slot);
         chunk.last[index].store(EXEMPT, Ordering::Relaxed);
+    }
+
+    /// At shutdown: marks `slot`'s connection as being closed if it waits
+    /// between messages, and says whether it did (the caller then closes
+    /// it). A connection in the middle of a message is left to finish.
+    pub(super) fn close_if_idle(&self, slot: u32) -> bool {
+        let (chunk, index) = self.at(slot);
+        chunk.state[index]
+            .compare_exchange(IDLE, CLOSING, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
     }
 
     /// The slot whose connection has made no progress for the longest
@@ -133,6 +157,29 @@ impl Activity {
             clock.store(self.chunk.millis(now), Ordering::Relaxed);
         }
     }
+
+    /// Says the connection waits between messages: at shutdown, the accept
+    /// loop may close it at once. (Use [`ConnState::idle`], which also
+    /// checks for a shutdown already under way.)
+    ///
+    /// [`ConnState::idle`]: crate::service::ConnState::idle
+    pub fn set_idle(&self) {
+        let state = &self.chunk.state[self.index as usize];
+        // Never undoes CLOSING.
+        let _ = state.compare_exchange(BUSY, IDLE, Ordering::SeqCst, Ordering::Relaxed);
+    }
+
+    /// Says a message started. `false` if shutdown is closing the
+    /// connection: the caller must not serve it.
+    pub fn set_busy(&self) -> bool {
+        let state = &self.chunk.state[self.index as usize];
+        match state.load(Ordering::Relaxed) {
+            BUSY => true,
+            _ => state
+                .compare_exchange(IDLE, BUSY, Ordering::SeqCst, Ordering::Relaxed)
+                .is_ok(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -140,13 +187,38 @@ mod tests {
     use super::*;
 
     #[tokio::test(start_paused = true)]
+    async fn shutdown_closes_only_connections_between_messages() {
+        let mut table = ActivityTable::new();
+        table.grow();
+        let a = table.start(0, false);
+        let b = table.start(1, false);
+        // A new connection is busy until it says otherwise...
+        assert!(!table.close_if_idle(0));
+        a.set_idle();
+        b.set_idle();
+        assert!(b.set_busy());
+        assert!(table.close_if_idle(0));
+        assert!(!table.close_if_idle(1));
+        // Once closing, a connection stays closing.
+        assert!(!a.set_busy());
+        a.set_idle();
+        assert!(!a.set_busy());
+        // A slot reused by a new connection starts afresh...
+        let a = table.start(0, false);
+        assert!(a.set_busy());
+        // ...idle if its service says so.
+        let _c = table.start(2, true);
+        assert!(table.close_if_idle(2));
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn the_longest_idle_connection_past_the_grace_is_chosen() {
         let mut table = ActivityTable::new();
         table.grow();
-        let a = table.start(0);
+        let a = table.start(0, false);
         tokio::time::advance(Duration::from_millis(100)).await;
-        let b = table.start(1);
-        let _c = table.start(2);
+        let b = table.start(1, false);
+        let _c = table.start(2, false);
         tokio::time::advance(Duration::from_secs(2)).await;
         // Slot 0 started first; the others are free.
         assert_eq!(
