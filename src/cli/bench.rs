@@ -243,7 +243,7 @@ impl BenchArgs {
         }
         // Read the runs to compare before running: a bad file fails fast.
         let compared = bench::read_files(&self.compare)?;
-        let cancel = netcrab::shutdown::on_signals()?;
+        let cancel = super::on_signals()?;
         let mut live = LiveView::stderr();
         let outcome = bench::run(config, cancel, |p| live.update(p)).await;
         live.finish();

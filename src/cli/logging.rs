@@ -54,7 +54,6 @@ pub fn init(verbose: u8, quiet: bool) {
             timestamps: verbose >= 2,
         })
         .init();
-    netcrab::shutdown::set_before_exit(flush);
 }
 
 /// The queue to stderr, once [`init`] has run.

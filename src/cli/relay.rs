@@ -184,7 +184,7 @@ impl RelayArgs {
     /// Runs the command until a signal stops it and the drain is over.
     pub async fn run(&self) -> Result<()> {
         let (listen, listen_options, config) = self.resolve()?;
-        let shutdown = netcrab::shutdown::on_signals()?;
+        let shutdown = super::on_signals()?;
         // Two sockets per connection, and with splice two pipes of two
         // descriptors each.
         let tcp = |e: &Endpoint| e.scheme() == Scheme::Tcp;

@@ -142,7 +142,7 @@ impl ServeArgs {
     /// Runs the command until a signal stops it and the drain is over.
     pub async fn run(&self) -> Result<()> {
         let (endpoint, listen, config) = self.resolve()?;
-        let shutdown = netcrab::shutdown::on_signals()?;
+        let shutdown = super::on_signals()?;
         if let (Scheme::Udp, Some(hp)) = (endpoint.scheme(), endpoint.host_port()) {
             return self.run_udp(hp, config, shutdown).await;
         }

@@ -188,9 +188,9 @@ fn connections_past_max_conns_wait_while_every_connection_is_busy() {
 fn server_mid_line(drain: &str) -> (Server, TcpStream) {
     let server = Server::start(&["--lines", "--echo", "--drain-timeout", drain]);
     let mut s = server.connect();
-    s.write_all(b"a\nx").unwrap();
+    s.write_all(b"a\nx").expect("send");
     let mut buf = [0u8; 2];
-    s.read_exact(&mut buf).unwrap();
+    s.read_exact(&mut buf).expect("echo");
     assert_eq!(&buf, b"a\n");
     (server, s)
 }
