@@ -5,10 +5,17 @@
 //! The library holds everything the `netcrab` binary does, so commands can
 //! be run and tested in-process. Every command is a listening side and/or a
 //! connecting side joined by a service: [`endpoint`] parses addresses,
-//! [`transport`] turns them into listeners and streams, [`serve`],
-//! [`connect`], [`relay`], [`wait`] and [`bench`](mod@bench) are the
-//! commands, [`retry`] and [`error`] carry the seed's error handling and
-//! retry mechanism.
+//! [`transport`] turns them into listeners and streams, [`server::run`]
+//! runs any [`Service`](service::Service) on the connections a listener
+//! accepts, [`serve`], [`connect`], [`relay`], [`wait`] and
+//! [`bench`](mod@bench) are the commands, [`retry`] and [`error`] carry the
+//! seed's error handling and retry mechanism. `docs/ARCHITECTURE.md` has
+//! the code map, the invariants, and how to add a service or a transport.
+//!
+//! The crate's `examples/` show the library embedded:
+//! `custom_service.rs` (a server with a service of its own, about 40
+//! lines), `embedded_relay.rs` (`relay` inside a tokio program with its own
+//! shutdown) and `client.rs` (a client built from the connect chain).
 //!
 //! # Layout
 //!
@@ -19,14 +26,16 @@
 //! | [`error`] | error kinds, messages and exit codes (it knows no transport: a layer hands over the errors it classified inside the I/O error) |
 //! | [`retry`] | the retry policy (pure schedule) and the retry driver |
 //! | [`deadline`] | saturating deadlines: a huge configured duration never panics |
-//! | [`server`] | the shared accept loop: connection limit (evicting the longest-idle connection for services that report progress), accept backoff, drain |
-//! | [`serve`] | the services (reply, echo, discard) run on it, and per datagram over UDP ([`serve::udp`]) |
+//! | [`service`] | the service seam: the [`Service`](service::Service) trait, [`Conn`](service::Conn) (stream, peer, shutdown, deadlines, progress clock, observer), [`Observer`](service::Observer) |
+//! | [`server`] | the one accept loop, generic over the service and knowing none: connection limit (evicting the longest-idle connection for services that ask), accept backoff, shutdown (connections idle between messages close at once, the others drain) |
+//! | [`pipe`] | the bidirectional copy any service can use: splice(2) for TCP to TCP on Linux, a user-space copy otherwise, half-close |
+//! | [`serve`] | reply, echo, discard and `--lines` as a service ([`ServeService`](serve::ServeService)), and per datagram over UDP ([`serve::udp`]) |
 //! | [`connect`] | the client: send-and-print, the netcat pipe (zero-copy on Linux), UDP datagrams |
-//! | [`relay`] | port forwarding: accept, connect upstream, splice or copy both ways |
+//! | [`relay`] | port forwarding as a service ([`RelayService`](relay::RelayService)): connect upstream, then [`pipe`] |
 //! | [`wait`] | waiting until services accept connections (or stop) |
-//! | [`bench`](mod@bench) | the load generator: plan, pacing, one generic worker, report, SVG plots, HTML report, live view |
-//! | [`stats`] | latency histograms, error counts by kind, CPU time |
-//! | [`shutdown`] | SIGINT/SIGTERM handling |
+//! | [`bench`](mod@bench) | the load generator: plan, pacing, one generic worker, report, SVG plots, HTML report, live view, CPU-time probes (`getrusage`, `/proc`) |
+//! | [`stats`] | latency histograms, error counts by kind (pure) |
+//! | [`shutdown`] | SIGINT/SIGTERM: a token for the first signal, an exit request for a second (the library never exits the process) |
 //! | [`tls`] | TLS options, rustls configurations, certificates, pinning, TLS error messages |
 //! | [`escape`] | escaping peer data for logs |
 //!

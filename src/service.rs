@@ -11,8 +11,8 @@
 //! is one module implementing the trait plus the line that runs it.
 //!
 //! Shutdown reaches each connection: a service tells the loop when it is
-//! between messages ([`Conn::idle`]) and when a message starts
-//! ([`Conn::busy`]); on shutdown the loop closes the connections that are
+//! between messages ([`ConnState::idle`]) and when a message starts
+//! ([`ConnState::busy`]); on shutdown the loop closes the connections that are
 //! between messages at once, and the others get the drain timeout. A
 //! service that never calls them (relay) is always "in a message" and is
 //! drained.
@@ -37,12 +37,12 @@ use crate::transport::{PeerAddr, Stream};
 pub trait Service: Send + Sync + 'static {
     /// Serves one connection to its end. The connection closes when the
     /// future ends (or is dropped: at the drain timeout, at shutdown while
-    /// [idle](Conn::idle), or evicted at the connection limit).
+    /// [idle](ConnState::idle), or evicted at the connection limit).
     fn serve<O: Observer>(&self, conn: Conn<O>) -> impl Future<Output = ()> + Send + 'static;
 
     /// Whether, at the connection limit, a new connection may replace the
     /// connection that has made no progress for the longest time
-    /// ([`Conn::progress`] says what progress is). `false` (the default):
+    /// ([`ConnState::progress`] says what progress is). `false` (the default):
     /// new connections wait in the kernel's backlog until a slot frees.
     fn evicts_idle(&self) -> bool {
         false
@@ -96,7 +96,7 @@ pub struct Conn<O = NoObserver> {
     pub stream: Stream,
     /// The peer's address.
     pub peer: PeerAddr,
-    /// Cancelled when the server shuts down (see [`Conn::idle`] for the
+    /// Cancelled when the server shuts down (see [`ConnState::idle`] for the
     /// cheap way to honour it between messages).
     pub shutdown: CancellationToken,
     /// The connection's deadlines.
