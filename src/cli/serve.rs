@@ -76,7 +76,7 @@ pub struct ServeArgs {
     /// With --lines: a line must end within this long of its first byte, or the connection gets an error and closes (0: never; at most 1d)
     #[arg(long, value_name = "DURATION", value_parser = duration_up_to(MAX_LINE_TIMEOUT), default_value = "30s")]
     pub line_timeout: Duration,
-    /// On SIGINT/SIGTERM, let open connections finish for this long, then close them
+    /// On SIGINT/SIGTERM, close idle connections at once and let those in the middle of a message finish for this long, then close them
     #[arg(long, value_name = "DURATION", value_parser = duration(), default_value = "10s")]
     pub drain_timeout: Duration,
     /// Enable TCP keepalive probes after this much idle time (1s to 32767s)

@@ -136,18 +136,21 @@ pub(super) fn handle<O: Observer>(
     conn: Conn<O>,
     config: Arc<ServeConfig>,
 ) -> impl Future<Output = ()> + Send + 'static {
+    // Taken apart and the state built here, outside the future: the
+    // future then holds each part once (moving them inside would keep both
+    // the captured `Conn` and the parts).
+    let (mut stream, peer, conn, deadlines, observer) = conn.into_parts();
+    let mut state = ConnState {
+        start: Instant::now(),
+        received: 0,
+        sent: 0,
+        last_progress: 0,
+        line_started: NO_LINE,
+        idle_timeout: deadlines.idle_timeout,
+        conn,
+        observer,
+    };
     async move {
-        let (mut stream, peer, conn, deadlines, observer) = conn.into_parts();
-        let mut state = ConnState {
-            start: Instant::now(),
-            received: 0,
-            sent: 0,
-            last_progress: 0,
-            line_started: NO_LINE,
-            idle_timeout: deadlines.idle_timeout,
-            conn,
-            observer,
-        };
         tracing::debug!("{peer}: connected");
         let timer = tokio::time::sleep_until(next_deadline(&state, &config).unwrap_or_else(never));
         tokio::pin!(timer);
