@@ -81,6 +81,9 @@ pub struct ServerReport {
     /// Connections closed at the connection limit to make room for a new
     /// one (see [`Service::evicts_idle`]).
     pub evicted: u64,
+    /// Connections waiting between messages when shutdown started, closed
+    /// at once.
+    pub closed_at_shutdown: usize,
     /// Connections still open when the drain timeout ran out, closed by us.
     pub closed_at_drain: usize,
 }
@@ -354,10 +357,11 @@ async fn serve_loop<S: Service, O: Observer>(
     // shutdown itself: see `ConnState::idle`.)
     fence(Ordering::SeqCst);
     let closed = tracker.close_idle();
+    report.closed_at_shutdown = closed;
     if closed > 0 {
         tracing::debug!("closing {closed} connection(s) idle between messages");
     }
-    let open = tasks.len() - closed;
+    let open = tasks.len().saturating_sub(closed);
     if open > 0 {
         tracing::info!(
             "draining {} open connection(s) for up to {}",

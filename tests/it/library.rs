@@ -119,6 +119,7 @@ async fn shutdown_closes_idle_connections_without_waiting_for_the_drain() {
     s.read_exact(&mut b).await.unwrap();
     shutdown.cancel();
     let report = stopped(task).await;
+    assert_eq!(report.closed_at_shutdown, 1);
     assert_eq!(report.closed_at_drain, 0);
     assert_eq!(s.read(&mut b).await.unwrap(), 0, "not closed");
 }
@@ -153,6 +154,7 @@ async fn a_service_that_reports_nothing_is_drained() {
     shutdown.cancel();
     let report = stopped(task).await;
     assert_eq!(report.accepted, 1);
+    assert_eq!(report.closed_at_shutdown, 0);
     assert_eq!(report.closed_at_drain, 1);
 }
 
