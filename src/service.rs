@@ -19,7 +19,6 @@
 
 use std::future::Future;
 use std::io;
-use std::sync::atomic::{Ordering, fence};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -181,15 +180,12 @@ impl ConnState {
     /// dropped), unless [`busy`](ConnState::busy) came first.
     #[inline]
     pub fn idle(&self) -> bool {
-        let Some(activity) = &self.activity else {
-            return self.shutdown.is_cancelled();
-        };
-        activity.set_idle();
-        // Either the loop sees this connection idle (and closes it), or we
-        // see the shutdown: the fence orders our store before our load, as
-        // the loop's fence orders the cancellation before its sweep.
-        fence(Ordering::SeqCst);
-        self.shutdown.is_cancelled()
+        match &self.activity {
+            // Either the loop sees this connection idle (and closes it), or
+            // we see the shutdown (see `Activity::set_idle`).
+            Some(activity) => activity.set_idle(),
+            None => self.shutdown.is_cancelled(),
+        }
     }
 
     /// Says a message has started (data arrived after [`idle`]). Returns

@@ -13,7 +13,7 @@
 //! frees a slot when it reaps the slot's task.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -43,6 +43,8 @@ struct Chunk {
     last: [AtomicU64; CHUNK],
     /// Per slot: [`BUSY`], [`IDLE`] or [`CLOSING`].
     state: [AtomicU8; CHUNK],
+    /// The table's shutdown flag (one for every chunk).
+    shutdown: Arc<AtomicBool>,
 }
 
 impl Chunk {
@@ -58,6 +60,10 @@ impl Chunk {
 pub(super) struct ActivityTable {
     epoch: Instant,
     chunks: Vec<Arc<Chunk>>,
+    /// Set when shutdown starts: a connection about to wait between
+    /// messages reads it (a plain load, where the shutdown token would
+    /// take a lock shared by every connection).
+    shutdown: Arc<AtomicBool>,
 }
 
 impl ActivityTable {
@@ -66,6 +72,7 @@ impl ActivityTable {
         ActivityTable {
             epoch: Instant::now(),
             chunks: Vec::new(),
+            shutdown: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -80,6 +87,7 @@ impl ActivityTable {
             epoch: self.epoch,
             last: std::array::from_fn(|_| AtomicU64::new(EXEMPT)),
             state: std::array::from_fn(|_| AtomicU8::new(BUSY)),
+            shutdown: self.shutdown.clone(),
         }));
     }
 
@@ -108,6 +116,15 @@ impl ActivityTable {
     pub(super) fn exempt(&self, slot: u32) {
         let (chunk, index) = self.at(slot);
         chunk.last[index].store(EXEMPT, Ordering::Relaxed);
+    }
+
+    /// Starts shutdown: from here on a connection that says it is
+    /// between messages learns it should close. Call before
+    /// [`close_if_idle`](ActivityTable::close_if_idle): with both sides'
+    /// operations sequentially consistent, either the sweep sees a
+    /// connection idle or the connection sees the shutdown.
+    pub(super) fn start_shutdown(&self) {
+        self.shutdown.store(true, Ordering::SeqCst);
     }
 
     /// At shutdown: marks `slot`'s connection as being closed if it waits
@@ -159,14 +176,13 @@ impl Activity {
     }
 
     /// Says the connection waits between messages: at shutdown, the accept
-    /// loop may close it at once. (Use [`ConnState::idle`], which also
-    /// checks for a shutdown already under way.)
-    ///
-    /// [`ConnState::idle`]: crate::service::ConnState::idle
-    pub fn set_idle(&self) {
+    /// loop may close it at once. Returns `true` if shutdown has started
+    /// already: the connection should then close by itself.
+    pub fn set_idle(&self) -> bool {
         let state = &self.chunk.state[self.index as usize];
         // Never undoes CLOSING.
-        let _ = state.compare_exchange(BUSY, IDLE, Ordering::SeqCst, Ordering::Relaxed);
+        let _ = state.compare_exchange(BUSY, IDLE, Ordering::SeqCst, Ordering::SeqCst);
+        self.chunk.shutdown.load(Ordering::SeqCst)
     }
 
     /// Says a message started. `false` if shutdown is closing the
@@ -194,8 +210,8 @@ mod tests {
         let b = table.start(1, false);
         // A new connection is busy until it says otherwise...
         assert!(!table.close_if_idle(0));
-        a.set_idle();
-        b.set_idle();
+        assert!(!a.set_idle());
+        assert!(!b.set_idle());
         assert!(b.set_busy());
         assert!(table.close_if_idle(0));
         assert!(!table.close_if_idle(1));
@@ -203,6 +219,9 @@ mod tests {
         assert!(!a.set_busy());
         a.set_idle();
         assert!(!a.set_busy());
+        // Once shutdown starts, a connection going idle is told.
+        table.start_shutdown();
+        assert!(b.set_idle());
         // A slot reused by a new connection starts afresh...
         let a = table.start(0, false);
         assert!(a.set_busy());

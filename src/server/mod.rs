@@ -31,7 +31,6 @@ mod activity;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{Ordering, fence};
 use std::time::Duration;
 
 use tokio::task::{self, AbortHandle, JoinError, JoinSet};
@@ -355,7 +354,7 @@ async fn serve_loop<S: Service, O: Observer>(
     // Connections waiting between messages close now; the others may
     // finish theirs. (A connection that goes idle after this sweep sees the
     // shutdown itself: see `ConnState::idle`.)
-    fence(Ordering::SeqCst);
+    tracker.table.start_shutdown();
     let closed = tracker.close_idle();
     report.closed_at_shutdown = closed;
     if closed > 0 {
