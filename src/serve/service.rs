@@ -502,6 +502,7 @@ fn buf_size(config: &ServeConfig) -> usize {
 /// hint, and tokio reports a just-accepted socket readable before anything
 /// arrived, so the read that follows would hold its buffer through the
 /// whole wait of a silent connection.)
+#[inline]
 fn poll_read_fresh(
     stream: &mut Stream,
     cx: &mut Context<'_>,

@@ -8,7 +8,7 @@
 //! (the service decides what counts: a message served, a write that moved
 //! bytes). That is one relaxed atomic store of a millisecond clock, no lock.
 //! The clocks live in a table of slots grown in chunks as connections come
-//! (8 bytes a slot), so a connection costs its slot and a 16-byte handle;
+//! (16 bytes a slot), so a connection costs its slot and a 16-byte handle;
 //! freeing a slot is the accept loop's business: it owns the free list and
 //! frees a slot when it reaps the slot's task.
 
@@ -33,16 +33,24 @@ const CLOSING: u8 = 2;
 /// come, up to the connection limit.
 const CHUNK: usize = 256;
 
+/// One connection's slot: its clock and its state side by side, so the
+/// writes of one message touch one cache line.
+#[derive(Debug)]
+struct Slot {
+    /// Milliseconds from the epoch to the connection's last progress, or
+    /// [`EXEMPT`].
+    last: AtomicU64,
+    /// [`BUSY`], [`IDLE`] or [`CLOSING`].
+    state: AtomicU8,
+}
+
 /// One chunk of clocks.
 #[derive(Debug)]
 struct Chunk {
     /// What the clocks count milliseconds from (the table's epoch).
     epoch: Instant,
-    /// Per slot: milliseconds from `epoch` to the connection's last
-    /// progress, or [`EXEMPT`].
-    last: [AtomicU64; CHUNK],
-    /// Per slot: [`BUSY`], [`IDLE`] or [`CLOSING`].
-    state: [AtomicU8; CHUNK],
+    /// The slots.
+    slots: [Slot; CHUNK],
     /// The table's shutdown flag (one for every chunk).
     shutdown: Arc<AtomicBool>,
 }
@@ -85,8 +93,10 @@ impl ActivityTable {
     pub(super) fn grow(&mut self) {
         self.chunks.push(Arc::new(Chunk {
             epoch: self.epoch,
-            last: std::array::from_fn(|_| AtomicU64::new(EXEMPT)),
-            state: std::array::from_fn(|_| AtomicU8::new(BUSY)),
+            slots: std::array::from_fn(|_| Slot {
+                last: AtomicU64::new(EXEMPT),
+                state: AtomicU8::new(BUSY),
+            }),
             shutdown: self.shutdown.clone(),
         }));
     }
@@ -102,9 +112,11 @@ impl ActivityTable {
     /// starts between messages if `idle`, else in the middle of one.
     pub(super) fn start(&self, slot: u32, idle: bool) -> Activity {
         let (chunk, index) = self.at(slot);
-        chunk.last[index].store(chunk.millis(Instant::now()), Ordering::Relaxed);
+        chunk.slots[index]
+            .last
+            .store(chunk.millis(Instant::now()), Ordering::Relaxed);
         let state = if idle { IDLE } else { BUSY };
-        chunk.state[index].store(state, Ordering::SeqCst);
+        chunk.slots[index].state.store(state, Ordering::SeqCst);
         Activity {
             chunk: chunk.clone(),
             index: index as u32,
@@ -115,7 +127,7 @@ impl ActivityTable {
     /// closed).
     pub(super) fn exempt(&self, slot: u32) {
         let (chunk, index) = self.at(slot);
-        chunk.last[index].store(EXEMPT, Ordering::Relaxed);
+        chunk.slots[index].last.store(EXEMPT, Ordering::Relaxed);
     }
 
     /// Starts shutdown: from here on a connection that says it is
@@ -132,7 +144,8 @@ impl ActivityTable {
     /// it). A connection in the middle of a message is left to finish.
     pub(super) fn close_if_idle(&self, slot: u32) -> bool {
         let (chunk, index) = self.at(slot);
-        chunk.state[index]
+        chunk.slots[index]
+            .state
             .compare_exchange(IDLE, CLOSING, Ordering::SeqCst, Ordering::SeqCst)
             .is_ok()
     }
@@ -143,8 +156,8 @@ impl ActivityTable {
     /// connection limit with a new connection waiting.
     pub(super) fn longest_idle(&self, min_idle: Duration) -> Option<(u32, Duration)> {
         let (slot, last) = (0u32..)
-            .zip(self.chunks.iter().flat_map(|chunk| chunk.last.iter()))
-            .map(|(slot, last)| (slot, last.load(Ordering::Relaxed)))
+            .zip(self.chunks.iter().flat_map(|chunk| chunk.slots.iter()))
+            .map(|(slot, s)| (slot, s.last.load(Ordering::Relaxed)))
             .filter(|&(_, last)| last != EXEMPT)
             .min_by_key(|&(_, last)| last)?;
         let now = self.chunks.first()?.millis(Instant::now());
@@ -167,8 +180,9 @@ pub struct Activity {
 impl Activity {
     /// Records progress at `now` (an instant the caller already has, to
     /// spare a clock read). One relaxed atomic store.
+    #[inline]
     pub fn progress(&self, now: Instant) {
-        let clock = &self.chunk.last[self.index as usize];
+        let clock = &self.chunk.slots[self.index as usize].last;
         // A connection being evicted stays exempt.
         if clock.load(Ordering::Relaxed) != EXEMPT {
             clock.store(self.chunk.millis(now), Ordering::Relaxed);
@@ -178,8 +192,9 @@ impl Activity {
     /// Says the connection waits between messages: at shutdown, the accept
     /// loop may close it at once. Returns `true` if shutdown has started
     /// already: the connection should then close by itself.
+    #[inline]
     pub fn set_idle(&self) -> bool {
-        let state = &self.chunk.state[self.index as usize];
+        let state = &self.chunk.slots[self.index as usize].state;
         // Never undoes CLOSING.
         let _ = state.compare_exchange(BUSY, IDLE, Ordering::SeqCst, Ordering::SeqCst);
         self.chunk.shutdown.load(Ordering::SeqCst)
@@ -187,8 +202,9 @@ impl Activity {
 
     /// Says a message started. `false` if shutdown is closing the
     /// connection: the caller must not serve it.
+    #[inline]
     pub fn set_busy(&self) -> bool {
-        let state = &self.chunk.state[self.index as usize];
+        let state = &self.chunk.slots[self.index as usize].state;
         match state.load(Ordering::Relaxed) {
             BUSY => true,
             _ => state
