@@ -5,10 +5,18 @@
 //! The library holds everything the `netcrab` binary does, so commands can
 //! be run and tested in-process. Every command is a listening side and/or a
 //! connecting side joined by a service: [`endpoint`] parses addresses,
-//! [`transport`] turns them into listeners and streams, [`serve`],
-//! [`connect`], [`relay`], [`proxy_server`], [`wait`] and
-//! [`bench`](mod@bench) are the commands, [`retry`] and [`error`] carry the
-//! seed's error handling and retry mechanism.
+//! [`transport`] turns them into listeners and streams, [`server::run`]
+//! runs any [`Service`](service::Service) on the connections a listener
+//! accepts, [`serve`], [`connect`], [`relay`], [`proxy_server`], [`wait`],
+//! [`scan`] and [`bench`](mod@bench) are the commands, [`retry`] and
+//! [`error`] carry the seed's error handling and retry mechanism.
+//! `docs/ARCHITECTURE.md` has the code map, the invariants, and how to add
+//! a service or a transport.
+//!
+//! The crate's `examples/` show the library embedded:
+//! `custom_service.rs` (a server with a service of its own, about 40
+//! lines), `embedded_relay.rs` (`relay` inside a tokio program with its own
+//! shutdown) and `client.rs` (a client built from the connect chain).
 //!
 //! # Layout
 //!
@@ -19,19 +27,21 @@
 //! | [`error`] | error kinds, messages and exit codes (it knows no transport: a layer hands over the errors it classified inside the I/O error) |
 //! | [`retry`] | the retry policy (pure schedule) and the retry driver |
 //! | [`deadline`] | saturating deadlines: a huge configured duration never panics |
-//! | [`server`] | the shared accept loop: connection limit (evicting the longest-idle connection for services that report progress), access rules, accept backoff, drain |
+//! | [`service`] | the service seam: the [`Service`](service::Service) trait, [`Conn`](service::Conn) (stream, peer, shutdown, deadlines, progress clock, observer), [`Observer`](service::Observer) |
+//! | [`server`] | the one accept loop, generic over the service and knowing none: connection limit (evicting the longest-idle connection for services that ask), access rules, PROXY protocol headers, accept backoff, shutdown (connections idle between messages close at once, the others drain) |
+//! | [`pipe`] | the bidirectional copy any service can use: splice(2) for TCP to TCP on Linux, a user-space copy otherwise, half-close |
 //! | [`access`] | allow/deny rules (addresses, CIDR blocks, names): parsing and matching (pure), resolution at start |
 //! | [`transcript`] | `-o`/`-x` transcripts: a recording stream wrapper and a writer thread behind a bounded queue |
-//! | [`serve`] | the services (reply, echo, discard) run on it, and per datagram over UDP ([`serve::udp`]) |
+//! | [`serve`] | reply, echo, discard and `--lines` as a service ([`ServeService`](serve::ServeService)), and per datagram over UDP ([`serve::udp`]) |
 //! | [`connect`] | the client: send-and-print, the netcat pipe (zero-copy on Linux), UDP datagrams |
-//! | [`relay`] | port forwarding: accept, connect upstream, splice or copy both ways |
-//! | [`proxy_server`] | `netcrab proxy`: SOCKS5 and HTTP CONNECT on one port (pure parsers, access rules), then relay's splice or copy |
+//! | [`relay`] | port forwarding as a service ([`RelayService`](relay::RelayService)): connect upstream, then [`pipe`] |
+//! | [`proxy_server`] | `netcrab proxy`: SOCKS5 and HTTP CONNECT on one port (pure parsers, access rules), then [`pipe`] |
 //! | [`wait`] | waiting until services accept connections (or stop), or answer an HTTP `GET` ([`wait::http`]) |
 //! | [`scan`] | the TCP connect scan: ports and hosts (CIDR) parsed and capped, probes with a concurrency limit |
-//! | [`bench`](mod@bench) | the load generator: plan, pacing, one generic worker, report, SVG plots, HTML report, live view |
-//! | [`stats`] | latency histograms, error counts by kind, CPU time |
+//! | [`bench`](mod@bench) | the load generator: plan, pacing, one generic worker, report, SVG plots, HTML report, live view, CPU-time probes (`getrusage`, `/proc`) |
+//! | [`stats`] | latency histograms, error counts by kind (pure) |
 //! | [`systemd`] | socket activation (inherited listeners) and sd_notify readiness, without libsystemd |
-//! | [`shutdown`] | SIGINT/SIGTERM handling |
+//! | [`shutdown`] | SIGINT/SIGTERM: a token for the first signal, an exit request for a second (the library never exits the process) |
 //! | [`tls`] | TLS options, rustls configurations, certificates, pinning, TLS error messages |
 //! | [`escape`] | escaping peer data for logs |
 //! | [`proxy_protocol`] | HAProxy's PROXY protocol v1/v2: encoding (relay `--send-proxy`), parsing (pure), reading a header on accept (`--accept-proxy`) |
@@ -61,6 +71,7 @@ pub mod deadline;
 pub mod endpoint;
 pub mod error;
 pub mod escape;
+pub mod pipe;
 pub mod proxy;
 pub mod proxy_protocol;
 pub mod proxy_server;
@@ -69,6 +80,7 @@ pub mod retry;
 pub mod scan;
 pub mod serve;
 pub mod server;
+pub mod service;
 pub mod shutdown;
 pub mod stats;
 #[cfg(target_os = "linux")]

@@ -1,15 +1,18 @@
 //! Shutdown on SIGINT/SIGTERM: the first signal cancels a
 //! [`CancellationToken`] (servers stop accepting and drain), a second one
-//! exits the process at once — but only when it comes at least
+//! asks to exit at once ([`ExitRequest`]) — but only when it comes at least
 //! [`REPEAT_WINDOW`] after the first. `timeout(1)` and some supervisors
 //! signal both the process and its group, so one request can arrive twice
 //! within microseconds; such a repeat is the same request, not "exit now".
+//!
+//! The library never exits the process: what to do on "exit now" is the
+//! caller's decision (the `netcrab` binary flushes its log and exits with
+//! 130 or 143).
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -19,22 +22,27 @@ use crate::error::{Error, Result};
 /// repeat of the same request, not as "exit now".
 pub const REPEAT_WINDOW: Duration = Duration::from_secs(1);
 
-/// What runs just before a second signal exits the process.
-static BEFORE_EXIT: OnceLock<fn()> = OnceLock::new();
+/// A second signal's request to exit at once, which the caller awaits.
+#[derive(Debug)]
+pub struct ExitRequest(oneshot::Receiver<i32>);
 
-/// Sets a function to run just before a second signal exits the process
-/// (`std::process::exit` runs no destructors): the binary flushes its log
-/// writer there, so the last lines reach stderr. Only the first call counts.
-pub fn set_before_exit(hook: fn()) {
-    let _ = BEFORE_EXIT.set(hook);
+impl ExitRequest {
+    /// Waits for a second signal (at least [`REPEAT_WINDOW`] after the
+    /// first) and returns the exit status it calls for: 130 for SIGINT,
+    /// 143 for SIGTERM. Never returns if no such signal comes.
+    pub async fn requested(self) -> i32 {
+        match self.0.await {
+            Ok(signo) => 128 + signo,
+            Err(_) => std::future::pending().await,
+        }
+    }
 }
 
 /// Installs the signal handlers and returns the token the first signal
-/// cancels. Handlers are installed before this returns, so a caller that
-/// then announces readiness cannot miss an early signal. A second signal at
-/// least [`REPEAT_WINDOW`] after the first exits the process with 130
-/// (SIGINT) or 143 (SIGTERM).
-pub fn on_signals() -> Result<CancellationToken> {
+/// cancels, and the request a second one makes. Handlers are installed
+/// before this returns, so a caller that then announces readiness cannot
+/// miss an early signal.
+pub fn on_signals() -> Result<(CancellationToken, ExitRequest)> {
     let mut int =
         signal(SignalKind::interrupt()).map_err(|e| Error::io("install SIGINT handler", e))?;
     let mut term =
@@ -54,16 +62,13 @@ pub fn on_signals() -> Result<CancellationToken> {
         }
     });
     let cancel = token.clone();
+    let (exit_tx, exit_rx) = oneshot::channel();
     tokio::spawn(async move {
         if let Some(signo) = exit_request(&mut rx, &cancel).await {
-            tracing::warn!("second signal: exiting now");
-            if let Some(hook) = BEFORE_EXIT.get() {
-                hook();
-            }
-            std::process::exit(128 + signo);
+            let _ = exit_tx.send(signo);
         }
     });
-    Ok(token)
+    Ok((token, ExitRequest(exit_rx)))
 }
 
 /// The name of a signal number, for log lines.

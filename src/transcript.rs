@@ -574,6 +574,10 @@ impl AsyncStream for Recorder {
         self.inner.peer_addr()
     }
 
+    fn local_addr(&self) -> io::Result<PeerAddr> {
+        self.inner.local_addr()
+    }
+
     fn set_options(&self, opts: &SocketOptions) -> io::Result<()> {
         self.inner.set_options(opts)
     }

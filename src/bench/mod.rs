@@ -31,6 +31,7 @@
 //! in one process. The operating system still shares the cores between
 //! them, as it would between two processes.
 
+mod cpu;
 pub mod histfile;
 pub mod html;
 pub mod live;
@@ -261,12 +262,12 @@ impl Embedded {
                     let config = ServeConfig {
                         service: Service::Echo,
                         framing: Framing::Reads,
-                        idle_timeout: None,
                         line_timeout: None,
                         log_data: false,
                         limits: ServerLimits {
                             max_conns: 1 << 20,
                             drain_timeout: Duration::ZERO,
+                            idle_timeout: None,
                             ..ServerLimits::default()
                         },
                         ..ServeConfig::default()
@@ -305,9 +306,9 @@ struct CpuMark {
 impl CpuMark {
     fn now(server_pid: Option<u32>) -> CpuMark {
         CpuMark {
-            process: stats::process_cpu(),
-            embedded: stats::threads_cpu(EMBEDDED_THREAD),
-            server: server_pid.and_then(stats::tree_cpu),
+            process: cpu::process_cpu(),
+            embedded: cpu::threads_cpu(EMBEDDED_THREAD),
+            server: server_pid.and_then(cpu::tree_cpu),
         }
     }
 }

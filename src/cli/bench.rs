@@ -304,7 +304,7 @@ impl BenchArgs {
         }
         // Read the runs to compare before running: a bad file fails fast.
         let compared = bench::read_files(&self.compare)?;
-        let cancel = netcrab::shutdown::on_signals()?;
+        let cancel = super::on_signals()?;
         if let Some(at) = self.start_at {
             wait_until(at, &cancel).await;
         }

@@ -74,7 +74,6 @@ pub fn init(verbose: u8, quiet: bool, format: LogFormat) {
             .init(),
         LogFormat::Json => builder.event_format(Json).init(),
     }
-    netcrab::shutdown::set_before_exit(flush);
 }
 
 /// The queue to stderr, once [`init`] has run.

@@ -100,6 +100,21 @@ impl Command {
     }
 }
 
+/// Installs the signal handlers (see [`netcrab::shutdown`]) and returns the
+/// token the first SIGINT/SIGTERM cancels. A second signal, at least a
+/// second later, ends the process here: the log is flushed (exit runs no
+/// destructors) and the status is 130 (SIGINT) or 143 (SIGTERM).
+pub fn on_signals() -> Result<tokio_util::sync::CancellationToken> {
+    let (token, exit) = netcrab::shutdown::on_signals()?;
+    tokio::spawn(async move {
+        let status = exit.requested().await;
+        tracing::warn!("second signal: exiting now");
+        logging::flush();
+        std::process::exit(status);
+    });
+    Ok(token)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -155,6 +155,9 @@ impl ProxyArgs {
                 accept_proxy: self.accept_proxy.then_some(self.proxy_header_timeout),
                 // --allow/--deny are the proxy's own client rules.
                 access: None,
+                // The tunnel's idle timeout is the proxy's own (idle_timeout
+                // above), applied once the handshake is done.
+                idle_timeout: None,
             },
         };
         // --handshake-timeout is TLS's flag, but here it means the proxy
@@ -171,7 +174,7 @@ impl ProxyArgs {
     /// Runs the command until a signal stops it and the drain is over.
     pub async fn run(&self) -> Result<()> {
         let (listen, listen_options, config) = self.resolve()?;
-        let shutdown = netcrab::shutdown::on_signals()?;
+        let shutdown = super::on_signals()?;
         // Two sockets per connection, and with splice two pipes of two
         // descriptors each.
         let per_conn = if config.splice && listen.scheme() == Scheme::Tcp {

@@ -222,12 +222,12 @@ impl RelayArgs {
                 ws: ws.clone(),
             },
             retry: self.retry.policy(DEFAULT_RETRIES),
-            idle_timeout: optional(self.idle_timeout),
             splice: !self.no_splice,
             send_proxy: self.send_proxy,
             limits: ServerLimits {
                 max_conns: self.max_conns,
                 drain_timeout: self.drain_timeout,
+                idle_timeout: optional(self.idle_timeout),
                 socket,
                 accept_proxy: self.accept_proxy.then_some(self.proxy_header_timeout),
                 access: None,
@@ -244,7 +244,7 @@ impl RelayArgs {
     /// Runs the command until a signal stops it and the drain is over.
     pub async fn run(&self) -> Result<()> {
         let (listen, listen_options, mut config) = self.resolve()?;
-        let shutdown = netcrab::shutdown::on_signals()?;
+        let shutdown = super::on_signals()?;
         config.limits.access = self.access.build(&listen).await?;
         // Two sockets per connection, and with splice two pipes of two
         // descriptors each.

@@ -91,7 +91,7 @@ pub struct ServeArgs {
     /// With --lines: a line must end within this long of its first byte, or the connection gets an error and closes (0: never; at most 1d)
     #[arg(long, value_name = "DURATION", value_parser = duration_up_to(MAX_LINE_TIMEOUT), default_value = "30s")]
     pub line_timeout: Duration,
-    /// On SIGINT/SIGTERM, let open connections finish for this long, then close them
+    /// On SIGINT/SIGTERM, close idle connections at once and let those in the middle of a message finish for this long, then close them
     #[arg(long, value_name = "DURATION", value_parser = duration(), default_value = "10s")]
     pub drain_timeout: Duration,
     /// Enable TCP keepalive probes after this much idle time (1s to 32767s)
@@ -156,11 +156,11 @@ impl ServeArgs {
             } else {
                 Framing::Reads
             },
-            idle_timeout: optional(self.idle_timeout),
             line_timeout: optional(self.line_timeout),
             limits: ServerLimits {
                 max_conns: self.max_conns,
                 drain_timeout: self.drain_timeout,
+                idle_timeout: optional(self.idle_timeout),
                 socket: SocketOptions {
                     nodelay: true,
                     keepalive: self.keepalive,
@@ -187,7 +187,7 @@ impl ServeArgs {
     /// Runs the command until a signal stops it and the drain is over.
     pub async fn run(&self) -> Result<()> {
         let (endpoint, listen, mut config) = self.resolve()?;
-        let shutdown = netcrab::shutdown::on_signals()?;
+        let shutdown = super::on_signals()?;
         if let (Scheme::Udp, Some(hp)) = (endpoint.scheme(), endpoint.host_port()) {
             return self.run_udp(hp, config, shutdown).await;
         }

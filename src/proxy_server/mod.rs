@@ -47,8 +47,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::endpoint::{Host, HostPort};
 use crate::error::{Error, ErrorKind, Result, fmt_duration};
-use crate::relay::{CloseLog, Dir, End};
+use crate::pipe::Dir;
+use crate::relay::{CloseLog, End};
 use crate::server::{self, ServerLimits, ServerReport};
+use crate::service::{Conn, Observer, Service};
 use crate::transport::{ConnectOptions, Listener, PeerAddr, Stream, connect_tcp_addrs};
 use rules::Rules;
 
@@ -307,18 +309,45 @@ pub async fn run(
     config: ProxyConfig,
     shutdown: CancellationToken,
 ) -> Result<ServerReport> {
-    let config = Arc::new(config);
-    let handler_config = config.clone();
-    server::run(listener, &config.limits, shutdown, move |stream, peer| {
-        let config = handler_config.clone();
-        async move { handle(stream, peer, &config).await }
-    })
-    .await
+    let limits = config.limits.clone();
+    server::run(listener, &limits, shutdown, ProxyService::new(config)).await
+}
+
+/// `netcrab proxy` as a [`Service`]: each connection is a proxy client
+/// (handshake, then a tunnel through [`crate::pipe`]).
+#[derive(Debug, Clone)]
+pub struct ProxyService {
+    config: Arc<ProxyConfig>,
+}
+
+impl ProxyService {
+    /// The service `config` describes (its limits are for the accept loop).
+    pub fn new(config: ProxyConfig) -> ProxyService {
+        ProxyService {
+            config: Arc::new(config),
+        }
+    }
+}
+
+impl Service for ProxyService {
+    fn serve<O: Observer>(&self, conn: Conn<O>) -> impl Future<Output = ()> + Send + 'static {
+        let config = self.config.clone();
+        async move {
+            let Conn {
+                stream,
+                peer,
+                observer,
+                ..
+            } = conn;
+            let mut log = CloseLog::new(peer, "(handshake)".to_owned());
+            handle(stream, &mut log, &config).await;
+            observer.closed(&log.client, log.traffic.up(), log.traffic.down());
+        }
+    }
 }
 
 /// Serves one client to its end and logs how it ended.
-async fn handle(mut client: Stream, peer: PeerAddr, config: &ProxyConfig) {
-    let mut log = CloseLog::new(peer, "(handshake)".to_owned());
+async fn handle(mut client: Stream, log: &mut CloseLog, config: &ProxyConfig) {
     // A client behind a PROXY protocol header is checked by the address
     // the header carries.
     let client_ip = match &log.client {

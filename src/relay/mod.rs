@@ -2,38 +2,35 @@
 //! upstream endpoint, both directions, with half-close, an idle timeout and
 //! a log line per connection saying how it ended.
 //!
-//! Accepting (connection limit, accept backoff, drain on shutdown) is the
-//! shared loop in [`server`]. For each connection the
-//! upstream is connected with the [retry policy](crate::retry); then bytes
-//! move with splice(2) when both sides are TCP on Linux (`splice`), and
-//! with a user-space copy otherwise (`copy`). Either way, end of stream on
-//! one side becomes a write shutdown on the other while the opposite
-//! direction carries on; an error on either side closes both, and a
-//! connection is closed when nothing moves either way for the idle timeout.
+//! Relaying is a [`Service`] ([`RelayService`]) on the shared accept loop
+//! in [`server`] (connection limit, accept backoff, drain on shutdown:
+//! relay connections always get the drain timeout). For each connection
+//! the upstream is connected with the [retry policy](crate::retry); then
+//! the shared [`pipe`] moves bytes both ways (splice(2) for TCP to TCP on
+//! Linux, a user-space copy otherwise) with half-close; an error on either
+//! side closes both, and a connection is closed when nothing moves either
+//! way for the idle timeout.
 //!
 //! `netcrab proxy` ([`proxy_server`](crate::proxy_server)) moves its
 //! tunnels' bytes with the same code after its handshake: `relay`, the
-//! byte counts (`Traffic`) and the log line (`CloseLog`) are `pub(crate)`
-//! for it.
-
-mod copy;
-#[cfg(target_os = "linux")]
-mod splice;
+//! ending (`End`) and the log line (`CloseLog`) are `pub(crate)` for it.
 
 use std::fmt;
+use std::future::Future;
 use std::io;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use socket2::SockRef;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::endpoint::Endpoint;
 use crate::error::{Error, ErrorKind, Result, fmt_duration};
+use crate::pipe::{self, Fault, Side, Traffic};
 use crate::retry::{RetryPolicy, retry};
 use crate::server::{self, ServerLimits, ServerReport};
+use crate::service::{Conn, Observer, Service};
 use crate::transcript::Transcript;
 use crate::transport::{ConnectOptions, Connector, Listener, PeerAddr, Stream};
 
@@ -47,22 +44,21 @@ pub struct RelayConfig {
     /// How upstream connection attempts are retried before the client's
     /// connection is given up.
     pub retry: RetryPolicy,
-    /// Close a connection when nothing moves in either direction for this
-    /// long, so connections whose peers vanished (a lost FIN) do not leak.
-    pub idle_timeout: Option<Duration>,
     /// Use splice(2) for TCP to TCP on Linux; off forces the portable copy
     /// (for comparison and as an escape hatch).
     pub splice: bool,
     /// Send a PROXY protocol header of this version to the upstream before
     /// any of the client's bytes (`--send-proxy`).
     pub send_proxy: Option<crate::proxy_protocol::Version>,
-    /// Connection limit, drain timeout, options for accepted sockets and
-    /// access rules.
-    pub limits: ServerLimits,
     /// Record every client connection (`-o`, `-x`): what the client sent
     /// and what it was sent. The recorded connections are copied in user
     /// space, never spliced.
     pub transcript: Option<Transcript>,
+    /// Connection limit, drain timeout, options for accepted sockets, and
+    /// the idle timeout: a connection is closed when nothing moves in
+    /// either direction for that long, so connections whose peers vanished
+    /// (a lost FIN) do not leak.
+    pub limits: ServerLimits,
 }
 
 impl RelayConfig {
@@ -78,14 +74,14 @@ impl RelayConfig {
                 max_retries: Some(2),
                 ..RetryPolicy::default()
             },
-            idle_timeout: Some(Duration::from_secs(600)),
             splice: true,
             send_proxy: None,
+            transcript: None,
             limits: ServerLimits {
                 max_conns: 1024,
+                idle_timeout: Some(Duration::from_secs(600)),
                 ..ServerLimits::default()
             },
-            transcript: None,
         }
     }
 }
@@ -98,119 +94,38 @@ pub async fn run(
     config: RelayConfig,
     shutdown: CancellationToken,
 ) -> Result<ServerReport> {
-    // Loaded once (TLS trust store, client certificate), used by every
-    // connection; a bad upstream option fails here, before serving.
-    let connector = Arc::new(Connector::new(&config.upstream, &config.connect)?);
-    let config = Arc::new(config);
-    let handler_config = config.clone();
-    server::run(listener, &config.limits, shutdown, move |stream, peer| {
-        let config = handler_config.clone();
-        let connector = connector.clone();
-        let stream = match &config.transcript {
-            Some(transcript) => transcript.wrap(stream, &peer),
-            None => stream,
-        };
-        async move { handle(stream, peer, &config, &connector).await }
-    })
-    .await
+    let limits = config.limits.clone();
+    let service = RelayService::new(config)?;
+    server::run(listener, &limits, shutdown, service).await
 }
 
-/// A direction of traffic.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Dir {
-    /// Client to upstream.
-    Up,
-    /// Upstream to client.
-    Down,
+/// Relaying as a [`Service`]: each connection is relayed to the upstream.
+#[derive(Debug, Clone)]
+pub struct RelayService {
+    config: Arc<RelayConfig>,
+    connector: Arc<Connector>,
 }
 
-impl Dir {
-    fn source(self) -> Side {
-        match self {
-            Dir::Up => Side::Client,
-            Dir::Down => Side::Upstream,
-        }
-    }
-
-    fn destination(self) -> Side {
-        match self {
-            Dir::Up => Side::Upstream,
-            Dir::Down => Side::Client,
-        }
-    }
-}
-
-/// One side of a relayed connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Side {
-    Client,
-    Upstream,
-}
-
-impl fmt::Display for Side {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Side::Client => "client",
-            Side::Upstream => "upstream",
+impl RelayService {
+    /// The service for `config` (its limits are for the accept loop). The
+    /// upstream's connector is made here, once (TLS trust store, client
+    /// certificate): a bad upstream option fails here, before serving.
+    pub fn new(config: RelayConfig) -> Result<RelayService> {
+        let connector = Arc::new(Connector::new(&config.upstream, &config.connect)?);
+        Ok(RelayService {
+            config: Arc::new(config),
+            connector,
         })
     }
 }
 
-/// An I/O failure on one side; it ends the relay.
-pub(crate) struct Fault {
-    side: Side,
-    err: io::Error,
-}
-
-/// Byte counts and the time of the last activity, shared by both
-/// directions and the close log (atomics: the connection task must be
-/// `Send`). `netcrab proxy` counts its connections with it too.
-pub(crate) struct Traffic {
-    start: Instant,
-    up: AtomicU64,
-    down: AtomicU64,
-    /// Nanoseconds from `start` to the last read or write that moved data.
-    last: AtomicU64,
-}
-
-impl Traffic {
-    fn new() -> Traffic {
-        Traffic {
-            start: Instant::now(),
-            up: AtomicU64::new(0),
-            down: AtomicU64::new(0),
-            last: AtomicU64::new(0),
+impl Service for RelayService {
+    fn serve<O: Observer>(&self, mut conn: Conn<O>) -> impl Future<Output = ()> + Send + 'static {
+        if let Some(transcript) = &self.config.transcript {
+            conn.stream = transcript.wrap(conn.stream, &conn.peer);
         }
-    }
-
-    /// Records that data moved now.
-    fn touch(&self) {
-        let nanos = self.start.elapsed().as_nanos().min(u64::MAX as u128) as u64;
-        self.last.store(nanos, Ordering::Relaxed);
-    }
-
-    /// Counts `n` bytes delivered in direction `dir` (activity too: a slow
-    /// reader that still takes data is not idle).
-    pub(crate) fn add(&self, dir: Dir, n: usize) {
-        self.touch();
-        let counter = match dir {
-            Dir::Up => &self.up,
-            Dir::Down => &self.down,
-        };
-        counter.fetch_add(n as u64, Ordering::Relaxed);
-    }
-
-    pub(crate) fn up(&self) -> u64 {
-        self.up.load(Ordering::Relaxed)
-    }
-
-    pub(crate) fn down(&self) -> u64 {
-        self.down.load(Ordering::Relaxed)
-    }
-
-    /// When data last moved (the start if it never did).
-    fn last_activity(&self) -> Instant {
-        self.start + Duration::from_nanos(self.last.load(Ordering::Relaxed))
+        let (config, connector) = (self.config.clone(), self.connector.clone());
+        async move { handle(conn, &config, &connector).await }
     }
 }
 
@@ -290,7 +205,7 @@ impl CloseLog {
             self.upstream,
             self.traffic.up(),
             self.traffic.down(),
-            fmt_duration(self.traffic.start.elapsed()),
+            fmt_duration(self.traffic.start().elapsed()),
         );
         // The parts as fields too, for `--log-format json`.
         macro_rules! log {
@@ -300,7 +215,7 @@ impl CloseLog {
                     upstream = %self.upstream,
                     bytes_up = self.traffic.up(),
                     bytes_down = self.traffic.down(),
-                    duration_ms = self.traffic.start.elapsed().as_millis() as u64,
+                    duration_ms = self.traffic.start().elapsed().as_millis() as u64,
                     outcome = %end,
                     "{line}"
                 )
@@ -320,7 +235,14 @@ impl Drop for CloseLog {
 }
 
 /// Relays one accepted connection to its end and logs how it ended.
-async fn handle(client: Stream, peer: PeerAddr, config: &RelayConfig, connector: &Connector) {
+async fn handle<O: Observer>(conn: Conn<O>, config: &RelayConfig, connector: &Connector) {
+    let Conn {
+        stream: client,
+        peer,
+        deadlines,
+        observer,
+        ..
+    } = conn;
     let mut log = CloseLog::new(peer, config.upstream.to_string());
     tracing::debug!(
         "{}: connected; connecting to {}",
@@ -361,12 +283,13 @@ async fn handle(client: Stream, peer: PeerAddr, config: &RelayConfig, connector:
     let end = relay(
         client,
         upstream,
-        config.idle_timeout,
+        deadlines.idle_timeout,
         config.splice,
         &log.traffic,
     )
     .await;
     log.log(&end);
+    observer.closed(&log.client, log.traffic.up(), log.traffic.down());
 }
 
 /// The PROXY protocol header for a client: the address a header of its
@@ -383,20 +306,23 @@ fn proxy_header(
             destination,
             ..
         } => Some((*source, *destination)),
-        PeerAddr::Inet(source) => client.local_addr().map(|local| (*source, local)),
+        PeerAddr::Inet(source) => match client.local_addr() {
+            Ok(PeerAddr::Inet(local)) => Some((*source, local)),
+            _ => None,
+        },
         _ => None,
     };
     crate::proxy_protocol::encode(version, addrs)
 }
 
 /// Relays between two connected streams until the end, and closes them:
-/// splice(2) for TCP to TCP when `use_splice`, the copy otherwise; closed
-/// after `idle_timeout` without traffic either way.
+/// splice(2) for TCP to TCP when `splice`, the copy otherwise; closed after
+/// `idle_timeout` without traffic either way.
 pub(crate) async fn relay(
     mut client: Stream,
     mut upstream: Stream,
     idle_timeout: Option<Duration>,
-    use_splice: bool,
+    splice: bool,
     traffic: &Traffic,
 ) -> End {
     let far = Duration::from_secs(86400 * 365);
@@ -405,7 +331,7 @@ pub(crate) async fn relay(
     // (with retries) may have taken a while.
     traffic.touch();
     let result = {
-        let work = transfer(&mut client, &mut upstream, use_splice, traffic);
+        let work = pipe::transfer(&mut client, &mut upstream, splice, traffic);
         let timer = tokio::time::sleep(idle);
         tokio::pin!(work, timer);
         loop {
@@ -430,48 +356,9 @@ pub(crate) async fn relay(
                 Side::Client => &upstream,
                 Side::Upstream => &client,
             };
-            abort(other);
+            pipe::abort(other);
             End::Fault(fault)
         }
-    }
-}
-
-/// Picks the path: splice(2) for TCP to TCP on Linux, the copy otherwise
-/// (or when the pipes cannot be made, e.g. out of descriptors).
-async fn transfer(
-    client: &mut Stream,
-    upstream: &mut Stream,
-    use_splice: bool,
-    traffic: &Traffic,
-) -> Result<(), Fault> {
-    #[cfg(target_os = "linux")]
-    if use_splice && let (Stream::Tcp(c), Stream::Tcp(u)) = (&*client, &*upstream) {
-        match splice::Pipes::new() {
-            Ok(pipes) => {
-                tracing::debug!("relaying with splice(2)");
-                return splice::relay(c, u, &pipes, traffic).await;
-            }
-            Err(err) => tracing::debug!("splice pipes: {err}; copying in user space"),
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = use_splice;
-    tracing::debug!("relaying with a user-space copy");
-    copy::relay(client, upstream, traffic).await
-}
-
-/// Makes closing `stream` send a reset (SO_LINGER 0) rather than a FIN, so
-/// its peer learns the relay failed instead of seeing a clean end. For TLS,
-/// the reset goes out on the TCP connection underneath; a QUIC stream sends
-/// RESET_STREAM.
-fn abort(stream: &Stream) {
-    // A recorded stream (a transcript) passes its socket on too.
-    if let Some(tcp) = stream.tcp_socket() {
-        let _ = SockRef::from(tcp).set_linger(Some(Duration::ZERO));
-    }
-    // QUIC: RESET_STREAM instead of FIN.
-    if let Stream::Boxed(s) = stream {
-        s.abort_on_close();
     }
 }
 
@@ -495,17 +382,5 @@ mod tests {
             End::Idle(Duration::from_secs(600)).to_string(),
             "idle timeout (nothing moved for 10m0s)"
         );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn activity_moves_the_idle_deadline() {
-        let t = Traffic::new();
-        tokio::time::advance(Duration::from_secs(3)).await;
-        assert_eq!(t.last_activity(), t.start);
-        t.touch();
-        assert_eq!(t.last_activity(), t.start + Duration::from_secs(3));
-        t.add(Dir::Up, 5);
-        t.add(Dir::Down, 7);
-        assert_eq!((t.up(), t.down()), (5, 7));
     }
 }

@@ -26,7 +26,7 @@ use super::lines::{LineSplitter, LineTooLong};
 use crate::deadline::after;
 use crate::error::{Error, ErrorKind, Result, fmt_duration};
 use crate::escape::{LOG_PREVIEW, escape_bytes};
-use crate::server::Activity;
+use crate::service::{self, Conn, Observer};
 use crate::transport::{PeerAddr, Stream};
 
 /// The read buffer for request/response services: larger than any typical
@@ -72,9 +72,10 @@ pub enum Framing {
 }
 
 /// What one connection keeps besides its stream and buffers: byte counts,
-/// the deadlines' clocks and the accept loop's progress clock.
+/// the deadlines' clocks, the accept loop's progress clock and shutdown
+/// state, and the observer.
 #[derive(Debug)]
-struct ConnState {
+struct ConnState<O> {
     /// When the connection started; the instants below count from here,
     /// in milliseconds (8 bytes rather than 16 each, in every connection).
     start: Instant,
@@ -85,20 +86,22 @@ struct ConnState {
     /// When the first byte of the unfinished line arrived (`--lines`), or
     /// [`NO_LINE`].
     line_started: u64,
-    /// The accept loop's view of this connection's progress: a message
-    /// served or a write that moved bytes (not a trickled partial line).
-    activity: Option<Activity>,
+    /// The idle timeout (from the connection's deadlines).
+    idle_timeout: Option<Duration>,
+    /// The accept loop's view of this connection: its progress (a message
+    /// served or a write that moved bytes, not a trickled partial line) and
+    /// whether it waits between messages, for shutdown.
+    conn: service::ConnState,
+    observer: O,
 }
 
 /// `line_started` when no line is unfinished.
 const NO_LINE: u64 = u64::MAX;
 
-impl ConnState {
+impl<O> ConnState<O> {
     /// Records that a message was served or answer bytes were taken.
     fn served(&self, now: Instant) {
-        if let Some(activity) = &self.activity {
-            activity.progress(now);
-        }
+        self.conn.progress(now);
     }
 
     /// `at` in milliseconds from the start.
@@ -129,21 +132,25 @@ impl ConnState {
 /// fn`, which would keep a second copy of its arguments in its state
 /// (rust-lang/rust#62958); rare paths boxed.
 #[allow(clippy::manual_async_fn, reason = "an async fn doubles the arguments")]
-pub(super) fn handle(
-    mut stream: Stream,
-    peer: PeerAddr,
+pub(super) fn handle<O: Observer>(
+    conn: Conn<O>,
     config: Arc<ServeConfig>,
-    activity: Option<Activity>,
 ) -> impl Future<Output = ()> + Send + 'static {
+    // Taken apart and the state built here, outside the future: the
+    // future then holds each part once (moving them inside would keep both
+    // the captured `Conn` and the parts).
+    let (mut stream, peer, conn, deadlines, observer) = conn.into_parts();
+    let mut state = ConnState {
+        start: Instant::now(),
+        received: 0,
+        sent: 0,
+        last_progress: 0,
+        line_started: NO_LINE,
+        idle_timeout: deadlines.idle_timeout,
+        conn,
+        observer,
+    };
     async move {
-        let mut state = ConnState {
-            start: Instant::now(),
-            received: 0,
-            sent: 0,
-            last_progress: 0,
-            line_started: NO_LINE,
-            activity,
-        };
         tracing::debug!("{peer}: connected");
         let timer = tokio::time::sleep_until(next_deadline(&state, &config).unwrap_or_else(never));
         tokio::pin!(timer);
@@ -176,6 +183,7 @@ pub(super) fn handle(
                 )
             };
         }
+        state.observer.closed(&peer, state.received, state.sent);
         match result {
             Ok(()) => log!(debug, "closed", "{peer}: closed ({summary})"),
             Err(err) => match err.kind() {
@@ -201,10 +209,10 @@ pub(super) fn handle(
 /// `async fn`: each nested future would add its arguments to the state of
 /// every connection.
 #[allow(clippy::manual_async_fn, reason = "an async fn doubles the arguments")]
-fn serve_connection<'a, 't>(
-    mut t: Timed<'a, 't>,
+fn serve_connection<'a, 't, O: Observer>(
+    mut t: Timed<'a, 't, O>,
     peer: &'a PeerAddr,
-) -> impl Future<Output = Result<()>> + use<'a, 't> {
+) -> impl Future<Output = Result<()>> + use<'a, 't, O> {
     async move {
         let config = t.config;
         let mut splitter = match config.framing {
@@ -213,6 +221,12 @@ fn serve_connection<'a, 't>(
         };
 
         loop {
+            // Between messages (no partial line): shutdown may close us
+            // while we wait, or has started already.
+            if splitter.as_ref().is_none_or(|s| !s.has_pending()) && t.state.conn.idle() {
+                tracing::debug!("{peer}: closing for shutdown");
+                return Ok(());
+            }
             let size = buf_size(config);
             let buf = match poll_fn(|cx| t.poll_read(cx, size)).await {
                 Ok(buf) => buf,
@@ -225,11 +239,16 @@ fn serve_connection<'a, 't>(
                     return Err(Box::pin(farewell(t.stream, message, err)).await);
                 }
             };
+            if !t.state.conn.busy() {
+                // Shutdown closed the connection as the data arrived.
+                return Ok(());
+            }
             let now = Instant::now();
             let eof = buf.is_empty();
             if !eof {
                 t.state.last_progress = t.state.millis(now);
                 t.state.received += buf.len() as u64;
+                t.state.observer.received(buf.len());
             }
             let Some(splitter) = splitter.as_mut() else {
                 if eof {
@@ -262,8 +281,8 @@ fn serve_connection<'a, 't>(
 /// Answers go out through a buffer of at most [`OUT_BUF`] bytes: when it is
 /// full it is written, and no more input is parsed until the peer has taken
 /// it.
-async fn serve_lines(
-    t: &mut Timed<'_, '_>,
+async fn serve_lines<O: Observer>(
+    t: &mut Timed<'_, '_, O>,
     splitter: &mut LineSplitter,
     buf: &[u8],
     eof: bool,
@@ -346,14 +365,14 @@ async fn serve_lines(
 /// A connection's stream with its deadline timer: every read and write goes
 /// through [`Timed::poll_read`] and [`Timed::poll_write`], so no wait,
 /// either way, outlasts a deadline.
-struct Timed<'a, 't> {
+struct Timed<'a, 't, O> {
     stream: &'a mut Stream,
     timer: Pin<&'t mut Sleep>,
-    state: &'a mut ConnState,
+    state: &'a mut ConnState<O>,
     config: &'a ServeConfig,
 }
 
-impl Timed<'_, '_> {
+impl<O: Observer> Timed<'_, '_, O> {
     /// Reads what the stream has into a fresh buffer (empty at end of
     /// stream), unless a deadline passes first.
     fn poll_read(&mut self, cx: &mut Context<'_>, size: usize) -> Poll<Result<Vec<u8>>> {
@@ -388,6 +407,7 @@ impl Timed<'_, '_> {
                 Poll::Ready(Ok(n)) => {
                     *written += n;
                     self.state.sent += n as u64;
+                    self.state.observer.sent(n);
                     let now = Instant::now();
                     self.state.last_progress = self.state.millis(now);
                     self.state.served(now);
@@ -426,8 +446,8 @@ impl Timed<'_, '_> {
 }
 
 /// The earliest deadline of the connection, if any applies.
-fn next_deadline(state: &ConnState, config: &ServeConfig) -> Option<Instant> {
-    let idle = config.idle_timeout.map(|d| after(state.last_progress(), d));
+fn next_deadline<O>(state: &ConnState<O>, config: &ServeConfig) -> Option<Instant> {
+    let idle = state.idle_timeout.map(|d| after(state.last_progress(), d));
     let line = match (config.line_timeout, state.line_started()) {
         (Some(d), Some(started)) => Some(after(started, d)),
         _ => None,
@@ -439,13 +459,18 @@ fn next_deadline(state: &ConnState, config: &ServeConfig) -> Option<Instant> {
 }
 
 /// The line timeout, if the unfinished line has outlived it.
-fn line_overdue(state: &ConnState, config: &ServeConfig) -> Option<Duration> {
+fn line_overdue<O>(state: &ConnState<O>, config: &ServeConfig) -> Option<Duration> {
     let (d, started) = (config.line_timeout?, state.line_started()?);
     (Instant::now() >= after(started, d)).then_some(d)
 }
 
 /// The error for a deadline that has passed at `now`, if one has.
-fn expired(state: &ConnState, config: &ServeConfig, now: Instant, writing: bool) -> Option<Error> {
+fn expired<O>(
+    state: &ConnState<O>,
+    config: &ServeConfig,
+    now: Instant,
+    writing: bool,
+) -> Option<Error> {
     if let (Some(d), Some(started)) = (config.line_timeout, state.line_started())
         && now >= after(started, d)
     {
@@ -454,7 +479,7 @@ fn expired(state: &ConnState, config: &ServeConfig, now: Instant, writing: bool)
                 .with_detail(format!("line not complete within {}", fmt_duration(d))),
         );
     }
-    let d = config.idle_timeout?;
+    let d = state.idle_timeout?;
     (now >= after(state.last_progress(), d)).then(|| {
         let detail = if writing {
             format!(
@@ -490,6 +515,7 @@ fn buf_size(config: &ServeConfig) -> usize {
 /// hint, and tokio reports a just-accepted socket readable before anything
 /// arrived, so the read that follows would hold its buffer through the
 /// whole wait of a silent connection.)
+#[inline]
 fn poll_read_fresh(
     stream: &mut Stream,
     cx: &mut Context<'_>,

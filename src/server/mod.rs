@@ -1,23 +1,25 @@
 //! The accept loop every listening command shares (`serve`, `relay`, ...):
-//! connection limit, accept-error backoff, graceful drain.
+//! connection limit, accept-error backoff, graceful shutdown. It knows no
+//! service: it runs any [`Service`] on each connection it accepts.
 //!
-//! [`run`] takes an already bound [`Listener`], a shutdown token and a
-//! per-connection handler (the mini-redis shape), so tests bind port 0 and
-//! decide when shutdown happens. The connection tasks live in a `JoinSet`,
-//! whose size is the connection count the limit applies to: at the limit
-//! [`run`] waits for a task to end before it accepts again, while
-//! [`run_tracked`] accepts the next connection and closes the one that has
-//! made no progress for the longest time to make room for it (see
-//! [`Activity`]: the service says what progress is; the loop knows no
-//! service). Accept errors
-//! back off instead of spinning ([`accept`]); on shutdown the loop stops
-//! accepting, lets open connections finish for the drain timeout, then
-//! closes the rest.
+//! [`run`] takes an already bound [`Listener`], a shutdown token and the
+//! service (the mini-redis shape), so tests bind port 0 and decide when
+//! shutdown happens. The connection tasks live in a `JoinSet`, whose size
+//! is the connection count the limit applies to. Each connection gets a
+//! slot in a table of [`Activity`] clocks: the service says what progress
+//! is and when it waits between messages. At the limit, the loop waits for
+//! a task to end before it accepts again, or, for a service that [evicts
+//! idle connections](Service::evicts_idle), accepts the next connection
+//! and closes the one that has made no progress for the longest time.
+//! Accept errors back off instead of spinning ([`accept`]). On shutdown the
+//! loop stops accepting, closes the connections waiting between messages
+//! at once, lets the others finish for the drain timeout, then closes the
+//! rest.
 //!
-//! Every open connection costs its task, so the task is the handler's
+//! Every open connection costs its task, so the task is the service's
 //! future itself for TCP and Unix connections (nothing else is kept per
-//! connection), and the handler is called in the accept loop: it should
-//! only build its future.
+//! connection), and [`Service::serve`] is called in the accept loop: it
+//! should only build its future.
 //!
 //! Access rules ([`ServerLimits::access`], `--allow`/`--deny`) are checked
 //! right after accept, before anything else: a refused connection is
@@ -27,18 +29,17 @@
 //! A TLS handshake runs in the connection's task, under its own timeout
 //! and counting against the connection limit: a slow or silent client delays
 //! only itself. A failed handshake is logged with its reason and the
-//! handler never sees that connection.
+//! service never sees that connection.
 //!
 //! With [`ServerLimits::accept_proxy`], the connection's task first reads
 //! its PROXY protocol header ([`proxy_protocol::accept`]), under the same
-//! rules: the handler sees the connection only with a valid header, and
+//! rules: the service sees the connection only with a valid header, and
 //! with the client address it carried as the peer.
 
 pub mod accept;
 mod activity;
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,7 +49,8 @@ use tokio_util::sync::CancellationToken;
 use crate::access::AccessList;
 use crate::error::{Result, fmt_duration};
 use crate::proxy_protocol;
-use crate::transport::{Accepted, Listener, PeerAddr, SocketOptions, Stream};
+use crate::service::{Conn, Deadlines, NoObserver, Observer, Service};
+use crate::transport::{Accepted, Listener, PeerAddr, SocketOptions};
 use accept::{AcceptBackoff, Action};
 pub use activity::Activity;
 use activity::ActivityTable;
@@ -58,11 +60,15 @@ use activity::ActivityTable;
 pub struct ServerLimits {
     /// Connections handled at once. Past it, new connections wait in the
     /// kernel's backlog until a slot frees (and the peer's connect times
-    /// out if none does); with [`run_tracked`], a new connection is accepted
-    /// and replaces the connection idle longest, if one is idle enough.
+    /// out if none does); for a service that [evicts idle
+    /// connections](Service::evicts_idle), a new connection is accepted and
+    /// replaces the connection idle longest, if one is idle enough.
     pub max_conns: usize,
-    /// How long open connections may finish after shutdown starts.
+    /// How long connections in the middle of a message may finish after
+    /// shutdown starts (those between messages close at once).
     pub drain_timeout: Duration,
+    /// Each connection's idle timeout (see [`Deadlines`]).
+    pub idle_timeout: Option<Duration>,
     /// Options set on every accepted socket.
     pub socket: SocketOptions,
     /// `--accept-proxy`: every connection starts with a PROXY protocol
@@ -81,6 +87,7 @@ impl Default for ServerLimits {
         ServerLimits {
             max_conns: 4096,
             drain_timeout: Duration::from_secs(10),
+            idle_timeout: Some(Duration::from_secs(300)),
             socket: SocketOptions::default(),
             accept_proxy: None,
             access: None,
@@ -94,53 +101,45 @@ pub struct ServerReport {
     /// Connections accepted (refused ones included).
     pub accepted: u64,
     /// Connections closed at the connection limit to make room for a new
-    /// one (by [`run_tracked`]).
+    /// one (see [`Service::evicts_idle`]).
     pub evicted: u64,
     /// Connections refused by the access rules.
     pub denied: u64,
+    /// Connections waiting between messages when shutdown started, closed
+    /// at once.
+    pub closed_at_shutdown: usize,
     /// Connections still open when the drain timeout ran out, closed by us.
     pub closed_at_drain: usize,
 }
 
-/// Accepts connections from `listener` and runs `handler` on each in its
+/// Accepts connections from `listener` and runs `service` on each in its
 /// own task (after the TLS handshake, for a TLS listener) until `shutdown`
-/// is cancelled, then drains. Returns once every connection task has ended.
+/// is cancelled, then closes the connections waiting between messages and
+/// drains the others. Returns once every connection task has ended.
 ///
-/// `handler` is called in the accept loop, so it should only build the
-/// connection's future; the work belongs in the future. At the connection
-/// limit new connections wait in the kernel's backlog (see [`run_tracked`]
-/// for a server that evicts idle connections instead).
-pub async fn run<H, F>(
+/// At the connection limit, new connections wait in the kernel's backlog,
+/// unless the service [evicts idle connections](Service::evicts_idle): then
+/// a new connection is accepted and the connection that has made no
+/// progress for the longest time (at least [`EVICT_MIN_IDLE`]) is closed
+/// to make room, so slow or stalled peers cannot lock everyone else out.
+pub async fn run<S: Service>(
     listener: Listener,
     limits: &ServerLimits,
     shutdown: CancellationToken,
-    handler: H,
-) -> Result<ServerReport>
-where
-    H: Fn(Stream, PeerAddr) -> F + Send + Sync + 'static,
-    F: Future<Output = ()> + Send + 'static,
-{
-    let handler = move |stream, peer, _: Option<Activity>| handler(stream, peer);
-    serve_loop(listener, limits, shutdown, handler, false).await
+    service: S,
+) -> Result<ServerReport> {
+    run_observed(listener, limits, shutdown, service, NoObserver).await
 }
 
-/// [`run`], with each connection given an [`Activity`] clock to report
-/// its progress on. When every slot is taken and a new connection is
-/// waiting, the connection that has made no progress for the longest time
-/// (at least [`EVICT_MIN_IDLE`]) is closed to make room, so slow or stalled
-/// peers cannot lock everyone else out. The handler gets `None` only if the
-/// loop had no clock for it (never expected).
-pub async fn run_tracked<H, F>(
+/// [`run`], with `observer` cloned into every connection.
+pub async fn run_observed<S: Service, O: Observer>(
     listener: Listener,
     limits: &ServerLimits,
     shutdown: CancellationToken,
-    handler: H,
-) -> Result<ServerReport>
-where
-    H: Fn(Stream, PeerAddr, Option<Activity>) -> F + Send + Sync + 'static,
-    F: Future<Output = ()> + Send + 'static,
-{
-    serve_loop(listener, limits, shutdown, handler, true).await
+    service: S,
+    observer: O,
+) -> Result<ServerReport> {
+    serve_loop(listener, limits, shutdown, Arc::new(service), observer).await
 }
 
 /// A connection with no progress for less than this is never evicted: it
@@ -176,8 +175,8 @@ impl Tracker {
     }
 
     /// Takes a free slot (growing the table if every slot is taken) and
-    /// starts its clock.
-    fn start(&mut self) -> Option<(u32, Activity)> {
+    /// starts its clock, between messages if `idle`.
+    fn start(&mut self, idle: bool) -> Option<(u32, Activity)> {
         if self.free.is_empty() {
             let old = self.table.len();
             self.table.grow();
@@ -186,7 +185,7 @@ impl Tracker {
             self.aborts.resize_with(new as usize, || None);
         }
         let slot = self.free.pop()?;
-        Some((slot, self.table.start(slot)))
+        Some((slot, self.table.start(slot, idle)))
     }
 
     /// Records that `slot`'s task is the one `abort` closes.
@@ -207,6 +206,21 @@ impl Tracker {
         }
     }
 
+    /// At shutdown: closes every connection waiting between messages and
+    /// returns how many.
+    fn close_idle(&mut self) -> usize {
+        let mut closed = 0;
+        for (slot, abort) in (0u32..).zip(&self.aborts) {
+            if let Some(abort) = abort
+                && self.table.close_if_idle(slot)
+            {
+                abort.abort();
+                closed += 1;
+            }
+        }
+        closed
+    }
+
     /// Closes the longest-idle connection, unless one is being closed
     /// already or nobody has idled for [`EVICT_MIN_IDLE`]. Returns how long
     /// the victim had been idle.
@@ -223,25 +237,23 @@ impl Tracker {
     }
 }
 
-/// The accept loop of [`run`] and [`run_tracked`].
-async fn serve_loop<H, F>(
+/// The accept loop of [`run`].
+async fn serve_loop<S: Service, O: Observer>(
     listener: Listener,
     limits: &ServerLimits,
     shutdown: CancellationToken,
-    handler: H,
-    track: bool,
-) -> Result<ServerReport>
-where
-    H: Fn(Stream, PeerAddr, Option<Activity>) -> F + Send + Sync + 'static,
-    F: Future<Output = ()> + Send + 'static,
-{
-    let handler = Arc::new(handler);
+    service: Arc<S>,
+    observer: O,
+) -> Result<ServerReport> {
+    let evicts = service.evicts_idle();
+    let idle_at_start = service.idle_at_start();
+    let deadlines = Deadlines::idle(limits.idle_timeout);
     let max_conns = limits.max_conns.max(1);
     let mut tasks = JoinSet::new();
     let mut backoff = AcceptBackoff::default();
     let mut report = ServerReport::default();
     let mut limit_logged = false;
-    let mut tracker = track.then(Tracker::new);
+    let mut tracker = Tracker::new();
     // A connection accepted at the limit, waiting for an eviction.
     let mut waiting: Option<(Accepted, PeerAddr)> = None;
 
@@ -258,7 +270,7 @@ where
         }
 
         if tasks.len() >= max_conns {
-            let Some(tracker) = tracker.as_mut() else {
+            if !evicts {
                 if !limit_logged {
                     tracing::warn!(
                         "connection limit reached ({}): new connections wait in the backlog",
@@ -267,15 +279,18 @@ where
                     limit_logged = true;
                 }
                 tokio::select! {
-                    _ = tasks.join_next() => continue,
+                    done = tasks.join_next_with_id() => {
+                        reaped(&mut tracker, done);
+                        continue;
+                    }
                     _ = shutdown.cancelled() => break,
                 }
-            };
+            }
             if waiting.is_none() {
                 // Wait for a slot to free or a new connection to arrive.
                 tokio::select! {
                     done = tasks.join_next_with_id() => {
-                        reaped_in(tracker, done);
+                        reaped(&mut tracker, done);
                         continue;
                     }
                     accepted = accept(&listener, &mut backoff, &shutdown) => match accepted {
@@ -303,7 +318,7 @@ where
             // Wait for the evicted (or any) connection to end, or look again
             // for one idle long enough.
             tokio::select! {
-                done = tasks.join_next_with_id() => reaped_in(tracker, done),
+                done = tasks.join_next_with_id() => reaped(&mut tracker, done),
                 _ = tokio::time::sleep(EVICT_RECHECK) => {}
                 _ = shutdown.cancelled() => break,
             }
@@ -333,25 +348,28 @@ where
         if let Err(err) = accepted.set_options(&limits.socket) {
             tracing::debug!("{peer}: set socket options: {err}");
         }
-        let (slot, activity) = match tracker.as_mut().and_then(Tracker::start) {
+        let (slot, activity) = match tracker.start(idle_at_start) {
             Some((slot, activity)) => (Some(slot), Some(activity)),
             None => (None, None),
         };
+        let (cancel, observer) = (shutdown.clone(), observer.clone());
         // A PROXY protocol header comes first, in the connection's task.
         let ready = match limits.accept_proxy {
             Some(_) => Err(accepted),
             None => accepted.into_ready(),
         };
         let abort = match ready {
-            // The handler's future is the whole task: nothing else is kept
+            // The service's future is the whole task: nothing else is kept
             // per connection.
-            Ok(stream) => tasks.spawn(handler(stream, peer, activity)),
+            Ok(stream) => tasks.spawn(service.serve(Conn::new(
+                stream, peer, cancel, deadlines, activity, observer,
+            ))),
             Err(accepted) => {
-                let handler = handler.clone();
+                let service = service.clone();
                 let proxy_header = limits.accept_proxy;
                 let access = limits.access.clone();
                 tasks.spawn(async move {
-                    // Not `match handshake.await { Ok(stream) => handler(..).await }`:
+                    // Not `match handshake.await { Ok(stream) => serve(..).await }`:
                     // the matched result would stay in the task through the
                     // whole connection.
                     let (stream, peer) = match proxy_header {
@@ -381,11 +399,12 @@ where
                             }
                         },
                     };
-                    handler(stream, peer, activity).await;
+                    let conn = Conn::new(stream, peer, cancel, deadlines, activity, observer);
+                    service.serve(conn).await;
                 })
             }
         };
-        if let (Some(tracker), Some(slot)) = (tracker.as_mut(), slot) {
+        if let Some(slot) = slot {
             tracker.spawned(slot, abort);
         }
     }
@@ -393,11 +412,23 @@ where
     // Stop accepting: new connections are refused from here on.
     drop(listener);
     drop(waiting);
-    while tasks.try_join_next().is_some() {}
-    if !tasks.is_empty() {
+    while let Some(done) = tasks.try_join_next_with_id() {
+        reaped(&mut tracker, Some(done));
+    }
+    // Connections waiting between messages close now; the others may
+    // finish theirs. (A connection that goes idle after this sweep sees the
+    // shutdown itself: see `ConnState::idle`.)
+    tracker.table.start_shutdown();
+    let closed = tracker.close_idle();
+    report.closed_at_shutdown = closed;
+    if closed > 0 {
+        tracing::debug!("closing {closed} connection(s) idle between messages");
+    }
+    let open = tasks.len().saturating_sub(closed);
+    if open > 0 {
         tracing::info!(
             "draining {} open connection(s) for up to {}",
-            tasks.len(),
+            open,
             fmt_duration(limits.drain_timeout)
         );
         let drained = tokio::time::timeout(limits.drain_timeout, async {
@@ -420,18 +451,8 @@ where
     Ok(report)
 }
 
-/// Frees the slot of a reaped task, if the server tracks slots.
-fn reaped(
-    tracker: &mut Option<Tracker>,
-    done: Option<std::result::Result<(task::Id, ()), JoinError>>,
-) {
-    if let Some(tracker) = tracker {
-        reaped_in(tracker, done);
-    }
-}
-
 /// Frees the slot of a reaped task.
-fn reaped_in(tracker: &mut Tracker, done: Option<std::result::Result<(task::Id, ()), JoinError>>) {
+fn reaped(tracker: &mut Tracker, done: Option<std::result::Result<(task::Id, ()), JoinError>>) {
     match done {
         Some(Ok((id, ()))) => tracker.reaped(id),
         Some(Err(err)) => tracker.reaped(err.id()),

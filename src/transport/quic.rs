@@ -410,6 +410,15 @@ impl AsyncStream for QuicStream {
         Ok(PeerAddr::Inet(self.peer))
     }
 
+    /// A stream does not know which local address its connection's
+    /// endpoint is bound to.
+    fn local_addr(&self) -> io::Result<PeerAddr> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "a quic stream's local address is its endpoint's",
+        ))
+    }
+
     /// TCP options have no QUIC meaning per stream: keepalive is set for
     /// the connection when it is made.
     fn set_options(&self, _opts: &SocketOptions) -> io::Result<()> {

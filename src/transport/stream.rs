@@ -24,6 +24,9 @@ pub trait AsyncStream: AsyncRead + AsyncWrite + Send + Sync + Unpin + fmt::Debug
     /// The peer's address.
     fn peer_addr(&self) -> io::Result<PeerAddr>;
 
+    /// This end's address.
+    fn local_addr(&self) -> io::Result<PeerAddr>;
+
     /// Applies `opts` to the socket at the bottom.
     fn set_options(&self, opts: &SocketOptions) -> io::Result<()>;
 
@@ -101,13 +104,14 @@ impl Stream {
         }
     }
 
-    /// The local address of an IP connection (`None` for a Unix socket,
-    /// or a stream that does not tell).
-    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
+    /// This end's address (for a Unix socket, its name if it has one; no
+    /// process id).
+    pub fn local_addr(&self) -> io::Result<PeerAddr> {
         match self {
-            Stream::Tcp(s) => s.local_addr().ok(),
-            Stream::Tls(s) => s.get_ref().0.local_addr().ok(),
-            Stream::Unix(_) | Stream::Boxed(_) => None,
+            Stream::Tcp(s) => s.local_addr().map(PeerAddr::Inet),
+            Stream::Unix(s) => unix::local_addr(s),
+            Stream::Tls(s) => s.get_ref().0.local_addr().map(PeerAddr::Inet),
+            Stream::Boxed(s) => s.local_addr(),
         }
     }
 
@@ -210,6 +214,10 @@ impl AsyncStream for Stream {
 
     fn peer_addr(&self) -> io::Result<PeerAddr> {
         Stream::peer_addr(self)
+    }
+
+    fn local_addr(&self) -> io::Result<PeerAddr> {
+        Stream::local_addr(self)
     }
 
     fn set_options(&self, opts: &SocketOptions) -> io::Result<()> {

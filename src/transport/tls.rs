@@ -186,6 +186,10 @@ impl AsyncStream for TlsOver {
         self.0.get_ref().0.peer_addr()
     }
 
+    fn local_addr(&self) -> io::Result<PeerAddr> {
+        self.0.get_ref().0.local_addr()
+    }
+
     fn set_options(&self, opts: &SocketOptions) -> io::Result<()> {
         self.0.get_ref().0.set_options(opts)
     }

@@ -275,6 +275,14 @@ pub(super) fn peer_addr(stream: &UnixStream) -> io::Result<PeerAddr> {
     })
 }
 
+/// A connected Unix socket's own address: its name if it has one.
+pub(super) fn local_addr(stream: &UnixStream) -> io::Result<PeerAddr> {
+    stream.local_addr().map(|a| PeerAddr::Unix {
+        name: unix_name(&a.into()),
+        pid: None,
+    })
+}
+
 /// The name of a Unix socket address, if it has one.
 pub(super) fn unix_name(addr: &std::os::unix::net::SocketAddr) -> Option<UnixAddr> {
     if let Some(path) = addr.as_pathname() {

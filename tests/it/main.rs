@@ -1,5 +1,7 @@
 //! netcrab's integration tests: one binary, one file per command, all
-//! running the real executable against real sockets on loopback.
+//! running the real executable against real sockets on loopback; and
+//! `library`, which runs the library in-process through the API the
+//! examples use.
 
 mod access;
 mod bench;
@@ -8,6 +10,7 @@ mod connect;
 mod connect_splice;
 mod hostile;
 mod ipv6;
+mod library;
 mod limits;
 mod logging;
 mod matrix;

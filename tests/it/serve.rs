@@ -181,38 +181,62 @@ fn connections_past_max_conns_wait_while_every_connection_is_busy() {
     assert_eq!(&buf, b"b");
 }
 
-#[test]
-fn sigterm_drains_open_connections_then_exits_0() {
-    let mut server = Server::start(&["--echo", "--drain-timeout", "20s"]);
+/// A `--lines --echo` server draining for up to `drain`, with a connection
+/// in the middle of a line: `a\n` answered, `x` pending. (`a\nx` goes out
+/// in one write, so it arrives in one read on loopback: once `a\n` is
+/// answered, the server holds `x`.)
+fn server_mid_line(drain: &str) -> (Server, TcpStream) {
+    let server = Server::start(&["--lines", "--echo", "--drain-timeout", drain]);
     let mut s = server.connect();
-    s.write_all(b"before").unwrap();
-    let mut buf = [0u8; 6];
-    s.read_exact(&mut buf).unwrap();
+    s.write_all(b"a\nx").expect("send");
+    let mut buf = [0u8; 2];
+    s.read_exact(&mut buf).expect("echo");
+    assert_eq!(&buf, b"a\n");
+    (server, s)
+}
 
+#[test]
+fn sigterm_closes_idle_connections_at_once() {
+    // The drain timeout is huge: an exit at all means it was not waited for.
+    let mut server = Server::start(&["-v", "--echo", "--drain-timeout", "1h"]);
+    let mut idle = server.connect();
+    idle.write_all(b"x").unwrap();
+    let mut buf = [0u8; 1];
+    idle.read_exact(&mut buf).unwrap();
+    // Accepted (and idle since), never a byte sent.
+    let mut silent = server.connect();
+    server.proc.stderr.wait_for_count(": connected", 2);
     server.proc.signal(libc::SIGTERM);
+    assert_eq!(code(server.proc.wait()), 0, "{}", server.proc.stderr.text());
+    assert_eq!(read_to_end(&mut idle), b"");
+    assert_eq!(read_to_end(&mut silent), b"");
+    assert_eq!(server.proc.stderr.count("draining"), 0);
+}
+
+#[test]
+fn sigterm_lets_a_partial_line_complete_then_exits_0() {
+    let (mut server, mut s) = server_mid_line("1h");
+    let mut idle = server.connect();
+    server.proc.signal(libc::SIGTERM);
+    // Only the connection in the middle of a line is waited for.
     server.proc.stderr.wait_for("draining 1 open connection");
+    assert_eq!(read_to_end(&mut idle), b"");
     // New connections are refused once draining starts...
     let refused = TcpStream::connect(server.addr);
     assert!(
         refused.is_err(),
         "a new connection was accepted while draining"
     );
-    // ...but the one in progress is still served to its end.
-    s.write_all(b"after!").unwrap();
-    s.read_exact(&mut buf).unwrap();
-    assert_eq!(&buf, b"after!");
-    s.shutdown(Shutdown::Write).unwrap();
-    assert_eq!(read_to_end(&mut s), b"");
+    // ...but the line in progress gets its answer; then the connection,
+    // between lines again, is closed and the server exits.
+    s.write_all(b"yz\n").unwrap();
+    assert_eq!(read_to_end(&mut s), b"xyz\n");
     assert_eq!(code(server.proc.wait()), 0);
 }
 
 #[test]
 fn drain_timeout_closes_lingering_connections() {
-    let mut server = Server::start(&["--echo", "--drain-timeout", "200ms"]);
-    let mut s = server.connect();
-    s.write_all(b"x").unwrap();
-    let mut buf = [0u8; 1];
-    s.read_exact(&mut buf).unwrap();
+    let (mut server, mut s) = server_mid_line("200ms");
     server.proc.signal(libc::SIGTERM);
     assert_eq!(code(server.proc.wait()), 0);
     server
@@ -224,11 +248,7 @@ fn drain_timeout_closes_lingering_connections() {
 
 #[test]
 fn a_second_signal_exits_at_once() {
-    let mut server = Server::start(&["--echo", "--drain-timeout", "60s"]);
-    let mut s = server.connect();
-    s.write_all(b"x").unwrap();
-    let mut buf = [0u8; 1];
-    s.read_exact(&mut buf).unwrap();
+    let (mut server, _s) = server_mid_line("60s");
     server.proc.signal(libc::SIGINT);
     server.proc.stderr.wait_for("draining");
     // A repeat within 1s is the same request (see signals.rs).

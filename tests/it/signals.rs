@@ -3,18 +3,18 @@
 //! process and its group) is the same request.
 
 use std::io::{Read, Write};
-use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
 use crate::util::*;
 
-/// A server with one connection open (echoed once), draining for up to
-/// `drain`.
+/// A server with one connection open in the middle of a line (`a\n`
+/// echoed, `x` pending: one write, one read on loopback), draining for up
+/// to `drain`. (A connection between lines would close at once.)
 fn server_with_a_connection(drain: &str) -> (Server, std::net::TcpStream) {
-    let server = Server::start(&["-v", "--echo", "--drain-timeout", drain]);
+    let server = Server::start(&["-v", "--lines", "--echo", "--drain-timeout", drain]);
     let mut s = server.connect();
-    s.write_all(b"x").expect("send");
-    let mut buf = [0u8; 1];
+    s.write_all(b"a\nx").expect("send");
+    let mut buf = [0u8; 2];
     s.read_exact(&mut buf).expect("echo");
     (server, s)
 }
@@ -35,13 +35,9 @@ fn two_sigterms_back_to_back_still_drain_gracefully() {
     );
     server.proc.signal(libc::SIGTERM);
     server.proc.stderr.wait_for("the same request");
-    // The connection is still served to its end...
-    s.write_all(b"after").unwrap();
-    let mut buf = [0u8; 5];
-    s.read_exact(&mut buf).unwrap();
-    assert_eq!(&buf, b"after");
-    s.shutdown(Shutdown::Write).unwrap();
-    assert_eq!(read_to_end(&mut s), b"");
+    // The line in progress is still served to its end, then closed...
+    s.write_all(b"after\n").unwrap();
+    assert_eq!(read_to_end(&mut s), b"xafter\n");
     // ...and the exit is the graceful one.
     assert_eq!(code(server.proc.wait()), 0, "{}", server.proc.stderr.text());
     assert_eq!(server.proc.stderr.count("exiting now"), 0);

@@ -546,6 +546,10 @@ impl AsyncStream for WsStream {
         self.ws.get_ref().get_ref().peer_addr()
     }
 
+    fn local_addr(&self) -> io::Result<PeerAddr> {
+        self.ws.get_ref().get_ref().local_addr()
+    }
+
     fn set_options(&self, opts: &SocketOptions) -> io::Result<()> {
         self.ws.get_ref().get_ref().set_options(opts)
     }

@@ -1,4 +1,4 @@
-//! The portable relay path: a user-space copy in both directions, one
+//! The portable path of the pipe: a user-space copy in both directions, one
 //! 64 KiB buffer each, propagating half-close. Used for every transport
 //! pair splice(2) cannot serve (TLS, Unix sockets, non-Linux) and with
 //! `--no-splice`.

@@ -197,7 +197,7 @@ async fn one_way(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::relay::Side;
+    use crate::pipe::Side;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 

@@ -1,0 +1,200 @@
+//! The bidirectional copy between two streams that any service can use
+//! (relay now; a proxy server, the stdio listener and exec later): bytes
+//! move with splice(2) when both sides are TCP on Linux (`splice`), and
+//! with a user-space copy otherwise (`copy`). Either way, end of stream on
+//! one side becomes a write shutdown on the other while the opposite
+//! direction carries on (half-close), and an error on either side ends the
+//! transfer with a [`Fault`] naming the side.
+//!
+//! It knows no service and no deadline: the caller races [`transfer`]
+//! against its own timers, reading [`Traffic::last_activity`].
+
+mod copy;
+#[cfg(target_os = "linux")]
+mod splice;
+
+use std::fmt;
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use socket2::SockRef;
+use tokio::time::Instant;
+
+use crate::transport::Stream;
+
+/// A direction of traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dir {
+    /// Client to upstream.
+    Up,
+    /// Upstream to client.
+    Down,
+}
+
+impl Dir {
+    fn source(self) -> Side {
+        match self {
+            Dir::Up => Side::Client,
+            Dir::Down => Side::Upstream,
+        }
+    }
+
+    fn destination(self) -> Side {
+        match self {
+            Dir::Up => Side::Upstream,
+            Dir::Down => Side::Client,
+        }
+    }
+}
+
+/// One side of a transfer: the accepted connection or the one we made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The first stream given to [`transfer`] (the accepted one).
+    Client,
+    /// The second stream given to [`transfer`].
+    Upstream,
+}
+
+impl fmt::Display for Side {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Side::Client => "client",
+            Side::Upstream => "upstream",
+        })
+    }
+}
+
+/// An I/O failure on one side; it ends the transfer.
+#[derive(Debug)]
+pub struct Fault {
+    /// The side that failed.
+    pub side: Side,
+    /// How it failed.
+    pub err: io::Error,
+}
+
+/// Byte counts and the time of the last activity, shared by both
+/// directions and whoever logs the end (atomics: the connection task must
+/// be `Send`).
+#[derive(Debug)]
+pub struct Traffic {
+    start: Instant,
+    up: AtomicU64,
+    down: AtomicU64,
+    /// Nanoseconds from `start` to the last read or write that moved data.
+    last: AtomicU64,
+}
+
+impl Default for Traffic {
+    fn default() -> Traffic {
+        Traffic::new()
+    }
+}
+
+impl Traffic {
+    /// Counts from now.
+    pub fn new() -> Traffic {
+        Traffic {
+            start: Instant::now(),
+            up: AtomicU64::new(0),
+            down: AtomicU64::new(0),
+            last: AtomicU64::new(0),
+        }
+    }
+
+    /// Records that data moved now.
+    pub fn touch(&self) {
+        let nanos = self.start.elapsed().as_nanos().min(u64::MAX as u128) as u64;
+        self.last.store(nanos, Ordering::Relaxed);
+    }
+
+    /// Counts `n` bytes delivered in direction `dir` (activity too: a slow
+    /// reader that still takes data is not idle).
+    pub fn add(&self, dir: Dir, n: usize) {
+        self.touch();
+        let counter = match dir {
+            Dir::Up => &self.up,
+            Dir::Down => &self.down,
+        };
+        counter.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// Bytes delivered client to upstream.
+    pub fn up(&self) -> u64 {
+        self.up.load(Ordering::Relaxed)
+    }
+
+    /// Bytes delivered upstream to client.
+    pub fn down(&self) -> u64 {
+        self.down.load(Ordering::Relaxed)
+    }
+
+    /// When counting started.
+    pub fn start(&self) -> Instant {
+        self.start
+    }
+
+    /// When data last moved (the start if it never did).
+    pub fn last_activity(&self) -> Instant {
+        self.start + Duration::from_nanos(self.last.load(Ordering::Relaxed))
+    }
+}
+
+/// Moves bytes both ways between `client` and `upstream` until both
+/// directions have ended (`Ok`), or until either side fails. Picks the
+/// path: splice(2) for TCP to TCP on Linux when `use_splice`, the copy
+/// otherwise (or when the pipes cannot be made, e.g. out of descriptors).
+pub async fn transfer(
+    client: &mut Stream,
+    upstream: &mut Stream,
+    use_splice: bool,
+    traffic: &Traffic,
+) -> Result<(), Fault> {
+    #[cfg(target_os = "linux")]
+    if use_splice && let (Stream::Tcp(c), Stream::Tcp(u)) = (&*client, &*upstream) {
+        match splice::Pipes::new() {
+            Ok(pipes) => {
+                tracing::debug!("relaying with splice(2)");
+                return splice::relay(c, u, &pipes, traffic).await;
+            }
+            Err(err) => tracing::debug!("splice pipes: {err}; copying in user space"),
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = use_splice;
+    tracing::debug!("relaying with a user-space copy");
+    copy::relay(client, upstream, traffic).await
+}
+
+/// Makes closing `stream` send a reset (SO_LINGER 0) rather than a FIN, so
+/// its peer learns the transfer failed instead of seeing a clean end. For
+/// TLS, the reset goes out on the TCP connection underneath.
+pub fn abort(stream: &Stream) {
+    // A recorded stream (a transcript) passes its socket on too.
+    if let Some(tcp) = stream.tcp_socket() {
+        let _ = SockRef::from(tcp).set_linger(Some(Duration::ZERO));
+    }
+    // QUIC: RESET_STREAM instead of FIN.
+    if let Stream::Boxed(s) = stream {
+        s.abort_on_close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn activity_moves_the_idle_deadline() {
+        let t = Traffic::new();
+        tokio::time::advance(Duration::from_secs(3)).await;
+        assert_eq!(t.last_activity(), t.start);
+        t.touch();
+        assert_eq!(t.last_activity(), t.start + Duration::from_secs(3));
+        t.add(Dir::Up, 5);
+        t.add(Dir::Down, 7);
+        assert_eq!((t.up(), t.down()), (5, 7));
+    }
+}

@@ -1,0 +1,217 @@
+//! The service seam: [`Service`] is what runs on an accepted connection,
+//! and [`Conn`] is everything the connection brings with it (the stream,
+//! the peer, shutdown, deadlines, the accept loop's progress clock and an
+//! [`Observer`]).
+//!
+//! The accept loop ([`server::run`](crate::server::run)) knows no service:
+//! it accepts, makes a [`Conn`] and spawns the future [`Service::serve`]
+//! returns, which is the connection's whole task (no box, no extra state:
+//! what an idle connection costs is that future). `serve`'s reply, echo,
+//! discard and `--lines`, and `relay`, are implementations; a new service
+//! is one module implementing the trait plus the line that runs it.
+//!
+//! Shutdown reaches each connection: a service tells the loop when it is
+//! between messages ([`ConnState::idle`]) and when a message starts
+//! ([`ConnState::busy`]); on shutdown the loop closes the connections that are
+//! between messages at once, and the others get the drain timeout. A
+//! service that never calls them (relay) is always "in a message" and is
+//! drained.
+
+use std::future::Future;
+use std::io;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::server::Activity;
+use crate::transport::{PeerAddr, Stream};
+
+/// What runs on each accepted connection.
+///
+/// `serve` is called in the accept loop, so it should only build the
+/// connection's future (cloning an `Arc` of its configuration, say); the
+/// work belongs in the future, which is the connection's task. Keep that
+/// future small: every open connection costs it.
+pub trait Service: Send + Sync + 'static {
+    /// Serves one connection to its end. The connection closes when the
+    /// future ends (or is dropped: at the drain timeout, at shutdown while
+    /// [idle](ConnState::idle), or evicted at the connection limit).
+    fn serve<O: Observer>(&self, conn: Conn<O>) -> impl Future<Output = ()> + Send + 'static;
+
+    /// Whether, at the connection limit, a new connection may replace the
+    /// connection that has made no progress for the longest time
+    /// ([`ConnState::progress`] says what progress is). `false` (the default):
+    /// new connections wait in the kernel's backlog until a slot frees.
+    fn evicts_idle(&self) -> bool {
+        false
+    }
+
+    /// Whether a new connection counts as between messages until the
+    /// service says otherwise ([`ConnState::busy`]): true for a service
+    /// whose peer speaks first, so that at shutdown a connection accepted
+    /// but not yet served closes at once. `false` (the default): it is
+    /// drained like a connection in the middle of a message.
+    fn idle_at_start(&self) -> bool {
+        false
+    }
+}
+
+/// Callbacks for what happens on a connection, for counters and
+/// transcripts. Every method does nothing by default, and the accept loop
+/// is generic over the observer: with [`NoObserver`] the calls compile to
+/// nothing.
+///
+/// It is cloned into every connection: share state through an `Arc`.
+pub trait Observer: Clone + Send + Sync + 'static {
+    /// `n` bytes were received from the peer.
+    fn received(&self, n: usize) {
+        let _ = n;
+    }
+
+    /// `n` bytes were sent to the peer.
+    fn sent(&self, n: usize) {
+        let _ = n;
+    }
+
+    /// The connection ended, with these totals.
+    fn closed(&self, peer: &PeerAddr, received: u64, sent: u64) {
+        let _ = (peer, received, sent);
+    }
+}
+
+/// The observer that observes nothing (zero-sized; its calls vanish).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoObserver;
+
+impl Observer for NoObserver {}
+
+/// An accepted connection, as a [`Service`] receives it. Take its parts by
+/// moving the public fields out.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Conn<O = NoObserver> {
+    /// The byte stream (after the TLS handshake, for a TLS listener).
+    pub stream: Stream,
+    /// The peer's address.
+    pub peer: PeerAddr,
+    /// Cancelled when the server shuts down (see [`ConnState::idle`] for the
+    /// cheap way to honour it between messages).
+    pub shutdown: CancellationToken,
+    /// The connection's deadlines.
+    pub deadlines: Deadlines,
+    /// The accept loop's progress clock and shutdown state for this
+    /// connection (`None` only if the loop had no slot for it).
+    pub activity: Option<Activity>,
+    /// The observer, told about bytes and the connection's end.
+    pub observer: O,
+}
+
+/// The deadlines of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Deadlines {
+    /// Close the connection when no byte has moved either way (a read, or
+    /// a write the peer took: a blocked write counts as idle) for this
+    /// long.
+    pub idle_timeout: Option<Duration>,
+}
+
+impl Deadlines {
+    /// Deadlines with this idle timeout.
+    pub fn idle(idle_timeout: Option<Duration>) -> Deadlines {
+        Deadlines { idle_timeout }
+    }
+}
+
+impl<O> Conn<O> {
+    /// Makes a connection (the accept loop does; tests and embedders that
+    /// drive a service by hand may too).
+    pub fn new(
+        stream: Stream,
+        peer: PeerAddr,
+        shutdown: CancellationToken,
+        deadlines: Deadlines,
+        activity: Option<Activity>,
+        observer: O,
+    ) -> Conn<O> {
+        Conn {
+            stream,
+            peer,
+            shutdown,
+            deadlines,
+            activity,
+            observer,
+        }
+    }
+
+    /// This end's address (asked of the socket, so it costs nothing to
+    /// carry).
+    pub fn local_addr(&self) -> io::Result<PeerAddr> {
+        self.stream.local_addr()
+    }
+}
+
+/// What a service that reports its state keeps of a [`Conn`] besides the
+/// stream: the shutdown token and the progress clock, with the protocol
+/// between them (see [`idle`](ConnState::idle)). Split from the stream so a
+/// service can borrow both at once.
+#[derive(Debug)]
+pub struct ConnState {
+    /// Cancelled when the server shuts down.
+    pub shutdown: CancellationToken,
+    /// The accept loop's clock for this connection.
+    pub activity: Option<Activity>,
+}
+
+impl ConnState {
+    /// Records progress at `now` (for eviction at the connection limit).
+    #[inline]
+    pub fn progress(&self, now: Instant) {
+        if let Some(activity) = &self.activity {
+            activity.progress(now);
+        }
+    }
+
+    /// Says the connection is between messages, about to wait for the
+    /// next one. Returns `true` when shutdown has started: the service
+    /// should then end the connection now. Otherwise the accept loop may
+    /// close the connection at shutdown while it waits (its task is
+    /// dropped), unless [`busy`](ConnState::busy) came first.
+    #[inline]
+    pub fn idle(&self) -> bool {
+        match &self.activity {
+            // Either the loop sees this connection idle (and closes it), or
+            // we see the shutdown (see `Activity::set_idle`).
+            Some(activity) => activity.set_idle(),
+            None => self.shutdown.is_cancelled(),
+        }
+    }
+
+    /// Says a message has started (data arrived after [`idle`]). Returns
+    /// `false` if shutdown closed the connection meanwhile: the service
+    /// should then end it without serving.
+    ///
+    /// [`idle`]: ConnState::idle
+    #[inline]
+    pub fn busy(&self) -> bool {
+        self.activity.as_ref().is_none_or(Activity::set_busy)
+    }
+}
+
+impl<O> Conn<O> {
+    /// Splits off the shutdown state: `(stream, peer, state, deadlines,
+    /// observer)`.
+    pub fn into_parts(self) -> (Stream, PeerAddr, ConnState, Deadlines, O) {
+        (
+            self.stream,
+            self.peer,
+            ConnState {
+                shutdown: self.shutdown,
+                activity: self.activity,
+            },
+            self.deadlines,
+            self.observer,
+        )
+    }
+}
