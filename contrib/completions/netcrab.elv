@@ -46,7 +46,7 @@ set edit:completion:arg-completer[netcrab] = {|@words|
             cand --max-conns 'Serve at most N connections at once; at the limit a new connection replaces the one idle longest (2s at least), or waits in the kernel''s backlog (1 to 1000000)'
             cand --idle-timeout 'Close connections when nothing moves either way for this long, a blocked write included (0: never)'
             cand --line-timeout 'With --lines: a line must end within this long of its first byte, or the connection gets an error and closes (0: never; at most 1d)'
-            cand --drain-timeout 'On SIGINT/SIGTERM, let open connections finish for this long, then close them'
+            cand --drain-timeout 'On SIGINT/SIGTERM, close idle connections at once and let those in the middle of a message finish for this long, then close them'
             cand --keepalive 'Enable TCP keepalive probes after this much idle time (1s to 32767s)'
             cand --proxy-header-timeout 'With --accept-proxy: close a connection whose header has not arrived within this long'
             cand --cert 'Certificate chain (PEM, leaf first); without it a self-signed certificate is generated'

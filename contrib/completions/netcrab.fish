@@ -47,7 +47,7 @@ complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l port-file -d '
 complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l max-conns -d 'Serve at most N connections at once; at the limit a new connection replaces the one idle longest (2s at least), or waits in the kernel\'s backlog (1 to 1000000)' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l idle-timeout -d 'Close connections when nothing moves either way for this long, a blocked write included (0: never)' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l line-timeout -d 'With --lines: a line must end within this long of its first byte, or the connection gets an error and closes (0: never; at most 1d)' -r
-complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l drain-timeout -d 'On SIGINT/SIGTERM, let open connections finish for this long, then close them' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l drain-timeout -d 'On SIGINT/SIGTERM, close idle connections at once and let those in the middle of a message finish for this long, then close them' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l keepalive -d 'Enable TCP keepalive probes after this much idle time (1s to 32767s)' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l proxy-header-timeout -d 'With --accept-proxy: close a connection whose header has not arrived within this long' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l cert -d 'Certificate chain (PEM, leaf first); without it a self-signed certificate is generated' -r -F
