@@ -340,8 +340,9 @@ async fn serve_loop<S: Service, O: Observer>(
             && !access.permits(addr.ip())
         {
             // Dropping the socket closes it: no handshake, no handler.
+            // Counted by the list (`report.denied` is read from it at the
+            // end, as are the refusals made behind a PROXY header).
             drop(accepted);
-            report.denied += 1;
             access.log_denied(*addr);
             continue;
         }

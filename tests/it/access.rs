@@ -191,4 +191,10 @@ fn behind_a_proxy_header_the_rules_apply_to_the_client_it_carries() {
         .proc
         .stderr
         .wait_for("192.0.2.7:4242: connection denied by the access rules");
+    // The report counts the refusal made behind the header too.
+    server.proc.signal(libc::SIGTERM);
+    server
+        .proc
+        .stderr
+        .wait_for("stopped after 2 connection(s), 1 denied by the access rules");
 }
