@@ -242,10 +242,21 @@ impl Server {
     }
 }
 
-/// A port on 127.0.0.1 that was free a moment ago (bound, then released).
+/// A port on 127.0.0.1 that was free for TCP and UDP a moment ago.
+///
+/// The port is drawn below the kernel's ephemeral range (32768 and up on
+/// Linux): a port from `bind(0)` could be handed out again at once as the
+/// source port of some other test's outgoing connection, and the server the
+/// test starts there later would fail to bind.
 pub fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
+    loop {
+        let port = fastrand::u16(20_000..32_000);
+        let v4 = std::net::TcpListener::bind(("127.0.0.1", port));
+        let udp = std::net::UdpSocket::bind(("127.0.0.1", port));
+        if v4.is_ok() && udp.is_ok() {
+            return port;
+        }
+    }
 }
 
 /// Deterministic pseudo-random bytes (xorshift), for payload tests.
