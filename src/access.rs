@@ -28,6 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::settings::Setting;
 
 /// An address block: every address whose first `prefix` bits are those of
 /// `addr` (IPv4-mapped IPv6 blocks are stored as IPv4).
@@ -257,13 +258,23 @@ impl AccessList {
     pub async fn build(rules: &AccessRules) -> Result<AccessList> {
         let allow_given = !rules.allow.is_empty() || !rules.allow_files.is_empty();
         let allow = resolve_all(
-            collect("--allow", &rules.allow, "--allow-file", &rules.allow_files)?,
-            "--allow",
+            collect(
+                Setting::Allow,
+                &rules.allow,
+                Setting::AllowFile,
+                &rules.allow_files,
+            )?,
+            Setting::Allow,
         )
         .await?;
         let deny = resolve_all(
-            collect("--deny", &rules.deny, "--deny-file", &rules.deny_files)?,
-            "--deny",
+            collect(
+                Setting::Deny,
+                &rules.deny,
+                Setting::DenyFile,
+                &rules.deny_files,
+            )?,
+            Setting::Deny,
         )
         .await?;
         Ok(AccessList::new(allow_given.then_some(allow), deny))
@@ -307,9 +318,9 @@ impl AccessList {
 
 /// The entries of the `flag` values and `file_flag` files.
 fn collect(
-    flag: &str,
+    flag: Setting,
     values: &[String],
-    file_flag: &str,
+    file_flag: Setting,
     files: &[std::path::PathBuf],
 ) -> Result<Vec<Entry>> {
     let mut entries = Vec::new();
@@ -327,14 +338,14 @@ fn collect(
     Ok(entries)
 }
 
-fn read_file(flag: &str, path: &Path) -> Result<Vec<Entry>> {
+fn read_file(flag: Setting, path: &Path) -> Result<Vec<Entry>> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::io(format!("read {flag} {}", path.display()), e))?;
     parse_list(&text).map_err(|e| Error::usage(format!("{flag} {}: {e}", path.display())))
 }
 
 /// Resolves the names among `entries` (once, at start).
-async fn resolve_all(entries: Vec<Entry>, flag: &str) -> Result<Vec<Net>> {
+async fn resolve_all(entries: Vec<Entry>, flag: Setting) -> Result<Vec<Net>> {
     let mut nets = Vec::new();
     for entry in entries {
         match entry {
@@ -522,7 +533,7 @@ mod tests {
         };
         let err = AccessList::build(&bad).await.expect_err("bad rule");
         assert_eq!(err.exit_code(), 2);
-        assert!(err.to_string().contains("--deny"), "{err}");
+        assert!(err.to_string().contains("deny"), "{err}");
     }
 
     #[test]

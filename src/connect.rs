@@ -26,6 +26,7 @@ use tokio::time::Instant;
 use crate::endpoint::{Endpoint, Scheme};
 use crate::error::{Error, ErrorKind, Result, fmt_duration};
 use crate::retry::{RetryPolicy, retry};
+use crate::settings::Setting;
 use crate::transcript::Transcript;
 use crate::transport::{ConnectOptions, Connector, Stream};
 
@@ -220,7 +221,7 @@ pub async fn run_stdio(config: &ConnectConfig) -> Result<ConnectReport> {
         return zerocopy::pipe_stdio(config, stream).await;
     }
     if !config.splice {
-        tracing::debug!("connect: copy path (--no-splice)");
+        tracing::debug!("connect: copy path ({})", Setting::NoSplice);
     }
     run(config, tokio::io::stdin(), Stdout::new()).await
 }
@@ -368,7 +369,7 @@ where
     let last_byte = Cell::new(None);
     let up = async {
         if config.one_way == OneWay::RecvOnly {
-            tracing::debug!("--recv-only: not reading input");
+            tracing::debug!("{}: not reading input", Setting::RecvOnly);
             return Ok(());
         }
         let copied = match &config.send {
@@ -391,7 +392,7 @@ where
     };
     let down = async {
         if config.one_way == OneWay::SendOnly {
-            tracing::debug!("--send-only: not reading the connection");
+            tracing::debug!("{}: not reading the connection", Setting::SendOnly);
             return Ok(false);
         }
         let mut copied = copy(&mut sock_rd, &mut output, &activity, &received, &last_byte).await;
@@ -537,7 +538,7 @@ where
                 down_done = true;
             }
             _ = &mut wait_timer, if waiting => {
-                tracing::debug!("--wait elapsed; closing");
+                tracing::debug!("{} elapsed; closing", Setting::Wait);
                 break;
             }
             _ = &mut idle_timer, if config.idle_timeout.is_some() => {

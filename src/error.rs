@@ -54,6 +54,27 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Every kind, for front ends that document them (the CLI's exit-code
+    /// table is checked against it).
+    pub const ALL: &[ErrorKind] = &[
+        ErrorKind::Usage,
+        ErrorKind::Resolve,
+        ErrorKind::ResolveTemporary,
+        ErrorKind::Refused,
+        ErrorKind::Timeout,
+        ErrorKind::Reset,
+        ErrorKind::Unreachable,
+        ErrorKind::Local,
+        ErrorKind::Tls,
+        ErrorKind::Protocol,
+        ErrorKind::Io,
+        ErrorKind::ProxyRefused,
+        ErrorKind::ProxyDenied,
+        ErrorKind::NotReady,
+        ErrorKind::CommandNotExecutable,
+        ErrorKind::CommandNotFound,
+    ];
+
     /// Classifies an [`io::Error`] from a socket operation.
     pub fn of_io(err: &io::Error) -> ErrorKind {
         use io::ErrorKind as K;
@@ -381,6 +402,35 @@ mod tests {
         assert!(!ErrorKind::Resolve.is_retryable());
         assert!(!ErrorKind::Local.is_retryable());
         assert!(!ErrorKind::Usage.is_retryable());
+    }
+
+    #[test]
+    fn all_lists_every_kind_once() {
+        // Exhaustive: a new kind fails to compile here until it has a
+        // number, and then fails the test until ALL lists it.
+        fn ordinal(kind: ErrorKind) -> usize {
+            match kind {
+                ErrorKind::Usage => 0,
+                ErrorKind::Resolve => 1,
+                ErrorKind::ResolveTemporary => 2,
+                ErrorKind::Refused => 3,
+                ErrorKind::Timeout => 4,
+                ErrorKind::Reset => 5,
+                ErrorKind::Unreachable => 6,
+                ErrorKind::Local => 7,
+                ErrorKind::Tls => 8,
+                ErrorKind::Protocol => 9,
+                ErrorKind::Io => 10,
+                ErrorKind::ProxyRefused => 11,
+                ErrorKind::ProxyDenied => 12,
+                ErrorKind::NotReady => 13,
+                ErrorKind::CommandNotExecutable => 14,
+                ErrorKind::CommandNotFound => 15,
+            }
+        }
+        let mut seen: Vec<usize> = ErrorKind::ALL.iter().map(|k| ordinal(*k)).collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..16).collect::<Vec<_>>());
     }
 
     #[test]

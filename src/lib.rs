@@ -41,6 +41,7 @@
 //! | [`bench`](mod@bench) | the load generator: plan, pacing, one generic worker, report, SVG plots, HTML report, live view, CPU-time probes (`getrusage`, `/proc`) |
 //! | [`stats`] | latency histograms, error counts by kind (pure) |
 //! | [`systemd`] | socket activation (inherited listeners) and sd_notify readiness, without libsystemd |
+//! | [`settings`] | the settings messages refer to ([`Setting`](settings::Setting)), spelled as the front end registers them (the CLI: as flags); the library never spells a flag itself |
 //! | [`shutdown`] | SIGINT/SIGTERM: a token for the first signal, an exit request for a second (the library never exits the process) |
 //! | [`tls`] | TLS options, rustls configurations, certificates, pinning, TLS error messages |
 //! | [`escape`] | escaping peer data for logs |
@@ -81,6 +82,7 @@ pub mod scan;
 pub mod serve;
 pub mod server;
 pub mod service;
+pub mod settings;
 pub mod shutdown;
 pub mod stats;
 #[cfg(target_os = "linux")]

@@ -13,6 +13,9 @@ use clap::Parser;
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
+    // The library's messages name settings as flags (parsing may already
+    // produce some).
+    netcrab::settings::name_settings(cli::settings::flag);
     let args = cli::Cli::parse();
     cli::logging::init(args.verbose, args.quiet, args.log_format);
     let runtime = if args.command.multi_threaded() {

@@ -46,6 +46,7 @@ use std::thread::JoinHandle;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::error::{Error, Result};
+use crate::settings::Setting;
 use crate::transport::{AsyncStream, PeerAddr, SocketOptions, Stream};
 
 /// The most bytes waiting for the writer thread at once (16 MiB); past it,
@@ -156,7 +157,7 @@ impl fmt::Debug for Transcript {
     }
 }
 
-fn create(flag: &str, path: &Path) -> Result<BufWriter<File>> {
+fn create(flag: Setting, path: &Path) -> Result<BufWriter<File>> {
     File::create(path)
         .map(|f| BufWriter::with_capacity(64 * 1024, f))
         .map_err(|e| Error::io(format!("create {flag} file {}", path.display()), e))
@@ -173,12 +174,12 @@ impl Transcript {
         let raw = opts
             .output
             .as_deref()
-            .map(|p| create("--output", p))
+            .map(|p| create(Setting::Output, p))
             .transpose()?;
         let hex = opts
             .hex_dump
             .as_deref()
-            .map(|p| create("--hex-dump", p))
+            .map(|p| create(Setting::HexDump, p))
             .transpose()?;
         let (tx, rx) = channel();
         let server = opts.server;

@@ -31,6 +31,7 @@ use crate::endpoint::{Endpoint, HostPort, Scheme};
 use crate::error::{Error, ErrorKind, Result, fmt_duration};
 use crate::escape::{LOG_PREVIEW, escape_bytes};
 use crate::retry::RetryPolicy;
+use crate::settings::Setting;
 use crate::transport::udp::{RECV_BUF, connect_udp};
 use crate::transport::{ConnectOptions, Connector};
 
@@ -264,7 +265,9 @@ fn check(config: &WaitConfig) -> Result<()> {
         && !exchanges
     {
         return Err(Error::usage(format!(
-            "{udp}: a udp target needs --send and --expect (without a reply, nothing shows it is up)"
+            "{udp}: a udp target needs {} and {} (without a reply, nothing shows it is up)",
+            Setting::Send,
+            Setting::Expect
         )));
     }
     let sends = matches!(&config.readiness, Readiness::Accepts { send: Some(_), .. });
@@ -272,7 +275,8 @@ fn check(config: &WaitConfig) -> Result<()> {
         && sends
     {
         return Err(Error::usage(format!(
-            "{url}: --send does not apply to a url (netcrab sends the GET request)"
+            "{url}: {} does not apply to a url (netcrab sends the GET request)",
+            Setting::Send
         )));
     }
     Ok(())

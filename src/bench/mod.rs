@@ -515,8 +515,9 @@ fn build_report(
     if local > 0 {
         warnings.push(format!(
             "{local} error(s) were the generator's own (local ports or file descriptors ran out), \
-             not the server's: fewer connections, no --churn, or a wider \
-             net.ipv4.ip_local_port_range help"
+             not the server's: fewer connections, no {}, or a wider \
+             net.ipv4.ip_local_port_range help",
+            crate::settings::Setting::Churn
         ));
     }
     if let (Some(g), Some(s)) = (

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::pacing::Pacing;
 use crate::error::{Error, Result};
+use crate::settings::Setting;
 
 /// When a run stops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,39 +93,58 @@ impl Plan {
     /// Checks the plan for values that cannot work.
     pub fn validate(&self) -> Result<()> {
         if self.connections == 0 {
-            return Err(Error::usage("--connections must be at least 1"));
+            return Err(Error::usage(format!(
+                "{} must be at least 1",
+                Setting::Connections
+            )));
         }
         if self.request.is_empty() {
             return Err(Error::usage("the request payload must not be empty"));
         }
         if self.expected_reply().is_empty() && self.expect != Expect::Nothing {
-            return Err(Error::usage(
-                "the expected reply must not be empty (--expect none: no reply)",
-            ));
+            return Err(Error::usage(format!(
+                "the expected reply must not be empty ({} none: no reply)",
+                Setting::Expect
+            )));
         }
         if self.pipeline == 0 {
-            return Err(Error::usage("--pipeline must be at least 1"));
+            return Err(Error::usage(format!(
+                "{} must be at least 1",
+                Setting::Pipeline
+            )));
         }
         if self.churn && self.pipeline > 1 {
-            return Err(Error::usage(
-                "--churn makes one exchange per connection: --pipeline must be 1",
-            ));
+            return Err(Error::usage(format!(
+                "{} makes one exchange per connection: {} must be 1",
+                Setting::Churn,
+                Setting::Pipeline
+            )));
         }
         if let Pacing::Open { rate } = self.pacing
             && !(rate.is_finite() && rate > 0.0)
         {
-            return Err(Error::usage("--rate must be a positive number"));
+            return Err(Error::usage(format!(
+                "{} must be a positive number",
+                Setting::Rate
+            )));
         }
         if let Some(rate) = self.connect_rate
             && !(rate.is_finite() && rate > 0.0)
         {
-            return Err(Error::usage("--connect-rate must be a positive number"));
+            return Err(Error::usage(format!(
+                "{} must be a positive number",
+                Setting::ConnectRate
+            )));
         }
         match self.stop {
-            Stop::Requests(0) => Err(Error::usage("--requests must be at least 1")),
-            Stop::Duration(d) if d.is_zero() => {
-                Err(Error::usage("--duration must be longer than zero"))
-            }
+            Stop::Requests(0) => Err(Error::usage(format!(
+                "{} must be at least 1",
+                Setting::Requests
+            ))),
+            Stop::Duration(d) if d.is_zero() => Err(Error::usage(format!(
+                "{} must be longer than zero",
+                Setting::Duration
+            ))),
             _ => Ok(()),
         }
     }
@@ -146,7 +166,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn validation_names_the_flag() {
+    fn validation_names_the_setting() {
         let ok = Plan::echo(1, b"x".to_vec(), Stop::Requests(1));
         assert!(ok.validate().is_ok());
         let mut p = ok.clone();
@@ -155,15 +175,20 @@ mod tests {
             p.validate()
                 .unwrap_err()
                 .to_string()
-                .contains("--connections")
+                .contains("connections must")
         );
         let mut p = ok.clone();
         p.churn = true;
         p.pipeline = 2;
-        assert!(p.validate().unwrap_err().to_string().contains("--pipeline"));
+        assert!(
+            p.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("pipeline must")
+        );
         let mut p = ok.clone();
         p.pacing = Pacing::Open { rate: 0.0 };
-        assert!(p.validate().unwrap_err().to_string().contains("--rate"));
+        assert!(p.validate().unwrap_err().to_string().contains("rate must"));
     }
 
     #[test]

@@ -15,28 +15,6 @@ use netcrab::retry::RetryPolicy;
 use netcrab::tls::{ServerVerification, TlsClientOptions};
 use netcrab::transport::Source;
 
-/// The exit codes, shown at the end of `--help`. Keep in step with
-/// `ErrorKind::exit_code` and the README.
-pub const EXIT_CODES: &str = "\
-Exit codes:
-  0    success
-  1    other i/o error; scan: no port was open
-  2    invalid usage or address
-  3    name resolution failed
-  4    connection refused
-  5    timed out (connect, idle, retry deadline)
-  6    connection reset by peer
-  7    host or network unreachable
-  8    tls error (handshake failed or certificate not accepted)
-  9    local resource error (address in use or not available, too many open files, permission denied)
-  10   protocol error
-  11   a proxy could not reach the target (socks: refused, unreachable, failure; http 502/503/504)
-  12   a proxy denied the request (wrong or missing credentials, its rules; http 403/407)
-  124  wait: the targets were not ready before --timeout
-  126  wait: the command could not be executed
-  127  wait: the command was not found
-  130  interrupted by a second SIGINT, 1s or more after the first (143 for SIGTERM)";
-
 /// The ranges of duration, size and count flags, shown in `--help`. Keep
 /// in step with the parsers below and the README.
 pub const RANGES: &str = "\
@@ -53,7 +31,7 @@ Ranges (a value outside one is a usage error, exit 2):
 /// and the exit codes (`after_long_help` replaces `after_help` under
 /// `--help`, so all go in).
 pub fn with_exit_codes(examples: &str) -> String {
-    format!("{examples}\n\n{RANGES}\n\n{EXIT_CODES}")
+    format!("{examples}\n\n{RANGES}\n\n{}", super::exit_codes::text())
 }
 
 /// The longest duration any flag accepts: 30 days. Longer is a typo, not

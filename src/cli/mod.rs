@@ -7,12 +7,14 @@ mod bench;
 mod common;
 mod conn;
 mod connect;
+mod exit_codes;
 mod fdlimit;
 pub mod logging;
 mod proxy;
 mod relay;
 mod scan;
 mod serve;
+pub mod settings;
 mod systemd;
 mod tls;
 mod wait;
@@ -21,11 +23,9 @@ mod ws;
 use clap::{Parser, Subcommand};
 use netcrab::error::Result;
 
-use common::EXIT_CODES;
-
 /// netcrab: serve, connect, relay, proxy, wait for, benchmark and scan TCP, TLS, UDP and Unix-socket services
 #[derive(Debug, Parser)]
-#[command(name = "netcrab", version, about, after_help = EXIT_CODES)]
+#[command(name = "netcrab", version, about, after_help = exit_codes::text())]
 #[command(propagate_version = true, arg_required_else_help = true)]
 pub struct Cli {
     /// More logging on stderr (-v debug, -vv trace with timestamps)

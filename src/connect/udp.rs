@@ -18,6 +18,7 @@ use super::{ConnectConfig, ConnectReport};
 use crate::endpoint::Scheme;
 use crate::error::{Error, ErrorKind, Result};
 use crate::retry::retry;
+use crate::settings::Setting;
 use crate::transport::udp::{MAX_DATAGRAM, RECV_BUF, connect_udp};
 
 /// How long to wait for replies after the last datagram when `--wait` is
@@ -177,7 +178,8 @@ async fn send_one(config: &ConnectConfig, socket: &UdpSocket, datagram: &[u8]) -
     let context = format!("send to {}", config.endpoint);
     if datagram.len() > MAX_DATAGRAM {
         return Err(Error::new(ErrorKind::Usage, context).with_detail(format!(
-            "a datagram holds at most {MAX_DATAGRAM} bytes; this line is longer (use --raw to send input in chunks)"
+            "a datagram holds at most {MAX_DATAGRAM} bytes; this line is longer (use {} to send input in chunks)",
+            Setting::Raw
         )));
     }
     socket

@@ -51,6 +51,7 @@ use crate::pipe::Dir;
 use crate::relay::{CloseLog, End};
 use crate::server::{self, ServerLimits, ServerReport};
 use crate::service::{Conn, Observer, Service};
+use crate::settings::Setting;
 use crate::transport::{ConnectOptions, Listener, PeerAddr, Stream, connect_tcp_addrs};
 use rules::Rules;
 
@@ -116,12 +117,16 @@ impl Credentials {
     /// bytes, as SOCKS5 carries them.
     pub fn parse(s: &str) -> Result<Credentials> {
         let Some((user, pass)) = s.split_once(':') else {
-            return Err(Error::usage("--auth takes USER:PASSWORD"));
+            return Err(Error::usage(format!(
+                "{} takes USER:PASSWORD",
+                Setting::Auth
+            )));
         };
         for (what, part) in [("user name", user), ("password", pass)] {
             if part.is_empty() || part.len() > 255 {
                 return Err(Error::usage(format!(
-                    "--auth: the {what} must be 1 to 255 bytes"
+                    "{}: the {what} must be 1 to 255 bytes",
+                    Setting::Auth
                 )));
             }
         }
@@ -358,9 +363,11 @@ async fn handle(mut client: Stream, log: &mut CloseLog, config: &ProxyConfig) {
     if let Some(ip) = client_ip
         && !config.clients.allows(None, ip)
     {
-        log.log(&End::Rejected(
-            "client not allowed by --allow/--deny: closed".to_owned(),
-        ));
+        log.log(&End::Rejected(format!(
+            "client not allowed by {}/{}: closed",
+            Setting::Allow,
+            Setting::Deny
+        )));
         return;
     }
     let deadline = crate::deadline::from_now(config.handshake_timeout);
@@ -487,7 +494,10 @@ async fn negotiate(
         if config.auth.is_some() {
             return Err(Rejected {
                 reply: socks4::reply(false).to_vec(),
-                reason: "socks4: no password authentication in socks4 (--auth is set; use socks5) (replied 0x5b)".to_owned(),
+                reason: format!(
+                    "socks4: no password authentication in socks4 ({} is set; use socks5) (replied 0x5b)",
+                    Setting::Auth
+                ),
             });
         }
         Ok((Proto::Socks4, target))
@@ -511,13 +521,19 @@ async fn negotiate_socks5(
     };
     if !methods.contains(&method) {
         let why = if config.auth.is_some() {
-            "socks5: the client does not offer username/password authentication (--auth is set)"
+            format!(
+                "socks5: the client does not offer username/password authentication ({} is set)",
+                Setting::Auth
+            )
         } else {
-            "socks5: the client does not offer \"no authentication\" (--auth is not set)"
+            format!(
+                "socks5: the client does not offer \"no authentication\" ({} is not set)",
+                Setting::Auth
+            )
         };
         return Err(Rejected {
             reply: vec![socks5::VERSION, socks5::NO_ACCEPTABLE],
-            reason: why.to_owned(),
+            reason: why,
         });
     }
     write(client, &[socks5::VERSION, method]).await?;
@@ -546,7 +562,7 @@ async fn negotiate_http(
     let request = next(client, buf, max, |b| http::parse_request(b, max)).await?;
     if let Some(creds) = &config.auth {
         let why = match &request.basic {
-            None => Some("http: no credentials (--auth is set)".to_owned()),
+            None => Some(format!("http: no credentials ({} is set)", Setting::Auth)),
             Some((user, pass)) if !creds.matches(user, pass) => Some(format!(
                 "http: wrong user name or password (user \"{}\")",
                 crate::escape::escape_bytes(user, 64)
@@ -629,7 +645,11 @@ async fn reach(
     let not_allowed = || {
         (
             Failure::NotAllowed,
-            "destination not allowed by --allow-dest/--deny-dest".to_owned(),
+            format!(
+                "destination not allowed by {}/{}",
+                Setting::AllowDest,
+                Setting::DenyDest
+            ),
         )
     };
     let started = Instant::now();

@@ -24,6 +24,7 @@ use super::{
 };
 use crate::endpoint::{Addr, Endpoint, Host};
 use crate::error::{Error, ErrorKind, Result, fmt_duration};
+use crate::settings::Setting;
 
 /// rustls' `ring` provider: pure Rust and assembly, no C toolchain beyond
 /// what `ring` builds itself, no OpenSSL.
@@ -39,8 +40,10 @@ fn config_error(what: &str, err: rustls::Error) -> Error {
 /// files, not about the peer.
 fn identity_error(id: &Identity, err: rustls::Error) -> Error {
     Error::usage(format!(
-        "--cert {} / --key {}: {}",
+        "{} {} / {} {}: {}",
+        Setting::Cert,
         id.cert.display(),
+        Setting::Key,
         id.key.display(),
         errors::describe_own(&err)
     ))
@@ -139,10 +142,12 @@ impl ServerTls {
             }
         } else {
             if ca.is_none() && opts.client_pins.is_empty() {
-                return Err(Error::usage(
-                    "--client-name needs --client-ca or --client-pin-sha256: anyone can make \
-                     a certificate with any name",
-                ));
+                return Err(Error::usage(format!(
+                    "{} needs {} or {}: anyone can make a certificate with any name",
+                    Setting::ClientName,
+                    Setting::ClientCa,
+                    Setting::ClientPinSha256
+                )));
             }
             let names = opts
                 .client_names
@@ -150,7 +155,8 @@ impl ServerTls {
                 .map(|name| {
                     ServerName::try_from(name.clone()).map_err(|_| {
                         Error::usage(format!(
-                            "invalid --client-name {name:?}: expected a dns name or an ip address"
+                            "invalid {} {name:?}: expected a dns name or an ip address",
+                            Setting::ClientName
                         ))
                     })
                 })
@@ -221,8 +227,9 @@ impl ServerTls {
                 Err(err)
             }
             Err(_) => Err(Error::new(ErrorKind::Timeout, context).with_detail(format!(
-                "timed out after {} (--handshake-timeout)",
-                fmt_duration(self.handshake_timeout)
+                "timed out after {} ({})",
+                fmt_duration(self.handshake_timeout),
+                Setting::HandshakeTimeout
             ))),
         }
     }
@@ -290,7 +297,9 @@ impl ClientTls {
                         .map_err(|e| {
                             Error::usage(format!(
                                 "no trusted certificates ({e}): the system trust store is empty; \
-                         give --ca FILE or --pin-sha256 FINGERPRINT"
+                         give {} FILE or {} FINGERPRINT",
+                                Setting::Ca,
+                                Setting::PinSha256
                             ))
                         })?;
                 builder
@@ -309,8 +318,10 @@ impl ClientTls {
             }
             ServerVerification::Insecure => {
                 tracing::warn!(
-                    "--insecure: the server's certificate is not verified; anyone on the path \
-                     can impersonate the server (pin it with --pin-sha256 instead)"
+                    "{}: the server's certificate is not verified; anyone on the path \
+                     can impersonate the server (pin it with {} instead)",
+                    Setting::Insecure,
+                    Setting::PinSha256
                 );
                 builder
                     .dangerous()
@@ -331,7 +342,8 @@ impl ClientTls {
             None => None,
             Some(name) => Some(ServerName::try_from(name.clone()).map_err(|_| {
                 Error::usage(format!(
-                    "invalid --servername {name:?}: expected a dns name or an ip address"
+                    "invalid {} {name:?}: expected a dns name or an ip address",
+                    Setting::ServerName
                 ))
             })?),
         };
@@ -391,8 +403,9 @@ impl ClientTls {
             Ok(Ok(stream)) => Ok(stream),
             Ok(Err(e)) => Err(errors::from_io(context.to_owned(), e, Side::Client)),
             Err(_) => Err(Error::new(ErrorKind::Timeout, context).with_detail(format!(
-                "tls handshake timed out after {} (--handshake-timeout)",
-                fmt_duration(self.handshake_timeout)
+                "tls handshake timed out after {} ({})",
+                fmt_duration(self.handshake_timeout),
+                Setting::HandshakeTimeout
             ))),
         }
     }

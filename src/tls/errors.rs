@@ -11,6 +11,7 @@ use rustls::{AlertDescription, CertificateError};
 
 use super::verify::PinMismatch;
 use crate::error::{Error, ErrorKind};
+use crate::settings::Setting;
 
 /// Which end of the connection we are: the advice differs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,9 +88,11 @@ pub(crate) fn describe(err: &rustls::Error, side: Side) -> String {
         },
         rustls::Error::NoCertificatesPresented => match side {
             Side::Server => {
-                "client presented no certificate (this server requires one: --client-ca, \
-                 --client-pin-sha256)"
-                    .into()
+                format!(
+                    "client presented no certificate (this server requires one: {}, {})",
+                    Setting::ClientCa,
+                    Setting::ClientPinSha256
+                )
             }
             Side::Client => "the server presented no certificate".into(),
         },
@@ -104,7 +107,10 @@ pub(crate) fn describe(err: &rustls::Error, side: Side) -> String {
              (netcrab speaks tls 1.2 and 1.3): {err}"
         ),
         rustls::Error::NoApplicationProtocol => {
-            format!("no alpn protocol in common with the {peer} (see --alpn)")
+            format!(
+                "no alpn protocol in common with the {peer} (see {})",
+                Setting::Alpn
+            )
         }
         other => lowercase_first(&other.to_string()),
     }
@@ -134,12 +140,17 @@ fn certificate(err: &CertificateError, side: Side) -> String {
     match err {
         CertificateError::UnknownIssuer => {
             if client {
-                "unknown issuer: the server's certificate is not signed by a trusted ca; \
-                 trust its ca with --ca FILE, or pin this certificate with --pin-sha256 FINGERPRINT"
-                    .into()
+                format!(
+                    "unknown issuer: the server's certificate is not signed by a trusted ca; \
+                     trust its ca with {} FILE, or pin this certificate with {} FINGERPRINT",
+                    Setting::Ca,
+                    Setting::PinSha256
+                )
             } else {
-                "unknown issuer: the client's certificate is not signed by a ca in --client-ca"
-                    .into()
+                format!(
+                    "unknown issuer: the client's certificate is not signed by a ca in {}",
+                    Setting::ClientCa
+                )
             }
         }
         CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
@@ -152,7 +163,8 @@ fn certificate(err: &CertificateError, side: Side) -> String {
             if client {
                 format!(
                     "certificate expired{when}; the server must renew it \
-                     (or pin it with --pin-sha256 to accept it anyway)"
+                     (or pin it with {} to accept it anyway)",
+                    Setting::PinSha256
                 )
             } else {
                 format!("certificate expired{when}")
@@ -168,22 +180,25 @@ fn certificate(err: &CertificateError, side: Side) -> String {
             format!("certificate not valid yet{when}: check both machines' clocks")
         }
         CertificateError::NotValidForName => {
-            "name mismatch: the certificate is not valid for the name connected to; \
-             connect by a name it lists or set --servername NAME"
-                .into()
+            format!(
+                "name mismatch: the certificate is not valid for the name connected to; \
+                 connect by a name it lists or set {} NAME",
+                Setting::ServerName
+            )
         }
         CertificateError::NotValidForNameContext {
             expected,
             presented,
         } => format!(
             "name mismatch: the certificate is for {}, not {}; \
-             connect by one of those names or set --servername NAME",
+             connect by one of those names or set {} NAME",
             if presented.is_empty() {
                 "no names at all".to_owned()
             } else {
                 presented.join(", ")
             },
-            expected.to_str()
+            expected.to_str(),
+            Setting::ServerName
         ),
         CertificateError::BadSignature => {
             "bad signature: the certificate is not signed by the key of its issuer".into()
@@ -199,9 +214,10 @@ fn certificate(err: &CertificateError, side: Side) -> String {
                     mismatch.expected.iter().map(|f| f.to_string()).collect();
                 format!(
                     "fingerprint mismatch: the server's certificate has sha-256 fingerprint {}, \
-                     but --pin-sha256 expects {}; if the certificate changed on purpose, pin \
+                     but {} expects {}; if the certificate changed on purpose, pin \
                      the new fingerprint",
                     mismatch.presented,
+                    Setting::PinSha256,
                     expected.join(" or ")
                 )
             }
@@ -209,10 +225,13 @@ fn certificate(err: &CertificateError, side: Side) -> String {
                 // webpki's own errors arrive here as bare names.
                 let text = other.to_string();
                 if text == "CaUsedAsEndEntity" {
-                    "the certificate is a ca certificate used as a server certificate (as \
-                     `openssl req -x509` makes by default); trust that very certificate with \
-                     --ca FILE, pin it with --pin-sha256, or issue a leaf certificate from that ca"
-                        .into()
+                    format!(
+                        "the certificate is a ca certificate used as a server certificate (as \
+                         `openssl req -x509` makes by default); trust that very certificate with \
+                         {} FILE, pin it with {}, or issue a leaf certificate from that ca",
+                        Setting::Ca,
+                        Setting::PinSha256
+                    )
                 } else if text == "UnsupportedCertVersion" {
                     format!(
                         "the {}'s certificate is not x509 v3 (`openssl x509 -req` without \
@@ -236,7 +255,11 @@ fn received_alert(alert: AlertDescription, side: Side) -> String {
     let name = alert_name(alert);
     match (side, alert) {
         (Side::Client, A::CertificateRequired) => {
-            "the server requires a client certificate: give one with --cert and --key".into()
+            format!(
+                "the server requires a client certificate: give one with {} and {}",
+                Setting::Cert,
+                Setting::Key
+            )
         }
         (
             Side::Client,
@@ -249,20 +272,30 @@ fn received_alert(alert: AlertDescription, side: Side) -> String {
             | A::AccessDenied,
         ) => format!(
             "the server rejected our client certificate or its absence (alert: {name}); \
-             present one it trusts with --cert and --key"
+             present one it trusts with {} and {}",
+            Setting::Cert,
+            Setting::Key
         ),
         (Side::Client, A::HandshakeFailure) => format!(
             "the server refused the handshake (alert: {name}): no cipher suite in common, \
-             or it wants a client certificate (--cert and --key)"
+             or it wants a client certificate ({} and {})",
+            Setting::Cert,
+            Setting::Key
         ),
         (Side::Client, A::ProtocolVersion) => {
             "no tls version in common with the server (netcrab speaks tls 1.2 and 1.3)".into()
         }
         (Side::Client, A::NoApplicationProtocol) => {
-            "the server accepts none of the --alpn protocols offered".into()
+            format!(
+                "the server accepts none of the {} protocols offered",
+                Setting::Alpn
+            )
         }
         (Side::Client, A::UnrecognisedName) => {
-            "the server does not know the name asked for (sni); set --servername NAME".into()
+            format!(
+                "the server does not know the name asked for (sni); set {} NAME",
+                Setting::ServerName
+            )
         }
         (
             Side::Server,
@@ -274,7 +307,9 @@ fn received_alert(alert: AlertDescription, side: Side) -> String {
             | A::DecryptError,
         ) => format!(
             "the client rejected our certificate (alert: {name}); \
-             it must trust it: --pin-sha256 FINGERPRINT or --ca FILE on the client"
+             it must trust it: {} FINGERPRINT or {} FILE on the client",
+            Setting::PinSha256,
+            Setting::Ca
         ),
         (side, _) => format!("the {} sent a fatal alert: {name}", side.peer()),
     }
@@ -343,11 +378,11 @@ mod tests {
             "{msg}"
         );
         assert!(
-            msg.contains("--ca") && msg.contains("--pin-sha256"),
+            msg.contains("with ca FILE") && msg.contains("with pin_sha256"),
             "{msg}"
         );
         let msg = server(cert(CertificateError::UnknownIssuer));
-        assert!(msg.contains("--client-ca"), "{msg}");
+        assert!(msg.contains("in client_ca"), "{msg}");
     }
 
     #[test]
@@ -363,7 +398,7 @@ mod tests {
             msg.contains("localhost, 127.0.0.1, not example.com"),
             "{msg}"
         );
-        assert!(msg.contains("--servername"), "{msg}");
+        assert!(msg.contains("set server_name NAME"), "{msg}");
     }
 
     #[test]
@@ -392,13 +427,13 @@ mod tests {
         assert!(msg.contains("fingerprint mismatch"), "{msg}");
         assert!(msg.contains(&presented.to_string()), "{msg}");
         assert!(
-            msg.contains(&format!("--pin-sha256 expects {expected}")),
+            msg.contains(&format!("pin_sha256 expects {expected}")),
             "{msg}"
         );
     }
 
     #[test]
-    fn client_certificate_problems_name_the_flags() {
+    fn client_certificate_problems_name_the_settings() {
         assert!(
             server(rustls::Error::NoCertificatesPresented)
                 .contains("client presented no certificate")
@@ -406,7 +441,7 @@ mod tests {
         let msg = client(rustls::Error::AlertReceived(
             AlertDescription::CertificateRequired,
         ));
-        assert!(msg.contains("--cert and --key"), "{msg}");
+        assert!(msg.contains("cert and key"), "{msg}");
         let msg = server(rustls::Error::AlertReceived(AlertDescription::UnknownCA));
         assert!(
             msg.contains("the client rejected our certificate (alert: unknown ca)"),

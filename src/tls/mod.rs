@@ -143,7 +143,8 @@ pub fn parse_alpn<S: AsRef<str>>(args: &[S]) -> crate::error::Result<Vec<Vec<u8>
             let proto = proto.trim();
             if proto.is_empty() || proto.len() > 255 {
                 return Err(crate::error::Error::usage(format!(
-                    "invalid --alpn {:?}: protocol names are 1 to 255 bytes, separated by commas",
+                    "invalid {} {:?}: protocol names are 1 to 255 bytes, separated by commas",
+                    crate::settings::Setting::Alpn,
                     arg.as_ref()
                 )));
             }

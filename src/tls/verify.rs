@@ -29,6 +29,7 @@ use rustls::{
 };
 
 use super::{Fingerprint, x509};
+use crate::settings::Setting;
 
 /// The pinned fingerprint(s) did not match the server's certificate;
 /// carried inside a rustls error so `errors` can explain it.
@@ -378,16 +379,18 @@ impl fmt::Display for ClientRefused {
             ClientRefused::Pin { presented } => write!(
                 f,
                 "not pinned: its sha-256 fingerprint is {presented}, which no \
-                 --client-pin-sha256 names"
+                 {} names",
+                Setting::ClientPinSha256
             ),
             ClientRefused::Name { wanted, presented } => write!(
                 f,
-                "name mismatch: it is for {}, and --client-name wants {}",
+                "name mismatch: it is for {}, and {} wants {}",
                 if presented.is_empty() {
                     "no names at all".to_owned()
                 } else {
                     presented.join(", ")
                 },
+                Setting::ClientName,
                 wanted.join(" or ")
             ),
         }

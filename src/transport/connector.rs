@@ -12,6 +12,7 @@ use super::{ConnectOptions, Stream, not_a_stream, tcp, unix};
 use crate::endpoint::{Addr, Base, Endpoint, HostPort};
 use crate::error::{Error, Result};
 use crate::proxy::ProxyChain;
+use crate::settings::Setting;
 
 /// Opens connections to one endpoint, again and again (for retries):
 /// what every attempt shares, such as the TLS trust store and client
@@ -52,7 +53,8 @@ impl Connector {
         if !options.proxy.is_empty() && !direct {
             if endpoint.scheme().base() != Base::Tcp {
                 return Err(Error::usage(format!(
-                    "--proxy applies to tcp and tls addresses, not {}",
+                    "{} applies to tcp and tls addresses, not {}",
+                    Setting::Proxy,
                     endpoint.scheme()
                 )));
             }

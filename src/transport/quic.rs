@@ -37,6 +37,7 @@ use tokio_util::task::AbortOnDropHandle;
 use super::{AsyncStream, ConnectOptions, PeerAddr, SocketOptions, Stream, happy_eyeballs};
 use crate::endpoint::{Addr, Family, HostPort};
 use crate::error::{Error, ErrorKind, Result};
+use crate::settings::Setting;
 use crate::tls::{ClientTls, ServerTls};
 
 /// The ALPN protocol QUIC endpoints offer and accept when `--alpn` is not
@@ -87,7 +88,10 @@ fn connection_error(context: String, e: ConnectionError) -> Error {
     let mut detail = e.to_string();
     // TLS alert 120, no_application_protocol.
     if detail.contains("error 120") {
-        detail.push_str(" (no common alpn protocol: give both sides the same --alpn; quic's default is netcrab)");
+        detail.push_str(&format!(
+            " (no common alpn protocol: give both sides the same {}; quic's default is netcrab)",
+            Setting::Alpn
+        ));
     }
     Error::new(kind, context).with_detail(detail)
 }
@@ -184,7 +188,7 @@ async fn accept_loop(
                     return;
                 }
                 Err(_) => {
-                    tracing::warn!("{context}: timed out (--handshake-timeout)");
+                    tracing::warn!("{context}: timed out ({})", Setting::HandshakeTimeout);
                     return;
                 }
             };
@@ -274,8 +278,12 @@ impl QuicClient {
                 Ok(Ok(conn)) => conn,
                 Ok(Err(e)) => return Err(connection_error(context.clone(), e)),
                 Err(_) => {
-                    return Err(Error::new(ErrorKind::Timeout, context.clone())
-                        .with_detail("the quic handshake timed out (--handshake-timeout)"));
+                    return Err(Error::new(ErrorKind::Timeout, context.clone()).with_detail(
+                        format!(
+                            "the quic handshake timed out ({})",
+                            Setting::HandshakeTimeout
+                        ),
+                    ));
                 }
             };
             let (send, recv) = conn

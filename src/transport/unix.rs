@@ -22,6 +22,7 @@ use tokio::net::UnixStream;
 use super::{ConnectOptions, PeerAddr};
 use crate::endpoint::UnixAddr;
 use crate::error::{Error, ErrorKind, Result, fmt_duration};
+use crate::settings::Setting;
 
 /// The accept backlog, as for TCP (the kernel caps it at `somaxconn`).
 const BACKLOG: i32 = 4096;
@@ -92,9 +93,10 @@ pub(super) async fn bind(addr: &UnixAddr, mode: Option<u32>) -> Result<UnixListe
     let socket = match addr {
         UnixAddr::Abstract(name) => {
             if mode.is_some() {
-                return Err(Error::usage(
-                    "--mode applies to socket files, not to abstract sockets",
-                ));
+                return Err(Error::usage(format!(
+                    "{} applies to socket files, not to abstract sockets",
+                    Setting::Mode
+                )));
             }
             let socket = new_socket().map_err(|e| Error::io(&context, e))?;
             let sockaddr =

@@ -44,6 +44,7 @@ use hold::CloseHold;
 use super::{AsyncStream, PeerAddr, SocketOptions, Stream};
 use crate::endpoint::{Endpoint, Host};
 use crate::error::{Error, ErrorKind, Result};
+use crate::settings::Setting;
 
 /// The default largest message accepted: 16 MiB.
 pub const DEFAULT_MAX_MESSAGE: usize = 16 << 20;
@@ -138,7 +139,7 @@ fn request(endpoint: &Endpoint, opts: &WsOptions) -> Result<Request> {
     let headers = req.headers_mut();
     if !opts.protocols.is_empty() {
         let value = HeaderValue::from_str(&opts.protocols.join(", "))
-            .map_err(|_| bad("invalid --ws-protocol".into()))?;
+            .map_err(|_| bad(format!("invalid {}", Setting::WsProtocol)))?;
         headers.insert(header::SEC_WEBSOCKET_PROTOCOL, value);
     }
     for (name, value) in &opts.headers {
@@ -476,7 +477,7 @@ impl AsyncWrite for WsStream {
                     return Poll::Ready(Err(io::Error::new(
                         io::ErrorKind::InvalidData,
                         Error::new(ErrorKind::Usage, "websocket")
-                            .with_detail("--ws-text: input is not utf-8"),
+                            .with_detail(format!("{}: input is not utf-8", Setting::WsText)),
                     )));
                 }
             }
