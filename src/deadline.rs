@@ -12,14 +12,14 @@ use tokio::time::Instant;
 const FAR: Duration = Duration::from_secs(100 * 365 * 86_400);
 
 /// `at + d`, saturating at a time a hundred years after `at`.
-pub fn after(at: Instant, d: Duration) -> Instant {
+pub(crate) fn after(at: Instant, d: Duration) -> Instant {
     at.checked_add(d.min(FAR))
         .or_else(|| at.checked_add(Duration::from_secs(365 * 86_400)))
         .unwrap_or(at)
 }
 
 /// `Instant::now() + d`, saturating (see [`after`]).
-pub fn from_now(d: Duration) -> Instant {
+pub(crate) fn from_now(d: Duration) -> Instant {
     after(Instant::now(), d)
 }
 

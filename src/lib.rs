@@ -26,7 +26,7 @@
 //! | [`transport`] | the connect chain ([`Connector`](transport::Connector): dial the base with Happy Eyeballs, then each layer), [`Listener`](transport::Listener) (bind, accept, then each layer's handshake in the connection's task), [`Stream`](transport::Stream) (concrete TCP, Unix and TLS-over-TCP variants; [`Boxed`](transport::Stream::Boxed) for other compositions such as TLS over a Unix socket, and QUIC streams), the TLS layer, the WebSocket layer (`ws`: the upgrade, messages as a byte stream, close frames as half-close), QUIC (quinn: one stream is one connection), UDP sockets |
 //! | [`error`] | error kinds, messages and exit codes (it knows no transport: a layer hands over the errors it classified inside the I/O error) |
 //! | [`retry`] | the retry policy (pure schedule) and the retry driver |
-//! | [`deadline`] | saturating deadlines: a huge configured duration never panics |
+//! | `deadline` (internal) | saturating deadlines: a huge configured duration never panics |
 //! | [`service`] | the service seam: the [`Service`](service::Service) trait, [`Conn`](service::Conn) (stream, peer, shutdown, deadlines, progress clock, observer), [`Observer`](service::Observer) |
 //! | [`server`] | the one accept loop, generic over the service and knowing none: connection limit (evicting the longest-idle connection for services that ask), access rules, PROXY protocol headers, accept backoff, shutdown (connections idle between messages close at once, the others drain) |
 //! | [`pipe`] | the bidirectional copy any service can use: splice(2) for TCP to TCP on Linux, a user-space copy otherwise, half-close |
@@ -65,10 +65,12 @@
 //! # }
 //! ```
 
+#![deny(unreachable_pub)]
+
 pub mod access;
 pub mod bench;
 pub mod connect;
-pub mod deadline;
+pub(crate) mod deadline;
 pub mod endpoint;
 pub mod error;
 pub mod escape;

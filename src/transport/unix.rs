@@ -31,7 +31,7 @@ const BACKLOG: i32 = 4096;
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// A listening Unix socket and the file it owns.
-pub struct UnixListener {
+pub(crate) struct UnixListener {
     inner: tokio::net::UnixListener,
     addr: UnixAddr,
     /// Removes the socket file on drop (`None` for abstract sockets).
@@ -49,7 +49,7 @@ impl fmt::Debug for UnixListener {
 impl UnixListener {
     /// Accepts one connection, with the peer's process id when the kernel
     /// gives it (a connecting Unix socket has no name of its own).
-    pub async fn accept(&self) -> io::Result<(UnixStream, PeerAddr)> {
+    pub(crate) async fn accept(&self) -> io::Result<(UnixStream, PeerAddr)> {
         let (stream, addr) = self.inner.accept().await?;
         let peer = PeerAddr::Unix {
             name: unix_name(&addr.into()),
@@ -59,7 +59,7 @@ impl UnixListener {
     }
 
     /// The bound address, as given.
-    pub fn addr(&self) -> &UnixAddr {
+    pub(crate) fn addr(&self) -> &UnixAddr {
         &self.addr
     }
 }
