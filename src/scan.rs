@@ -57,6 +57,7 @@ impl PortState {
 
 /// Everything a scan needs.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ScanConfig {
     /// The hosts, as given (names resolve at the start of the scan).
     pub hosts: Vec<Host>,
@@ -74,6 +75,23 @@ pub struct ScanConfig {
     pub family: Family,
     /// The local address and port probes are made from.
     pub source: Source,
+}
+
+impl ScanConfig {
+    /// A scan of `ports` on `hosts` with the command's defaults: 256
+    /// probes at once, 1 s per probe, no retries, no banners.
+    pub fn new(hosts: Vec<Host>, ports: Vec<u16>) -> ScanConfig {
+        ScanConfig {
+            hosts,
+            ports,
+            concurrency: 256,
+            timeout: Duration::from_secs(1),
+            retries: 0,
+            banner: None,
+            family: Family::default(),
+            source: Source::default(),
+        }
+    }
 }
 
 /// The result of one port.

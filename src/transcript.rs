@@ -102,6 +102,7 @@ enum Record {
 
 /// Which files a transcript writes, and how.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TranscriptOptions {
     /// `-o FILE`: the raw bytes.
     pub output: Option<PathBuf>,

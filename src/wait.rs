@@ -112,6 +112,7 @@ pub enum Readiness {
 
 /// Everything `wait` needs.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct WaitConfig {
     /// The targets to wait for.
     pub targets: Vec<Target>,

@@ -88,6 +88,7 @@ pub enum Target {
 
 /// Everything a run needs.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct BenchConfig {
     /// The server.
     pub target: Target,
@@ -97,6 +98,18 @@ pub struct BenchConfig {
     pub connect: ConnectOptions,
     /// A server process whose CPU time to report (`--server-pid`).
     pub server_pid: Option<u32>,
+}
+
+impl BenchConfig {
+    /// A run of `plan` against `target` with default connect options.
+    pub fn new(target: Target, plan: Plan) -> BenchConfig {
+        BenchConfig {
+            target,
+            plan,
+            connect: ConnectOptions::default(),
+            server_pid: None,
+        }
+    }
 }
 
 /// A progress snapshot, passed to the caller's callback a few times a

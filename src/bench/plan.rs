@@ -32,6 +32,7 @@ pub enum Expect {
 
 /// A workload, resolved from the command line (or built by a caller).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Plan {
     /// Connections kept open at once (each runs one worker).
     pub connections: usize,

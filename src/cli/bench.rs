@@ -232,44 +232,38 @@ impl BenchArgs {
             Some(n) => Stop::Requests(shard.part(n)),
             None => Stop::Duration(self.duration),
         };
-        let plan = Plan {
-            connections,
-            request: request.into(),
-            expect,
-            stop,
-            warmup: self.warmup,
-            pipeline: self.pipeline,
-            pacing: match self.rate {
-                Some(rate) => Pacing::Open { rate: share(rate) },
-                None => Pacing::Closed,
-            },
-            connect_rate: self.connect_rate.map(share),
-            churn: self.churn,
-            request_timeout: self.timeout,
-            hold: self.hold,
+        let mut plan = Plan::echo(connections, request, stop);
+        plan.expect = expect;
+        plan.warmup = self.warmup;
+        plan.pipeline = self.pipeline;
+        plan.pacing = match self.rate {
+            Some(rate) => Pacing::Open { rate: share(rate) },
+            None => Pacing::Closed,
         };
+        plan.connect_rate = self.connect_rate.map(share);
+        plan.churn = self.churn;
+        plan.request_timeout = self.timeout;
+        plan.hold = self.hold;
         plan.validate()?;
         if self.timeout.is_zero() {
             return Err(Error::usage("--timeout must be longer than zero"));
         }
-        Ok(BenchConfig {
-            target,
-            plan,
-            // TCP_NODELAY on, keepalive off: the defaults.
-            connect: ConnectOptions {
-                connect_timeout: self.connect_timeout,
-                tls,
-                family,
-                ws,
-                source: Source {
-                    ip: self.source,
-                    port: None,
-                },
-                proxy: self.proxy.resolve()?,
-                ..ConnectOptions::default()
+        let mut config = BenchConfig::new(target, plan);
+        // TCP_NODELAY on, keepalive off: the defaults.
+        config.connect = ConnectOptions {
+            connect_timeout: self.connect_timeout,
+            tls,
+            family,
+            ws,
+            source: Source {
+                ip: self.source,
+                port: None,
             },
-            server_pid: self.server_pid,
-        })
+            proxy: self.proxy.resolve()?,
+            ..ConnectOptions::default()
+        };
+        config.server_pid = self.server_pid;
+        Ok(config)
     }
 
     /// Runs the benchmark (or `bench merge`) and prints the report.

@@ -441,11 +441,11 @@ impl ProxyArgs {
                 ca: self.proxy_ca.clone(),
             };
         }
-        Ok(ProxyOptions {
-            chain,
-            tls,
-            from_env,
-        })
+        let mut opts = ProxyOptions::default();
+        opts.chain = chain;
+        opts.tls = tls;
+        opts.from_env = from_env;
+        Ok(opts)
     }
 }
 

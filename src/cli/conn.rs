@@ -27,11 +27,10 @@ impl TranscriptArgs {
     /// Opens the files and starts the writer, when a transcript is asked
     /// for. `server`: several connections, told apart by ids.
     pub fn start(&self, server: bool) -> Result<Option<Transcript>> {
-        let opts = TranscriptOptions {
-            output: self.output.clone(),
-            hex_dump: self.hex_dump.clone(),
-            server,
-        };
+        let mut opts = TranscriptOptions::default();
+        opts.output = self.output.clone();
+        opts.hex_dump = self.hex_dump.clone();
+        opts.server = server;
         if !opts.is_wanted() {
             return Ok(None);
         }

@@ -79,16 +79,14 @@ impl ScanArgs {
         if self.timeout.is_zero() {
             return Err(Error::usage("--timeout must be longer than zero"));
         }
-        Ok(ScanConfig {
-            hosts,
-            ports,
-            concurrency: self.concurrency,
-            timeout: self.timeout,
-            retries: self.retries,
-            banner: self.banner.then_some(self.banner_wait),
-            family,
-            source: self.source.source(),
-        })
+        let mut config = ScanConfig::new(hosts, ports);
+        config.concurrency = self.concurrency;
+        config.timeout = self.timeout;
+        config.retries = self.retries;
+        config.banner = self.banner.then_some(self.banner_wait);
+        config.family = family;
+        config.source = self.source.source();
+        Ok(config)
     }
 
     /// Runs the scan and prints the results.

@@ -78,18 +78,18 @@ impl TlsServeArgs {
                 return Err(needs_tls(flag, endpoint));
             }
         }
-        Ok(TlsServerOptions {
-            identity: identity(&self.cert, &self.key),
-            client_ca: self.client_ca.clone(),
-            client_pins: self
-                .client_pin_sha256
-                .iter()
-                .map(|p| p.parse::<Fingerprint>())
-                .collect::<Result<Vec<_>>>()?,
-            client_names: self.client_name.clone(),
-            alpn: parse_alpn(&self.alpn)?,
-            handshake_timeout: self.handshake_timeout.unwrap_or(DEFAULT_HANDSHAKE_TIMEOUT),
-        })
+        let mut opts = TlsServerOptions::default();
+        opts.identity = identity(&self.cert, &self.key);
+        opts.client_ca = self.client_ca.clone();
+        opts.client_pins = self
+            .client_pin_sha256
+            .iter()
+            .map(|p| p.parse::<Fingerprint>())
+            .collect::<Result<Vec<_>>>()?;
+        opts.client_names = self.client_name.clone();
+        opts.alpn = parse_alpn(&self.alpn)?;
+        opts.handshake_timeout = self.handshake_timeout.unwrap_or(DEFAULT_HANDSHAKE_TIMEOUT);
+        Ok(opts)
     }
 }
 
@@ -158,12 +158,12 @@ impl TlsConnectArgs {
                 ca: self.ca.clone(),
             }
         };
-        Ok(TlsClientOptions {
-            verification,
-            servername: self.servername.clone(),
-            identity: identity(&self.cert, &self.key),
-            alpn: parse_alpn(&self.alpn)?,
-            handshake_timeout: self.handshake_timeout.unwrap_or(DEFAULT_HANDSHAKE_TIMEOUT),
-        })
+        let mut opts = TlsClientOptions::default();
+        opts.verification = verification;
+        opts.servername = self.servername.clone();
+        opts.identity = identity(&self.cert, &self.key);
+        opts.alpn = parse_alpn(&self.alpn)?;
+        opts.handshake_timeout = self.handshake_timeout.unwrap_or(DEFAULT_HANDSHAKE_TIMEOUT);
+        Ok(opts)
     }
 }

@@ -140,30 +140,29 @@ impl WaitArgs {
                 expect: self.expect.as_ref().map(|s| s.as_bytes().to_vec()),
             }
         };
-        Ok(WaitConfig {
-            targets,
-            expect_status: self.expect_status.clone(),
-            timeout: optional(self.timeout),
-            attempt_timeout: self.attempt_timeout,
-            connect: ConnectOptions {
-                connect_timeout: self.attempt_timeout,
-                socket: SocketOptions::default(),
-                tls,
-                family,
-                source: self.source.source(),
-                proxy: self.proxy.resolve()?,
-                ws,
-            },
-            backoff: RetryPolicy {
-                max_retries: None,
-                deadline: None,
-                initial_delay: self.retry_delay,
-                max_delay: self.retry_max_delay.max(self.retry_delay),
-            },
-            any: self.any,
-            readiness,
-            progress: std::io::stderr().is_terminal(),
-        })
+        let mut config = WaitConfig::new(targets);
+        config.expect_status = self.expect_status.clone();
+        config.timeout = optional(self.timeout);
+        config.attempt_timeout = self.attempt_timeout;
+        config.connect = ConnectOptions {
+            connect_timeout: self.attempt_timeout,
+            socket: SocketOptions::default(),
+            tls,
+            family,
+            source: self.source.source(),
+            proxy: self.proxy.resolve()?,
+            ws,
+        };
+        config.backoff = RetryPolicy {
+            max_retries: None,
+            deadline: None,
+            initial_delay: self.retry_delay,
+            max_delay: self.retry_max_delay.max(self.retry_delay),
+        };
+        config.any = self.any;
+        config.readiness = readiness;
+        config.progress = std::io::stderr().is_terminal();
+        Ok(config)
     }
 
     /// Waits, then runs the command (never returning if it starts).

@@ -264,6 +264,7 @@ fn percent_decode(s: &str) -> Option<String> {
 /// dialed, each next one reached through the one before), and how an
 /// HTTPS proxy's certificate is verified.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ProxyOptions {
     /// The proxies, first dialed first; empty for a direct connection.
     pub chain: Vec<ProxyUrl>,

@@ -40,8 +40,9 @@ pub struct Identity {
     pub key: PathBuf,
 }
 
-/// What a TLS server does.
+/// What a TLS server does. Start from [`Default`] and set what differs.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TlsServerOptions {
     /// The server's certificate and key; `None` generates a self-signed
     /// certificate for the listen address at start-up.
@@ -106,8 +107,9 @@ impl Default for ServerVerification {
     }
 }
 
-/// What a TLS client does.
+/// What a TLS client does. Start from [`Default`] and set what differs.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TlsClientOptions {
     /// How the server's certificate is verified.
     pub verification: ServerVerification,
