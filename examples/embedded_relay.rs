@@ -16,7 +16,7 @@ async fn main() -> netcrab::error::Result<()> {
     // The upstream: an echo server on a port the kernel picks.
     let upstream = Listener::bind(&"127.0.0.1:0".parse()?).await?;
     let upstream_addr = upstream
-        .local_addr()
+        .endpoint()
         .map_err(|e| netcrab::error::Error::io("address", e))?;
     let echo = ServeConfig {
         service: Service::Echo,
@@ -28,13 +28,13 @@ async fn main() -> netcrab::error::Result<()> {
     // The relay in front of it.
     let front = Listener::bind(&"127.0.0.1:0".parse()?).await?;
     let front_addr = front
-        .local_addr()
+        .endpoint()
         .map_err(|e| netcrab::error::Error::io("address", e))?;
-    let config = RelayConfig::new(upstream_addr.parse()?);
+    let config = RelayConfig::new(upstream_addr);
     let relayed = tokio::spawn(relay::run(front, config, shutdown.clone()));
 
     // A client through the relay.
-    let mut stream = transport::connect(&front_addr.parse()?, &ConnectOptions::default()).await?;
+    let mut stream = transport::connect(&front_addr, &ConnectOptions::default()).await?;
     stream
         .write_all(b"through the relay")
         .await

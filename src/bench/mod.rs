@@ -257,7 +257,7 @@ impl Embedded {
                     let bound = async {
                         let listener = Listener::bind(&"127.0.0.1:0".parse()?).await?;
                         let addr = listener
-                            .local_addr()
+                            .endpoint()
                             .map_err(|e| Error::io("read the bound address", e))?;
                         Ok::<_, Error>((listener, addr))
                     }
@@ -295,7 +295,7 @@ impl Embedded {
             .await
             .map_err(|_| Error::usage("the embedded server did not start"))??;
         Ok(Embedded {
-            endpoint: addr.parse()?,
+            endpoint: addr,
             shutdown,
             thread,
         })

@@ -270,7 +270,7 @@ fn parse_mode(s: &str) -> std::result::Result<u32, String> {
 /// whoever waits for that line has everything else.
 pub(super) fn announce(listener: &Listener, port_file: Option<&Path>, suffix: &str) -> Result<()> {
     let local = listener
-        .local_addr()
+        .endpoint()
         .map_err(|e| Error::io("read the bound address", e))?;
     if let Some(tls) = listener.tls() {
         if let Some(names) = tls.self_signed_names() {

@@ -13,7 +13,7 @@ use super::quic::QuicListener;
 use super::{
     ListenOptions, PeerAddr, SocketOptions, Stream, UnixListener, not_a_stream, tcp, unix,
 };
-use crate::endpoint::{Addr, Base, Endpoint, Host, HostPort, Scheme};
+use crate::endpoint::{Addr, Base, Endpoint, Host, HostPort, Scheme, UnixAddr};
 use crate::error::Result;
 use crate::tls::ServerTls;
 
@@ -163,11 +163,15 @@ impl Listener {
         Endpoint::new(self.scheme, addr).map_err(io::Error::other)
     }
 
-    /// The bound address, as it should be printed: `127.0.0.1:41234`, or
-    /// with its scheme (`tls://127.0.0.1:41234`, `unix:///run/app.sock`,
-    /// `tls+unix:///run/app.sock`).
-    pub fn local_addr(&self) -> io::Result<String> {
-        self.endpoint().map(|e| e.to_string())
+    /// The bound address: a socket address (its port filled in for port
+    /// 0) or a Unix socket's path or abstract name. [`endpoint`](Self::endpoint)
+    /// gives it with its scheme, as it should be printed and connected to.
+    pub fn local_addr(&self) -> io::Result<LocalAddr> {
+        Ok(match &self.base {
+            BaseListener::Tcp(l) => LocalAddr::Inet(l.local_addr()?),
+            BaseListener::Quic(l, _) => LocalAddr::Inet(l.local_addr()?),
+            BaseListener::Unix(l) => LocalAddr::Unix(l.addr().clone()),
+        })
     }
 
     /// The bound port, for the network transports.
@@ -189,6 +193,25 @@ impl Listener {
             .iter()
             .flat_map(|l| l.iter())
             .find_map(ServerLayer::tls)
+    }
+}
+
+/// Where a listener is bound.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum LocalAddr {
+    /// An IP address and port (TCP, and UDP for QUIC).
+    Inet(SocketAddr),
+    /// A Unix socket's path or abstract name.
+    Unix(UnixAddr),
+}
+
+impl std::fmt::Display for LocalAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LocalAddr::Inet(addr) => addr.fmt(f),
+            LocalAddr::Unix(addr) => addr.fmt(f),
+        }
     }
 }
 

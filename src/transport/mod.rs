@@ -51,7 +51,7 @@ use crate::proxy::ProxyOptions;
 use crate::tls::{TlsClientOptions, TlsServerOptions};
 
 pub use connector::{Connector, connect};
-pub use listen::{Accepted, Listener};
+pub use listen::{Accepted, Listener, LocalAddr};
 pub use quic::{DEFAULT_ALPN as QUIC_DEFAULT_ALPN, IDLE_TIMEOUT as QUIC_IDLE_TIMEOUT};
 pub use stream::{AsyncStream, Stream};
 pub use tcp::{connect_tcp, connect_tcp_addrs, dial};

@@ -30,7 +30,7 @@ async fn start<S: Service, O: Observer>(
     let listener = Listener::bind(&"127.0.0.1:0".parse().expect("endpoint"))
         .await
         .expect("bind");
-    let addr = listener.local_addr().expect("address");
+    let addr = listener.local_addr().expect("address").to_string();
     let shutdown = shutdown.clone();
     let task = tokio::spawn(async move {
         server::run_observed(listener, &limits, shutdown, service, observer).await
