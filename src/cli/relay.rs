@@ -233,6 +233,7 @@ impl RelayArgs {
                 access: None,
             },
             transcript: None,
+            faults: None,
         };
         let mut listen_options = ListenOptions::default();
         listen_options.tls = self.tls.resolve(&listen)?;
