@@ -204,6 +204,37 @@ impl FaultKeys {
         })
     }
 
+    /// Keys and values from another source (the command line's flags):
+    /// the same deserialisation as JSON and TOML, so an unknown key is
+    /// refused the same way.
+    pub fn from_pairs<'a>(
+        pairs: impl IntoIterator<Item = (&'a str, Value)>,
+    ) -> Result<FaultKeys, FaultError> {
+        let map: Map<String, Json> = pairs
+            .into_iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    Value::Bool(b) => Json::Bool(b),
+                    Value::Int(n) => Json::from(n),
+                    Value::Float(x) => Json::from(x),
+                    Value::Str(s) => Json::String(s),
+                };
+                (k.to_owned(), v)
+            })
+            .collect();
+        serde_json::from_value(Json::Object(map))
+            .map_err(|e| FaultError::from_serde(&e.to_string()))
+    }
+
+    /// Checks one key's value alone (a flag's value as clap parses it).
+    pub fn check_one(key: &str, value: &str) -> Result<(), FaultError> {
+        let mut pairs = vec![(key, Value::from(value))];
+        if key == "slice-delay" {
+            pairs.push(("slice", Value::Int(1)));
+        }
+        FaultKeys::from_pairs(pairs)?.resolve().map(|_| ())
+    }
+
     /// Parses a TOML document of keys (`--faults FILE`).
     pub fn from_toml(text: &str) -> Result<FaultKeys, FaultError> {
         toml::from_str(text).map_err(|e| {
@@ -687,6 +718,24 @@ mod tests {
         assert_eq!(err.key.as_deref(), Some("jitterr"), "{err}");
         let err = FaultKeys::from_toml("latency = ").unwrap_err();
         assert!(err.to_string().contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn flag_pairs_use_the_same_parser() {
+        let keys =
+            FaultKeys::from_pairs([("latency", "1s".into()), ("blackhole", Value::Bool(true))]);
+        let f = keys.unwrap().resolve().unwrap();
+        assert_eq!((f.latency, f.blackhole), (Duration::from_secs(1), true));
+        let err = FaultKeys::from_pairs([("latenc", "1s".into())]).unwrap_err();
+        assert_eq!(err.key.as_deref(), Some("latenc"));
+        assert!(FaultKeys::check_one("slice-delay", "5ms").is_ok());
+        assert_eq!(
+            FaultKeys::check_one("jitter", "x")
+                .unwrap_err()
+                .key
+                .as_deref(),
+            Some("jitter")
+        );
     }
 
     #[test]
