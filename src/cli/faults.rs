@@ -155,7 +155,8 @@ impl FaultArgs {
             let local = listener
                 .local_addr()
                 .map_err(|e| Error::io("control API: read the bound address", e))?;
-            tracing::info!("control API listening on {local}");
+            // Not "listening on": that line announces the relay itself.
+            tracing::info!("control API at http://{local}");
             tokio::spawn(control::serve(listener, state.clone(), shutdown.clone()));
         }
         if let Some(path) = &self.file {
