@@ -373,3 +373,32 @@ fn a_faults_file_is_strict_and_re_read_on_sighup() {
     relay.proc.stderr.wait_for("SIGHUP: faults now");
     reset_after(20);
 }
+
+#[test]
+fn faults_apply_to_a_tls_upstream() {
+    let upstream = Server::start_exact(&["serve", "--tls", "127.0.0.1:0", "--echo"]);
+    let line = upstream
+        .proc
+        .stderr
+        .wait_for("tls certificate sha256 fingerprint: ");
+    let fp = line.rsplit(": ").next().unwrap().trim().to_owned();
+    let target = format!("tls://{}", upstream.addr_str());
+    let relay = relay(
+        &target,
+        &[
+            "--upstream-pin-sha256",
+            &fp,
+            "--latency",
+            "50ms",
+            "--reset-after",
+            "1000",
+        ],
+    );
+    let data = payload(10_000, 21);
+    let start = Instant::now();
+    let (got, err) = exchange(relay.connect(), data.clone());
+    assert!(start.elapsed() >= Duration::from_millis(50));
+    assert_eq!(got, data[..1000]);
+    assert_eq!(err.map(|e| e.kind()), Some(ErrorKind::ConnectionReset));
+    relay.proc.stderr.wait_for("relaying with faults");
+}
