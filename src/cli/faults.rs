@@ -157,6 +157,11 @@ impl FaultArgs {
                 .map_err(|e| Error::io("control API: read the bound address", e))?;
             // Not "listening on": that line announces the relay itself.
             tracing::info!("control API at http://{local}");
+            if !local.ip().is_loopback() {
+                tracing::warn!(
+                    "control API on {local}: it has no authentication, anyone who reaches it can change the faults"
+                );
+            }
             tokio::spawn(control::serve(listener, state.clone(), shutdown.clone()));
         }
         if let Some(path) = &self.file {

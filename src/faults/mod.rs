@@ -29,7 +29,7 @@ use crate::pipe::Dir;
 pub const MAX_DELAY: Duration = Duration::from_secs(3600);
 
 /// The longest `reset-after-time` and `timeout-after` accepted.
-pub const MAX_TIMER: Duration = Duration::from_secs(86400 * 365);
+pub const MAX_TIMER: Duration = Duration::from_secs(86400 * 30);
 
 /// The largest `slice` accepted.
 pub const MAX_SLICE: u64 = 16 << 20;
