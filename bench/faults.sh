@@ -6,6 +6,8 @@
 #   2. bandwidth: SIZE_MB (default 80) echoed through `relay --bandwidth
 #      10MiB/s` (downstream only) by `netcrab connect`, RUNS times (default
 #      3): the rate received, against the 10 MiB/s asked for;
+#   3. bulk: SIZE_MB echoed through the plain relay and through the
+#      latency relay (the delay queue bounds it to 4 MiB per 100 ms);
 # with each relay's CPU time (utime + stime from /proc/PID/stat).
 # Needs a release build: cargo build --release.
 set -euo pipefail
@@ -63,4 +65,18 @@ for i in $(seq "$RUNS"); do
     s = t1 - t0; r = b / s / 1048576
     printf "run %d: %d bytes in %.3f s = %.3f MiB/s (%+.2f%% of 10 MiB/s); relay cpu %.2f s\n",
       run, b, s, r, (r / 10 - 1) * 100, c1 - c0 }'
+done
+
+echo "== bulk: $SIZE_MB MiB echoed through the plain relay and through --latency 100ms"
+for name in plain latency; do
+  port=$(cat "$T/$name.port")
+  pid=$(cat "$T/$name.pid")
+  cpu0=$(proc_cpu_seconds "$pid")
+  t0=$(date +%s.%N)
+  got=$(head -c "${SIZE_MB}M" /dev/zero | "$B" connect "127.0.0.1:$port" | wc -c)
+  t1=$(date +%s.%N)
+  cpu1=$(proc_cpu_seconds "$pid")
+  awk -v n="$name" -v b="$got" -v t0="$t0" -v t1="$t1" -v c0="$cpu0" -v c1="$cpu1" 'BEGIN {
+    s = t1 - t0
+    printf "%-8s %d bytes in %.3f s = %.1f MiB/s; relay cpu %.2f s\n", n, b, s, b / s / 1048576, c1 - c0 }'
 done

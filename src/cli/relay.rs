@@ -125,7 +125,7 @@ pub struct RelayArgs {
     #[command(flatten)]
     pub transcript: TranscriptArgs,
     #[command(flatten)]
-    pub faults: FaultArgs,
+    pub faults: Box<FaultArgs>,
 }
 
 /// The upstream's TLS flags: `connect`'s, named `--upstream-*` so they do

@@ -267,7 +267,10 @@ fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String)
 /// The control API's address from the relay's log.
 fn control_addr(relay: &Server) -> SocketAddr {
     let line = relay.proc.stderr.wait_for("control API at http://");
-    line.rsplit("http://").next().unwrap().parse().unwrap()
+    line.rsplit("http://")
+        .next()
+        .and_then(|a| a.parse().ok())
+        .expect("control address")
 }
 
 #[test]
@@ -346,13 +349,13 @@ fn the_control_api_bounds_requests() {
 fn a_faults_file_is_strict_and_re_read_on_sighup() {
     let dir = temp_dir();
     let file = dir.path().join("faults.toml");
-    let file_str = file.to_str().unwrap().to_owned();
-    std::fs::write(&file, "reset-after = 10\nlatencyy = \"1s\"\n").unwrap();
+    let file_str = file.to_str().expect("utf-8 path").to_owned();
+    std::fs::write(&file, "reset-after = 10\nlatencyy = \"1s\"\n").expect("write the faults file");
     let out = run(&["relay", "127.0.0.1:0", "127.0.0.1:1", "--faults", &file_str]);
     assert_exit(&out, 2, "latencyy: unknown key");
 
     let upstream = Server::start(&["--echo"]);
-    std::fs::write(&file, "# a comment\nreset-after = 10\n").unwrap();
+    std::fs::write(&file, "# a comment\nreset-after = 10\n").expect("write the faults file");
     let relay = relay(&upstream.addr_str(), &["--faults", &file_str]);
     let reset_after = |n: usize| {
         let (got, err) = exchange(relay.connect(), vec![7; 1000]);
@@ -361,14 +364,15 @@ fn a_faults_file_is_strict_and_re_read_on_sighup() {
     };
     reset_after(10);
     // A bad file on SIGHUP: logged, the faults in force kept.
-    std::fs::write(&file, "reset-after = 20\nbogus = 1\n").unwrap();
+    std::fs::write(&file, "reset-after = 20\nbogus = 1\n").expect("write the faults file");
     relay.proc.signal(libc::SIGHUP);
     relay
         .proc
         .stderr
         .wait_for("bogus: unknown key (the keys are");
     reset_after(10);
-    std::fs::write(&file, "reset-after = \"20\"\ndirection = \"down\"\n").unwrap();
+    std::fs::write(&file, "reset-after = \"20\"\ndirection = \"down\"\n")
+        .expect("write the faults file");
     relay.proc.signal(libc::SIGHUP);
     relay.proc.stderr.wait_for("SIGHUP: faults now");
     reset_after(20);
@@ -381,7 +385,12 @@ fn faults_apply_to_a_tls_upstream() {
         .proc
         .stderr
         .wait_for("tls certificate sha256 fingerprint: ");
-    let fp = line.rsplit(": ").next().unwrap().trim().to_owned();
+    let fp = line
+        .rsplit(": ")
+        .next()
+        .expect("fingerprint")
+        .trim()
+        .to_owned();
     let target = format!("tls://{}", upstream.addr_str());
     let relay = relay(
         &target,
