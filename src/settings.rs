@@ -95,6 +95,12 @@ pub enum Setting {
     Requests,
     /// bench: how long to run.
     Duration,
+    /// relay faults: reset the client after this many bytes.
+    ResetAfter,
+    /// relay faults: reset the client after this long.
+    ResetAfterTime,
+    /// relay faults: stop forwarding after this long, then close.
+    TimeoutAfter,
 }
 
 impl Setting {
@@ -138,6 +144,9 @@ impl Setting {
         Setting::ConnectRate,
         Setting::Requests,
         Setting::Duration,
+        Setting::ResetAfter,
+        Setting::ResetAfterTime,
+        Setting::TimeoutAfter,
     ];
 
     /// The library's name for the setting: its configuration field's.
@@ -181,6 +190,9 @@ impl Setting {
             Setting::ConnectRate => "connect_rate",
             Setting::Requests => "requests",
             Setting::Duration => "duration",
+            Setting::ResetAfter => "reset_after",
+            Setting::ResetAfterTime => "reset_after_time",
+            Setting::TimeoutAfter => "timeout_after",
         }
     }
 }

@@ -175,6 +175,18 @@ complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l deny -d 'Refus
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l deny-file -d 'Read --deny rules from FILE: one a line, `#` comments' -r -F
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -s o -l output -d 'Write every byte each way to FILE, as received and sent (servers: each chunk after a `[conn ID < LEN]` or `[conn ID > LEN]` line); no zero-copy then' -r -F
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -s x -l hex-dump -d 'Write a hex dump of every byte each way to FILE: direction-tagged blocks in `hexdump -C` columns; no zero-copy then' -r -F
+complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l latency -d 'Deliver every chunk this long after it was read (order kept; reading goes on meanwhile)' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l jitter -d 'Vary the latency uniformly by up to this much either way (never below 0, never reordering)' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l bandwidth -d 'Deliver at most this rate: B/s, KiB/s, MiB/s, GiB/s; kB/s, MB/s, GB/s; kbit/s, Mbit/s, Gbit/s' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l slice -d 'Split every write into pieces of at most SIZE bytes (1 to 16MiB)' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l slice-delay -d 'With --slice: wait this long between two pieces' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l reset-after -d 'Deliver exactly this many bytes, then reset the client (RST) and close the upstream' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l reset-after-time -d 'Reset the client and close the upstream this long after the connection started' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l timeout-after -d 'Stop forwarding and close both sides this long after the connection started' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l drop -d 'Drop this share of datagrams, 0 to 1 (UDP relays only)' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l fault-rate -d 'Affect this share of connections, 0 to 1 (0: none, exactly; default 1: all)' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l faults -d 'Read the faults from a TOML file with the same keys (latency = "100ms"); re-read on SIGHUP' -r -F
+complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l control -d 'Serve the HTTP/JSON control API on ADDR: GET/PUT/DELETE /faults, GET /connections' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l log-format -d 'Log line format on stderr: text (`netcrab: message`) or json (one object per line: time, level, message and the event\'s fields)' -r -f -a "text\t'`netcrab: [level: ]message`'
 json\t'One JSON object per line: time, level, message, fields'"
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l no-splice -d 'Copy through user space even for TCP to TCP (splice(2) is used by default on Linux)'
@@ -187,6 +199,9 @@ complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l tls -d 'Speak 
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l ws-text -d 'Send text messages (input checked to be UTF-8) instead of binary ones'
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l upstream-tls -d 'Speak TLS to the upstream: an UPSTREAM without a scheme means tls://'
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l upstream-insecure -d 'Do not verify the upstream\'s certificate at all (warns)'
+complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l up -d 'Apply the faults client to upstream instead'
+complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l both -d 'Apply the faults both ways'
+complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l blackhole -d 'Accept and swallow: read and discard, never forward'
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace with timestamps)'
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -s q -l quiet -d 'Only errors on stderr'
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -s h -l help -d 'Print help (see more with \'--help\')'

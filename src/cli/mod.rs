@@ -8,6 +8,7 @@ mod common;
 mod conn;
 mod connect;
 mod exit_codes;
+mod faults;
 mod fdlimit;
 pub mod logging;
 mod proxy;

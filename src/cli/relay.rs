@@ -15,6 +15,7 @@ use super::common::{
     FamilyArgs, MAX_CONNS, ProxyArgs, RetryArgs, SourceArgs, count, duration, keepalive, optional,
 };
 use super::conn::{AccessArgs, TranscriptArgs, finish};
+use super::faults::FaultArgs;
 use super::serve::announce;
 use super::tls::{TlsConnectArgs, TlsServeArgs};
 use super::ws::WsArgs;
@@ -44,6 +45,18 @@ Examples:
   netcrab relay quic://:4433 127.0.0.1:22 --cert cert.pem --key key.pem       # ...and its other end
   netcrab relay ws://127.0.0.1:8080 127.0.0.1:5432   # a WebSocket face on a TCP service
   netcrab relay tcp://127.0.0.1:9000 wss://host/tunnel  # and the reverse: a TCP port into a WebSocket
+
+Faults (for testing other software; applied upstream to client unless --up or --both):
+  netcrab relay 127.0.0.1:7000 127.0.0.1:8080 --latency 100ms --jitter 10ms --both
+  netcrab relay 127.0.0.1:7000 127.0.0.1:8080 --bandwidth 1MiB/s
+  netcrab relay 127.0.0.1:7000 127.0.0.1:8080 --reset-after 1000 --fault-rate 0.1  # one connection in ten
+  netcrab relay 127.0.0.1:7000 127.0.0.1:8080 --slice 1 --slice-delay 10ms   # one byte at a time
+  netcrab relay 127.0.0.1:7000 127.0.0.1:8080 --blackhole --up               # the upstream never hears
+  netcrab relay 127.0.0.1:7000 127.0.0.1:8080 --faults faults.toml           # kill -HUP re-reads it
+  netcrab relay 127.0.0.1:7000 127.0.0.1:8080 --control 127.0.0.1:7001
+  curl -X PUT 127.0.0.1:7001/faults -d '{\"latency\": \"100ms\", \"direction\": \"both\"}'
+  curl 127.0.0.1:7001/connections; curl -X DELETE 127.0.0.1:7001/faults
+A change of faults applies to connections accepted after it; open connections keep theirs.
 
 Under systemd, a socket-activated relay (LISTEN_FDS set) listens on the socket it was passed; LISTEN
 then gives only the scheme (tls:// for termination). With NOTIFY_SOCKET set (Type=notify), it sends
@@ -111,6 +124,8 @@ pub struct RelayArgs {
     pub access: AccessArgs,
     #[command(flatten)]
     pub transcript: TranscriptArgs,
+    #[command(flatten)]
+    pub faults: Box<FaultArgs>,
 }
 
 /// The upstream's TLS flags: `connect`'s, named `--upstream-*` so they do
@@ -233,6 +248,7 @@ impl RelayArgs {
                 access: None,
             },
             transcript: None,
+            faults: self.faults.resolve()?,
         };
         let mut listen_options = ListenOptions::default();
         listen_options.tls = self.tls.resolve(&listen)?;
@@ -257,6 +273,9 @@ impl RelayArgs {
         };
         super::fdlimit::check("--max-conns", self.max_conns, per_conn);
         let listener = super::systemd::listen(&listen, &listen_options).await?;
+        if let Some(state) = &config.faults {
+            self.faults.start(state, &shutdown).await?;
+        }
         config.transcript = self.transcript.start(true)?;
         let transcript = config.transcript.clone();
         announce(

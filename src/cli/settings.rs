@@ -45,6 +45,9 @@ pub fn flag(setting: Setting) -> &'static str {
         Setting::ConnectRate => "--connect-rate",
         Setting::Requests => "--requests",
         Setting::Duration => "--duration",
+        Setting::ResetAfter => "--reset-after",
+        Setting::ResetAfterTime => "--reset-after-time",
+        Setting::TimeoutAfter => "--timeout-after",
         // A setting added to the library before the CLI names it.
         other => other.library_name(),
     }

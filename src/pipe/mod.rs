@@ -8,8 +8,13 @@
 //!
 //! It knows no service and no deadline: the caller races [`transfer`]
 //! against its own timers, reading [`Traffic::last_activity`].
+//!
+//! With faults ([`transfer_with_faults`], `fault`), a faulted direction is
+//! copied in user space through a delay queue, a bandwidth pacer and a
+//! slicer; the other direction keeps splice(2) when it could use it.
 
 mod copy;
+mod fault;
 #[cfg(target_os = "linux")]
 mod splice;
 
@@ -22,6 +27,8 @@ use socket2::SockRef;
 use tokio::time::Instant;
 
 use crate::transport::Stream;
+
+pub use fault::{Injected, transfer_with_faults};
 
 /// A direction of traffic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

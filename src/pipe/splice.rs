@@ -114,7 +114,7 @@ pub(super) async fn relay(
 /// the pipe holds data is ambiguous (the socket may be empty, or the pipe
 /// out of buffer slots), so it leaves the socket's readiness alone; only an
 /// `EAGAIN` into an empty pipe clears it.
-async fn one_way(
+pub(super) async fn one_way(
     src: &TcpStream,
     dst: &TcpStream,
     pipe: &Pipe,

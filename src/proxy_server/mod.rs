@@ -437,6 +437,7 @@ async fn handle(mut client: Stream, log: &mut CloseLog, config: &ProxyConfig) {
         config.idle_timeout,
         config.splice,
         &log.traffic,
+        None,
     )
     .await;
     log.log(&end);

@@ -11,6 +11,10 @@
 //! side closes both, and a connection is closed when nothing moves either
 //! way for the idle timeout.
 //!
+//! With faults ([`RelayConfig::faults`]), each new connection takes the
+//! faults in force when it starts (unless `fault-rate` spares it) and
+//! keeps them to its end; see [`faults`](crate::faults).
+//!
 //! `netcrab proxy` ([`proxy_server`](crate::proxy_server)) moves its
 //! tunnels' bytes with the same code after its handshake: `relay`, the
 //! ending (`End`) and the log line (`CloseLog`) are `pub(crate)` for it.
@@ -27,10 +31,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::endpoint::Endpoint;
 use crate::error::{Error, ErrorKind, Result, fmt_duration};
-use crate::pipe::{self, Fault, Side, Traffic};
+use crate::faults::Faults;
+use crate::faults::control::FaultState;
+use crate::pipe::{self, Fault, Injected, Side, Traffic};
 use crate::retry::{RetryPolicy, retry};
 use crate::server::{self, ServerLimits, ServerReport};
 use crate::service::{Conn, Observer, Service};
+use crate::settings::Setting;
 use crate::transcript::Transcript;
 use crate::transport::{ConnectOptions, Connector, Listener, PeerAddr, Stream};
 
@@ -59,6 +66,9 @@ pub struct RelayConfig {
     /// either direction for that long, so connections whose peers vanished
     /// (a lost FIN) do not leak.
     pub limits: ServerLimits,
+    /// Fault injection: the faults in force (replaceable at run time) and
+    /// the live connections; `None` costs nothing per connection.
+    pub faults: Option<Arc<FaultState>>,
 }
 
 impl RelayConfig {
@@ -77,6 +87,7 @@ impl RelayConfig {
             splice: true,
             send_proxy: None,
             transcript: None,
+            faults: None,
             limits: ServerLimits {
                 max_conns: 1024,
                 idle_timeout: Some(Duration::from_secs(600)),
@@ -144,6 +155,8 @@ pub(crate) enum End {
     /// `netcrab proxy` turned the request down or its handshake failed
     /// (the reason says which, and what the client was answered).
     Rejected(String),
+    /// An injected fault ended it (`--reset-after`, `--timeout-after`...).
+    Injected(Injected),
 }
 
 impl fmt::Display for End {
@@ -158,6 +171,29 @@ impl fmt::Display for End {
             End::UpstreamUnavailable(err) => write!(f, "upstream unavailable: {err}"),
             End::Drained => f.write_str("closed at the drain timeout"),
             End::Rejected(reason) => f.write_str(reason),
+            End::Injected(Injected::ResetAfterBytes(n)) => {
+                write!(
+                    f,
+                    "client reset by {} {n} (bytes delivered)",
+                    Setting::ResetAfter
+                )
+            }
+            End::Injected(Injected::ResetAfterTime(d)) => {
+                write!(
+                    f,
+                    "client reset by {} {}",
+                    Setting::ResetAfterTime,
+                    fmt_duration(*d)
+                )
+            }
+            End::Injected(Injected::TimeoutAfter(d)) => {
+                write!(
+                    f,
+                    "closed by {} {}",
+                    Setting::TimeoutAfter,
+                    fmt_duration(*d)
+                )
+            }
         }
     }
 }
@@ -178,8 +214,8 @@ pub(crate) struct CloseLog {
     pub(crate) client: PeerAddr,
     /// Where the connection goes, as logged.
     pub(crate) upstream: String,
-    /// Bytes moved each way.
-    pub(crate) traffic: Traffic,
+    /// Bytes moved each way (shared with the `--control` API's list).
+    pub(crate) traffic: Arc<Traffic>,
     logged: AtomicBool,
 }
 
@@ -189,7 +225,7 @@ impl CloseLog {
         CloseLog {
             client,
             upstream,
-            traffic: Traffic::new(),
+            traffic: Arc::new(Traffic::new()),
             logged: AtomicBool::new(false),
         }
     }
@@ -280,12 +316,22 @@ async fn handle<O: Observer>(conn: Conn<O>, config: &RelayConfig, connector: &Co
             return;
         }
     }
+    let faults = config.faults.as_ref().and_then(|s| s.for_new_connection());
+    let _listed = config.faults.as_ref().map(|state| {
+        state.register(
+            log.client.to_string(),
+            log.upstream.clone(),
+            log.traffic.clone(),
+            faults.is_some(),
+        )
+    });
     let end = relay(
         client,
         upstream,
         deadlines.idle_timeout,
         config.splice,
         &log.traffic,
+        faults.as_deref(),
     )
     .await;
     log.log(&end);
@@ -317,13 +363,16 @@ fn proxy_header(
 
 /// Relays between two connected streams until the end, and closes them:
 /// splice(2) for TCP to TCP when `splice`, the copy otherwise; closed after
-/// `idle_timeout` without traffic either way.
+/// `idle_timeout` without traffic either way. With `faults`, the faulted
+/// direction goes through the fault layer, and an injected reset resets
+/// the client (SO_LINGER 0) and closes the upstream.
 pub(crate) async fn relay(
     mut client: Stream,
     mut upstream: Stream,
     idle_timeout: Option<Duration>,
     splice: bool,
     traffic: &Traffic,
+    faults: Option<&Faults>,
 ) -> End {
     let far = Duration::from_secs(86400 * 365);
     let idle = idle_timeout.unwrap_or(far);
@@ -331,7 +380,17 @@ pub(crate) async fn relay(
     // (with retries) may have taken a while.
     traffic.touch();
     let result = {
-        let work = pipe::transfer(&mut client, &mut upstream, splice, traffic);
+        let work = async {
+            match faults {
+                None => pipe::transfer(&mut client, &mut upstream, splice, traffic)
+                    .await
+                    .map(|()| None),
+                Some(faults) => {
+                    pipe::transfer_with_faults(&mut client, &mut upstream, splice, traffic, faults)
+                        .await
+                }
+            }
+        };
         let timer = tokio::time::sleep(idle);
         tokio::pin!(work, timer);
         loop {
@@ -348,7 +407,13 @@ pub(crate) async fn relay(
         }
     };
     match result {
-        Ok(()) => End::Closed,
+        Ok(None) => End::Closed,
+        Ok(Some(injected)) => {
+            if injected.resets() {
+                pipe::abort(&client);
+            }
+            End::Injected(injected)
+        }
         Err(fault) => {
             // Pass a failure on: the other side is reset, not closed as
             // if the stream had ended normally.
