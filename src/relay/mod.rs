@@ -18,8 +18,8 @@
 use std::fmt;
 use std::future::Future;
 use std::io;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -29,7 +29,7 @@ use crate::endpoint::Endpoint;
 use crate::error::{Error, ErrorKind, Result, fmt_duration};
 use crate::pipe::{self, Fault, Side, Traffic};
 use crate::retry::{RetryPolicy, retry};
-use crate::server::{self, ServerLimits, ServerReport};
+use crate::server::{self, Failure, ServerLimits, ServerReport};
 use crate::service::{Conn, Observer, Service};
 use crate::transcript::Transcript;
 use crate::transport::{ConnectOptions, Connector, Listener, PeerAddr, Stream};
@@ -146,6 +146,19 @@ pub(crate) enum End {
     Rejected(String),
 }
 
+impl End {
+    /// The kind of failure this end is, `None` for a clean close.
+    fn failure_kind(&self) -> Option<ErrorKind> {
+        match self {
+            End::Closed => None,
+            End::Idle(_) | End::Drained => Some(ErrorKind::Timeout),
+            End::Fault(Fault { err, .. }) => Some(ErrorKind::of_io(err)),
+            End::UpstreamUnavailable(err) => Some(err.kind()),
+            End::Rejected(_) => Some(ErrorKind::Protocol),
+        }
+    }
+}
+
 impl fmt::Display for End {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -181,6 +194,8 @@ pub(crate) struct CloseLog {
     /// Bytes moved each way.
     pub(crate) traffic: Traffic,
     logged: AtomicBool,
+    /// How the connection failed, once logged (for `--once`).
+    failure: OnceLock<Failure>,
 }
 
 impl CloseLog {
@@ -191,6 +206,15 @@ impl CloseLog {
             upstream,
             traffic: Traffic::new(),
             logged: AtomicBool::new(false),
+            failure: OnceLock::new(),
+        }
+    }
+
+    /// Tells `observer` how the connection failed, if it did (after
+    /// [`log`](CloseLog::log)).
+    pub(crate) fn report<O: Observer>(&self, observer: &O) {
+        if let Some(failure) = self.failure.get() {
+            observer.failed(&failure.clone().into_error());
         }
     }
 
@@ -207,6 +231,12 @@ impl CloseLog {
             self.traffic.down(),
             fmt_duration(self.traffic.start().elapsed()),
         );
+        if let Some(kind) = end.failure_kind() {
+            let _ = self.failure.set(Failure {
+                kind,
+                message: format!("{} -> {}: {end}", self.client, self.upstream),
+            });
+        }
         // The parts as fields too, for `--log-format json`.
         macro_rules! log {
             ($level:ident) => {
@@ -260,6 +290,7 @@ async fn handle<O: Observer>(conn: Conn<O>, config: &RelayConfig, connector: &Co
         Err(err) => {
             // Dropping the client's stream closes it at once.
             log.log(&End::UpstreamUnavailable(err));
+            log.report(&observer);
             return;
         }
     };
@@ -277,6 +308,7 @@ async fn handle<O: Observer>(conn: Conn<O>, config: &RelayConfig, connector: &Co
                 side: Side::Upstream,
                 err,
             }));
+            log.report(&observer);
             return;
         }
     }
@@ -289,6 +321,7 @@ async fn handle<O: Observer>(conn: Conn<O>, config: &RelayConfig, connector: &Co
     )
     .await;
     log.log(&end);
+    log.report(&observer);
     observer.closed(&log.client, log.traffic.up(), log.traffic.down());
 }
 

@@ -1,8 +1,10 @@
 //! `netcrab serve`: the services (reply, echo, discard; per read or per
 //! line) run on the shared accept loop in [`server`].
 
+pub mod hub;
 pub mod lines;
 mod service;
+pub mod stdio;
 pub mod udp;
 
 use std::future::Future;
