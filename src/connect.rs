@@ -234,6 +234,9 @@ pub async fn pipe_stdio(config: &ConnectConfig, stream: Stream) -> Result<Connec
     if config.splice && config.one_way == OneWay::Both && !config.crlf {
         return zerocopy::pipe_stdio(config, stream).await;
     }
+    if !config.splice {
+        tracing::debug!("connect: copy path (--no-splice)");
+    }
     pipe(config, stream, tokio::io::stdin(), Stdout::new()).await
 }
 

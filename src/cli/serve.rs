@@ -331,7 +331,11 @@ impl ServeArgs {
         }
         tracing::info!("listening on udp://{local}");
         let _stopping = super::systemd::notify_ready(&shutdown);
-        let report = serve::udp::run(socket, config, shutdown).await?;
+        let report = if self.stdio {
+            serve::udp_stdio::run(socket, shutdown).await?
+        } else {
+            serve::udp::run(socket, config, shutdown).await?
+        };
         let dropped = match report.oversized {
             0 => String::new(),
             n => format!(", {n} too large for a datagram dropped"),

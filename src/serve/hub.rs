@@ -258,7 +258,6 @@ impl Hub {
     fn join(self: &Arc<Hub>, peer: PeerAddr) -> Joined {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let outbox = Arc::new(Outbox::new());
-        tracing::info!("{peer}: joined as user{id}");
         if self.mode == HubMode::Stdio && self.stdin_done.load(Ordering::Relaxed) {
             outbox.close(Closed::AfterQueue);
         }
@@ -273,10 +272,12 @@ impl Hub {
         self.members().insert(
             id,
             Member {
-                peer,
+                peer: peer.clone(),
                 outbox: outbox.clone(),
             },
         );
+        // Logged once a member: whoever waits for the line may send to it.
+        tracing::info!("{peer}: joined as user{id}");
         self.joined.notify_one();
         Joined {
             hub: self.clone(),
@@ -454,14 +455,14 @@ async fn client<O: Observer>(
     let idle = idle_timeout.unwrap_or(far);
     let timer = tokio::time::sleep(idle);
     tokio::pin!(timer);
-    let mut read_done = false;
+    let (mut read_done, mut write_done) = (false, false);
     loop {
         tokio::select! {
             ended = &mut reading, if !read_done => {
                 read_done = true;
                 match ended? {
                     // Stdio: the client may still be sent stdin.
-                    ReadEnd::Eof if hub.mode == HubMode::Stdio => {}
+                    ReadEnd::Eof if hub.mode == HubMode::Stdio && !write_done => {}
                     ReadEnd::Eof => return Ok(()),
                     ReadEnd::TooLong(max) => {
                         joined.outbox.close(Closed::AfterQueue);
@@ -472,7 +473,14 @@ async fn client<O: Observer>(
                     }
                 }
             }
-            written = &mut writing => return written,
+            written = &mut writing, if !write_done => {
+                written?;
+                // Stdio: stdin ended, and the client may still send.
+                if hub.mode != HubMode::Stdio || read_done {
+                    return Ok(());
+                }
+                write_done = true;
+            }
             _ = &mut timer, if idle_timeout.is_some() => {
                 let deadline = crate::deadline::after(counts.last_activity(), idle);
                 if Instant::now() >= deadline {
@@ -549,8 +557,8 @@ fn chat_line(id: u64, line: &[u8]) -> Arc<[u8]> {
 }
 
 /// Writes a client's outbox to it until the outbox closes: after its
-/// queue for stdin's end (then the sending side is shut down and the
-/// client may go on sending), at once otherwise.
+/// queue for stdin's end or a farewell (then the sending side is shut
+/// down), at once otherwise.
 async fn write_client<W, O>(
     wr: &mut W,
     outbox: &Outbox,
@@ -574,11 +582,10 @@ where
             }
             Ok(None) => outbox.readable.notified().await,
             Err(Closed::AfterQueue) => {
-                wr.shutdown()
+                return wr
+                    .shutdown()
                     .await
-                    .map_err(|e| Error::io("shut down sending to client", e))?;
-                // The client may still send: reading goes on.
-                std::future::pending::<()>().await;
+                    .map_err(|e| Error::io("shut down sending to client", e));
             }
             Err(Closed::Overflow) => {
                 return Err(Error::new(ErrorKind::Timeout, "client")

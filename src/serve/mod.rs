@@ -6,6 +6,7 @@ pub mod lines;
 mod service;
 pub mod stdio;
 pub mod udp;
+pub mod udp_stdio;
 
 use std::future::Future;
 use std::sync::Arc;
