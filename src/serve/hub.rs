@@ -407,13 +407,13 @@ impl Service for HubService {
             let result = client(stream, &joined, deadlines.idle_timeout, &counts, &observer).await;
             drop(joined);
             let summary = format!(
-                "user{id}: received {} bytes, sent {} in {}",
+                "received {} bytes, sent {} in {}",
                 counts.up(),
                 counts.down(),
                 fmt_duration(counts.start().elapsed())
             );
             match result {
-                Ok(()) => tracing::debug!("{peer}: closed ({summary})"),
+                Ok(()) => tracing::debug!("{peer}: user{id} closed ({summary})"),
                 Err(err) => {
                     tracing::info!("{peer}: {err} ({summary})");
                     observer.failed(&err);

@@ -465,3 +465,113 @@ fn modes_that_mean_nothing_are_usage_errors() {
         assert_eq!(code(out.status), 2, "{args:?}: {}", stderr(&out));
     }
 }
+
+/// `serve ADDR --stdio` and `connect` exchange a few hundred KB each way
+/// (and the server exits 0), over any stream transport.
+fn stdio_roundtrip(listen: &str, connect_extra: &[&str]) {
+    let mut server = start(
+        &["serve", listen, "--stdio"],
+        Stdio::piped(),
+        Stdio::piped(),
+    );
+    let line = server.stderr.wait_for("listening on ");
+    let addr = line
+        .rsplit("listening on ")
+        .next()
+        .and_then(|a| a.split_whitespace().next())
+        .expect("address")
+        .to_owned();
+    let out = Collected::collect(server.child.stdout.take().expect("stdout"));
+    let mut stdin = server.child.stdin.take().expect("stdin");
+    let to_client = payload(300 * 1024 + 1, 9);
+    let input = to_client.clone();
+    let writer = std::thread::spawn(move || stdin.write_all(&input).expect("server stdin"));
+    let to_server = payload(200 * 1024 + 3, 10);
+    let mut args = vec!["connect", &addr];
+    let fp;
+    if addr.starts_with("tls") {
+        fp = server
+            .stderr
+            .wait_for("fingerprint: ")
+            .rsplit("fingerprint: ")
+            .next()
+            .expect("fingerprint")
+            .trim()
+            .to_owned();
+        args.extend_from_slice(&["--pin-sha256", &fp]);
+    }
+    args.extend_from_slice(connect_extra);
+    let client = run_with_input(&args, to_server.clone());
+    writer.join().expect("writer");
+    assert_eq!(code(client.status), 0, "{}", stderr(&client));
+    assert_eq!(code(server.wait()), 0, "{}", server.stderr.text());
+    out.wait_for_eof();
+    assert!(client.stdout == to_client, "server to client differs");
+    assert!(out.bytes() == to_server, "client to server differs");
+}
+
+#[test]
+fn stdio_over_tls() {
+    stdio_roundtrip("tls://127.0.0.1:0", &[]);
+}
+
+#[test]
+fn stdio_over_a_unix_socket() {
+    let dir = temp_dir();
+    let path = format!("unix://{}", dir.path().join("s.sock").display());
+    stdio_roundtrip(&path, &[]);
+}
+
+#[test]
+fn stdio_over_tls_over_a_unix_socket() {
+    let dir = temp_dir();
+    let path = format!("tls+unix://{}", dir.path().join("s.sock").display());
+    stdio_roundtrip(&path, &[]);
+}
+
+/// A TLS handshake that fails is the one connection's outcome: exit 8.
+#[test]
+fn once_exits_8_when_the_tls_handshake_fails() {
+    let mut server = start(
+        &["serve", "tls://127.0.0.1:0", "--echo", "--once"],
+        Stdio::null(),
+        Stdio::null(),
+    );
+    let mut s = connect(&listening(&server).replace("tls://", ""));
+    s.write_all(b"not a client hello\r\n\r\n").expect("write");
+    let _ = s.read(&mut [0u8; 64]);
+    assert_eq!(code(server.wait()), 8, "{}", server.stderr.text());
+}
+
+/// `proxy --once`: a client that does not speak a proxy protocol is the
+/// one connection's failure (a protocol error: 10).
+#[test]
+fn once_proxy_exits_with_the_connection_outcome() {
+    let mut proxy = start(
+        &["proxy", "127.0.0.1:0", "--once"],
+        Stdio::null(),
+        Stdio::null(),
+    );
+    let mut s = connect(&listening(&proxy));
+    s.write_all(b"\x16 hello?\r\n\r\n").expect("write");
+    let _ = read_to_end(&mut s);
+    assert_eq!(code(proxy.wait()), 10, "{}", proxy.stderr.text());
+}
+
+/// A client idling past --idle-timeout is closed; the broker carries on,
+/// and at SIGTERM every client closes at once.
+#[test]
+fn broker_survives_an_idle_client_and_closes_all_at_shutdown() {
+    let (mut server, addr, mut c) = hub_clients(&["--broker", "--idle-timeout", "1s"], 1);
+    server.stderr.wait_for("user1: idle for 1.0s");
+    assert_eq!(read_to_end(&mut c[0]), b"");
+    let mut a = connect(&addr);
+    server.stderr.wait_for("joined as user2");
+    let mut b = connect(&addr);
+    server.stderr.wait_for("joined as user3");
+    a.write_all(b"hi").expect("a");
+    assert_eq!(read_n(&mut b, 2), b"hi");
+    server.signal(libc::SIGTERM);
+    assert_eq!(code(server.wait()), 0, "{}", server.stderr.text());
+    assert_eq!(read_to_end(&mut a), b"");
+}
