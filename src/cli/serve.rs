@@ -48,6 +48,15 @@ Examples:
   netcrab serve quic://127.0.0.1:4433 --echo      # QUIC: each stream echoed on its own (ALPN netcrab)
   netcrab serve ws://127.0.0.1:8080 --echo --ws-origin https://app.example  # WebSocket echo, one origin allowed
   netcrab serve wss://:8443 --echo --ws-path /ws  # WebSocket over TLS (self-signed), only on /ws
+  netcrab serve :9000 --stdio > got.bin < send.bin  # nc -l: one connection; exit code as connect's (0 clean, 6 reset)
+  netcrab serve :9000 --stdio -k  # several clients: stdin goes to all, what any client sends goes to stdout
+  netcrab serve -u :9000 --stdio  # UDP: datagrams to stdout, stdin to the peer that sent last
+  netcrab serve :9000 --broker    # every client's bytes go to all the others (never back to the sender)
+  netcrab serve :9000 --chat      # per line, as \"<user3> text\", with join and leave notices
+  netcrab serve 127.0.0.1:0 --echo --once  # serve one connection, exit with its outcome (0 clean, 6 reset, ...)
+
+Broker and chat clients each have a 256 KiB queue: a client whose queue is full when another's
+message arrives is too slow and is disconnected (logged and counted); the others never wait for it.
 
 Under systemd, a socket-activated serve (LISTEN_FDS set) listens on the socket it was passed; ADDR
 then gives only the scheme (tls:// for TLS). With NOTIFY_SOCKET set (Type=notify), it sends READY=1
