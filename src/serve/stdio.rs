@@ -7,8 +7,9 @@
 //! connection's outcome is the exit code `connect` would give.
 //!
 //! By default one connection is served ([`ServerLimits::once`]): the
-//! listener closes once it is accepted. With `--keep-open` the listener
-//! stays open and every client joins the stdio hub ([`super::hub`]).
+//! listener closes once it is accepted. A signal closes it at once (there
+//! is no message to finish). With `--keep-open` the listener stays open
+//! and every client joins the stdio hub ([`super::hub`]).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -115,6 +116,12 @@ impl Service for StdioService {
                 }
             }
         }
+    }
+
+    fn idle_at_start(&self) -> bool {
+        // Never in the middle of a message: SIGINT/SIGTERM (Ctrl-C at a
+        // terminal) closes the connection at once instead of draining it.
+        true
     }
 }
 

@@ -575,3 +575,24 @@ fn broker_survives_an_idle_client_and_closes_all_at_shutdown() {
     assert_eq!(code(server.wait()), 0, "{}", server.stderr.text());
     assert_eq!(read_to_end(&mut a), b"");
 }
+
+/// SIGTERM (Ctrl-C's SIGINT alike) ends a --stdio session at once, not
+/// after the drain timeout, and exits 0.
+#[test]
+fn a_signal_ends_a_stdio_session_at_once() {
+    let mut server = start(
+        &["serve", "127.0.0.1:0", "--stdio", "--drain-timeout", "60s"],
+        Stdio::piped(),
+        Stdio::piped(),
+    );
+    let addr = listening(&server);
+    let out = Collected::collect(server.child.stdout.take().expect("stdout"));
+    let mut s = connect(&addr);
+    s.write_all(b"hi").expect("write");
+    out.wait_for_len(2);
+    let start = std::time::Instant::now();
+    server.signal(libc::SIGTERM);
+    assert_eq!(code(server.wait()), 0, "{}", server.stderr.text());
+    assert!(start.elapsed() < Duration::from_secs(30), "drained");
+    assert_eq!(read_to_end(&mut s), b"");
+}
