@@ -333,18 +333,27 @@ fn broker_sends_to_the_others_never_back() {
 /// stop the broker.
 #[test]
 fn broker_disconnects_a_client_that_stops_reading() {
-    let (server, addr, mut c) = hub_clients(&["--broker"], 3);
+    let (server, addr, mut c) = hub_clients(&["--broker"], 2);
+    // The silent one, with a small receive buffer (no autotuning up to
+    // tcp_rmem's maximum): what it can hold is bounded whatever the host.
+    let silent = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+        .expect("socket");
+    silent.set_recv_buffer_size(64 * 1024).expect("SO_RCVBUF");
+    let to: std::net::SocketAddr = addr.parse().expect("address");
+    silent.connect(&to.into()).expect("connect");
+    server.stderr.wait_for("joined as user3");
     let chunk = payload(64 * 1024, 8);
     let mut sent = 0;
     // The silent client's socket buffers and queue fill up; the reading
     // one never lags by more than a chunk (less than its queue).
     while server.stderr.count("too slow") == 0 {
-        assert!(sent < 1024, "the silent client was never disconnected");
+        assert!(sent < 512, "the silent client was never disconnected");
         c[0].write_all(&chunk).expect("a");
         assert!(read_n(&mut c[1], chunk.len()) == chunk, "b got other bytes");
         sent += 1;
     }
     server.stderr.wait_for("user3 too slow");
+    drop(silent);
     // The others carry on, and one leaving with a reset stops nobody.
     let late = connect(&addr);
     server.stderr.wait_for("joined as user4");
@@ -595,4 +604,48 @@ fn a_signal_ends_a_stdio_session_at_once() {
     assert_eq!(code(server.wait()), 0, "{}", server.stderr.text());
     assert!(start.elapsed() < Duration::from_secs(30), "drained");
     assert_eq!(read_to_end(&mut s), b"");
+}
+
+/// With -k, stdin waits for the slowest client; one that stops reading
+/// for good is closed by --idle-timeout, and the others get everything.
+#[test]
+fn stdio_keep_open_closes_a_client_that_stops_reading_at_the_idle_timeout() {
+    let mut server = start(
+        &["serve", "127.0.0.1:0", "--stdio", "-k", "--idle-timeout", "2s"],
+        Stdio::piped(),
+        Stdio::null(),
+    );
+    let addr = listening(&server);
+    let mut a = connect(&addr);
+    server.stderr.wait_for("joined as user1");
+    let silent = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+        .expect("socket");
+    silent.set_recv_buffer_size(64 * 1024).expect("SO_RCVBUF");
+    let to: std::net::SocketAddr = addr.parse().expect("address");
+    silent.connect(&to.into()).expect("connect");
+    server.stderr.wait_for("joined as user2");
+    // The reading client keeps itself from idling out by talking.
+    let mut talk = a.try_clone().expect("clone");
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = done.clone();
+    let talker = std::thread::spawn(move || {
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let _ = talk.write_all(b".");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
+    let data = payload(8 * 1024 * 1024, 12);
+    let mut stdin = server.child.stdin.take().expect("stdin");
+    let input = data.clone();
+    let writer = std::thread::spawn(move || {
+        stdin.write_all(&input).expect("server stdin");
+        stdin
+    });
+    let got = read_n(&mut a, data.len());
+    server.stderr.wait_for("user2: idle for 2.0s");
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    talker.join().expect("talker");
+    drop(writer.join().expect("writer"));
+    assert!(got == data, "the reading client got other bytes");
+    drop(silent);
 }
