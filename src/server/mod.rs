@@ -449,6 +449,11 @@ async fn serve_loop<S: Service, O: Observer>(
                         Some(deadline) => {
                             let Some(conn) = proxy_protocol::accept(accepted, peer, deadline).await
                             else {
+                                // Logged by `accept`; `--once` exits 10.
+                                observer.failed(
+                                    &Error::new(ErrorKind::Protocol, "proxy protocol")
+                                        .with_detail("no valid header"),
+                                );
                                 return;
                             };
                             let client = match &conn.1 {
@@ -460,6 +465,10 @@ async fn serve_loop<S: Service, O: Observer>(
                                 && !access.permits(client.ip())
                             {
                                 access.log_denied(client);
+                                observer.failed(
+                                    &Error::new(ErrorKind::Local, client.to_string())
+                                        .with_detail("denied by the access rules"),
+                                );
                                 return;
                             }
                             conn

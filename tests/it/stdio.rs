@@ -336,8 +336,8 @@ fn broker_disconnects_a_client_that_stops_reading() {
     let (server, addr, mut c) = hub_clients(&["--broker"], 2);
     // The silent one, with a small receive buffer (no autotuning up to
     // tcp_rmem's maximum): what it can hold is bounded whatever the host.
-    let silent = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
-        .expect("socket");
+    let silent =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
     silent.set_recv_buffer_size(64 * 1024).expect("SO_RCVBUF");
     let to: std::net::SocketAddr = addr.parse().expect("address");
     silent.connect(&to.into()).expect("connect");
@@ -611,15 +611,22 @@ fn a_signal_ends_a_stdio_session_at_once() {
 #[test]
 fn stdio_keep_open_closes_a_client_that_stops_reading_at_the_idle_timeout() {
     let mut server = start(
-        &["serve", "127.0.0.1:0", "--stdio", "-k", "--idle-timeout", "2s"],
+        &[
+            "serve",
+            "127.0.0.1:0",
+            "--stdio",
+            "-k",
+            "--idle-timeout",
+            "2s",
+        ],
         Stdio::piped(),
         Stdio::null(),
     );
     let addr = listening(&server);
     let mut a = connect(&addr);
     server.stderr.wait_for("joined as user1");
-    let silent = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
-        .expect("socket");
+    let silent =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
     silent.set_recv_buffer_size(64 * 1024).expect("SO_RCVBUF");
     let to: std::net::SocketAddr = addr.parse().expect("address");
     silent.connect(&to.into()).expect("connect");
@@ -648,4 +655,19 @@ fn stdio_keep_open_closes_a_client_that_stops_reading_at_the_idle_timeout() {
     drop(writer.join().expect("writer"));
     assert!(got == data, "the reading client got other bytes");
     drop(silent);
+}
+
+/// Behind --accept-proxy, a connection without a valid header is the one
+/// connection's failure: exit 10.
+#[test]
+fn once_exits_10_without_a_proxy_protocol_header() {
+    let mut server = start(
+        &["serve", "127.0.0.1:0", "--echo", "--once", "--accept-proxy"],
+        Stdio::null(),
+        Stdio::null(),
+    );
+    let mut s = connect(&listening(&server));
+    s.write_all(b"GET / HTTP/1.0\r\n\r\n").expect("write");
+    let _ = read_to_end(&mut s);
+    assert_eq!(code(server.wait()), 10, "{}", server.stderr.text());
 }
