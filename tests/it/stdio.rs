@@ -671,3 +671,18 @@ fn once_exits_10_without_a_proxy_protocol_header() {
     let _ = read_to_end(&mut s);
     assert_eq!(code(server.wait()), 10, "{}", server.stderr.text());
 }
+
+/// --max-conns bounds the broker's clients: a third waits in the backlog
+/// until one leaves, then joins.
+#[test]
+fn broker_respects_max_conns() {
+    let (server, addr, mut c) = hub_clients(&["--broker", "--max-conns", "2"], 2);
+    let mut third = connect(&addr);
+    server.stderr.wait_for("connection limit reached (2)");
+    assert_eq!(server.stderr.count("joined as user3"), 0);
+    let first = c.remove(0);
+    drop(first);
+    server.stderr.wait_for("joined as user3");
+    c[0].write_all(b"hello").expect("write");
+    assert_eq!(read_n(&mut third, 5), b"hello");
+}
