@@ -5,7 +5,9 @@
 //! client; what any client sends goes to stdout).
 //!
 //! Every client has an outbox: a queue of shared messages bounded in bytes
-//! ([`HubConfig::queue`]), drained by the client's own task. A message for
+//! ([`HubConfig::queue`]; each message counts its length plus a fixed
+//! overhead, so floods of tiny messages are bounded too), drained by the
+//! client's own task. A message for
 //! many clients is one allocation shared by their queues. What happens
 //! when a queue is full depends on where the message comes from:
 //!
@@ -18,21 +20,24 @@
 //!   stdin, as with ncat (a client that stops reading for good is ended by
 //!   the idle timeout, a blocked write counting as idle).
 //!
-//! A client's memory is bounded whatever it sends: one read buffer, its
-//! queue (plus the message being written), and in chat a partial line of at
-//! most `max_line` bytes. Clients leaving, resetting or idling only end
+//! A client's memory is bounded whatever it sends: a read buffer while a
+//! read is handled (none while it waits), its queue (plus the message being
+//! written), and in chat a partial line of at most `max_line` bytes. Clients leaving, resetting or idling only end
 //! their own task. At shutdown every client closes at once (there is no
 //! message to finish).
 
 use std::collections::{BTreeMap, VecDeque};
-use std::future::Future;
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Poll, ready};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 use tokio::time::Instant;
+use tokio_util::io::poll_read_buf;
 use tokio_util::sync::CancellationToken;
 
 use super::lines::LineSplitter;
@@ -47,6 +52,12 @@ use crate::transport::{Listener, PeerAddr};
 pub const DEFAULT_QUEUE: usize = 256 * 1024;
 /// The read buffer of each client (and of stdin).
 const READ_BUF: usize = 16 * 1024;
+/// The most message slots an empty queue keeps allocated.
+const SPARE_SLOTS: usize = 8;
+/// What a queued message costs besides its bytes (its slot in the queue
+/// and its share of the allocation's header), so many tiny messages are
+/// bounded too.
+const MESSAGE_OVERHEAD: usize = 32;
 
 /// What the hub does with what clients send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,10 +184,11 @@ impl Outbox {
         if q.closed != Closed::No {
             return Push::Closed;
         }
-        if q.bytes > 0 && q.bytes + msg.len() > limit {
+        let cost = msg.len() + MESSAGE_OVERHEAD;
+        if q.bytes > 0 && q.bytes.saturating_add(cost) > limit {
             return Push::Full;
         }
-        q.bytes += msg.len();
+        q.bytes += cost;
         q.messages.push_back(msg.clone());
         drop(q);
         self.readable.notify_one();
@@ -203,7 +215,11 @@ impl Outbox {
         let mut q = self.lock();
         match q.messages.pop_front() {
             Some(msg) => {
-                q.bytes -= msg.len();
+                q.bytes -= msg.len() + MESSAGE_OVERHEAD;
+                if q.messages.is_empty() && q.messages.capacity() > SPARE_SLOTS {
+                    // A burst grew it: an idle client keeps no more.
+                    q.messages = VecDeque::new();
+                }
                 drop(q);
                 self.writable.notify_one();
                 Ok(Some(msg))
@@ -506,13 +522,18 @@ where
 {
     let hub = &*joined.hub;
     let id = joined.id;
-    let mut buf = vec![0u8; READ_BUF];
     let mut lines = LineSplitter::default();
     loop {
-        let n = rd
-            .read(&mut buf)
-            .await
-            .map_err(|e| Error::io(format!("receive from user{id}"), e))?;
+        // A fresh buffer per read, taken only once data is there: a client
+        // waiting to send holds none.
+        let buf = poll_fn(|cx| {
+            let mut buf = Vec::with_capacity(READ_BUF);
+            ready!(poll_read_buf(Pin::new(&mut *rd), cx, &mut buf))?;
+            Poll::Ready(Ok::<_, std::io::Error>(buf))
+        })
+        .await
+        .map_err(|e| Error::io(format!("receive from user{id}"), e))?;
+        let n = buf.len();
         if n == 0 {
             if let (HubMode::Chat { .. }, Some(mut last)) = (hub.mode, lines.finish()) {
                 last.push(b'\n');
@@ -603,14 +624,28 @@ mod tests {
     #[test]
     fn an_outbox_is_bounded_in_bytes_but_takes_one_message_when_empty() {
         let outbox = Outbox::new();
-        let big: Arc<[u8]> = vec![0u8; 100].into();
+        let big: Arc<[u8]> = vec![0u8; 1000].into();
         let small: Arc<[u8]> = vec![0u8; 10].into();
-        assert_eq!(outbox.push(&big, 50), Push::Queued);
-        assert_eq!(outbox.push(&small, 50), Push::Full);
-        assert_eq!(outbox.pop().map(|m| m.map(|m| m.len())), Ok(Some(100)));
-        assert_eq!(outbox.push(&small, 50), Push::Queued);
-        assert_eq!(outbox.push(&small, 50), Push::Queued);
-        assert_eq!(outbox.lock().bytes, 20);
+        let limit = 2 * (10 + MESSAGE_OVERHEAD);
+        assert_eq!(outbox.push(&big, limit), Push::Queued);
+        assert_eq!(outbox.push(&small, limit), Push::Full);
+        assert_eq!(outbox.pop().map(|m| m.map(|m| m.len())), Ok(Some(1000)));
+        assert_eq!(outbox.push(&small, limit), Push::Queued);
+        assert_eq!(outbox.push(&small, limit), Push::Queued);
+        // Each message costs its slot too: tiny ones are bounded as well.
+        assert_eq!(outbox.push(&small, limit), Push::Full);
+        assert_eq!(outbox.lock().bytes, limit);
+    }
+
+    #[test]
+    fn an_emptied_queue_gives_back_what_a_burst_grew() {
+        let outbox = Outbox::new();
+        let msg: Arc<[u8]> = b"x".as_slice().into();
+        for _ in 0..1000 {
+            outbox.push(&msg, usize::MAX);
+        }
+        while let Ok(Some(_)) = outbox.pop() {}
+        assert!(outbox.lock().messages.capacity() <= SPARE_SLOTS);
     }
 
     #[test]
