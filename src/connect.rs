@@ -14,7 +14,6 @@ mod udp;
 #[cfg(target_os = "linux")]
 mod zerocopy;
 
-use std::cell::Cell;
 use std::io::IsTerminal;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
@@ -226,6 +225,22 @@ pub async fn run_stdio(config: &ConnectConfig) -> Result<ConnectReport> {
     run(config, tokio::io::stdin(), Stdout::new()).await
 }
 
+/// Pipes an open `stream` to and from the process's stdin and stdout, as
+/// [`run_stdio`] does after connecting (the zero-copy path included, for a
+/// TCP or Unix stream unless `config.splice` is off); `config.endpoint`
+/// names the peer in error messages. `serve --stdio` runs its connection
+/// through this.
+pub async fn pipe_stdio(config: &ConnectConfig, stream: Stream) -> Result<ConnectReport> {
+    #[cfg(target_os = "linux")]
+    if config.splice && config.one_way == OneWay::Both && !config.crlf {
+        return zerocopy::pipe_stdio(config, stream).await;
+    }
+    if !config.splice {
+        tracing::debug!("connect: copy path ({})", Setting::NoSplice);
+    }
+    pipe(config, stream, tokio::io::stdin(), Stdout::new()).await
+}
+
 /// The process's stdout as the output of a pipe: shutting it down (when
 /// the peer has ended its sending) flushes it, then closes file descriptor
 /// 1 for real, so that whoever reads it sees the end of the stream while
@@ -288,6 +303,26 @@ fn close_stdout() {
         tracing::debug!("close stdout: {}", std::io::Error::last_os_error());
     } else {
         tracing::debug!("the peer finished sending; stdout closed");
+    }
+}
+
+/// `std::cell::Cell`'s `get` and `set`, but `Sync`: the pipe's futures
+/// share their counters by reference, and `serve --stdio` runs them in a
+/// spawned (so `Send`) task. Never contended: both directions run in one
+/// task.
+pub(crate) struct Cell<T: Copy>(std::sync::Mutex<T>);
+
+impl<T: Copy> Cell<T> {
+    pub(crate) fn new(value: T) -> Cell<T> {
+        Cell(std::sync::Mutex::new(value))
+    }
+
+    pub(crate) fn get(&self) -> T {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn set(&self, value: T) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = value;
     }
 }
 

@@ -33,7 +33,7 @@
 //! | [`faults`] | fault injection for relay: the fault keys and their one parser (flags, JSON, TOML), datagram verdicts (pure), the faults in force and live connections, the `--control` HTTP API |
 //! | [`access`] | allow/deny rules (addresses, CIDR blocks, names): parsing and matching (pure), resolution at start |
 //! | [`transcript`] | `-o`/`-x` transcripts: a recording stream wrapper and a writer thread behind a bounded queue |
-//! | [`serve`] | reply, echo, discard and `--lines` as a service ([`ServeService`](serve::ServeService)), and per datagram over UDP ([`serve::udp`]) |
+//! | [`serve`] | reply, echo, discard and `--lines` as a service ([`ServeService`](serve::ServeService)), and per datagram over UDP ([`serve::udp`]); `--stdio` ([`serve::stdio`], [`serve::udp_stdio`]); broker, chat and `--stdio -k` on one hub of bounded per-client queues ([`serve::hub`]) |
 //! | [`connect`] | the client: send-and-print, the netcat pipe (zero-copy on Linux), UDP datagrams |
 //! | [`relay`] | port forwarding as a service ([`RelayService`](relay::RelayService)): connect upstream, then [`pipe`] |
 //! | [`proxy_server`] | `netcrab proxy`: SOCKS5 and HTTP CONNECT on one port (pure parsers, access rules), then [`pipe`] |

@@ -24,6 +24,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::error::Error;
 use crate::server::Activity;
 use crate::transport::{PeerAddr, Stream};
 
@@ -77,6 +78,13 @@ pub trait Observer: Clone + Send + Sync + 'static {
     /// The connection ended, with these totals.
     fn closed(&self, peer: &PeerAddr, received: u64, sent: u64) {
         let _ = (peer, received, sent);
+    }
+
+    /// The connection ended with this error (a reset, a timeout, a
+    /// protocol error; after the service logged it). Not called for a
+    /// clean end. `--once` takes its exit code from it.
+    fn failed(&self, err: &Error) {
+        let _ = err;
     }
 }
 

@@ -101,6 +101,8 @@ pub enum Setting {
     ResetAfterTime,
     /// relay faults: stop forwarding after this long, then close.
     TimeoutAfter,
+    /// Serve one connection, then exit.
+    Once,
 }
 
 impl Setting {
@@ -147,6 +149,7 @@ impl Setting {
         Setting::ResetAfter,
         Setting::ResetAfterTime,
         Setting::TimeoutAfter,
+        Setting::Once,
     ];
 
     /// The library's name for the setting: its configuration field's.
@@ -193,6 +196,7 @@ impl Setting {
             Setting::ResetAfter => "reset_after",
             Setting::ResetAfterTime => "reset_after_time",
             Setting::TimeoutAfter => "timeout_after",
+            Setting::Once => "once",
         }
     }
 }

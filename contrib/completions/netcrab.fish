@@ -42,7 +42,7 @@ complete -c netcrab -n "__fish_netcrab_needs_command" -f -a "man" -d 'Write man 
 complete -c netcrab -n "__fish_netcrab_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l mode -d 'Permissions of the Unix socket file, in octal (e.g. 660); set before it accepts connections' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l reply -d 'Answer every message with TEXT (the default service)' -r
-complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l max-line -d 'With --lines: the longest line accepted; a longer one gets an error and the connection closes (1 to 1GiB)' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l max-line -d 'With --lines or --chat: the longest line accepted; a longer one gets an error and the connection closes (1 to 1GiB)' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l port-file -d 'Write the bound port to PATH once listening (for scripts; use with port 0)' -r -F
 complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l max-conns -d 'Serve at most N connections at once; at the limit a new connection replaces the one idle longest (2s at least), or waits in the kernel\'s backlog (1 to 1000000)' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l idle-timeout -d 'Close connections when nothing moves either way for this long, a blocked write included (0: never)' -r
@@ -75,6 +75,12 @@ complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -s u -l udp -d 'U
 complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -s U -l unix -d 'Unix socket: an address without a scheme is a socket path (or @NAME, an abstract socket); with --tls, TLS over it (tls+unix)'
 complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l echo -d 'Send back exactly what each connection sends'
 complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l discard -d 'Read and drop everything'
+complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l stdio -d 'The netcat listener: the connection\'s bytes go to stdout, stdin goes to the peer (half-close as connect); serves one connection and exits with connect\'s exit code for it, unless -k'
+complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l broker -d 'Broker: every client\'s bytes go to all the other clients, never back to the sender'
+complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l chat -d 'Chat: each line goes to all the other clients as "<userN> LINE", with join and leave notices (lines up to --max-line)'
+complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -s k -l keep-open -d 'With --stdio: keep listening; stdin goes to every client and what any client sends goes to stdout (the other services always keep listening)'
+complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l once -d 'Serve one connection: stop listening once it is accepted, exit when it ends, with its outcome as exit code (0 clean, else the error\'s code); not with --broker, --chat or -k'
+complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l no-splice -d 'With --stdio: copy through user space instead of splice(2)/sendfile(2)'
 complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l lines -d 'Answer each line instead of each read (replies then end with a newline)'
 complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l accept-proxy -d 'Every connection starts with a PROXY protocol header (v1 or v2, from HAProxy or relay --send-proxy): log the client address it carries; a connection without a valid one is closed'
 complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -s 4 -l ipv4 -d 'IPv4 only: names resolve to IPv4 addresses, localhost is 127.0.0.1'
@@ -189,6 +195,7 @@ complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l faults -d 'Rea
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l control -d 'Serve the HTTP/JSON control API on ADDR: GET/PUT/DELETE /faults, GET /connections' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l log-format -d 'Log line format on stderr: text (`netcrab: message`) or json (one object per line: time, level, message and the event\'s fields)' -r -f -a "text\t'`netcrab: [level: ]message`'
 json\t'One JSON object per line: time, level, message, fields'"
+complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l once -d 'Serve one connection: stop listening once it is accepted, exit when it ends, with its outcome as exit code (0 clean, else the error\'s code)'
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l no-splice -d 'Copy through user space even for TCP to TCP (splice(2) is used by default on Linux)'
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -s 4 -l ipv4 -d 'IPv4 only: names resolve to IPv4 addresses, localhost is 127.0.0.1'
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -s 6 -l ipv6 -d 'IPv6 only: names resolve to IPv6 addresses, localhost is ::1'
@@ -229,6 +236,7 @@ complete -c netcrab -n "__fish_netcrab_using_subcommand proxy" -l handshake-time
 complete -c netcrab -n "__fish_netcrab_using_subcommand proxy" -l log-format -d 'Log line format on stderr: text (`netcrab: message`) or json (one object per line: time, level, message and the event\'s fields)' -r -f -a "text\t'`netcrab: [level: ]message`'
 json\t'One JSON object per line: time, level, message, fields'"
 complete -c netcrab -n "__fish_netcrab_using_subcommand proxy" -l accept-proxy -d 'Every accepted connection starts with a PROXY protocol header (v1 or v2), as sent by a load balancer in front: log and check the client address it carries; a connection without a valid one is closed'
+complete -c netcrab -n "__fish_netcrab_using_subcommand proxy" -l once -d 'Serve one connection: stop listening once it is accepted, exit when it ends, with its outcome as exit code (0 clean, else the error\'s code)'
 complete -c netcrab -n "__fish_netcrab_using_subcommand proxy" -l no-splice -d 'Copy through user space even for TCP to TCP (splice(2) is used by default on Linux)'
 complete -c netcrab -n "__fish_netcrab_using_subcommand proxy" -l tls -d 'Speak TLS: an address without a scheme means tls://'
 complete -c netcrab -n "__fish_netcrab_using_subcommand proxy" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace with timestamps)'

@@ -23,8 +23,9 @@ pub const ROWS: &[Row] = &[
     Row {
         code: "0",
         kinds: &[],
-        summary: "success",
-        detail: "success",
+        summary: "success (--once, serve --stdio: the one connection ended cleanly)",
+        detail: "success (`--once`, `serve --stdio`: the one connection ended cleanly; \
+                 otherwise its error's code below)",
     },
     Row {
         code: "1",

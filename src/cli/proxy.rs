@@ -76,6 +76,9 @@ pub struct ProxyArgs {
     /// With --accept-proxy: close a connection whose header has not arrived within this long
     #[arg(long, value_name = "DURATION", value_parser = duration(), default_value = "5s", requires = "accept_proxy")]
     pub proxy_header_timeout: Duration,
+    /// Serve one connection: stop listening once it is accepted, exit when it ends, with its outcome as exit code (0 clean, else the error's code)
+    #[arg(long)]
+    pub once: bool,
     /// Serve at most N connections at once; more wait in the kernel's backlog, unaccepted, until one closes (1 to 1000000)
     #[arg(long, value_name = "N", value_parser = count(1, MAX_CONNS), default_value = "1024")]
     pub max_conns: usize,
@@ -158,6 +161,7 @@ impl ProxyArgs {
                 // The tunnel's idle timeout is the proxy's own (idle_timeout
                 // above), applied once the handshake is done.
                 idle_timeout: None,
+                once: self.once,
             },
         };
         // --handshake-timeout is TLS's flag, but here it means the proxy
@@ -199,7 +203,7 @@ impl ProxyArgs {
         )?;
         let report = proxy_server::run(listener, config, shutdown).await?;
         tracing::info!("stopped after {} connection(s)", report.accepted);
-        Ok(())
+        super::serve::once_outcome(report)
     }
 }
 

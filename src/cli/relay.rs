@@ -73,6 +73,9 @@ pub struct RelayArgs {
     /// Write the bound port to PATH once listening (for scripts; use with port 0)
     #[arg(long, value_name = "PATH")]
     pub port_file: Option<PathBuf>,
+    /// Serve one connection: stop listening once it is accepted, exit when it ends, with its outcome as exit code (0 clean, else the error's code)
+    #[arg(long)]
+    pub once: bool,
     /// Relay at most N connections at once; more wait in the kernel's backlog, unaccepted, until one closes (1 to 1000000)
     #[arg(long, value_name = "N", value_parser = count(1, MAX_CONNS), default_value = "1024")]
     pub max_conns: usize,
@@ -246,6 +249,7 @@ impl RelayArgs {
                 socket,
                 accept_proxy: self.accept_proxy.then_some(self.proxy_header_timeout),
                 access: None,
+                once: self.once,
             },
             transcript: None,
             faults: self.faults.resolve()?,
@@ -288,6 +292,6 @@ impl RelayArgs {
         finish(transcript.as_ref());
         let report = result?;
         super::serve::stopped(&report);
-        Ok(())
+        super::serve::once_outcome(report)
     }
 }

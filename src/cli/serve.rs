@@ -7,6 +7,8 @@ use std::time::Duration;
 use clap::{ArgGroup, Args};
 use netcrab::endpoint::{Endpoint, Scheme};
 use netcrab::error::{Error, Result};
+use netcrab::serve::hub::{self, DEFAULT_QUEUE, HubConfig, HubMode, HubReport};
+use netcrab::serve::stdio::StdioConfig;
 use netcrab::serve::{self, Framing, ServeConfig, Service};
 use netcrab::server::{ServerLimits, ServerReport};
 use netcrab::transport::{ListenOptions, Listener, SocketOptions};
@@ -46,6 +48,15 @@ Examples:
   netcrab serve quic://127.0.0.1:4433 --echo      # QUIC: each stream echoed on its own (ALPN netcrab)
   netcrab serve ws://127.0.0.1:8080 --echo --ws-origin https://app.example  # WebSocket echo, one origin allowed
   netcrab serve wss://:8443 --echo --ws-path /ws  # WebSocket over TLS (self-signed), only on /ws
+  netcrab serve :9000 --stdio > got.bin < send.bin  # nc -l: one connection; exit code as connect's (0 clean, 6 reset)
+  netcrab serve :9000 --stdio -k  # several clients: stdin goes to all, what any client sends goes to stdout
+  netcrab serve -u :9000 --stdio  # UDP: datagrams to stdout, stdin to the peer that sent last
+  netcrab serve :9000 --broker    # every client's bytes go to all the others (never back to the sender)
+  netcrab serve :9000 --chat      # per line, as \"<user3> text\", with join and leave notices
+  netcrab serve 127.0.0.1:0 --echo --once  # serve one connection, exit with its outcome (0 clean, 6 reset, ...)
+
+Broker and chat clients each have a 256 KiB queue: a client whose queue is full when another's
+message arrives is too slow and is disconnected (logged and counted); the others never wait for it.
 
 Under systemd, a socket-activated serve (LISTEN_FDS set) listens on the socket it was passed; ADDR
 then gives only the scheme (tls:// for TLS). With NOTIFY_SOCKET set (Type=notify), it sends READY=1
@@ -54,7 +65,7 @@ once listening and STOPPING=1 when a signal starts the drain. Examples: contrib/
 /// Listen and answer every connection (the seed's server)
 #[derive(Debug, Args)]
 #[command(after_help = EXAMPLES)]
-#[command(group(ArgGroup::new("service").args(["reply", "echo", "discard"])))]
+#[command(group(ArgGroup::new("service").args(["reply", "echo", "discard", "stdio", "broker", "chat"])))]
 pub struct ServeArgs {
     /// Address to listen on: HOST:PORT, [IPV6]:PORT, :PORT (every interface), PORT,
     /// tls://HOST:PORT, udp://HOST:PORT, unix:///PATH, unix:@NAME, tls+unix:///PATH, quic://HOST:PORT, ws://HOST:PORT or wss://HOST:PORT [default: 127.0.0.1:8080]
@@ -73,10 +84,28 @@ pub struct ServeArgs {
     /// Read and drop everything
     #[arg(long)]
     pub discard: bool,
+    /// The netcat listener: the connection's bytes go to stdout, stdin goes to the peer (half-close as connect); serves one connection and exits with connect's exit code for it, unless -k
+    #[arg(long)]
+    pub stdio: bool,
+    /// Broker: every client's bytes go to all the other clients, never back to the sender
+    #[arg(long)]
+    pub broker: bool,
+    /// Chat: each line goes to all the other clients as "<userN> LINE", with join and leave notices (lines up to --max-line)
+    #[arg(long)]
+    pub chat: bool,
+    /// With --stdio: keep listening; stdin goes to every client and what any client sends goes to stdout (the other services always keep listening)
+    #[arg(short = 'k', long)]
+    pub keep_open: bool,
+    /// Serve one connection: stop listening once it is accepted, exit when it ends, with its outcome as exit code (0 clean, else the error's code); not with --broker, --chat or -k
+    #[arg(long)]
+    pub once: bool,
+    /// With --stdio: copy through user space instead of splice(2)/sendfile(2)
+    #[arg(long)]
+    pub no_splice: bool,
     /// Answer each line instead of each read (replies then end with a newline)
     #[arg(long)]
     pub lines: bool,
-    /// With --lines: the longest line accepted; a longer one gets an error and the connection closes (1 to 1GiB)
+    /// With --lines or --chat: the longest line accepted; a longer one gets an error and the connection closes (1 to 1GiB)
     #[arg(long, value_name = "BYTES", value_parser = size(1), default_value = "65536")]
     pub max_line: usize,
     /// Write the bound port to PATH once listening (for scripts; use with port 0)
@@ -143,6 +172,7 @@ impl ServeArgs {
         } else {
             Service::Reply(self.reply.as_bytes().to_vec())
         };
+        self.check_modes(&endpoint)?;
         if self.lines && self.max_line == 0 {
             return Err(Error::usage("--max-line must be at least 1"));
         }
@@ -167,6 +197,7 @@ impl ServeArgs {
                 },
                 accept_proxy: self.accept_proxy.then_some(self.proxy_header_timeout),
                 access: None,
+                once: self.once,
             },
             transcript: None,
         };
@@ -199,15 +230,100 @@ impl ServeArgs {
         let transcript = config.transcript.clone();
         announce(&listener, self.port_file.as_deref(), "")?;
         let _stopping = super::systemd::notify_ready(&shutdown);
-        let result = serve::run(listener, config, shutdown).await;
+        let result = if self.stdio {
+            let stdio = self.stdio_config(&endpoint, &config);
+            serve::stdio::run(listener, stdio, shutdown).await
+        } else if self.broker || self.chat {
+            hub::run(listener, self.hub_config(&config), shutdown).await
+        } else {
+            serve::run(listener, config, shutdown)
+                .await
+                .map(|server| HubReport {
+                    server,
+                    ..HubReport::default()
+                })
+        };
         finish(transcript.as_ref());
         let report = result?;
-        stopped(&report);
-        Ok(())
+        if report.slow > 0 {
+            tracing::info!(
+                "{} slow client(s) disconnected for a full queue",
+                report.slow
+            );
+        }
+        stopped(&report.server);
+        once_outcome(report.server)
     }
 }
 
 impl ServeArgs {
+    /// Rejects combinations of --stdio, --broker, --chat, --once and -k
+    /// that mean nothing.
+    fn check_modes(&self, endpoint: &Endpoint) -> Result<()> {
+        let hub = self.broker || self.chat;
+        if self.once && hub {
+            return Err(Error::usage(
+                "--once makes no sense with --broker or --chat: they join several clients",
+            ));
+        }
+        if self.once && self.keep_open {
+            return Err(Error::usage(
+                "--once and -k/--keep-open contradict each other",
+            ));
+        }
+        if self.lines && (self.stdio || hub) {
+            return Err(Error::usage(
+                "--lines applies to --reply, --echo and --discard (--chat is per line already)",
+            ));
+        }
+        if (self.stdio || hub) && self.transcript.is_wanted() {
+            return Err(Error::usage(
+                "--output and --hex-dump apply to --reply, --echo and --discard",
+            ));
+        }
+        if self.no_splice && !self.stdio {
+            return Err(Error::usage("--no-splice applies to --stdio"));
+        }
+        if endpoint.scheme() == Scheme::Udp {
+            if hub {
+                return Err(Error::usage(
+                    "--broker and --chat need connections (tcp, tls, unix), not udp",
+                ));
+            }
+            if self.once {
+                return Err(Error::usage(
+                    "--once needs a connection to complete, and udp has none",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// `--stdio`'s configuration.
+    fn stdio_config(&self, endpoint: &Endpoint, config: &ServeConfig) -> StdioConfig {
+        StdioConfig {
+            endpoint: endpoint.clone(),
+            splice: !self.no_splice,
+            keep_open: self.keep_open,
+            limits: config.limits.clone(),
+        }
+    }
+
+    /// `--broker`'s or `--chat`'s configuration.
+    fn hub_config(&self, config: &ServeConfig) -> HubConfig {
+        HubConfig {
+            mode: if self.chat {
+                HubMode::Chat {
+                    max_line: self.max_line,
+                }
+            } else {
+                HubMode::Broker
+            },
+            limits: config.limits.clone(),
+            queue: DEFAULT_QUEUE,
+        }
+    }
+
     /// Serves datagrams: UDP is not a stream, so it has its own loop.
     async fn run_udp(
         &self,
@@ -224,7 +340,11 @@ impl ServeArgs {
         }
         tracing::info!("listening on udp://{local}");
         let _stopping = super::systemd::notify_ready(&shutdown);
-        let report = serve::udp::run(socket, config, shutdown).await?;
+        let report = if self.stdio {
+            serve::udp_stdio::run(socket, shutdown).await?
+        } else {
+            serve::udp::run(socket, config, shutdown).await?
+        };
         let dropped = match report.oversized {
             0 => String::new(),
             n => format!(", {n} too large for a datagram dropped"),
@@ -252,6 +372,15 @@ pub(super) fn stopped(report: &ServerReport) {
         "stopped after {} connection(s){denied}{evicted}",
         report.accepted
     );
+}
+
+/// The exit of a server: with `--once`, the failure of its one connection
+/// as the error (so its exit code); otherwise success.
+pub(super) fn once_outcome(report: ServerReport) -> Result<()> {
+    match report.failure {
+        Some(failure) => Err(failure.into_error()),
+        None => Ok(()),
+    }
 }
 
 /// Parses `--mode`: permission bits in octal, as chmod takes them.

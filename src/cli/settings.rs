@@ -48,6 +48,7 @@ pub fn flag(setting: Setting) -> &'static str {
         Setting::ResetAfter => "--reset-after",
         Setting::ResetAfterTime => "--reset-after-time",
         Setting::TimeoutAfter => "--timeout-after",
+        Setting::Once => "--once",
         // A setting added to the library before the CLI names it.
         other => other.library_name(),
     }

@@ -32,7 +32,6 @@
 //! pipe of its own, with the readiness of two sockets; it shares nothing
 //! with this one beyond the flags.)
 
-use std::cell::Cell;
 use std::future::Future;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -47,8 +46,8 @@ use tokio::io::{AsyncRead, AsyncWrite, Interest, Ready};
 use tokio::net::{TcpStream, UnixStream};
 
 use super::{
-    Activity, ConnectConfig, ConnectReport, CopyError, Stdout, copy, download_result, end_output,
-    finish, finish_upload, shuttle,
+    Activity, Cell, ConnectConfig, ConnectReport, CopyError, Stdout, copy, download_result,
+    end_output, finish, finish_upload, shuttle,
 };
 use crate::error::Result;
 use crate::transport::Stream;

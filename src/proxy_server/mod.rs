@@ -346,6 +346,7 @@ impl Service for ProxyService {
             } = conn;
             let mut log = CloseLog::new(peer, "(handshake)".to_owned());
             handle(stream, &mut log, &config).await;
+            log.report(&observer);
             observer.closed(&log.client, log.traffic.up(), log.traffic.down());
         }
     }

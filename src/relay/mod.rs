@@ -22,8 +22,8 @@
 use std::fmt;
 use std::future::Future;
 use std::io;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -35,7 +35,7 @@ use crate::faults::Faults;
 use crate::faults::control::FaultState;
 use crate::pipe::{self, Fault, Injected, Side, Traffic};
 use crate::retry::{RetryPolicy, retry};
-use crate::server::{self, ServerLimits, ServerReport};
+use crate::server::{self, Failure, ServerLimits, ServerReport};
 use crate::service::{Conn, Observer, Service};
 use crate::settings::Setting;
 use crate::transcript::Transcript;
@@ -159,6 +159,24 @@ pub(crate) enum End {
     Injected(Injected),
 }
 
+impl End {
+    /// The kind of failure this end is, `None` for a clean close.
+    fn failure_kind(&self) -> Option<ErrorKind> {
+        match self {
+            End::Closed => None,
+            End::Idle(_) | End::Drained => Some(ErrorKind::Timeout),
+            End::Fault(Fault { err, .. }) => Some(ErrorKind::of_io(err)),
+            End::UpstreamUnavailable(err) => Some(err.kind()),
+            End::Rejected(_) => Some(ErrorKind::Protocol),
+            // What the client saw: a reset, or the connection stopping.
+            End::Injected(Injected::ResetAfterBytes(_) | Injected::ResetAfterTime(_)) => {
+                Some(ErrorKind::Reset)
+            }
+            End::Injected(Injected::TimeoutAfter(_)) => Some(ErrorKind::Timeout),
+        }
+    }
+}
+
 impl fmt::Display for End {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -217,6 +235,8 @@ pub(crate) struct CloseLog {
     /// Bytes moved each way (shared with the `--control` API's list).
     pub(crate) traffic: Arc<Traffic>,
     logged: AtomicBool,
+    /// How the connection failed, once logged (for `--once`).
+    failure: OnceLock<Failure>,
 }
 
 impl CloseLog {
@@ -227,6 +247,15 @@ impl CloseLog {
             upstream,
             traffic: Arc::new(Traffic::new()),
             logged: AtomicBool::new(false),
+            failure: OnceLock::new(),
+        }
+    }
+
+    /// Tells `observer` how the connection failed, if it did (after
+    /// [`log`](CloseLog::log)).
+    pub(crate) fn report<O: Observer>(&self, observer: &O) {
+        if let Some(failure) = self.failure.get() {
+            observer.failed(&failure.clone().into_error());
         }
     }
 
@@ -243,6 +272,12 @@ impl CloseLog {
             self.traffic.down(),
             fmt_duration(self.traffic.start().elapsed()),
         );
+        if let Some(kind) = end.failure_kind() {
+            let _ = self.failure.set(Failure {
+                kind,
+                message: format!("{} -> {}: {end}", self.client, self.upstream),
+            });
+        }
         // The parts as fields too, for `--log-format json`.
         macro_rules! log {
             ($level:ident) => {
@@ -296,6 +331,7 @@ async fn handle<O: Observer>(conn: Conn<O>, config: &RelayConfig, connector: &Co
         Err(err) => {
             // Dropping the client's stream closes it at once.
             log.log(&End::UpstreamUnavailable(err));
+            log.report(&observer);
             return;
         }
     };
@@ -313,6 +349,7 @@ async fn handle<O: Observer>(conn: Conn<O>, config: &RelayConfig, connector: &Co
                 side: Side::Upstream,
                 err,
             }));
+            log.report(&observer);
             return;
         }
     }
@@ -335,6 +372,7 @@ async fn handle<O: Observer>(conn: Conn<O>, config: &RelayConfig, connector: &Co
     )
     .await;
     log.log(&end);
+    log.report(&observer);
     observer.closed(&log.client, log.traffic.up(), log.traffic.down());
 }
 

@@ -1,9 +1,12 @@
 //! `netcrab serve`: the services (reply, echo, discard; per read or per
 //! line) run on the shared accept loop in [`server`].
 
+pub mod hub;
 pub mod lines;
 mod service;
+pub mod stdio;
 pub mod udp;
+pub mod udp_stdio;
 
 use std::future::Future;
 use std::sync::Arc;

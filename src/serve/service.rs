@@ -186,12 +186,15 @@ pub(super) fn handle<O: Observer>(
         state.observer.closed(&peer, state.received, state.sent);
         match result {
             Ok(()) => log!(debug, "closed", "{peer}: closed ({summary})"),
-            Err(err) => match err.kind() {
-                ErrorKind::Timeout | ErrorKind::Protocol => {
-                    log!(info, err, "{peer}: {err} ({summary})")
+            Err(err) => {
+                match err.kind() {
+                    ErrorKind::Timeout | ErrorKind::Protocol => {
+                        log!(info, err, "{peer}: {err} ({summary})")
+                    }
+                    _ => log!(debug, err, "{peer}: {err} ({summary})"),
                 }
-                _ => log!(debug, err, "{peer}: {err} ({summary})"),
-            },
+                state.observer.failed(&err);
+            }
         }
     }
 }

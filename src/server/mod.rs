@@ -40,14 +40,14 @@ pub mod accept;
 mod activity;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::task::{self, AbortHandle, JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use crate::access::AccessList;
-use crate::error::{Result, fmt_duration};
+use crate::error::{Error, ErrorKind, Result, fmt_duration};
 use crate::proxy_protocol;
 use crate::service::{Conn, Deadlines, NoObserver, Observer, Service};
 use crate::transport::{Accepted, Listener, PeerAddr, SocketOptions};
@@ -80,6 +80,10 @@ pub struct ServerLimits {
     /// `None` lets everyone in. Unix peers have no address and are not
     /// checked.
     pub access: Option<Arc<AccessList>>,
+    /// `--once`: serve the first connection (the first the access rules
+    /// let in), stop listening as soon as it is accepted, and return when
+    /// it ends, with its outcome in [`ServerReport::failure`].
+    pub once: bool,
 }
 
 impl Default for ServerLimits {
@@ -91,6 +95,7 @@ impl Default for ServerLimits {
             socket: SocketOptions::default(),
             accept_proxy: None,
             access: None,
+            once: false,
         }
     }
 }
@@ -110,6 +115,68 @@ pub struct ServerReport {
     pub closed_at_shutdown: usize,
     /// Connections still open when the drain timeout ran out, closed by us.
     pub closed_at_drain: usize,
+    /// With [`ServerLimits::once`]: how the one connection failed (its TLS
+    /// handshake, or the service's report through [`Observer::failed`]);
+    /// `None` when it ended cleanly (or none was served).
+    pub failure: Option<Failure>,
+}
+
+/// How a connection failed, kept for the exit code of `--once` (an
+/// [`Error`] without its source, which cannot be cloned).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// The kind, which decides the exit code.
+    pub kind: ErrorKind,
+    /// The error's message.
+    pub message: String,
+}
+
+impl Failure {
+    /// The failure of `err`.
+    pub fn of(err: &Error) -> Failure {
+        Failure {
+            kind: err.kind(),
+            message: err.to_string(),
+        }
+    }
+
+    /// The failure as an error to return (its message as it was shown).
+    pub fn into_error(self) -> Error {
+        Error::new(self.kind, String::new()).with_detail(self.message)
+    }
+}
+
+/// The observer every connection gets: the caller's, plus, with
+/// [`ServerLimits::once`], where the connection's failure is recorded.
+#[derive(Clone)]
+struct Recording<O> {
+    inner: O,
+    failure: Option<Arc<Mutex<Option<Failure>>>>,
+}
+
+impl<O: Observer> Observer for Recording<O> {
+    #[inline]
+    fn received(&self, n: usize) {
+        self.inner.received(n);
+    }
+
+    #[inline]
+    fn sent(&self, n: usize) {
+        self.inner.sent(n);
+    }
+
+    fn closed(&self, peer: &PeerAddr, received: u64, sent: u64) {
+        self.inner.closed(peer, received, sent);
+    }
+
+    fn failed(&self, err: &Error) {
+        self.inner.failed(err);
+        if let Some(failure) = &self.failure
+            && let Ok(mut slot) = failure.lock()
+        {
+            slot.get_or_insert_with(|| Failure::of(err));
+        }
+    }
 }
 
 /// Accepts connections from `listener` and runs `service` on each in its
@@ -256,6 +323,11 @@ async fn serve_loop<S: Service, O: Observer>(
     let mut tracker = Tracker::new();
     // A connection accepted at the limit, waiting for an eviction.
     let mut waiting: Option<(Accepted, PeerAddr)> = None;
+    let failure = limits.once.then(|| Arc::new(Mutex::new(None)));
+    let observer = Recording {
+        inner: observer,
+        failure: failure.clone(),
+    };
 
     loop {
         // Reap finished connection tasks: the set's size is the number of
@@ -377,6 +449,11 @@ async fn serve_loop<S: Service, O: Observer>(
                         Some(deadline) => {
                             let Some(conn) = proxy_protocol::accept(accepted, peer, deadline).await
                             else {
+                                // Logged by `accept`; `--once` exits 10.
+                                observer.failed(
+                                    &Error::new(ErrorKind::Protocol, "proxy protocol")
+                                        .with_detail("no valid header"),
+                                );
                                 return;
                             };
                             let client = match &conn.1 {
@@ -388,6 +465,10 @@ async fn serve_loop<S: Service, O: Observer>(
                                 && !access.permits(client.ip())
                             {
                                 access.log_denied(client);
+                                observer.failed(
+                                    &Error::new(ErrorKind::Local, client.to_string())
+                                        .with_detail("denied by the access rules"),
+                                );
                                 return;
                             }
                             conn
@@ -396,6 +477,7 @@ async fn serve_loop<S: Service, O: Observer>(
                             Ok(stream) => (stream, peer),
                             Err(err) => {
                                 tracing::info!("{err}");
+                                observer.failed(&err);
                                 return;
                             }
                         },
@@ -408,11 +490,28 @@ async fn serve_loop<S: Service, O: Observer>(
         if let Some(slot) = slot {
             tracker.spawned(slot, abort);
         }
+        if limits.once {
+            break;
+        }
     }
 
     // Stop accepting: new connections are refused from here on.
     drop(listener);
     drop(waiting);
+    if limits.once && !shutdown.is_cancelled() {
+        tracing::debug!(
+            "{}: not accepting any more connections",
+            crate::settings::Setting::Once
+        );
+        // The one connection runs to its end, unless a signal comes first
+        // (then it is drained like any other).
+        tokio::select! {
+            _ = async { while let Some(done) = tasks.join_next_with_id().await {
+                reaped(&mut tracker, Some(done));
+            } } => {}
+            _ = shutdown.cancelled() => {}
+        }
+    }
     while let Some(done) = tasks.try_join_next_with_id() {
         reaped(&mut tracker, Some(done));
     }
@@ -448,6 +547,9 @@ async fn serve_loop<S: Service, O: Observer>(
     // Refusals made in connection tasks (behind a PROXY header) count too.
     if let Some(access) = &limits.access {
         report.denied = access.denied();
+    }
+    if let Some(failure) = failure {
+        report.failure = failure.lock().ok().and_then(|mut slot| slot.take());
     }
     Ok(report)
 }

@@ -27,6 +27,7 @@ mod scan;
 mod serve;
 mod signals;
 mod source;
+mod stdio;
 mod tls;
 mod tls_unix;
 mod transcript;
