@@ -9,6 +9,7 @@
 # curl as the independent SOCKS5 and HTTP CONNECT client of netcrab proxy.
 # python3 for `wait http://` against python3 -m http.server, systemd for
 # systemd-socket-activate (socket activation of serve and relay).
+# prometheus (prometheus and promtool) for the metrics tests (tests/it/metrics.rs).
 # python3 for `wait http://` against python3 -m http.server; a virtualenv with
 # the python `websockets` package for the WebSocket interoperability tests.
 set -euo pipefail
@@ -23,6 +24,7 @@ command -v tinyproxy >/dev/null 2>&1 || need+=(tinyproxy)   # HTTP CONNECT proxy
 command -v haproxy >/dev/null 2>&1 || need+=(haproxy)       # PROXY protocol v1/v2: tests/it/proxy_client.rs
 command -v curl >/dev/null 2>&1 || need+=(curl) # proxy tests: curl --socks5-hostname, -x, --proxy-user
 command -v systemd-socket-activate >/dev/null 2>&1 || need+=(systemd) # tests/it/ops.rs: socket activation
+command -v promtool >/dev/null 2>&1 || need+=(prometheus) # tests/it/metrics.rs: promtool check metrics, a real scrape
 if ((${#need[@]})); then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -30,6 +30,7 @@
 //! | [`service`] | the service seam: the [`Service`](service::Service) trait, [`Conn`](service::Conn) (stream, peer, shutdown, deadlines, progress clock, observer), [`Observer`](service::Observer) |
 //! | [`server`] | the one accept loop, generic over the service and knowing none: connection limit (evicting the longest-idle connection for services that ask), access rules, PROXY protocol headers, accept backoff, shutdown (connections idle between messages close at once, the others drain) |
 //! | [`pipe`] | the bidirectional copy any service can use: splice(2) for TCP to TCP on Linux, a user-space copy otherwise, half-close |
+//! | [`metrics`] | Prometheus metrics (`--metrics`): the counters, the [`Observer`](service::Observer) that feeds them, the `/metrics` HTTP endpoint (pure request parsing and format negotiation) |
 //! | [`access`] | allow/deny rules (addresses, CIDR blocks, names): parsing and matching (pure), resolution at start |
 //! | [`transcript`] | `-o`/`-x` transcripts: a recording stream wrapper and a writer thread behind a bounded queue |
 //! | [`serve`] | reply, echo, discard and `--lines` as a service ([`ServeService`](serve::ServeService)), and per datagram over UDP ([`serve::udp`]) |
@@ -71,6 +72,7 @@ pub mod deadline;
 pub mod endpoint;
 pub mod error;
 pub mod escape;
+pub mod metrics;
 pub mod pipe;
 pub mod proxy;
 pub mod proxy_protocol;

@@ -9,6 +9,7 @@ mod conn;
 mod connect;
 mod fdlimit;
 pub mod logging;
+mod metrics;
 mod proxy;
 mod relay;
 mod scan;

@@ -7,14 +7,15 @@ use std::time::Duration;
 use clap::Args;
 use netcrab::endpoint::{Endpoint, Scheme};
 use netcrab::error::{Error, Result};
-use netcrab::relay::{self, RelayConfig};
-use netcrab::server::ServerLimits;
+use netcrab::relay::{self, RelayConfig, RelayService};
+use netcrab::server::{self, ServerLimits};
 use netcrab::transport::{ConnectOptions, ListenOptions, SocketOptions};
 
 use super::common::{
     FamilyArgs, MAX_CONNS, ProxyArgs, RetryArgs, SourceArgs, count, duration, keepalive, optional,
 };
 use super::conn::{AccessArgs, TranscriptArgs, finish};
+use super::metrics::MetricsArgs;
 use super::serve::announce;
 use super::tls::{TlsConnectArgs, TlsServeArgs};
 use super::ws::WsArgs;
@@ -44,6 +45,7 @@ Examples:
   netcrab relay quic://:4433 127.0.0.1:22 --cert cert.pem --key key.pem       # ...and its other end
   netcrab relay ws://127.0.0.1:8080 127.0.0.1:5432   # a WebSocket face on a TCP service
   netcrab relay tcp://127.0.0.1:9000 wss://host/tunnel  # and the reverse: a TCP port into a WebSocket
+  netcrab relay :8080 10.0.0.2:80 --metrics 127.0.0.1:9100  # Prometheus metrics at http://127.0.0.1:9100/metrics
 
 Under systemd, a socket-activated relay (LISTEN_FDS set) listens on the socket it was passed; LISTEN
 then gives only the scheme (tls:// for termination). With NOTIFY_SOCKET set (Type=notify), it sends
@@ -111,6 +113,8 @@ pub struct RelayArgs {
     pub access: AccessArgs,
     #[command(flatten)]
     pub transcript: TranscriptArgs,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 }
 
 /// The upstream's TLS flags: `connect`'s, named `--upstream-*` so they do
@@ -238,6 +242,7 @@ impl RelayArgs {
         listen_options.tls = self.tls.resolve(&listen)?;
         listen_options.family = family;
         listen_options.ws = ws;
+        self.metrics.endpoint()?;
         Ok((listen, listen_options, config))
     }
 
@@ -259,13 +264,26 @@ impl RelayArgs {
         let listener = super::systemd::listen(&listen, &listen_options).await?;
         config.transcript = self.transcript.start(true)?;
         let transcript = config.transcript.clone();
+        let metrics = self.metrics.start("relay").await?;
         announce(
             &listener,
             self.port_file.as_deref(),
             &format!(" (relay to {})", config.upstream),
         )?;
         let _stopping = super::systemd::notify_ready(&shutdown);
-        let result = relay::run(listener, config, shutdown).await;
+        let result = match &metrics {
+            Some(metrics) => {
+                let limits = config.limits.clone();
+                match RelayService::new(config) {
+                    Ok(service) => {
+                        let observer = metrics.observer();
+                        server::run_observed(listener, &limits, shutdown, service, observer).await
+                    }
+                    Err(err) => Err(err),
+                }
+            }
+            None => relay::run(listener, config, shutdown).await,
+        };
         finish(transcript.as_ref());
         let report = result?;
         super::serve::stopped(&report);

@@ -7,14 +7,15 @@ use std::time::Duration;
 use clap::{ArgGroup, Args};
 use netcrab::endpoint::{Endpoint, Scheme};
 use netcrab::error::{Error, Result};
-use netcrab::serve::{self, Framing, ServeConfig, Service};
-use netcrab::server::{ServerLimits, ServerReport};
+use netcrab::serve::{self, Framing, ServeConfig, ServeService, Service};
+use netcrab::server::{self, ServerLimits, ServerReport};
 use netcrab::transport::{ListenOptions, Listener, SocketOptions};
 
 use super::common::{
     FamilyArgs, MAX_CONNS, SchemeArgs, count, duration, duration_up_to, keepalive, optional, size,
 };
 use super::conn::{AccessArgs, TranscriptArgs, finish};
+use super::metrics::MetricsArgs;
 use super::tls::TlsServeArgs;
 use super::ws::WsArgs;
 
@@ -46,6 +47,7 @@ Examples:
   netcrab serve quic://127.0.0.1:4433 --echo      # QUIC: each stream echoed on its own (ALPN netcrab)
   netcrab serve ws://127.0.0.1:8080 --echo --ws-origin https://app.example  # WebSocket echo, one origin allowed
   netcrab serve wss://:8443 --echo --ws-path /ws  # WebSocket over TLS (self-signed), only on /ws
+  netcrab serve :8080 --echo --metrics 127.0.0.1:9100  # Prometheus metrics at http://127.0.0.1:9100/metrics
 
 Under systemd, a socket-activated serve (LISTEN_FDS set) listens on the socket it was passed; ADDR
 then gives only the scheme (tls:// for TLS). With NOTIFY_SOCKET set (Type=notify), it sends READY=1
@@ -113,6 +115,8 @@ pub struct ServeArgs {
     pub transcript: TranscriptArgs,
     #[command(flatten)]
     pub ws: WsArgs,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 }
 
 impl ServeArgs {
@@ -175,12 +179,13 @@ impl ServeArgs {
                 || !self.access.allow_file.is_empty()
                 || !self.access.deny.is_empty()
                 || !self.access.deny_file.is_empty();
-            if rules || self.transcript.is_wanted() {
+            if rules || self.transcript.is_wanted() || self.metrics.metrics.is_some() {
                 return Err(Error::usage(
-                    "--allow, --deny, --output and --hex-dump apply to stream listeners (tcp, tls, unix), not udp",
+                    "--allow, --deny, --output, --hex-dump and --metrics apply to stream listeners (tcp, tls, unix), not udp",
                 ));
             }
         }
+        self.metrics.endpoint()?;
         Ok((endpoint, listen, config))
     }
 
@@ -197,9 +202,17 @@ impl ServeArgs {
         let listener = super::systemd::listen(&endpoint, &listen).await?;
         config.transcript = self.transcript.start(true)?;
         let transcript = config.transcript.clone();
+        let metrics = self.metrics.start("serve").await?;
         announce(&listener, self.port_file.as_deref(), "")?;
         let _stopping = super::systemd::notify_ready(&shutdown);
-        let result = serve::run(listener, config, shutdown).await;
+        let result = match &metrics {
+            Some(metrics) => {
+                let limits = config.limits.clone();
+                let service = ServeService::new(config);
+                server::run_observed(listener, &limits, shutdown, service, metrics.observer()).await
+            }
+            None => serve::run(listener, config, shutdown).await,
+        };
         finish(transcript.as_ref());
         let report = result?;
         stopped(&report);

@@ -19,7 +19,7 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -30,7 +30,7 @@ use crate::error::{Error, ErrorKind, Result, fmt_duration};
 use crate::pipe::{self, Fault, Side, Traffic};
 use crate::retry::{RetryPolicy, retry};
 use crate::server::{self, ServerLimits, ServerReport};
-use crate::service::{Conn, Observer, Service};
+use crate::service::{CloseReason, Conn, Observer, Service};
 use crate::transcript::Transcript;
 use crate::transport::{ConnectOptions, Connector, Listener, PeerAddr, Stream};
 
@@ -146,6 +146,23 @@ pub(crate) enum End {
     Rejected(String),
 }
 
+impl End {
+    /// The reason counted in metrics.
+    pub(crate) fn reason(&self) -> CloseReason {
+        match self {
+            End::Closed => CloseReason::Clean,
+            End::Idle(_) => CloseReason::IdleTimeout,
+            End::Fault(Fault { err, .. }) => match ErrorKind::of_io(err) {
+                ErrorKind::Reset => CloseReason::Reset,
+                _ => CloseReason::Error,
+            },
+            End::UpstreamUnavailable(_) => CloseReason::UpstreamUnavailable,
+            End::Drained => CloseReason::DrainTimeout,
+            End::Rejected(_) => CloseReason::Rejected,
+        }
+    }
+}
+
 impl fmt::Display for End {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -180,7 +197,9 @@ pub(crate) struct CloseLog {
     pub(crate) upstream: String,
     /// Bytes moved each way.
     pub(crate) traffic: Traffic,
-    logged: AtomicBool,
+    /// 0 until the line is written, then 1 + the index of the reason in
+    /// [`CloseReason::ALL`].
+    ended: AtomicU8,
 }
 
 impl CloseLog {
@@ -190,13 +209,22 @@ impl CloseLog {
             client,
             upstream,
             traffic: Traffic::new(),
-            logged: AtomicBool::new(false),
+            ended: AtomicU8::new(0),
         }
     }
 
     /// Writes the line once; later calls (and the drop) do nothing.
     pub(crate) fn log(&self, end: &End) {
-        if self.logged.swap(true, Ordering::Relaxed) {
+        let reason = end.reason();
+        let code = CloseReason::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .map_or(u8::MAX, |i| i as u8 + 1);
+        if self
+            .ended
+            .compare_exchange(0, code, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
             return;
         }
         let line = format!(
@@ -228,13 +256,36 @@ impl CloseLog {
     }
 }
 
+impl CloseLog {
+    /// Why the connection ended, once the line is written.
+    pub(crate) fn reason(&self) -> Option<CloseReason> {
+        match self.ended.load(Ordering::Relaxed) {
+            0 => None,
+            n => CloseReason::ALL.get(usize::from(n) - 1).copied(),
+        }
+    }
+
+    /// Tells `observer` how the connection ended: its bytes (counted by
+    /// the pipe, reported here at the end), why, and its totals.
+    pub(crate) fn report<O: Observer>(&self, observer: &O) {
+        let (up, down) = (self.traffic.up(), self.traffic.down());
+        observer.received(usize::try_from(up).unwrap_or(usize::MAX));
+        observer.sent(usize::try_from(down).unwrap_or(usize::MAX));
+        if let Some(reason) = self.reason() {
+            observer.ended(reason);
+        }
+        observer.closed(&self.client, up, down);
+    }
+}
+
 impl Drop for CloseLog {
     fn drop(&mut self) {
         self.log(&End::Drained);
     }
 }
 
-/// Relays one accepted connection to its end and logs how it ended.
+/// Relays one accepted connection to its end, logs how it ended and
+/// tells the observer.
 async fn handle<O: Observer>(conn: Conn<O>, config: &RelayConfig, connector: &Connector) {
     let Conn {
         stream: client,
@@ -244,6 +295,19 @@ async fn handle<O: Observer>(conn: Conn<O>, config: &RelayConfig, connector: &Co
         ..
     } = conn;
     let mut log = CloseLog::new(peer, config.upstream.to_string());
+    connect_and_relay(client, &mut log, deadlines, config, connector, &observer).await;
+    log.report(&observer);
+}
+
+/// Connects upstream and relays `client` to it, writing `log`'s line.
+async fn connect_and_relay<O: Observer>(
+    client: Stream,
+    log: &mut CloseLog,
+    deadlines: crate::service::Deadlines,
+    config: &RelayConfig,
+    connector: &Connector,
+    observer: &O,
+) {
     tracing::debug!(
         "{}: connected; connecting to {}",
         log.client,
@@ -252,7 +316,14 @@ async fn handle<O: Observer>(conn: Conn<O>, config: &RelayConfig, connector: &Co
     let what = format!("connect to {}", config.upstream);
     let connected = retry(&config.retry, &what, |attempt| {
         tracing::debug!("{what} (attempt {attempt}) for {}", log.client);
-        connector.connect()
+        let started = Instant::now();
+        let connecting = connector.connect();
+        async move {
+            let result = connecting.await;
+            let outcome = result.as_ref().map(|_| ()).map_err(Error::kind);
+            observer.upstream_connect(outcome, started.elapsed());
+            result
+        }
     })
     .await;
     let mut upstream = match connected {
@@ -289,7 +360,6 @@ async fn handle<O: Observer>(conn: Conn<O>, config: &RelayConfig, connector: &Co
     )
     .await;
     log.log(&end);
-    observer.closed(&log.client, log.traffic.up(), log.traffic.down());
 }
 
 /// The PROXY protocol header for a client: the address a header of its

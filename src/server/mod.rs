@@ -49,7 +49,7 @@ use tokio_util::sync::CancellationToken;
 use crate::access::AccessList;
 use crate::error::{Result, fmt_duration};
 use crate::proxy_protocol;
-use crate::service::{Conn, Deadlines, NoObserver, Observer, Service};
+use crate::service::{CloseReason, Conn, Deadlines, NoObserver, Observer, Service};
 use crate::transport::{Accepted, Listener, PeerAddr, SocketOptions};
 use accept::{AcceptBackoff, Action};
 pub use activity::Activity;
@@ -293,7 +293,7 @@ async fn serve_loop<S: Service, O: Observer>(
                         reaped(&mut tracker, done);
                         continue;
                     }
-                    accepted = accept(&listener, &mut backoff, &shutdown) => match accepted {
+                    accepted = accept(&listener, &mut backoff, &shutdown, &observer) => match accepted {
                         Accept::Conn(conn) => waiting = Some(conn),
                         Accept::Retry => continue,
                         Accept::Shutdown => break,
@@ -310,6 +310,7 @@ async fn serve_loop<S: Service, O: Observer>(
             }
             if let Some(idle) = tracker.evict() {
                 report.evicted += 1;
+                observer.ended(CloseReason::Evicted);
                 tracing::debug!(
                     "closing a connection idle for {} to make room",
                     fmt_duration(idle)
@@ -326,13 +327,14 @@ async fn serve_loop<S: Service, O: Observer>(
         }
         let (accepted, peer) = match waiting.take() {
             Some(conn) => conn,
-            None => match accept(&listener, &mut backoff, &shutdown).await {
+            None => match accept(&listener, &mut backoff, &shutdown, &observer).await {
                 Accept::Conn(conn) => conn,
                 Accept::Retry => continue,
                 Accept::Shutdown => break,
             },
         };
         report.accepted += 1;
+        observer.accepted();
         // Behind a PROXY protocol header the rules apply to the client it
         // carries, checked in the connection's task once it is read.
         if let (Some(access), PeerAddr::Inet(addr), None) =
@@ -344,6 +346,7 @@ async fn serve_loop<S: Service, O: Observer>(
             // end, as are the refusals made behind a PROXY header).
             drop(accepted);
             access.log_denied(*addr);
+            observer.denied();
             continue;
         }
         if let Err(err) = accepted.set_options(&limits.socket) {
@@ -353,7 +356,7 @@ async fn serve_loop<S: Service, O: Observer>(
             Some((slot, activity)) => (Some(slot), Some(activity)),
             None => (None, None),
         };
-        let (cancel, observer) = (shutdown.clone(), observer.clone());
+        let (cancel, observer) = (shutdown.clone(), observer.connection());
         // A PROXY protocol header comes first, in the connection's task.
         let ready = match limits.accept_proxy {
             Some(_) => Err(accepted),
@@ -377,6 +380,8 @@ async fn serve_loop<S: Service, O: Observer>(
                         Some(deadline) => {
                             let Some(conn) = proxy_protocol::accept(accepted, peer, deadline).await
                             else {
+                                observer.handshake_failed("proxy_header");
+                                observer.ended(CloseReason::Rejected);
                                 return;
                             };
                             let client = match &conn.1 {
@@ -388,6 +393,8 @@ async fn serve_loop<S: Service, O: Observer>(
                                 && !access.permits(client.ip())
                             {
                                 access.log_denied(client);
+                                observer.denied();
+                                observer.ended(CloseReason::Rejected);
                                 return;
                             }
                             conn
@@ -396,6 +403,8 @@ async fn serve_loop<S: Service, O: Observer>(
                             Ok(stream) => (stream, peer),
                             Err(err) => {
                                 tracing::info!("{err}");
+                                observer.handshake_failed(crate::tls::handshake_failure(&err));
+                                observer.ended(CloseReason::Rejected);
                                 return;
                             }
                         },
@@ -422,6 +431,9 @@ async fn serve_loop<S: Service, O: Observer>(
     tracker.table.start_shutdown();
     let closed = tracker.close_idle();
     report.closed_at_shutdown = closed;
+    for _ in 0..closed {
+        observer.ended(CloseReason::Shutdown);
+    }
     if closed > 0 {
         tracing::debug!("closing {closed} connection(s) idle between messages");
     }
@@ -438,6 +450,9 @@ async fn serve_loop<S: Service, O: Observer>(
         .await;
         if drained.is_err() {
             report.closed_at_drain = tasks.len();
+            for _ in 0..tasks.len() {
+                observer.ended(CloseReason::DrainTimeout);
+            }
             tracing::info!(
                 "drain timeout: closing {} connection(s)",
                 report.closed_at_drain
@@ -472,10 +487,11 @@ enum Accept {
 }
 
 /// Accepts one connection, backing off after errors that call for it.
-async fn accept(
+async fn accept<O: Observer>(
     listener: &Listener,
     backoff: &mut AcceptBackoff,
     shutdown: &CancellationToken,
+    observer: &O,
 ) -> Accept {
     tokio::select! {
         accepted = listener.accept() => match accepted {
@@ -484,6 +500,7 @@ async fn accept(
                 Accept::Conn(accepted)
             }
             Err(err) => {
+                observer.accept_error(&err);
                 if let Action::Sleep(delay) = backoff.on_error(&err) {
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}
