@@ -513,3 +513,6 @@ async fn accept<O: Observer>(
         _ = shutdown.cancelled() => Accept::Shutdown,
     }
 }
+
+#[cfg(test)]
+mod observed_tests;
