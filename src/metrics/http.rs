@@ -280,21 +280,103 @@ async fn exchange(mut stream: Stream, metrics: &Metrics) {
     }
     let _ = stream.flush().await;
     let _ = stream.shutdown().await;
-    // Read what the client still sends until it closes (within the
-    // timeout): closing with unread bytes would reset the connection and
-    // could destroy the answer.
-    let mut left = 64 * 1024usize;
-    while left > 0 {
-        match stream.read(&mut chunk).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => left = left.saturating_sub(n),
+    // Read what the client still sends until it closes, for a moment:
+    // closing with unread bytes would reset the connection and could
+    // destroy the answer.
+    let _ = tokio::time::timeout(LINGER, async {
+        let mut left = 64 * 1024usize;
+        while left > 0 {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
         }
-    }
+    })
+    .await;
 }
+
+/// How long a connection is read after its answer, waiting for the
+/// client to close.
+const LINGER: Duration = Duration::from_secs(1);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::net::TcpStream;
+
+    /// Serves `Metrics::new("serve")` on a loopback port; returns its
+    /// address and the token that stops it.
+    async fn endpoint() -> (String, CancellationToken) {
+        let listener = Listener::bind(&"127.0.0.1:0".parse().expect("endpoint"))
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let stop = CancellationToken::new();
+        tokio::spawn(serve(listener, Metrics::new("serve"), stop.clone()));
+        (addr, stop)
+    }
+
+    /// What the server sends before closing.
+    async fn answer(stream: &mut TcpStream) -> String {
+        let mut out = Vec::new();
+        stream.read_to_end(&mut out).await.expect("read");
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_client_is_closed_at_the_request_timeout() {
+        let (addr, _stop) = endpoint().await;
+        let mut silent = TcpStream::connect(&addr).await.expect("connect");
+        let started = tokio::time::Instant::now();
+        // (Paused time moves on while everything waits.)
+        assert_eq!(answer(&mut silent).await, "");
+        assert!(started.elapsed() >= REQUEST_TIMEOUT);
+    }
+
+    #[tokio::test]
+    async fn scrapes_past_the_limit_are_closed_at_once() {
+        let (addr, _stop) = endpoint().await;
+        let mut held = Vec::new();
+        for _ in 0..MAX_CLIENTS {
+            held.push(TcpStream::connect(&addr).await.expect("connect"));
+        }
+        // The limit is reached: closed without an answer (well before the
+        // others' request timeout).
+        let mut extra = TcpStream::connect(&addr).await.expect("connect");
+        extra
+            .write_all(b"GET /metrics HTTP/1.1\r\n\r\n")
+            .await
+            .expect("send");
+        let mut byte = [0u8; 1];
+        let closed = tokio::time::timeout(Duration::from_secs(5), extra.read(&mut byte)).await;
+        // Closed with the request unread: an end of stream or a reset.
+        assert!(
+            matches!(closed.expect("closed at once"), Ok(0) | Err(_)),
+            "answered past the limit"
+        );
+        // One finishes: a scrape is served again.
+        let mut first = held.remove(0);
+        first
+            .write_all(b"GET /metrics HTTP/1.1\r\n\r\n")
+            .await
+            .expect("send");
+        assert!(answer(&mut first).await.starts_with("HTTP/1.1 200 OK\r\n"));
+        // Its slot frees once it has closed too.
+        drop(first);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let text = loop {
+            let mut next = TcpStream::connect(&addr).await.expect("connect");
+            let _ = next.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").await;
+            let mut out = Vec::new();
+            if next.read_to_end(&mut out).await.is_ok() && !out.is_empty() {
+                break String::from_utf8_lossy(&out).into_owned();
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no slot freed");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+        assert!(text.contains("netcrab_connections_accepted_total 0\n"));
+    }
 
     fn get(path: &str, accept: Option<&str>) -> Vec<u8> {
         let accept = accept.map_or(String::new(), |a| format!("Accept: {a}\r\n"));
