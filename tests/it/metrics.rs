@@ -328,6 +328,31 @@ fn proxy_counts_tunnels_and_upstream_connects() {
 }
 
 #[test]
+fn proxy_counts_clients_its_rules_refuse() {
+    let proxy = Server::start_exact(&[
+        "proxy",
+        "127.0.0.1:0",
+        "--deny",
+        "127.0.0.1",
+        "--metrics",
+        "127.0.0.1:0",
+    ]);
+    let url = metrics_url(&proxy.proc);
+    let mut s = proxy.connect();
+    let _ = s.read_to_end(&mut Vec::new());
+    let text = scrape_until(
+        &url,
+        "netcrab_connections_closed_total{reason=\"rejected\"}",
+        1.0,
+    );
+    assert_eq!(value(&text, "netcrab_connections_denied_total"), Some(1.0));
+    assert_eq!(
+        value(&text, "netcrab_upstream_connect_attempts_total"),
+        Some(0.0)
+    );
+}
+
+#[test]
 fn metrics_needs_a_tcp_address() {
     let out = run(&["serve", "127.0.0.1:0", "--metrics", "unix:///tmp/m.sock"]);
     assert_exit(&out, 2, "--metrics takes a TCP address");
