@@ -316,12 +316,11 @@ async fn connect_and_relay<O: Observer>(
     let what = format!("connect to {}", config.upstream);
     let connected = retry(&config.retry, &what, |attempt| {
         tracing::debug!("{what} (attempt {attempt}) for {}", log.client);
-        let started = Instant::now();
         let connecting = connector.connect();
         async move {
+            let mut attempt = Attempt::new(observer);
             let result = connecting.await;
-            let outcome = result.as_ref().map(|_| ()).map_err(Error::kind);
-            observer.upstream_connect(outcome, started.elapsed());
+            attempt.outcome = result.as_ref().map(|_| ()).map_err(Error::kind);
             result
         }
     })
@@ -360,6 +359,31 @@ async fn connect_and_relay<O: Observer>(
     )
     .await;
     log.log(&end);
+}
+
+/// One upstream connect attempt, told to the observer when it ends: when
+/// it returns, or when the retry deadline drops it (a timeout).
+struct Attempt<'a, O: Observer> {
+    observer: &'a O,
+    started: Instant,
+    outcome: std::result::Result<(), ErrorKind>,
+}
+
+impl<'a, O: Observer> Attempt<'a, O> {
+    fn new(observer: &'a O) -> Attempt<'a, O> {
+        Attempt {
+            observer,
+            started: Instant::now(),
+            outcome: Err(ErrorKind::Timeout),
+        }
+    }
+}
+
+impl<O: Observer> Drop for Attempt<'_, O> {
+    fn drop(&mut self) {
+        self.observer
+            .upstream_connect(self.outcome, self.started.elapsed());
+    }
 }
 
 /// The PROXY protocol header for a client: the address a header of its
@@ -435,6 +459,20 @@ pub(crate) async fn relay(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_attempt_dropped_unfinished_counts_as_a_timeout() {
+        let metrics = crate::metrics::Metrics::new("relay");
+        let observer = metrics.observer();
+        drop(Attempt::new(&observer));
+        let mut done = Attempt::new(&observer);
+        done.outcome = Ok(());
+        drop(done);
+        let text = metrics.encode_text();
+        assert!(text.contains("netcrab_upstream_connect_attempts_total 2\n"));
+        assert!(text.contains("netcrab_upstream_connect_failures_total{kind=\"timeout\"} 1\n"));
+        assert!(text.contains("netcrab_upstream_connect_duration_seconds_count 1\n"));
+    }
 
     #[test]
     fn end_messages() {
