@@ -66,18 +66,27 @@ for conns in $CONNS; do
         scraper=$!
       fi
       json="$tmp/$conns-$round-$mode.json"
+      status=0
       "$B" bench "$addr" -c "$conns" -s "$SIZE" -d "$DURATION" --warmup "$WARMUP" \
-        --server-pid "$PID" --json >"$json" 2>/dev/null
+        --server-pid "$PID" --json >"$json" 2>"$tmp/bench.err" || status=$?
       kill "$PID" 2>/dev/null || true
       wait "$PID" 2>/dev/null || true
-      [[ -n $scraper ]] && { kill "$scraper" 2>/dev/null || true; wait "$scraper" 2>/dev/null || true; }
+      if [[ -n $scraper ]]; then
+        kill "$scraper" 2>/dev/null || true
+        wait "$scraper" 2>/dev/null || true
+      fi
+      if ((status != 0)); then
+        echo "conns $conns metrics $mode round $round: bench failed (exit $status), run left out:" >&2
+        tail -3 "$tmp/bench.err" >&2
+        continue
+      fi
       python3 - "$json" "$conns" "$mode" "$round" >>"$results" <<'EOF'
 import json, sys
 d = json.load(open(sys.argv[1]))
 cpu_us = d["server"]["cpu_us_per_request"]
-print(sys.argv[2], sys.argv[3], sys.argv[4], d["rate"], 1e6 / cpu_us, cpu_us)
+print(sys.argv[2], sys.argv[3], sys.argv[4], d["rate"]["achieved_rps"], 1e6 / cpu_us, cpu_us, d["requests"]["errors"])
 EOF
-      tail -1 "$results" | awk '{printf "conns %s metrics %-3s round %s: %.0f req/s, %.0f req per server CPU-s (%.2f us/req)\n", $1, $2, $3, $4, $5, $6}'
+      tail -1 "$results" | awk '{printf "conns %s metrics %-3s round %s: %.0f req/s, %.0f req per server CPU-s (%.2f us/req), %d errors\n", $1, $2, $3, $4, $5, $6, $7}'
     done
   done
 done
@@ -87,11 +96,13 @@ python3 - "$results" "$SIZE" <<'EOF'
 import statistics, sys
 rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
 by = {}
-for conns, mode, _, rate, per_cpu, _ in rows:
+for conns, mode, _, rate, per_cpu, _, _ in rows:
     by.setdefault((int(conns), mode), []).append((float(rate), float(per_cpu)))
 print(f"| connections x {sys.argv[2]} B | --metrics | req/s (median) | req per server CPU-s (median) | vs off |")
 print("|---|---|---|---|---|")
 for conns in sorted({c for c, _ in by}):
+    if not by.get((conns, "off")) or not by.get((conns, "on")):
+        continue
     off = statistics.median(p for _, p in by[(conns, "off")])
     for mode in ("off", "on"):
         runs = by[(conns, mode)]
