@@ -54,7 +54,7 @@ results="$tmp/results"
 for conns in $CONNS; do
   for round in $(seq "$ROUNDS"); do
     for mode in off on; do
-      log="$tmp/serve.log"
+      log="$tmp/serve-$conns-$round-$mode.log"
       args=(serve 127.0.0.1:0 --echo --max-conns 10000)
       [[ $mode == on ]] && args+=(--metrics 127.0.0.1:0)
       start "$log" "${args[@]}"
