@@ -150,7 +150,8 @@ pub enum CloseReason {
     UpstreamUnavailable,
     /// Another I/O error.
     Error,
-    /// Waiting between messages when shutdown started: closed at once.
+    /// Closed for shutdown: waiting between messages when it started, or
+    /// done with a message during the drain.
     Shutdown,
     /// Still open when the drain timeout ran out.
     DrainTimeout,

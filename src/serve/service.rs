@@ -184,6 +184,8 @@ pub(super) fn handle<O: Observer>(
             };
         }
         state.observer.ended(match &result {
+            // Between messages at shutdown, or the peer's own end.
+            Ok(()) if state.conn.shutdown.is_cancelled() => CloseReason::Shutdown,
             Ok(()) => CloseReason::Clean,
             Err(err) => CloseReason::of_error(err.kind()),
         });

@@ -78,7 +78,8 @@ async fn the_loop_counts_the_connections_it_closes() {
         service: Reply::Echo,
         framing: Framing::Lines { max_line: 1024 },
         limits: ServerLimits {
-            drain_timeout: Duration::from_millis(200),
+            // Long enough for the third connection to finish its line.
+            drain_timeout: Duration::from_secs(1),
             ..ServerLimits::default()
         },
         ..ServeConfig::default()
@@ -98,24 +99,39 @@ async fn the_loop_counts_the_connections_it_closes() {
     idle.write_all(b"hi\n").await.expect("send");
     let mut line = [0u8; 3];
     idle.read_exact(&mut line).await.expect("echo");
-    // Another is in the middle of a line: drained, then closed.
+    // Another is in the middle of a line that never ends: drained, then
+    // closed.
     let mut busy = TcpStream::connect(&addr).await.expect("connect");
     busy.write_all(b"partial").await.expect("send");
+    // A third finishes its line during the drain: closed for shutdown.
+    let mut finishing = TcpStream::connect(&addr).await.expect("connect");
+    finishing.write_all(b"almost").await.expect("send");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while record.lock().expect("lock").received < 10 {
+    while record.lock().expect("lock").received < 16 {
         assert!(tokio::time::Instant::now() < deadline, "never received");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    assert_eq!(record.lock().expect("lock").open, 2);
+    assert_eq!(record.lock().expect("lock").open, 3);
 
     shutdown.cancel();
+    finishing.write_all(b" done\n").await.expect("send");
+    let mut echo = Vec::new();
+    finishing.read_to_end(&mut echo).await.expect("read");
+    assert_eq!(echo, b"almost done\n");
     let report = server.await.expect("join").expect("run");
     assert_eq!(report.closed_at_shutdown, 1);
     assert_eq!(report.closed_at_drain, 1);
     let record = record.lock().expect("lock");
-    assert_eq!(record.accepted, 2);
+    assert_eq!(record.accepted, 3);
     let mut ended = record.ended.clone();
     ended.sort_by_key(|r| r.as_str());
-    assert_eq!(ended, [CloseReason::DrainTimeout, CloseReason::Shutdown]);
+    assert_eq!(
+        ended,
+        [
+            CloseReason::DrainTimeout,
+            CloseReason::Shutdown,
+            CloseReason::Shutdown
+        ]
+    );
     assert_eq!(record.open, 0, "every connection's observer was dropped");
 }
