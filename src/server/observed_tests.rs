@@ -135,3 +135,44 @@ async fn the_loop_counts_the_connections_it_closes() {
     );
     assert_eq!(record.open, 0, "every connection's observer was dropped");
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_evicted_connection_is_counted_as_evicted() {
+    let listener = Listener::bind(&"127.0.0.1:0".parse().expect("endpoint"))
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let config = ServeConfig {
+        service: Reply::Echo,
+        limits: ServerLimits {
+            max_conns: 1,
+            idle_timeout: None,
+            ..ServerLimits::default()
+        },
+        ..ServeConfig::default()
+    };
+    let limits = config.limits.clone();
+    let recorder = Recorder::default();
+    let record = recorder.record.clone();
+    let shutdown = CancellationToken::new();
+    let stop = shutdown.clone();
+    let server = tokio::spawn(async move {
+        let service = ServeService::new(config);
+        run_observed(listener, &limits, stop, service, recorder).await
+    });
+    let mut first = TcpStream::connect(&addr).await.expect("connect");
+    first.write_all(b"a").await.expect("send");
+    let mut byte = [0u8; 1];
+    first.read_exact(&mut byte).await.expect("echo");
+    // At the limit: the first, idle (paused time runs on while all
+    // wait), makes room for the second.
+    let mut second = TcpStream::connect(&addr).await.expect("connect");
+    second.write_all(b"b").await.expect("send");
+    second.read_exact(&mut byte).await.expect("echo");
+    assert_eq!(first.read(&mut byte).await.unwrap_or(0), 0, "first closed");
+    shutdown.cancel();
+    server.await.expect("join").expect("run");
+    let record = record.lock().expect("lock");
+    assert_eq!(record.ended.first(), Some(&CloseReason::Evicted));
+    assert_eq!(record.open, 0);
+}
