@@ -353,6 +353,46 @@ fn proxy_counts_clients_its_rules_refuse() {
 }
 
 #[test]
+fn accept_errors_are_counted_by_kind() {
+    let mut cmd = netcrab();
+    cmd.args(["serve", "127.0.0.1:0", "--echo", "--metrics", "127.0.0.1:0"]);
+    // SAFETY: setrlimit is async-signal-safe; nothing else runs in the child.
+    #[allow(unsafe_code)]
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            let lim = libc::rlimit {
+                rlim_cur: 32,
+                rlim_max: 32,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let server = Server::from_proc(Proc::start_with(&mut cmd));
+    let url = metrics_url(&server.proc);
+    let mut held = Vec::new();
+    for _ in 0..64 {
+        held.push(TcpStream::connect(server.addr).expect("connect (backlog)"));
+        if server.proc.stderr.count("too many open files") > 0 {
+            break;
+        }
+    }
+    server.proc.stderr.wait_for("too many open files");
+    // The metrics listener needs a descriptor too: release some first.
+    held.truncate(4);
+    server.proc.stderr.wait_for("accept: recovered");
+    let text = curl(&[&url]);
+    let emfile = value(&text, "netcrab_accept_errors_total{kind=\"emfile\"}");
+    assert!(emfile.is_some_and(|n| n >= 1.0), "{text}");
+    assert_eq!(
+        value(&text, "netcrab_accept_errors_total{kind=\"other\"}"),
+        Some(0.0)
+    );
+}
+
+#[test]
 fn metrics_needs_a_tcp_address() {
     let out = run(&["serve", "127.0.0.1:0", "--metrics", "unix:///tmp/m.sock"]);
     assert_exit(&out, 2, "--metrics takes a TCP address");
