@@ -8,7 +8,8 @@
 #
 # Usage: bench/callgrind-echo.sh SERVER_BINARY [CLIENT_BINARY]
 # Knobs (environment): N1=2000 N2=12000 CONNS=50 SIZE=512 ROUNDS=2
-#   OUT=target/callgrind-echo
+#   OUT=target/callgrind-echo SERVER_ARGS="--metrics 127.0.0.1:0" (more
+#   serve flags, split on spaces)
 # Needs valgrind. Loopback only.
 set -euo pipefail
 
@@ -30,8 +31,10 @@ mkdir -p "$OUT"
 ir() {
   local n=$1 pf="$OUT/port" cg="$OUT/echo-$1.cg"
   rm -f "$pf" "$cg"
+  local -a extra
+  read -r -a extra <<<"${SERVER_ARGS:-}"
   valgrind --tool=callgrind --callgrind-out-file="$cg" \
-    "$SERVER" serve 127.0.0.1:0 --echo -q --idle-timeout 0 --port-file "$pf" 2>"$OUT/valgrind.log" &
+    "$SERVER" serve 127.0.0.1:0 --echo -q --idle-timeout 0 --port-file "$pf" "${extra[@]}" 2>"$OUT/valgrind.log" &
   local pid=$!
   local port
   port=$(wait_port_file "$pf" 60)

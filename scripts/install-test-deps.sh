@@ -10,6 +10,7 @@
 # python3 for `wait http://` against python3 -m http.server, systemd for
 # systemd-socket-activate (socket activation of serve and relay).
 # ncat (nmap's netcat) as an independent client of serve --stdio and --broker.
+# prometheus (prometheus and promtool) for the metrics tests (tests/it/metrics.rs).
 # python3 for `wait http://` against python3 -m http.server; a virtualenv with
 # the python `websockets` package for the WebSocket interoperability tests.
 set -euo pipefail
@@ -25,6 +26,7 @@ command -v haproxy >/dev/null 2>&1 || need+=(haproxy)       # PROXY protocol v1/
 command -v curl >/dev/null 2>&1 || need+=(curl) # proxy tests: curl --socks5-hostname, -x, --proxy-user
 command -v systemd-socket-activate >/dev/null 2>&1 || need+=(systemd) # tests/it/ops.rs: socket activation
 command -v ncat >/dev/null 2>&1 || need+=(ncat) # tests/it/stdio.rs: ncat as client of serve --stdio and --chat
+command -v promtool >/dev/null 2>&1 || need+=(prometheus) # tests/it/metrics.rs: promtool check metrics, a real scrape
 if ((${#need[@]})); then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

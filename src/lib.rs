@@ -31,6 +31,7 @@
 //! | [`server`] | the one accept loop, generic over the service and knowing none: connection limit (evicting the longest-idle connection for services that ask), access rules, PROXY protocol headers, accept backoff, shutdown (connections idle between messages close at once, the others drain) |
 //! | [`pipe`] | the bidirectional copy any service can use: splice(2) for TCP to TCP on Linux, a user-space copy otherwise, half-close; with faults, a delay queue, bandwidth pacer and slicer for the faulted direction |
 //! | [`faults`] | fault injection for relay: the fault keys and their one parser (flags, JSON, TOML), datagram verdicts (pure), the faults in force and live connections, the `--control` HTTP API |
+//! | [`metrics`] | Prometheus metrics (`--metrics`): the counters, the [`Observer`](service::Observer) that feeds them, the `/metrics` HTTP endpoint (pure request parsing and format negotiation) |
 //! | [`access`] | allow/deny rules (addresses, CIDR blocks, names): parsing and matching (pure), resolution at start |
 //! | [`transcript`] | `-o`/`-x` transcripts: a recording stream wrapper and a writer thread behind a bounded queue |
 //! | [`serve`] | reply, echo, discard and `--lines` as a service ([`ServeService`](serve::ServeService)), and per datagram over UDP ([`serve::udp`]); `--stdio` ([`serve::stdio`], [`serve::udp_stdio`]); broker, chat and `--stdio -k` on one hub of bounded per-client queues ([`serve::hub`]) |
@@ -76,6 +77,7 @@ pub mod endpoint;
 pub mod error;
 pub mod escape;
 pub mod faults;
+pub mod metrics;
 pub mod pipe;
 pub mod proxy;
 pub mod proxy_protocol;

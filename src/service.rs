@@ -25,6 +25,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
+use crate::error::ErrorKind;
 use crate::server::Activity;
 use crate::transport::{PeerAddr, Stream};
 
@@ -75,7 +76,10 @@ pub trait Observer: Clone + Send + Sync + 'static {
         let _ = n;
     }
 
-    /// The connection ended, with these totals.
+    /// The connection ended, with these totals. (Services that count bytes
+    /// only at the end, as the relay's splice(2) path does, report them
+    /// through [`received`](Observer::received) and
+    /// [`sent`](Observer::sent) first: the totals here repeat them.)
     fn closed(&self, peer: &PeerAddr, received: u64, sent: u64) {
         let _ = (peer, received, sent);
     }
@@ -85,6 +89,120 @@ pub trait Observer: Clone + Send + Sync + 'static {
     /// clean end. `--once` takes its exit code from it.
     fn failed(&self, err: &Error) {
         let _ = err;
+    }
+    /// Why the connection ended, said once by the service just before
+    /// [`closed`](Observer::closed); the accept loop says it for the
+    /// connections it closes itself (evicted, at shutdown, at the drain
+    /// timeout, a failed handshake).
+    fn ended(&self, reason: CloseReason) {
+        let _ = reason;
+    }
+
+    /// The accept loop took a connection from the listener (one the access
+    /// rules then refuse included).
+    fn accepted(&self) {}
+
+    /// The observer for a new connection, which the connection keeps
+    /// until it ends and drops then, however it ends (an observer that
+    /// counts open connections counts one here and uncounts it in its
+    /// `Drop`): a service keeps [`Conn::observer`] for the whole
+    /// connection. Clones of it are plain copies.
+    fn connection(&self) -> Self {
+        self.clone()
+    }
+
+    /// The access rules (`--allow`, `--deny`) refused a connection.
+    fn denied(&self) {}
+
+    /// `accept(2)` failed.
+    fn accept_error(&self, err: &io::Error) {
+        let _ = err;
+    }
+
+    /// A connection's handshake (TLS, WebSocket, a PROXY protocol header)
+    /// failed; the service never sees it.
+    fn handshake_failed(&self, reason: &'static str) {
+        let _ = reason;
+    }
+
+    /// An attempt to connect upstream (relay, proxy) ended, successfully
+    /// or not, after `elapsed`.
+    fn upstream_connect(&self, result: std::result::Result<(), ErrorKind>, elapsed: Duration) {
+        let _ = (result, elapsed);
+    }
+
+    /// A child process started for a connection (`--exec`).
+    fn child_started(&self) {}
+
+    /// A child process started for a connection ended.
+    fn child_exited(&self) {}
+}
+
+/// Why a connection ended, as counted by `netcrab_connections_closed_total`
+/// (see [`Observer::ended`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// The peer (or both sides) finished normally.
+    Clean,
+    /// A peer or the upstream reset the connection.
+    Reset,
+    /// Nothing moved for the idle timeout (or a line did not end within
+    /// the line timeout).
+    IdleTimeout,
+    /// The peer broke the protocol (a line too long, a bad proxy request)
+    /// or was turned away after accept (proxy rules, a failed handshake).
+    Rejected,
+    /// The upstream could not be connected.
+    UpstreamUnavailable,
+    /// Another I/O error.
+    Error,
+    /// Closed for shutdown: waiting between messages when it started, or
+    /// done with a message during the drain.
+    Shutdown,
+    /// Still open when the drain timeout ran out.
+    DrainTimeout,
+    /// Closed at the connection limit to make room for a new one.
+    Evicted,
+}
+
+impl CloseReason {
+    /// Every reason, in the order they are listed in metrics.
+    pub const ALL: [CloseReason; 9] = [
+        CloseReason::Clean,
+        CloseReason::Reset,
+        CloseReason::IdleTimeout,
+        CloseReason::Rejected,
+        CloseReason::UpstreamUnavailable,
+        CloseReason::Error,
+        CloseReason::Shutdown,
+        CloseReason::DrainTimeout,
+        CloseReason::Evicted,
+    ];
+
+    /// The reason's label value (`clean`, `idle_timeout`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::Clean => "clean",
+            CloseReason::Reset => "reset",
+            CloseReason::IdleTimeout => "idle_timeout",
+            CloseReason::Rejected => "rejected",
+            CloseReason::UpstreamUnavailable => "upstream_unavailable",
+            CloseReason::Error => "error",
+            CloseReason::Shutdown => "shutdown",
+            CloseReason::DrainTimeout => "drain_timeout",
+            CloseReason::Evicted => "evicted",
+        }
+    }
+
+    /// The reason for a connection that ended with an error of this kind.
+    pub fn of_error(kind: ErrorKind) -> CloseReason {
+        match kind {
+            ErrorKind::Reset => CloseReason::Reset,
+            ErrorKind::Timeout => CloseReason::IdleTimeout,
+            ErrorKind::Protocol | ErrorKind::Tls => CloseReason::Rejected,
+            _ => CloseReason::Error,
+        }
     }
 }
 

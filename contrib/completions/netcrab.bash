@@ -712,7 +712,7 @@ _netcrab() {
             return 0
             ;;
         netcrab__subcmd__proxy)
-            opts="-v -q -h -V --auth --allow-dest --deny-dest --allow --deny --max-header --port-file --accept-proxy --proxy-header-timeout --once --max-conns --idle-timeout --drain-timeout --connect-timeout --keepalive --no-splice --tls --cert --key --client-ca --client-pin-sha256 --client-name --alpn --handshake-timeout --verbose --quiet --log-format --help --version"
+            opts="-v -q -h -V --auth --allow-dest --deny-dest --allow --deny --max-header --port-file --accept-proxy --proxy-header-timeout --once --max-conns --idle-timeout --drain-timeout --connect-timeout --keepalive --no-splice --tls --cert --key --client-ca --client-pin-sha256 --client-name --alpn --metrics --handshake-timeout --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -794,6 +794,10 @@ _netcrab() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --metrics)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --handshake-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -810,7 +814,7 @@ _netcrab() {
             return 0
             ;;
         netcrab__subcmd__relay)
-            opts="-4 -6 -s -p -o -x -v -q -h -V --port-file --once --max-conns --idle-timeout --drain-timeout --connect-timeout --keepalive --no-splice --ipv4 --ipv6 --source --source-port --accept-proxy --proxy-header-timeout --send-proxy --retry --retry-for --retry-delay --retry-max-delay --proxy --no-proxy --proxy-ca --proxy-insecure --tls --cert --key --client-ca --client-pin-sha256 --client-name --alpn --handshake-timeout --ws-text --ws-ping --ws-max-message --ws-protocol --ws-header --ws-origin --ws-path --upstream-tls --upstream-ca --upstream-servername --upstream-pin-sha256 --upstream-insecure --upstream-cert --upstream-key --allow --allow-file --deny --deny-file --output --hex-dump --up --both --latency --jitter --bandwidth --slice --slice-delay --reset-after --reset-after-time --timeout-after --blackhole --drop --fault-rate --faults --control --verbose --quiet --log-format --help --version"
+            opts="-4 -6 -s -p -o -x -v -q -h -V --port-file --once --max-conns --idle-timeout --drain-timeout --connect-timeout --keepalive --no-splice --ipv4 --ipv6 --source --source-port --accept-proxy --proxy-header-timeout --send-proxy --retry --retry-for --retry-delay --retry-max-delay --proxy --no-proxy --proxy-ca --proxy-insecure --tls --cert --key --client-ca --client-pin-sha256 --client-name --alpn --handshake-timeout --ws-text --ws-ping --ws-max-message --ws-protocol --ws-header --ws-origin --ws-path --upstream-tls --upstream-ca --upstream-servername --upstream-pin-sha256 --upstream-insecure --upstream-cert --upstream-key --allow --allow-file --deny --deny-file --output --hex-dump --up --both --latency --jitter --bandwidth --slice --slice-delay --reset-after --reset-after-time --timeout-after --blackhole --drop --fault-rate --faults --control --metrics --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1040,6 +1044,10 @@ _netcrab() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --metrics)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --log-format)
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
@@ -1106,7 +1114,7 @@ _netcrab() {
             return 0
             ;;
         netcrab__subcmd__serve)
-            opts="-u -U -k -4 -6 -o -x -v -q -h -V --udp --unix --mode --reply --echo --discard --stdio --broker --chat --keep-open --once --no-splice --lines --max-line --port-file --max-conns --idle-timeout --line-timeout --drain-timeout --keepalive --accept-proxy --proxy-header-timeout --ipv4 --ipv6 --tls --cert --key --client-ca --client-pin-sha256 --client-name --alpn --handshake-timeout --allow --allow-file --deny --deny-file --output --hex-dump --ws-text --ws-ping --ws-max-message --ws-protocol --ws-header --ws-origin --ws-path --verbose --quiet --log-format --help --version"
+            opts="-u -U -k -4 -6 -o -x -v -q -h -V --udp --unix --mode --reply --echo --discard --stdio --broker --chat --keep-open --once --no-splice --lines --max-line --port-file --max-conns --idle-timeout --line-timeout --drain-timeout --keepalive --accept-proxy --proxy-header-timeout --ipv4 --ipv6 --tls --cert --key --client-ca --client-pin-sha256 --client-name --alpn --handshake-timeout --allow --allow-file --deny --deny-file --output --hex-dump --ws-text --ws-ping --ws-max-message --ws-protocol --ws-header --ws-origin --ws-path --metrics --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1233,6 +1241,10 @@ _netcrab() {
                     return 0
                     ;;
                 --ws-path)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --metrics)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

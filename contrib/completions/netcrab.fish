@@ -69,6 +69,7 @@ complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l ws-protocol -d
 complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l ws-header -d 'Extra request header \'NAME: VALUE\' sent by connect (repeatable)' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l ws-origin -d 'Serve: accept only requests whose Origin is one of these (403 otherwise; repeatable)' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l ws-path -d 'Serve: accept only this request path (404 otherwise) [default: any path]' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l metrics -d 'Serve Prometheus metrics at http://ADDR/metrics (HOST:PORT, :PORT or PORT; port 0 picks a free port, logged); --help lists them' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l log-format -d 'Log line format on stderr: text (`netcrab: message`) or json (one object per line: time, level, message and the event\'s fields)' -r -f -a "text\t'`netcrab: [level: ]message`'
 json\t'One JSON object per line: time, level, message, fields'"
 complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -s u -l udp -d 'UDP: an address without a scheme means udp://HOST:PORT'
@@ -193,6 +194,7 @@ complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l drop -d 'Drop 
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l fault-rate -d 'Affect this share of connections, 0 to 1 (0: none, exactly; default 1: all)' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l faults -d 'Read the faults from a TOML file with the same keys (latency = "100ms"); re-read on SIGHUP' -r -F
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l control -d 'Serve the HTTP/JSON control API on ADDR: GET/PUT/DELETE /faults, GET /connections' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l metrics -d 'Serve Prometheus metrics at http://ADDR/metrics (HOST:PORT, :PORT or PORT; port 0 picks a free port, logged); --help lists them' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l log-format -d 'Log line format on stderr: text (`netcrab: message`) or json (one object per line: time, level, message and the event\'s fields)' -r -f -a "text\t'`netcrab: [level: ]message`'
 json\t'One JSON object per line: time, level, message, fields'"
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l once -d 'Serve one connection: stop listening once it is accepted, exit when it ends, with its outcome as exit code (0 clean, else the error\'s code)'
@@ -232,6 +234,7 @@ complete -c netcrab -n "__fish_netcrab_using_subcommand proxy" -l client-ca -d '
 complete -c netcrab -n "__fish_netcrab_using_subcommand proxy" -l client-pin-sha256 -d 'Require a client certificate with this SHA-256 fingerprint (repeatable); with --client-ca it must pass that too, without it any signer is fine' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand proxy" -l client-name -d 'Require a client certificate carrying NAME in its subjectAltName (or CN when it has none); repeatable, any one matches; needs --client-ca or --client-pin-sha256' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand proxy" -l alpn -d 'ALPN protocol(s) to accept, in order of preference (repeatable or comma-separated) [quic:// default: netcrab]' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand proxy" -l metrics -d 'Serve Prometheus metrics at http://ADDR/metrics (HOST:PORT, :PORT or PORT; port 0 picks a free port, logged); --help lists them' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand proxy" -l handshake-timeout -d 'Close a client that has not completed its handshake (TLS, then the SOCKS5 greeting, authentication and request, the SOCKS4 request or the HTTP request head) this long after connecting [default: 10s]' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand proxy" -l log-format -d 'Log line format on stderr: text (`netcrab: message`) or json (one object per line: time, level, message and the event\'s fields)' -r -f -a "text\t'`netcrab: [level: ]message`'
 json\t'One JSON object per line: time, level, message, fields'"

@@ -11,6 +11,7 @@ mod exit_codes;
 mod faults;
 mod fdlimit;
 pub mod logging;
+mod metrics;
 mod proxy;
 mod relay;
 mod scan;

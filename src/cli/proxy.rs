@@ -10,11 +10,12 @@ use clap::Args;
 use netcrab::endpoint::{Addr, Endpoint, Host, Scheme};
 use netcrab::error::{Error, Result};
 use netcrab::proxy_server::rules::{Rule, Rules};
-use netcrab::proxy_server::{self, Credentials, ProxyConfig};
-use netcrab::server::ServerLimits;
+use netcrab::proxy_server::{self, Credentials, ProxyConfig, ProxyService};
+use netcrab::server::{self, ServerLimits};
 use netcrab::transport::{ConnectOptions, ListenOptions, Listener, SocketOptions};
 
 use super::common::{MAX_CONNS, count, duration, keepalive, optional, size};
+use super::metrics::MetricsArgs;
 use super::serve::announce;
 use super::tls::TlsServeArgs;
 
@@ -31,7 +32,8 @@ Examples:
   NETCRAB_PROXY_AUTH=alice:s3cret netcrab proxy :1080 --deny-dest 10.0.0.0/8 --deny-dest 127.0.0.0/8
   netcrab proxy 127.0.0.1:1080 --allow-dest example.com --allow-dest 192.0.2.0/24
   netcrab proxy 10.0.0.1:3128 --allow 10.0.0.0/24 --auth alice:s3cret   # clients of one subnet only
-  netcrab proxy tls://:8443 --cert cert.pem --key key.pem --auth alice:s3cret   # TLS to the proxy (curl -x https://)";
+  netcrab proxy tls://:8443 --cert cert.pem --key key.pem --auth alice:s3cret   # TLS to the proxy (curl -x https://)
+  netcrab proxy 127.0.0.1:1080 --metrics 127.0.0.1:9100   # Prometheus metrics at http://127.0.0.1:9100/metrics";
 
 /// A SOCKS5, SOCKS4/4a and HTTP CONNECT forward proxy on one port
 #[derive(Debug, Args)]
@@ -100,6 +102,8 @@ pub struct ProxyArgs {
     /// TLS on the listening side (a proxy reached with https://)
     #[command(flatten)]
     pub tls: TlsServeArgs,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 }
 
 /// Parses repeated rule flags.
@@ -172,6 +176,7 @@ impl ProxyArgs {
         }
         let mut listen_options = ListenOptions::default();
         listen_options.tls = tls.resolve(&listen)?;
+        self.metrics.endpoint()?;
         Ok((listen, listen_options, config))
     }
 
@@ -196,12 +201,21 @@ impl ProxyArgs {
                 "listening on {bound} beyond loopback without --auth: anyone who can reach it can use this proxy"
             );
         }
+        let metrics = self.metrics.start("proxy").await?;
         announce(
             &listener,
             self.port_file.as_deref(),
             " (socks5, socks4 and http connect)",
         )?;
-        let report = proxy_server::run(listener, config, shutdown).await?;
+        let report = match &metrics {
+            Some(metrics) => {
+                let limits = config.limits.clone();
+                let service = ProxyService::new(config);
+                server::run_observed(listener, &limits, shutdown, service, metrics.observer())
+                    .await?
+            }
+            None => proxy_server::run(listener, config, shutdown).await?,
+        };
         tracing::info!("stopped after {} connection(s)", report.accepted);
         super::serve::once_outcome(report)
     }

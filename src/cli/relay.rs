@@ -7,8 +7,8 @@ use std::time::Duration;
 use clap::Args;
 use netcrab::endpoint::{Endpoint, Scheme};
 use netcrab::error::{Error, Result};
-use netcrab::relay::{self, RelayConfig};
-use netcrab::server::ServerLimits;
+use netcrab::relay::{self, RelayConfig, RelayService};
+use netcrab::server::{self, ServerLimits};
 use netcrab::transport::{ConnectOptions, ListenOptions, SocketOptions};
 
 use super::common::{
@@ -16,6 +16,7 @@ use super::common::{
 };
 use super::conn::{AccessArgs, TranscriptArgs, finish};
 use super::faults::FaultArgs;
+use super::metrics::MetricsArgs;
 use super::serve::announce;
 use super::tls::{TlsConnectArgs, TlsServeArgs};
 use super::ws::WsArgs;
@@ -45,6 +46,7 @@ Examples:
   netcrab relay quic://:4433 127.0.0.1:22 --cert cert.pem --key key.pem       # ...and its other end
   netcrab relay ws://127.0.0.1:8080 127.0.0.1:5432   # a WebSocket face on a TCP service
   netcrab relay tcp://127.0.0.1:9000 wss://host/tunnel  # and the reverse: a TCP port into a WebSocket
+  netcrab relay :8080 10.0.0.2:80 --metrics 127.0.0.1:9100  # Prometheus metrics at http://127.0.0.1:9100/metrics
 
 Faults (for testing other software; applied upstream to client unless --up or --both):
   netcrab relay 127.0.0.1:7000 127.0.0.1:8080 --latency 100ms --jitter 10ms --both
@@ -129,6 +131,8 @@ pub struct RelayArgs {
     pub transcript: TranscriptArgs,
     #[command(flatten)]
     pub faults: Box<FaultArgs>,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 }
 
 /// The upstream's TLS flags: `connect`'s, named `--upstream-*` so they do
@@ -258,6 +262,7 @@ impl RelayArgs {
         listen_options.tls = self.tls.resolve(&listen)?;
         listen_options.family = family;
         listen_options.ws = ws;
+        self.metrics.endpoint()?;
         Ok((listen, listen_options, config))
     }
 
@@ -282,13 +287,26 @@ impl RelayArgs {
         }
         config.transcript = self.transcript.start(true)?;
         let transcript = config.transcript.clone();
+        let metrics = self.metrics.start("relay").await?;
         announce(
             &listener,
             self.port_file.as_deref(),
             &format!(" (relay to {})", config.upstream),
         )?;
         let _stopping = super::systemd::notify_ready(&shutdown);
-        let result = relay::run(listener, config, shutdown).await;
+        let result = match &metrics {
+            Some(metrics) => {
+                let limits = config.limits.clone();
+                match RelayService::new(config) {
+                    Ok(service) => {
+                        let observer = metrics.observer();
+                        server::run_observed(listener, &limits, shutdown, service, observer).await
+                    }
+                    Err(err) => Err(err),
+                }
+            }
+            None => relay::run(listener, config, shutdown).await,
+        };
         finish(transcript.as_ref());
         let report = result?;
         super::serve::stopped(&report);

@@ -9,14 +9,16 @@ use netcrab::endpoint::{Endpoint, Scheme};
 use netcrab::error::{Error, Result};
 use netcrab::serve::hub::{self, DEFAULT_QUEUE, HubConfig, HubMode, HubReport};
 use netcrab::serve::stdio::StdioConfig;
-use netcrab::serve::{self, Framing, ServeConfig, Service};
-use netcrab::server::{ServerLimits, ServerReport};
+use netcrab::serve::{self, Framing, ServeConfig, ServeService, Service};
+use netcrab::server::{self, ServerLimits, ServerReport};
+use netcrab::service::{NoObserver, Observer};
 use netcrab::transport::{ListenOptions, Listener, SocketOptions};
 
 use super::common::{
     FamilyArgs, MAX_CONNS, SchemeArgs, count, duration, duration_up_to, keepalive, optional, size,
 };
 use super::conn::{AccessArgs, TranscriptArgs, finish};
+use super::metrics::MetricsArgs;
 use super::tls::TlsServeArgs;
 use super::ws::WsArgs;
 
@@ -54,6 +56,7 @@ Examples:
   netcrab serve :9000 --broker    # every client's bytes go to all the others (never back to the sender)
   netcrab serve :9000 --chat      # per line, as \"<user3> text\", with join and leave notices
   netcrab serve 127.0.0.1:0 --echo --once  # serve one connection, exit with its outcome (0 clean, 6 reset, ...)
+  netcrab serve :8080 --echo --metrics 127.0.0.1:9100  # Prometheus metrics at http://127.0.0.1:9100/metrics
 
 Broker and chat clients each have a 256 KiB queue: a client whose queue is full when another's
 message arrives is too slow and is disconnected (logged and counted); the others never wait for it.
@@ -142,6 +145,8 @@ pub struct ServeArgs {
     pub transcript: TranscriptArgs,
     #[command(flatten)]
     pub ws: WsArgs,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 }
 
 impl ServeArgs {
@@ -206,12 +211,13 @@ impl ServeArgs {
                 || !self.access.allow_file.is_empty()
                 || !self.access.deny.is_empty()
                 || !self.access.deny_file.is_empty();
-            if rules || self.transcript.is_wanted() {
+            if rules || self.transcript.is_wanted() || self.metrics.metrics.is_some() {
                 return Err(Error::usage(
-                    "--allow, --deny, --output and --hex-dump apply to stream listeners (tcp, tls, unix), not udp",
+                    "--allow, --deny, --output, --hex-dump and --metrics apply to stream listeners (tcp, tls, unix), not udp",
                 ));
             }
         }
+        self.metrics.endpoint()?;
         Ok((endpoint, listen, config))
     }
 
@@ -228,20 +234,18 @@ impl ServeArgs {
         let listener = super::systemd::listen(&endpoint, &listen).await?;
         config.transcript = self.transcript.start(true)?;
         let transcript = config.transcript.clone();
+        let metrics = self.metrics.start("serve").await?;
         announce(&listener, self.port_file.as_deref(), "")?;
         let _stopping = super::systemd::notify_ready(&shutdown);
-        let result = if self.stdio {
-            let stdio = self.stdio_config(&endpoint, &config);
-            serve::stdio::run(listener, stdio, shutdown).await
-        } else if self.broker || self.chat {
-            hub::run(listener, self.hub_config(&config), shutdown).await
-        } else {
-            serve::run(listener, config, shutdown)
-                .await
-                .map(|server| HubReport {
-                    server,
-                    ..HubReport::default()
-                })
+        let result = match &metrics {
+            Some(metrics) => {
+                self.serve_observed(&endpoint, listener, config, shutdown, metrics.observer())
+                    .await
+            }
+            None => {
+                self.serve_observed(&endpoint, listener, config, shutdown, NoObserver)
+                    .await
+            }
         };
         finish(transcript.as_ref());
         let report = result?;
@@ -257,6 +261,32 @@ impl ServeArgs {
 }
 
 impl ServeArgs {
+    /// Runs the service the flags chose on `listener`, telling `observer`.
+    async fn serve_observed<O: Observer>(
+        &self,
+        endpoint: &Endpoint,
+        listener: Listener,
+        config: ServeConfig,
+        shutdown: tokio_util::sync::CancellationToken,
+        observer: O,
+    ) -> Result<HubReport> {
+        if self.stdio {
+            let stdio = self.stdio_config(endpoint, &config);
+            serve::stdio::run_observed(listener, stdio, shutdown, observer).await
+        } else if self.broker || self.chat {
+            hub::run_observed(listener, self.hub_config(&config), shutdown, observer).await
+        } else {
+            let limits = config.limits.clone();
+            let service = ServeService::new(config);
+            server::run_observed(listener, &limits, shutdown, service, observer)
+                .await
+                .map(|server| HubReport {
+                    server,
+                    ..HubReport::default()
+                })
+        }
+    }
+
     /// Rejects combinations of --stdio, --broker, --chat, --once and -k
     /// that mean nothing.
     fn check_modes(&self, endpoint: &Endpoint) -> Result<()> {

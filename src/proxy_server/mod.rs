@@ -193,6 +193,17 @@ pub enum Failure {
 }
 
 impl Failure {
+    /// The error kind of a failed connect, for metrics.
+    fn kind(self) -> ErrorKind {
+        match self {
+            Failure::NotAllowed => ErrorKind::ProxyDenied,
+            Failure::NetworkUnreachable | Failure::HostUnreachable => ErrorKind::Unreachable,
+            Failure::Refused => ErrorKind::Refused,
+            Failure::Timeout => ErrorKind::Timeout,
+            Failure::General => ErrorKind::Io,
+        }
+    }
+
     /// The failure for a connect or resolve error.
     fn of(err: &Error) -> Failure {
         match err.kind() {
@@ -345,15 +356,19 @@ impl Service for ProxyService {
                 ..
             } = conn;
             let mut log = CloseLog::new(peer, "(handshake)".to_owned());
-            handle(stream, &mut log, &config).await;
+            handle(stream, &mut log, &config, &observer).await;
             log.report(&observer);
-            observer.closed(&log.client, log.traffic.up(), log.traffic.down());
         }
     }
 }
 
 /// Serves one client to its end and logs how it ended.
-async fn handle(mut client: Stream, log: &mut CloseLog, config: &ProxyConfig) {
+async fn handle<O: Observer>(
+    mut client: Stream,
+    log: &mut CloseLog,
+    config: &ProxyConfig,
+    observer: &O,
+) {
     // A client behind a PROXY protocol header is checked by the address
     // the header carries.
     let client_ip = match &log.client {
@@ -364,6 +379,7 @@ async fn handle(mut client: Stream, log: &mut CloseLog, config: &ProxyConfig) {
     if let Some(ip) = client_ip
         && !config.clients.allows(None, ip)
     {
+        observer.denied();
         log.log(&End::Rejected(format!(
             "client not allowed by {}/{}: closed",
             Setting::Allow,
@@ -394,7 +410,15 @@ async fn handle(mut client: Stream, log: &mut CloseLog, config: &ProxyConfig) {
     };
     log.upstream = format!("{target} via {proto}");
     tracing::debug!("{}: connecting to {target} ({proto})", log.client);
-    let upstream = match reach(&target, config).await {
+    let started = Instant::now();
+    let reached = reach(&target, config).await;
+    match &reached {
+        Ok(_) => observer.upstream_connect(Ok(()), started.elapsed()),
+        // Refused by the rules: no attempt was made.
+        Err((Failure::NotAllowed, _)) => {}
+        Err((failure, _)) => observer.upstream_connect(Err(failure.kind()), started.elapsed()),
+    }
+    let upstream = match reached {
         Ok(upstream) => upstream,
         Err((failure, why)) => {
             let (reply, named) = proto.failure(failure);

@@ -22,7 +22,7 @@
 use std::fmt;
 use std::future::Future;
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -36,7 +36,7 @@ use crate::faults::control::FaultState;
 use crate::pipe::{self, Fault, Injected, Side, Traffic};
 use crate::retry::{RetryPolicy, retry};
 use crate::server::{self, Failure, ServerLimits, ServerReport};
-use crate::service::{Conn, Observer, Service};
+use crate::service::{CloseReason, Conn, Observer, Service};
 use crate::settings::Setting;
 use crate::transcript::Transcript;
 use crate::transport::{ConnectOptions, Connector, Listener, PeerAddr, Stream};
@@ -177,6 +177,27 @@ impl End {
     }
 }
 
+impl End {
+    /// The reason counted in metrics.
+    pub(crate) fn reason(&self) -> CloseReason {
+        match self {
+            End::Closed => CloseReason::Clean,
+            End::Idle(_) => CloseReason::IdleTimeout,
+            End::Fault(Fault { err, .. }) => match ErrorKind::of_io(err) {
+                ErrorKind::Reset => CloseReason::Reset,
+                _ => CloseReason::Error,
+            },
+            End::UpstreamUnavailable(_) => CloseReason::UpstreamUnavailable,
+            End::Drained => CloseReason::DrainTimeout,
+            End::Rejected(_) => CloseReason::Rejected,
+            End::Injected(Injected::ResetAfterBytes(_) | Injected::ResetAfterTime(_)) => {
+                CloseReason::Reset
+            }
+            End::Injected(Injected::TimeoutAfter(_)) => CloseReason::IdleTimeout,
+        }
+    }
+}
+
 impl fmt::Display for End {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -234,7 +255,9 @@ pub(crate) struct CloseLog {
     pub(crate) upstream: String,
     /// Bytes moved each way (shared with the `--control` API's list).
     pub(crate) traffic: Arc<Traffic>,
-    logged: AtomicBool,
+    /// 0 until the line is written, then 1 + the index of the reason in
+    /// [`CloseReason::ALL`].
+    ended: AtomicU8,
     /// How the connection failed, once logged (for `--once`).
     failure: OnceLock<Failure>,
 }
@@ -246,22 +269,23 @@ impl CloseLog {
             client,
             upstream,
             traffic: Arc::new(Traffic::new()),
-            logged: AtomicBool::new(false),
+            ended: AtomicU8::new(0),
             failure: OnceLock::new(),
-        }
-    }
-
-    /// Tells `observer` how the connection failed, if it did (after
-    /// [`log`](CloseLog::log)).
-    pub(crate) fn report<O: Observer>(&self, observer: &O) {
-        if let Some(failure) = self.failure.get() {
-            observer.failed(&failure.clone().into_error());
         }
     }
 
     /// Writes the line once; later calls (and the drop) do nothing.
     pub(crate) fn log(&self, end: &End) {
-        if self.logged.swap(true, Ordering::Relaxed) {
+        let reason = end.reason();
+        let code = CloseReason::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .map_or(u8::MAX, |i| i as u8 + 1);
+        if self
+            .ended
+            .compare_exchange(0, code, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
             return;
         }
         let line = format!(
@@ -299,13 +323,39 @@ impl CloseLog {
     }
 }
 
+impl CloseLog {
+    /// Why the connection ended, once the line is written.
+    pub(crate) fn reason(&self) -> Option<CloseReason> {
+        match self.ended.load(Ordering::Relaxed) {
+            0 => None,
+            n => CloseReason::ALL.get(usize::from(n) - 1).copied(),
+        }
+    }
+
+    /// Tells `observer` how the connection ended: its bytes (counted by
+    /// the pipe, reported here at the end), why, and its totals.
+    pub(crate) fn report<O: Observer>(&self, observer: &O) {
+        let (up, down) = (self.traffic.up(), self.traffic.down());
+        observer.received(usize::try_from(up).unwrap_or(usize::MAX));
+        observer.sent(usize::try_from(down).unwrap_or(usize::MAX));
+        if let Some(failure) = self.failure.get() {
+            observer.failed(&failure.clone().into_error());
+        }
+        if let Some(reason) = self.reason() {
+            observer.ended(reason);
+        }
+        observer.closed(&self.client, up, down);
+    }
+}
+
 impl Drop for CloseLog {
     fn drop(&mut self) {
         self.log(&End::Drained);
     }
 }
 
-/// Relays one accepted connection to its end and logs how it ended.
+/// Relays one accepted connection to its end, logs how it ended and
+/// tells the observer.
 async fn handle<O: Observer>(conn: Conn<O>, config: &RelayConfig, connector: &Connector) {
     let Conn {
         stream: client,
@@ -315,6 +365,19 @@ async fn handle<O: Observer>(conn: Conn<O>, config: &RelayConfig, connector: &Co
         ..
     } = conn;
     let mut log = CloseLog::new(peer, config.upstream.to_string());
+    connect_and_relay(client, &mut log, deadlines, config, connector, &observer).await;
+    log.report(&observer);
+}
+
+/// Connects upstream and relays `client` to it, writing `log`'s line.
+async fn connect_and_relay<O: Observer>(
+    client: Stream,
+    log: &mut CloseLog,
+    deadlines: crate::service::Deadlines,
+    config: &RelayConfig,
+    connector: &Connector,
+    observer: &O,
+) {
     tracing::debug!(
         "{}: connected; connecting to {}",
         log.client,
@@ -323,7 +386,13 @@ async fn handle<O: Observer>(conn: Conn<O>, config: &RelayConfig, connector: &Co
     let what = format!("connect to {}", config.upstream);
     let connected = retry(&config.retry, &what, |attempt| {
         tracing::debug!("{what} (attempt {attempt}) for {}", log.client);
-        connector.connect()
+        let connecting = connector.connect();
+        async move {
+            let mut attempt = Attempt::new(observer);
+            let result = connecting.await;
+            attempt.outcome = result.as_ref().map(|_| ()).map_err(Error::kind);
+            result
+        }
     })
     .await;
     let mut upstream = match connected {
@@ -331,7 +400,6 @@ async fn handle<O: Observer>(conn: Conn<O>, config: &RelayConfig, connector: &Co
         Err(err) => {
             // Dropping the client's stream closes it at once.
             log.log(&End::UpstreamUnavailable(err));
-            log.report(&observer);
             return;
         }
     };
@@ -349,7 +417,6 @@ async fn handle<O: Observer>(conn: Conn<O>, config: &RelayConfig, connector: &Co
                 side: Side::Upstream,
                 err,
             }));
-            log.report(&observer);
             return;
         }
     }
@@ -372,8 +439,31 @@ async fn handle<O: Observer>(conn: Conn<O>, config: &RelayConfig, connector: &Co
     )
     .await;
     log.log(&end);
-    log.report(&observer);
-    observer.closed(&log.client, log.traffic.up(), log.traffic.down());
+}
+
+/// One upstream connect attempt, told to the observer when it ends: when
+/// it returns, or when the retry deadline drops it (a timeout).
+struct Attempt<'a, O: Observer> {
+    observer: &'a O,
+    started: Instant,
+    outcome: std::result::Result<(), ErrorKind>,
+}
+
+impl<'a, O: Observer> Attempt<'a, O> {
+    fn new(observer: &'a O) -> Attempt<'a, O> {
+        Attempt {
+            observer,
+            started: Instant::now(),
+            outcome: Err(ErrorKind::Timeout),
+        }
+    }
+}
+
+impl<O: Observer> Drop for Attempt<'_, O> {
+    fn drop(&mut self) {
+        self.observer
+            .upstream_connect(self.outcome, self.started.elapsed());
+    }
 }
 
 /// The PROXY protocol header for a client: the address a header of its
@@ -468,6 +558,20 @@ pub(crate) async fn relay(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_attempt_dropped_unfinished_counts_as_a_timeout() {
+        let metrics = crate::metrics::Metrics::new("relay");
+        let observer = metrics.observer();
+        drop(Attempt::new(&observer));
+        let mut done = Attempt::new(&observer);
+        done.outcome = Ok(());
+        drop(done);
+        let text = metrics.encode_text();
+        assert!(text.contains("netcrab_upstream_connect_attempts_total 2\n"));
+        assert!(text.contains("netcrab_upstream_connect_failures_total{kind=\"timeout\"} 1\n"));
+        assert!(text.contains("netcrab_upstream_connect_duration_seconds_count 1\n"));
+    }
 
     #[test]
     fn end_messages() {

@@ -44,7 +44,7 @@ use super::lines::LineSplitter;
 use crate::error::{Error, ErrorKind, Result, fmt_duration};
 use crate::pipe::{Dir, Traffic};
 use crate::server::{self, ServerLimits, ServerReport};
-use crate::service::{Conn, Observer, Service};
+use crate::service::{Conn, NoObserver, Observer, Service};
 use crate::transport::{Listener, PeerAddr};
 
 /// A client's queue when none is given: a few seconds of a fast chat, and
@@ -108,13 +108,24 @@ pub async fn run(
     config: HubConfig,
     shutdown: CancellationToken,
 ) -> Result<HubReport> {
+    run_observed(listener, config, shutdown, NoObserver).await
+}
+
+/// [`run`], with an [`Observer`] told what happens on every connection
+/// (for metrics).
+pub async fn run_observed<O: Observer>(
+    listener: Listener,
+    config: HubConfig,
+    shutdown: CancellationToken,
+    observer: O,
+) -> Result<HubReport> {
     let hub = Arc::new(Hub::new(config.mode, config.queue.max(1)));
     let stdin = (config.mode == HubMode::Stdio).then(|| {
         let hub = hub.clone();
         tokio::spawn(async move { hub.pump_stdin().await })
     });
     let service = HubService { hub: hub.clone() };
-    let server = server::run(listener, &config.limits, shutdown, service).await;
+    let server = server::run_observed(listener, &config.limits, shutdown, service, observer).await;
     if let Some(stdin) = stdin {
         stdin.abort();
     }

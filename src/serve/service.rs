@@ -26,7 +26,7 @@ use super::lines::{LineSplitter, LineTooLong};
 use crate::deadline::after;
 use crate::error::{Error, ErrorKind, Result, fmt_duration};
 use crate::escape::{LOG_PREVIEW, escape_bytes};
-use crate::service::{self, Conn, Observer};
+use crate::service::{self, CloseReason, Conn, Observer};
 use crate::transport::{PeerAddr, Stream};
 
 /// The read buffer for request/response services: larger than any typical
@@ -183,6 +183,12 @@ pub(super) fn handle<O: Observer>(
                 )
             };
         }
+        state.observer.ended(match &result {
+            // Between messages at shutdown, or the peer's own end.
+            Ok(()) if state.conn.shutdown.is_cancelled() => CloseReason::Shutdown,
+            Ok(()) => CloseReason::Clean,
+            Err(err) => CloseReason::of_error(err.kind()),
+        });
         state.observer.closed(&peer, state.received, state.sent);
         match result {
             Ok(()) => log!(debug, "closed", "{peer}: closed ({summary})"),

@@ -21,7 +21,7 @@ use crate::connect::{self, ConnectConfig};
 use crate::endpoint::{Endpoint, Host, HostPort};
 use crate::error::{Result, fmt_duration};
 use crate::server::{self, ServerLimits};
-use crate::service::{Conn, Observer, Service};
+use crate::service::{Conn, NoObserver, Observer, Service};
 use crate::transport::{Listener, PeerAddr};
 
 /// Everything `serve --stdio` needs besides the listener.
@@ -52,6 +52,17 @@ pub async fn run(
     config: StdioConfig,
     shutdown: CancellationToken,
 ) -> Result<HubReport> {
+    run_observed(listener, config, shutdown, NoObserver).await
+}
+
+/// [`run`], with an [`Observer`] told what happens on every connection
+/// (for metrics).
+pub async fn run_observed<O: Observer>(
+    listener: Listener,
+    config: StdioConfig,
+    shutdown: CancellationToken,
+    observer: O,
+) -> Result<HubReport> {
     if config.keep_open {
         let hub = HubConfig {
             mode: HubMode::Stdio,
@@ -61,13 +72,14 @@ pub async fn run(
             },
             queue: hub::DEFAULT_QUEUE,
         };
-        return hub::run(listener, hub, shutdown).await;
+        return hub::run_observed(listener, hub, shutdown, observer).await;
     }
     let limits = ServerLimits {
         once: true,
         ..config.limits.clone()
     };
-    let server = server::run(listener, &limits, shutdown, StdioService::new(config)).await?;
+    let service = StdioService::new(config);
+    let server = server::run_observed(listener, &limits, shutdown, service, observer).await?;
     Ok(HubReport {
         server,
         ..HubReport::default()

@@ -49,7 +49,7 @@ use tokio_util::sync::CancellationToken;
 use crate::access::AccessList;
 use crate::error::{Error, ErrorKind, Result, fmt_duration};
 use crate::proxy_protocol;
-use crate::service::{Conn, Deadlines, NoObserver, Observer, Service};
+use crate::service::{CloseReason, Conn, Deadlines, NoObserver, Observer, Service};
 use crate::transport::{Accepted, Listener, PeerAddr, SocketOptions};
 use accept::{AcceptBackoff, Action};
 pub use activity::Activity;
@@ -176,6 +176,48 @@ impl<O: Observer> Observer for Recording<O> {
         {
             slot.get_or_insert_with(|| Failure::of(err));
         }
+    }
+
+    // Every other method is forwarded as is: a method left out here
+    // would silently lose the caller's events (metrics).
+
+    fn ended(&self, reason: CloseReason) {
+        self.inner.ended(reason);
+    }
+
+    fn accepted(&self) {
+        self.inner.accepted();
+    }
+
+    fn connection(&self) -> Self {
+        Recording {
+            inner: self.inner.connection(),
+            failure: self.failure.clone(),
+        }
+    }
+
+    fn denied(&self) {
+        self.inner.denied();
+    }
+
+    fn accept_error(&self, err: &std::io::Error) {
+        self.inner.accept_error(err);
+    }
+
+    fn handshake_failed(&self, reason: &'static str) {
+        self.inner.handshake_failed(reason);
+    }
+
+    fn upstream_connect(&self, result: std::result::Result<(), ErrorKind>, elapsed: Duration) {
+        self.inner.upstream_connect(result, elapsed);
+    }
+
+    fn child_started(&self) {
+        self.inner.child_started();
+    }
+
+    fn child_exited(&self) {
+        self.inner.child_exited();
     }
 }
 
@@ -365,7 +407,7 @@ async fn serve_loop<S: Service, O: Observer>(
                         reaped(&mut tracker, done);
                         continue;
                     }
-                    accepted = accept(&listener, &mut backoff, &shutdown) => match accepted {
+                    accepted = accept(&listener, &mut backoff, &shutdown, &observer) => match accepted {
                         Accept::Conn(conn) => waiting = Some(conn),
                         Accept::Retry => continue,
                         Accept::Shutdown => break,
@@ -382,6 +424,7 @@ async fn serve_loop<S: Service, O: Observer>(
             }
             if let Some(idle) = tracker.evict() {
                 report.evicted += 1;
+                observer.ended(CloseReason::Evicted);
                 tracing::debug!(
                     "closing a connection idle for {} to make room",
                     fmt_duration(idle)
@@ -398,13 +441,14 @@ async fn serve_loop<S: Service, O: Observer>(
         }
         let (accepted, peer) = match waiting.take() {
             Some(conn) => conn,
-            None => match accept(&listener, &mut backoff, &shutdown).await {
+            None => match accept(&listener, &mut backoff, &shutdown, &observer).await {
                 Accept::Conn(conn) => conn,
                 Accept::Retry => continue,
                 Accept::Shutdown => break,
             },
         };
         report.accepted += 1;
+        observer.accepted();
         // Behind a PROXY protocol header the rules apply to the client it
         // carries, checked in the connection's task once it is read.
         if let (Some(access), PeerAddr::Inet(addr), None) =
@@ -416,6 +460,7 @@ async fn serve_loop<S: Service, O: Observer>(
             // end, as are the refusals made behind a PROXY header).
             drop(accepted);
             access.log_denied(*addr);
+            observer.denied();
             continue;
         }
         if let Err(err) = accepted.set_options(&limits.socket) {
@@ -425,7 +470,7 @@ async fn serve_loop<S: Service, O: Observer>(
             Some((slot, activity)) => (Some(slot), Some(activity)),
             None => (None, None),
         };
-        let (cancel, observer) = (shutdown.clone(), observer.clone());
+        let (cancel, observer) = (shutdown.clone(), observer.connection());
         // A PROXY protocol header comes first, in the connection's task.
         let ready = match limits.accept_proxy {
             Some(_) => Err(accepted),
@@ -454,6 +499,8 @@ async fn serve_loop<S: Service, O: Observer>(
                                     &Error::new(ErrorKind::Protocol, "proxy protocol")
                                         .with_detail("no valid header"),
                                 );
+                                observer.handshake_failed("proxy_header");
+                                observer.ended(CloseReason::Rejected);
                                 return;
                             };
                             let client = match &conn.1 {
@@ -469,6 +516,8 @@ async fn serve_loop<S: Service, O: Observer>(
                                     &Error::new(ErrorKind::Local, client.to_string())
                                         .with_detail("denied by the access rules"),
                                 );
+                                observer.denied();
+                                observer.ended(CloseReason::Rejected);
                                 return;
                             }
                             conn
@@ -478,6 +527,8 @@ async fn serve_loop<S: Service, O: Observer>(
                             Err(err) => {
                                 tracing::info!("{err}");
                                 observer.failed(&err);
+                                observer.handshake_failed(crate::tls::handshake_failure(&err));
+                                observer.ended(CloseReason::Rejected);
                                 return;
                             }
                         },
@@ -521,6 +572,9 @@ async fn serve_loop<S: Service, O: Observer>(
     tracker.table.start_shutdown();
     let closed = tracker.close_idle();
     report.closed_at_shutdown = closed;
+    for _ in 0..closed {
+        observer.ended(CloseReason::Shutdown);
+    }
     if closed > 0 {
         tracing::debug!("closing {closed} connection(s) idle between messages");
     }
@@ -537,6 +591,9 @@ async fn serve_loop<S: Service, O: Observer>(
         .await;
         if drained.is_err() {
             report.closed_at_drain = tasks.len();
+            for _ in 0..tasks.len() {
+                observer.ended(CloseReason::DrainTimeout);
+            }
             tracing::info!(
                 "drain timeout: closing {} connection(s)",
                 report.closed_at_drain
@@ -574,10 +631,11 @@ enum Accept {
 }
 
 /// Accepts one connection, backing off after errors that call for it.
-async fn accept(
+async fn accept<O: Observer>(
     listener: &Listener,
     backoff: &mut AcceptBackoff,
     shutdown: &CancellationToken,
+    observer: &O,
 ) -> Accept {
     tokio::select! {
         accepted = listener.accept() => match accepted {
@@ -586,6 +644,7 @@ async fn accept(
                 Accept::Conn(accepted)
             }
             Err(err) => {
+                observer.accept_error(&err);
                 if let Action::Sleep(delay) = backoff.on_error(&err) {
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}
@@ -598,3 +657,6 @@ async fn accept(
         _ = shutdown.cancelled() => Accept::Shutdown,
     }
 }
+
+#[cfg(test)]
+mod observed_tests;

@@ -514,3 +514,93 @@ mod tests {
         );
     }
 }
+
+/// Why a server-side handshake failed, as a short label for metrics
+/// (`netcrab_handshake_failures_total{reason}`): `timeout`, `closed` (the
+/// client left or reset), `not_tls`, `incompatible`, `no_alpn`,
+/// `bad_certificate`, `no_certificate`, `alert` (the client sent one),
+/// `tls` (another TLS error), `protocol` (a WebSocket upgrade refused) or
+/// `io`.
+pub fn handshake_failure(err: &Error) -> &'static str {
+    match err.kind() {
+        ErrorKind::Timeout => "timeout",
+        ErrorKind::Reset => "closed",
+        ErrorKind::Protocol => "protocol",
+        ErrorKind::Tls => {
+            let tls = std::error::Error::source(err)
+                .and_then(|source| source.downcast_ref::<io::Error>())
+                .and_then(rustls_error);
+            match tls {
+                Some(rustls::Error::InvalidCertificate(_)) => "bad_certificate",
+                Some(rustls::Error::NoCertificatesPresented) => "no_certificate",
+                Some(rustls::Error::AlertReceived(_)) => "alert",
+                Some(
+                    rustls::Error::InvalidMessage(_)
+                    | rustls::Error::InappropriateMessage { .. }
+                    | rustls::Error::InappropriateHandshakeMessage { .. },
+                ) => "not_tls",
+                Some(rustls::Error::PeerIncompatible(_)) => "incompatible",
+                Some(rustls::Error::NoApplicationProtocol) => "no_alpn",
+                _ => "tls",
+            }
+        }
+        _ => "io",
+    }
+}
+
+#[cfg(test)]
+mod handshake_failure_tests {
+    use super::*;
+
+    fn tls(err: rustls::Error) -> Error {
+        Error::new(ErrorKind::Tls, "tls handshake")
+            .with_source(io::Error::new(io::ErrorKind::InvalidData, err))
+    }
+
+    #[test]
+    fn failures_are_labelled_by_reason() {
+        assert_eq!(
+            handshake_failure(&tls(rustls::Error::NoCertificatesPresented)),
+            "no_certificate"
+        );
+        assert_eq!(
+            handshake_failure(&tls(rustls::Error::InvalidCertificate(
+                CertificateError::Expired
+            ))),
+            "bad_certificate"
+        );
+        assert_eq!(
+            handshake_failure(&tls(rustls::Error::AlertReceived(
+                AlertDescription::UnknownCA
+            ))),
+            "alert"
+        );
+        assert_eq!(
+            handshake_failure(&tls(rustls::Error::NoApplicationProtocol)),
+            "no_alpn"
+        );
+        assert_eq!(
+            handshake_failure(&Error::new(ErrorKind::Tls, "tls handshake")),
+            "tls"
+        );
+        assert_eq!(
+            handshake_failure(&Error::new(ErrorKind::Timeout, "tls handshake")),
+            "timeout"
+        );
+        let eof = from_io(
+            "tls handshake".into(),
+            io::ErrorKind::UnexpectedEof.into(),
+            Side::Server,
+        );
+        assert_eq!(handshake_failure(&eof), "closed");
+        let garbage = from_io(
+            "tls handshake".into(),
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType),
+            ),
+            Side::Server,
+        );
+        assert_eq!(handshake_failure(&garbage), "not_tls");
+    }
+}

@@ -25,6 +25,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use config::{ClientTls, ServerTls};
+pub use errors::handshake_failure;
 pub use fingerprint::Fingerprint;
 pub use selfsigned::{SelfSigned, self_signed_names};
 

@@ -15,6 +15,7 @@ mod library;
 mod limits;
 mod logging;
 mod matrix;
+mod metrics;
 mod oneway;
 mod ops;
 mod proxy;
