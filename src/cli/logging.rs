@@ -143,9 +143,13 @@ impl Queue {
     /// Queues the count of lines dropped since the last report, if any and
     /// if there is room.
     fn report_dropped(&self) {
-        let dropped = self.dropped.load(Ordering::Acquire);
         let reported = self.reported.load(Ordering::Acquire);
-        if dropped == reported {
+        let dropped = self.dropped.load(Ordering::Acquire);
+        // Another thread may report (or give back) between the two loads:
+        // only a count above what is reported is ours to report. (A plain
+        // `dropped - reported` overflowed here under load: a panic in
+        // whichever task was logging.)
+        if dropped <= reported {
             return;
         }
         // One thread reports; the others go on.
@@ -441,6 +445,42 @@ mod tests {
         );
         assert!(text.ends_with("after\n"), "{text}");
         assert_eq!(queue.reported.load(Ordering::Acquire), dropped);
+    }
+
+    #[test]
+    fn many_threads_dropping_at_once_count_every_line_once() {
+        // Lines dropped by several threads at once are reported by
+        // whichever gets there: never twice, never a negative count (that
+        // was an overflow panic in the logging task under load).
+        let out = Stalled::default();
+        let queue = std::sync::Arc::new(Queue::start(out.clone(), 4));
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let queue = queue.clone();
+                std::thread::spawn(move || {
+                    for i in 0..20_000 {
+                        queue.push(format!("{t} {i}\n").as_bytes());
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().expect("no panic while pushing");
+        }
+        out.release();
+        queue.flush(FLUSH_TIMEOUT);
+        queue.push(b"after\n");
+        queue.flush(FLUSH_TIMEOUT);
+        let text = out.text();
+        let dropped = queue.dropped.load(Ordering::Acquire);
+        let reported: u64 = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("netcrab: warning: "))
+            .filter_map(|l| l.split(' ').next()?.parse::<u64>().ok())
+            .sum();
+        assert_eq!(reported, dropped, "{text}");
+        let written = text.lines().filter(|l| !l.starts_with("netcrab:")).count() as u64;
+        assert_eq!(written + dropped, 8 * 20_000 + 1);
     }
 
     #[test]
