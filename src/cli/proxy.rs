@@ -139,34 +139,33 @@ impl ProxyArgs {
             nodelay: true,
             keepalive: self.keepalive,
         };
-        let config = ProxyConfig {
-            auth,
-            dest: rules("-dest", &self.allow_dest, &self.deny_dest, true)?,
-            clients: rules("", &self.allow, &self.deny, false)?,
-            connect: ConnectOptions {
-                connect_timeout: self.connect_timeout,
-                socket: socket.clone(),
-                ..ConnectOptions::default()
-            },
-            handshake_timeout: self
-                .tls
-                .handshake_timeout
-                .unwrap_or(DEFAULT_HANDSHAKE_TIMEOUT),
-            max_header: self.max_header,
-            idle_timeout: optional(self.idle_timeout),
-            splice: !self.no_splice,
-            limits: ServerLimits {
-                max_conns: self.max_conns,
-                drain_timeout: self.drain_timeout,
-                socket,
-                accept_proxy: self.accept_proxy.then_some(self.proxy_header_timeout),
-                // --allow/--deny are the proxy's own client rules.
-                access: None,
-                // The tunnel's idle timeout is the proxy's own (idle_timeout
-                // above), applied once the handshake is done.
-                idle_timeout: None,
-                once: self.once,
-            },
+        let mut config = ProxyConfig::default();
+        config.auth = auth;
+        config.dest = rules("-dest", &self.allow_dest, &self.deny_dest, true)?;
+        config.clients = rules("", &self.allow, &self.deny, false)?;
+        config.connect = ConnectOptions {
+            connect_timeout: self.connect_timeout,
+            socket: socket.clone(),
+            ..ConnectOptions::default()
+        };
+        config.handshake_timeout = self
+            .tls
+            .handshake_timeout
+            .unwrap_or(DEFAULT_HANDSHAKE_TIMEOUT);
+        config.max_header = self.max_header;
+        config.idle_timeout = optional(self.idle_timeout);
+        config.splice = !self.no_splice;
+        config.limits = ServerLimits {
+            max_conns: self.max_conns,
+            drain_timeout: self.drain_timeout,
+            socket,
+            accept_proxy: self.accept_proxy.then_some(self.proxy_header_timeout),
+            // --allow/--deny are the proxy's own client rules.
+            access: None,
+            // The tunnel's idle timeout is the proxy's own (idle_timeout
+            // above), applied once the handshake is done.
+            idle_timeout: None,
+            once: self.once,
         };
         // --handshake-timeout is TLS's flag, but here it means the proxy
         // handshake as well, so it is not an error without TLS.

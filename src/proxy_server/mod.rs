@@ -57,6 +57,7 @@ use rules::Rules;
 
 /// Everything `proxy` needs besides the listener.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ProxyConfig {
     /// The user name and password clients must give (SOCKS5
     /// username/password, HTTP Basic); `None` lets everyone in.
