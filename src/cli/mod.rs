@@ -7,6 +7,7 @@ mod bench;
 mod common;
 mod conn;
 mod connect;
+mod exec;
 mod fdlimit;
 pub mod logging;
 mod proxy;

@@ -15,6 +15,7 @@ use super::common::{
     FamilyArgs, MAX_CONNS, SchemeArgs, count, duration, duration_up_to, keepalive, optional, size,
 };
 use super::conn::{AccessArgs, TranscriptArgs, finish};
+use super::exec::ExecArgs;
 use super::tls::TlsServeArgs;
 use super::ws::WsArgs;
 
@@ -54,7 +55,7 @@ once listening and STOPPING=1 when a signal starts the drain. Examples: contrib/
 /// Listen and answer every connection (the seed's server)
 #[derive(Debug, Args)]
 #[command(after_help = EXAMPLES)]
-#[command(group(ArgGroup::new("service").args(["reply", "echo", "discard"])))]
+#[command(group(ArgGroup::new("service").args(["reply", "echo", "discard", "exec", "sh_exec"])))]
 pub struct ServeArgs {
     /// Address to listen on: HOST:PORT, [IPV6]:PORT, :PORT (every interface), PORT,
     /// tls://HOST:PORT, udp://HOST:PORT, unix:///PATH, unix:@NAME, tls+unix:///PATH, quic://HOST:PORT, ws://HOST:PORT or wss://HOST:PORT [default: 127.0.0.1:8080]
@@ -113,6 +114,8 @@ pub struct ServeArgs {
     pub transcript: TranscriptArgs,
     #[command(flatten)]
     pub ws: WsArgs,
+    #[command(flatten)]
+    pub exec: ExecArgs,
 }
 
 impl ServeArgs {
@@ -187,6 +190,9 @@ impl ServeArgs {
     /// Runs the command until a signal stops it and the drain is over.
     pub async fn run(&self) -> Result<()> {
         let (endpoint, listen, mut config) = self.resolve()?;
+        if let Some(wanted) = self.exec.resolve()? {
+            return super::exec::serve(self, endpoint, listen, config, wanted).await;
+        }
         let shutdown = super::on_signals()?;
         if let (Scheme::Udp, Some(hp)) = (endpoint.scheme(), endpoint.host_port()) {
             return self.run_udp(hp, config, shutdown).await;

@@ -27,6 +27,7 @@ use std::time::Duration;
 pub use config::{ClientTls, ServerTls};
 pub use fingerprint::Fingerprint;
 pub use selfsigned::{SelfSigned, self_signed_names};
+pub(crate) use x509::subject_common_names;
 
 /// The default time a TLS handshake may take, on either side.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
