@@ -23,6 +23,7 @@ command -v tinyproxy >/dev/null 2>&1 || need+=(tinyproxy)   # HTTP CONNECT proxy
 command -v haproxy >/dev/null 2>&1 || need+=(haproxy)       # PROXY protocol v1/v2: tests/it/proxy_client.rs
 command -v curl >/dev/null 2>&1 || need+=(curl) # proxy tests: curl --socks5-hostname, -x, --proxy-user
 command -v systemd-socket-activate >/dev/null 2>&1 || need+=(systemd) # tests/it/ops.rs: socket activation
+command -v ncat >/dev/null 2>&1 || need+=(ncat) # tests/it/exec.rs: ncat client against serve --exec, ncat -U -u
 if ((${#need[@]})); then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

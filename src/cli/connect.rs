@@ -15,6 +15,7 @@ use super::common::{
     FamilyArgs, ProxyArgs, RetryArgs, SchemeArgs, SourceArgs, duration, keepalive, optional,
 };
 use super::conn::{TranscriptArgs, finish};
+use super::exec::ExecArgs;
 use super::tls::TlsConnectArgs;
 use super::ws::WsArgs;
 
@@ -104,6 +105,8 @@ pub struct ConnectArgs {
     pub transcript: TranscriptArgs,
     #[command(flatten)]
     pub ws: WsArgs,
+    #[command(flatten)]
+    pub exec: ExecArgs,
 }
 
 impl ConnectArgs {
@@ -180,6 +183,9 @@ impl ConnectArgs {
     /// Runs the command on stdin and stdout.
     pub async fn run(&self) -> Result<()> {
         let mut config = self.resolve()?;
+        if let Some(wanted) = self.exec.resolve()? {
+            return super::exec::connect(self, &config, wanted).await;
+        }
         if self.zero {
             let peer = connect::probe(&config).await?;
             tracing::debug!("{} is open ({peer})", config.endpoint);

@@ -5,13 +5,15 @@
 use std::time::Duration;
 
 use clap::Args;
+use netcrab::connect::ConnectConfig;
 use netcrab::endpoint::{Endpoint, Host};
-use netcrab::error::{Error, Result};
+use netcrab::error::{Error, ErrorKind, Result, fmt_duration};
 use netcrab::exec::{self, ExecConfig, Program};
 use netcrab::serve::ServeConfig;
 use netcrab::transport::ListenOptions;
 
 use super::common::duration;
+use super::connect::ConnectArgs;
 use super::serve::{ServeArgs, announce, stopped};
 
 /// The longest `--kill-grace`.
@@ -138,4 +140,77 @@ fn door_open(args: &ServeArgs, endpoint: &Endpoint) -> bool {
     let verified = args.tls.client_ca.is_some() || !args.tls.client_pin_sha256.is_empty();
     let allowed = !args.access.allow.is_empty() || !args.access.allow_file.is_empty();
     !(loopback || verified || allowed)
+}
+
+/// `connect --exec`: connects (with the retry policy), then runs the
+/// program with the connection until both have ended. Exits 0 when the
+/// conversation ended cleanly, whatever the program's exit code (logged);
+/// a reset or the idle timeout exits with its usual code.
+pub async fn connect(args: &ConnectArgs, config: &ConnectConfig, wanted: ExecWanted) -> Result<()> {
+    let given = [
+        ("--send", args.send.is_some()),
+        ("--send-only", args.send_only),
+        ("--recv-only", args.recv_only),
+        ("--crlf", args.crlf),
+        ("--zero", args.zero),
+        ("--wait", args.wait.is_some()),
+        ("--output", args.transcript.output.is_some()),
+        ("--hex-dump", args.transcript.hex_dump.is_some()),
+    ];
+    if let Some((flag, _)) = given.iter().find(|(_, given)| *given) {
+        return Err(Error::usage(format!(
+            "{flag} does not apply to --exec or --sh-exec"
+        )));
+    }
+    let endpoint = &config.endpoint;
+    if !endpoint.scheme().is_byte_stream() {
+        return Err(Error::usage(format!(
+            "--exec over {} is not supported yet",
+            endpoint.scheme()
+        )));
+    }
+    let stream = netcrab::connect::open(config).await?;
+    let outcome = exec::run_connected(
+        stream,
+        endpoint.scheme().as_str(),
+        &wanted.program,
+        wanted.pty,
+        config.idle_timeout,
+    )
+    .await;
+    let exit = match outcome.status {
+        Some(status) => format!("program {}", exec::describe_exit(status)),
+        None => "program terminated".to_owned(),
+    };
+    tracing::debug!(
+        "{}; {exit} (sent {} bytes, received {} bytes)",
+        outcome.end,
+        outcome.down,
+        outcome.up
+    );
+    match outcome.end {
+        exec::End::Closed | exec::End::Lingered => {
+            if outcome.status.is_some_and(|s| s.success()) {
+                tracing::debug!("{exit}");
+            } else {
+                tracing::info!("{exit}");
+            }
+            Ok(())
+        }
+        exec::End::Idle(idle) => Err(Error::new(
+            ErrorKind::Timeout,
+            format!("connection to {endpoint}"),
+        )
+        .with_detail(format!("idle for {}", fmt_duration(idle)))),
+        exec::End::Fault(fault) => Err(match fault.side {
+            netcrab::pipe::Side::Client => {
+                Error::io(format!("connection to {endpoint}"), fault.err)
+            }
+            netcrab::pipe::Side::Upstream => {
+                Error::io(format!("run {}", wanted.program), fault.err)
+            }
+        }),
+        exec::End::NotStarted(err) => Err(Error::io(format!("start {}", wanted.program), err)),
+        _ => Ok(()),
+    }
 }

@@ -132,6 +132,7 @@ impl Service for ExecService {
 
 /// How a connection with a program ended.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum End {
     /// Both sides finished: the peer's sending and the program's output.
     Closed,
@@ -173,6 +174,7 @@ impl fmt::Display for End {
 
 /// What a connection with a program did.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct Outcome {
     /// How the connection ended.
     pub end: End,

@@ -8,6 +8,7 @@ mod bench;
 mod client_cert;
 mod connect;
 mod connect_splice;
+mod exec;
 mod hostile;
 mod ipv6;
 mod library;
