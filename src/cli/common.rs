@@ -280,15 +280,17 @@ pub struct SchemeArgs {
     /// UDP: an address without a scheme means udp://HOST:PORT
     #[arg(short = 'u', long)]
     pub udp: bool,
-    /// Unix socket: an address without a scheme is a socket path (or @NAME, an abstract socket); with --tls, TLS over it (tls+unix)
-    #[arg(short = 'U', long, conflicts_with = "udp")]
+    /// Unix socket: an address without a scheme is a socket path (or @NAME, an abstract socket); with --tls, TLS over it (tls+unix); with -u, a Unix datagram socket (unixgram)
+    #[arg(short = 'U', long)]
     pub unix: bool,
 }
 
 impl SchemeArgs {
     /// The scheme the flags ask for, if any.
     pub fn scheme(&self) -> Option<Scheme> {
-        if self.udp {
+        if self.udp && self.unix {
+            Some(Scheme::Unixgram)
+        } else if self.udp {
             Some(Scheme::Udp)
         } else if self.unix {
             Some(Scheme::Unix)
@@ -319,6 +321,7 @@ impl SchemeArgs {
         if endpoint.scheme() != wanted {
             let flag = match wanted {
                 Scheme::Udp => "-u",
+                Scheme::Unixgram => "-U -u",
                 Scheme::Unix => "-U",
                 Scheme::TlsUnix => "-U --tls",
                 _ => "--tls",

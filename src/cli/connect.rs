@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use clap::Args;
 use netcrab::connect::{self, ConnectConfig, DatagramFraming, OneWay};
-use netcrab::endpoint::Scheme;
 use netcrab::error::{Error, Result};
 use netcrab::transport::{ConnectOptions, SocketOptions};
 use tokio::io::AsyncWriteExt;
@@ -113,7 +112,7 @@ impl ConnectArgs {
     /// Resolves the flags into the library config.
     pub fn resolve(&self) -> Result<ConnectConfig> {
         let endpoint = self.scheme.parse(&self.addr, self.tls.tls)?;
-        let udp = endpoint.scheme() == Scheme::Udp;
+        let udp = endpoint.scheme().is_datagram();
         if self.raw && !udp {
             return Err(Error::usage("--raw applies only to udp"));
         }

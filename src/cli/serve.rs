@@ -5,10 +5,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{ArgGroup, Args};
-use netcrab::endpoint::{Endpoint, Scheme};
+use netcrab::endpoint::Endpoint;
 use netcrab::error::{Error, Result};
 use netcrab::serve::{self, Framing, ServeConfig, Service};
 use netcrab::server::{ServerLimits, ServerReport};
+use netcrab::transport::datagram::{DatagramSocket, bind_unixgram};
 use netcrab::transport::{ListenOptions, Listener, SocketOptions};
 
 use super::common::{
@@ -173,14 +174,14 @@ impl ServeArgs {
             },
             transcript: None,
         };
-        if endpoint.scheme() == Scheme::Udp {
+        if endpoint.scheme().is_datagram() {
             let rules = !self.access.allow.is_empty()
                 || !self.access.allow_file.is_empty()
                 || !self.access.deny.is_empty()
                 || !self.access.deny_file.is_empty();
             if rules || self.transcript.is_wanted() {
                 return Err(Error::usage(
-                    "--allow, --deny, --output and --hex-dump apply to stream listeners (tcp, tls, unix), not udp",
+                    "--allow, --deny, --output and --hex-dump apply to stream listeners (tcp, tls, unix), not udp or unixgram",
                 ));
             }
         }
@@ -194,8 +195,9 @@ impl ServeArgs {
             return super::exec::serve(self, endpoint, listen, config, wanted).await;
         }
         let shutdown = super::on_signals()?;
-        if let (Scheme::Udp, Some(hp)) = (endpoint.scheme(), endpoint.host_port()) {
-            return self.run_udp(hp, config, shutdown).await;
+        if endpoint.scheme().is_datagram() {
+            let socket = self.bind_datagrams(&endpoint).await?;
+            return self.run_udp(socket, config, shutdown).await;
         }
         config.limits.access = self.access.build(&endpoint).await?;
         // A socket per connection.
@@ -214,21 +216,33 @@ impl ServeArgs {
 }
 
 impl ServeArgs {
+    /// Binds a datagram socket (UDP or unixgram), writes the port file and
+    /// says where it listens.
+    pub(super) async fn bind_datagrams(&self, endpoint: &Endpoint) -> Result<DatagramSocket> {
+        let socket = match (endpoint.host_port(), endpoint.unix_addr()) {
+            (Some(hp), _) => netcrab::transport::udp::bind_udp(hp, self.family.family())
+                .await?
+                .into(),
+            (None, Some(addr)) => bind_unixgram(addr, self.mode).await?,
+            (None, None) => return Err(Error::usage(format!("cannot listen on {endpoint}"))),
+        };
+        let local = socket
+            .local_display()
+            .map_err(|e| Error::io("read the bound address", e))?;
+        if let (Some(path), Some(port)) = (&self.port_file, socket.port()) {
+            write_port_file(path, port)?;
+        }
+        tracing::info!("listening on {local}");
+        Ok(socket)
+    }
+
     /// Serves datagrams: UDP is not a stream, so it has its own loop.
     async fn run_udp(
         &self,
-        hp: &netcrab::endpoint::HostPort,
+        socket: DatagramSocket,
         config: ServeConfig,
         shutdown: tokio_util::sync::CancellationToken,
     ) -> Result<()> {
-        let socket = netcrab::transport::udp::bind_udp(hp, self.family.family()).await?;
-        let local = socket
-            .local_addr()
-            .map_err(|e| Error::io("read the bound address", e))?;
-        if let Some(path) = &self.port_file {
-            write_port_file(path, local.port())?;
-        }
-        tracing::info!("listening on udp://{local}");
         let _stopping = super::systemd::notify_ready(&shutdown);
         let report = serve::udp::run(socket, config, shutdown).await?;
         let dropped = match report.oversized {
