@@ -95,18 +95,15 @@ pub async fn serve(
             "--output and --hex-dump do not apply to --exec or --sh-exec",
         ));
     }
-    if !endpoint.scheme().is_byte_stream() {
-        return Err(Error::usage(format!(
-            "--exec over {} is not supported yet",
-            endpoint.scheme()
-        )));
-    }
     if door_open(args, &endpoint) {
         tracing::warn!(
             "--exec on {endpoint} without --client-ca or --allow: anyone who can reach it runs the program (a program on the network is a door)"
         );
     }
     let shutdown = super::on_signals()?;
+    if endpoint.scheme().is_datagram() {
+        return serve_datagrams(args, &endpoint, config, wanted, shutdown).await;
+    }
     let mut limits = config.limits;
     limits.access = args.access.build(&endpoint).await?;
     // A socket and two pipes per connection.
@@ -122,6 +119,44 @@ pub async fn serve(
     };
     let report = exec::run(listener, config, shutdown).await?;
     stopped(&report);
+    Ok(())
+}
+
+/// `serve --exec` over datagrams: a program per peer address.
+async fn serve_datagrams(
+    args: &ServeArgs,
+    endpoint: &Endpoint,
+    config: ServeConfig,
+    wanted: ExecWanted,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> Result<()> {
+    // Two pipes per program.
+    super::fdlimit::check("--max-conns", args.max_conns, 2);
+    let socket = args.bind_datagrams(endpoint).await?;
+    let _stopping = super::systemd::notify_ready(&shutdown);
+    let config = ExecConfig {
+        pty: wanted.pty,
+        kill_grace: wanted.kill_grace,
+        limits: config.limits,
+        ..ExecConfig::new(wanted.program)
+    };
+    let report = exec::udp::run(socket, config, endpoint.scheme().as_str(), shutdown).await?;
+    let mut extra = String::new();
+    if report.refused > 0 {
+        extra.push_str(&format!(", {} from new peers not served", report.refused));
+    }
+    if report.dropped > 0 {
+        extra.push_str(&format!(
+            ", {} dropped (program not reading)",
+            report.dropped
+        ));
+    }
+    tracing::info!(
+        "stopped after {} datagram(s) received, {} sent, {} program(s){extra}",
+        report.received,
+        report.sent,
+        report.started
+    );
     Ok(())
 }
 

@@ -23,6 +23,7 @@
 mod child;
 #[cfg(target_os = "linux")]
 mod pty;
+pub mod udp;
 
 use std::fmt;
 use std::future::Future;

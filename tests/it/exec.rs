@@ -449,3 +449,77 @@ fn ncat_talks_to_a_program() {
         .expect("ncat");
     assert_eq!(out.stdout, b"via ncat\ndone\n");
 }
+
+/// Receives one datagram on `socket` as text.
+fn recv_text(socket: &std::net::UdpSocket) -> String {
+    let mut buf = [0u8; 2048];
+    let n = socket.recv(&mut buf).expect("a datagram");
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+#[test]
+fn udp_runs_a_program_per_peer() {
+    let server = Listening::start(&[
+        "serve",
+        "-u",
+        "127.0.0.1:0",
+        "--sh-exec",
+        "read l; echo \"$NETCRAB_PROTO $NETCRAB_PEER_PORT $l\"; cat",
+        "--idle-timeout",
+        "500ms",
+    ]);
+    let target = server.addr.trim_start_matches("udp://").to_owned();
+    let peers: Vec<std::net::UdpSocket> = (0..2)
+        .map(|_| {
+            let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+            s.set_read_timeout(Some(PATIENCE)).expect("timeout");
+            s.connect(&target).expect("connect");
+            s
+        })
+        .collect();
+    for (i, peer) in peers.iter().enumerate() {
+        peer.send(format!("first {i}\n").as_bytes()).expect("send");
+    }
+    for (i, peer) in peers.iter().enumerate() {
+        let port = peer.local_addr().expect("addr").port();
+        assert_eq!(recv_text(peer), format!("udp {port} first {i}\n"));
+        // The same program gets the peer's next datagram.
+        peer.send(b"again\n").expect("send");
+        assert_eq!(recv_text(peer), "again\n");
+    }
+    // Idle programs expire: their stdin is closed, and cat exits.
+    server
+        .proc
+        .stderr
+        .wait_for_count("idle timeout; program exited with code 0", 2);
+    wait_for_no_children(server.proc.pid());
+    // A new datagram starts a new program.
+    peers[0].send(b"back\n").expect("send");
+    assert!(recv_text(&peers[0]).ends_with(" back\n"));
+}
+
+#[test]
+fn udp_programs_are_bounded_by_max_conns() {
+    let server = Listening::start(&[
+        "serve",
+        "-u",
+        "127.0.0.1:0",
+        "--exec",
+        "cat",
+        "--max-conns",
+        "1",
+    ]);
+    let target = server.addr.trim_start_matches("udp://").to_owned();
+    let first = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    first.set_read_timeout(Some(PATIENCE)).expect("timeout");
+    first.send_to(b"one", &target).expect("send");
+    assert_eq!(recv_text(&first), "one");
+    let second = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    second
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .expect("timeout");
+    second.send_to(b"two", &target).expect("send");
+    let mut buf = [0u8; 16];
+    assert!(second.recv(&mut buf).is_err(), "a second program ran");
+    assert_eq!(children(server.proc.pid()).len(), 1);
+}

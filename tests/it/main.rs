@@ -32,6 +32,7 @@ mod tls_unix;
 mod transcript;
 mod udp;
 mod unix;
+mod unixgram;
 mod util;
 mod wait;
 mod wait_http;
