@@ -44,7 +44,8 @@ fn serve_and_connect_over_a_unix_datagram_socket() {
     // The scheme works as well as the flags.
     let out = run(&["connect", &server.addr, "--send", "again"]);
     assert_eq!(out.stdout, b"again");
-    drop(server);
+    server.proc.signal(libc::SIGTERM);
+    assert_eq!(code(server.proc.wait()), 0);
     assert!(
         !Path::new(path).exists(),
         "the server's socket file is left"
