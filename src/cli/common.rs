@@ -306,6 +306,9 @@ impl SchemeArgs {
         let wanted = match (tls, self.scheme()) {
             (true, Some(other)) => match Scheme::Tls.with_base(other.base()) {
                 Some(layered) => layered,
+                None if other == Scheme::Unixgram => {
+                    return Err(Error::usage("--tls conflicts with -U -u (unixgram)"));
+                }
                 None => {
                     return Err(Error::usage(format!(
                         "--tls conflicts with --{}",

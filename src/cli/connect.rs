@@ -44,13 +44,15 @@ Examples:
   netcrab connect --send-only logs:514 < app.log         # never read the socket; done when stdin ends
   netcrab connect --recv-only 127.0.0.1:9000 > dump      # never read stdin; done when the peer closes
   netcrab connect ws://127.0.0.1:8080/chat --ws-text     # WebSocket netcat: each read of stdin is one message
-  netcrab connect wss://example.com/feed --ws-protocol v1 --ws-header 'Authorization: Bearer T' --ws-ping 20s";
+  netcrab connect wss://example.com/feed --ws-protocol v1 --ws-header 'Authorization: Bearer T' --ws-ping 20s
+  netcrab connect 127.0.0.1:9000 --sh-exec 'echo hello; cat >&2'   # ncat -e: a program talks to the server
+  netcrab connect -U -u /tmp/dgram.sock --send ping       # Unix datagram socket (unixgram://); replies come to a private socket file";
 
 /// Connect, send stdin (or --send TEXT), print what comes back
 #[derive(Debug, Args)]
 #[command(after_help = EXAMPLES)]
 pub struct ConnectArgs {
-    /// Address to connect to: HOST:PORT, [IPV6]:PORT, tls://HOST:PORT, udp://HOST:PORT, unix:///PATH, unix:@NAME, tls+unix:///PATH, quic://HOST:PORT, ws://HOST[:PORT][/PATH] or wss://HOST[:PORT][/PATH]
+    /// Address to connect to: HOST:PORT, [IPV6]:PORT, tls://HOST:PORT, udp://HOST:PORT, unix:///PATH, unix:@NAME, tls+unix:///PATH, quic://HOST:PORT, ws://HOST[:PORT][/PATH], wss://HOST[:PORT][/PATH] or unixgram:///PATH
     pub addr: String,
     #[command(flatten)]
     pub scheme: SchemeArgs,

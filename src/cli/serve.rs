@@ -48,6 +48,11 @@ Examples:
   netcrab serve quic://127.0.0.1:4433 --echo      # QUIC: each stream echoed on its own (ALPN netcrab)
   netcrab serve ws://127.0.0.1:8080 --echo --ws-origin https://app.example  # WebSocket echo, one origin allowed
   netcrab serve wss://:8443 --echo --ws-path /ws  # WebSocket over TLS (self-signed), only on /ws
+  netcrab serve 127.0.0.1:9000 --exec 'grep -i error'   # a program per connection, the socket as its stdin/stdout
+  netcrab serve -U /tmp/sh.sock --sh-exec 'cat; echo done' # run by /bin/sh -c; NETCRAB_PEER_ADDR etc. in its environment
+  netcrab serve 127.0.0.1:2222 --pty --exec 'bash -i'     # a pseudo-terminal for an interactive program
+  netcrab serve -u 127.0.0.1:5353 --exec ./answer --idle-timeout 30s   # a program per UDP peer
+  netcrab serve -U -u /tmp/dgram.sock --echo      # Unix datagram socket (same as unixgram:///tmp/dgram.sock)
 
 Under systemd, a socket-activated serve (LISTEN_FDS set) listens on the socket it was passed; ADDR
 then gives only the scheme (tls:// for TLS). With NOTIFY_SOCKET set (Type=notify), it sends READY=1
@@ -59,7 +64,7 @@ once listening and STOPPING=1 when a signal starts the drain. Examples: contrib/
 #[command(group(ArgGroup::new("service").args(["reply", "echo", "discard", "exec", "sh_exec"])))]
 pub struct ServeArgs {
     /// Address to listen on: HOST:PORT, [IPV6]:PORT, :PORT (every interface), PORT,
-    /// tls://HOST:PORT, udp://HOST:PORT, unix:///PATH, unix:@NAME, tls+unix:///PATH, quic://HOST:PORT, ws://HOST:PORT or wss://HOST:PORT [default: 127.0.0.1:8080]
+    /// tls://HOST:PORT, udp://HOST:PORT, unix:///PATH, unix:@NAME, tls+unix:///PATH, quic://HOST:PORT, ws://HOST:PORT, wss://HOST:PORT or unixgram:///PATH [default: 127.0.0.1:8080]
     pub addr: Option<String>,
     #[command(flatten)]
     pub scheme: SchemeArgs,
