@@ -110,6 +110,24 @@ pub struct ConnectArgs {
     pub exec: ExecArgs,
 }
 
+/// Runs a `unixgram://` client until it ends or SIGINT/SIGTERM: then its
+/// future is dropped first, which removes its private socket file, and the
+/// process exits as the signal would have ended it (130, 143).
+async fn removing_on_signals<F: std::future::Future>(run: F) -> Result<F::Output> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut int =
+        signal(SignalKind::interrupt()).map_err(|e| Error::io("install SIGINT handler", e))?;
+    let mut term =
+        signal(SignalKind::terminate()).map_err(|e| Error::io("install SIGTERM handler", e))?;
+    let status = tokio::select! {
+        output = run => return Ok(output),
+        _ = int.recv() => 128 + libc::SIGINT,
+        _ = term.recv() => 128 + libc::SIGTERM,
+    };
+    super::logging::flush();
+    std::process::exit(status);
+}
+
 impl ConnectArgs {
     /// Resolves the flags into the library config.
     pub fn resolve(&self) -> Result<ConnectConfig> {
@@ -193,7 +211,11 @@ impl ConnectArgs {
             return Ok(());
         }
         config.transcript = self.transcript.start(false)?;
-        let result = connect::run_stdio(&config).await;
+        let result = if config.endpoint.scheme() == netcrab::endpoint::Scheme::Unixgram {
+            removing_on_signals(connect::run_stdio(&config)).await?
+        } else {
+            connect::run_stdio(&config).await
+        };
         finish(config.transcript.as_ref());
         let report = result?;
         tracing::debug!(

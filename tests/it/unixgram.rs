@@ -63,6 +63,47 @@ fn the_clients_socket_file_is_removed_on_error_too() {
 }
 
 #[test]
+fn the_clients_socket_file_is_removed_when_interrupted() {
+    let dir = temp_dir();
+    let tmp = temp_dir();
+    let path = dir.path().join("int.sock");
+    let path = path.to_str().expect("utf-8");
+    let _server = Listening::start(&["serve", "-U", "-u", path, "--echo"]);
+    let mut client = netcrab()
+        .args(["connect", "-U", "-u", path])
+        .env("XDG_RUNTIME_DIR", tmp.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn netcrab");
+    // The answer to a datagram proves the socket file is there.
+    let mut stdin = client.stdin.take().expect("stdin");
+    stdin.write_all(b"up\n").expect("write");
+    let mut stdout = client.stdout.take().expect("stdout");
+    let mut got = [0u8; 3];
+    stdout.read_exact(&mut got).expect("echo");
+    assert_eq!(leftovers(tmp.path()).len(), 1);
+    // SAFETY: kill(2) on our own child's pid has no memory effects.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::kill(client.id() as i32, libc::SIGINT) };
+    assert_eq!(rc, 0);
+    let deadline = std::time::Instant::now() + PATIENCE;
+    let status = loop {
+        if let Some(status) = client.try_wait().expect("try_wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = client.kill();
+            panic!("connect did not exit on SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.code(), Some(130));
+    assert_eq!(leftovers(tmp.path()), Vec::<String>::new());
+}
+
+#[test]
 fn abstract_unix_datagram_sockets() {
     let name = format!("netcrab-it-dgram-{}", std::process::id());
     let addr = format!("unixgram:@{name}");
