@@ -208,6 +208,19 @@ pub struct ConnEnv {
 }
 
 impl ConnEnv {
+    /// Every variable a program may be given; any of them in netcrab's
+    /// own environment is removed first.
+    pub const NAMES: [&'static str; 8] = [
+        "NETCRAB_PROTO",
+        "NETCRAB_PEER_ADDR",
+        "NETCRAB_PEER_PORT",
+        "NETCRAB_PEER_PID",
+        "NETCRAB_LOCAL_ADDR",
+        "NETCRAB_LOCAL_PORT",
+        "NETCRAB_TLS_PEER_SUBJECT",
+        "NETCRAB_TLS_PEER_SHA256",
+    ];
+
     /// The variables for a connection over `proto` (a scheme name) from
     /// `peer` to `local`, with the certificate the peer presented (DER).
     pub fn new(
@@ -298,6 +311,11 @@ pub(crate) fn spawn(
     label: String,
 ) -> io::Result<Spawned> {
     let mut cmd = program.command();
+    // Never pass on a description of another connection (netcrab run by a
+    // program of an outer netcrab, say): a forged certificate subject.
+    for name in ConnEnv::NAMES {
+        cmd.env_remove(name);
+    }
     for (name, value) in env.vars() {
         cmd.env(name, value);
     }

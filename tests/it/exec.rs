@@ -177,7 +177,14 @@ fn max_conns_bounds_the_programs() {
 
 #[test]
 fn the_environment_describes_the_connection() {
-    let server = Server::start(&["--exec", "env"]);
+    // A description of another connection in serve's own environment is
+    // not passed on.
+    let server = Server::from_proc(Proc::start_with(
+        netcrab()
+            .args(["serve", "127.0.0.1:0", "--exec", "env"])
+            .env("NETCRAB_TLS_PEER_SUBJECT", "CN=forged")
+            .env("NETCRAB_PEER_PID", "1"),
+    ));
     let mut s = server.connect();
     let port = s.local_addr().expect("addr").port().to_string();
     s.shutdown(Shutdown::Write).expect("half-close");
@@ -189,6 +196,8 @@ fn the_environment_describes_the_connection() {
     let local_port = server.addr.port().to_string();
     assert_eq!(var(&env, "NETCRAB_LOCAL_PORT"), Some(local_port.as_str()));
     assert_eq!(var(&env, "NETCRAB_TLS_PEER_SHA256"), None);
+    assert_eq!(var(&env, "NETCRAB_TLS_PEER_SUBJECT"), None);
+    assert_eq!(var(&env, "NETCRAB_PEER_PID"), None);
 }
 
 #[test]
