@@ -12,7 +12,7 @@ use netcrab::exec::{self, ExecConfig, Program};
 use netcrab::serve::ServeConfig;
 use netcrab::transport::ListenOptions;
 
-use super::common::duration;
+use super::common::duration_up_to;
 use super::connect::ConnectArgs;
 use super::serve::{ServeArgs, announce, stopped};
 
@@ -37,7 +37,7 @@ pub struct ExecArgs {
     #[arg(long)]
     pub pty: bool,
     /// With --exec/--sh-exec: how long a program gets to exit after SIGTERM (peer reset, idle or drain timeout) before SIGKILL (at most 1h)
-    #[arg(long, value_name = "DURATION", value_parser = duration(), default_value = "2s")]
+    #[arg(long, value_name = "DURATION", value_parser = duration_up_to(MAX_KILL_GRACE), default_value = "2s")]
     pub kill_grace: Duration,
 }
 
@@ -61,9 +61,6 @@ impl ExecArgs {
             }
             (None, None) => return Ok(None),
         };
-        if self.kill_grace > MAX_KILL_GRACE {
-            return Err(Error::usage("--kill-grace is at most 1h"));
-        }
         if self.pty && !cfg!(target_os = "linux") {
             return Err(Error::usage("--pty is supported on Linux only"));
         }

@@ -413,6 +413,19 @@ fn a_missing_program_is_a_usage_error() {
     assert_eq!(code(out.status), 2, "{}", stderr(&out));
     let out = run(&["serve", "127.0.0.1:0", "--pty"]);
     assert_exit(&out, 2, "--pty needs --exec or --sh-exec");
+    let out = run(&[
+        "serve",
+        "127.0.0.1:0",
+        "--exec",
+        "cat",
+        "--kill-grace",
+        "2h",
+    ]);
+    assert_exit(&out, 2, "--kill-grace");
+    let out = run(&["connect", "-u", "127.0.0.1:9", "--exec", "cat"]);
+    assert_exit(&out, 2, "not supported");
+    let out = run(&["connect", "127.0.0.1:9", "--exec", "cat", "--send", "x"]);
+    assert_exit(&out, 2, "--send does not apply");
 }
 
 #[test]
