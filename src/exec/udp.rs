@@ -8,7 +8,8 @@
 //! been sent), or when nothing moved either way for the idle timeout: its
 //! stdin is then closed, and what it has not finished within the grace
 //! period ends with SIGTERM, then SIGKILL. A peer's next datagram starts a
-//! new program. At shutdown every program's stdin is closed and they get
+//! new program (as soon as the old one's stdin is closed, even while it
+//! finishes). At shutdown every program's stdin is closed and they get
 //! the drain timeout.
 //!
 //! Nothing a peer sends grows memory without bound: at most
@@ -218,6 +219,11 @@ impl PeerTask {
         let (mut up, mut down) = (0u64, 0u64);
         let mut why = "";
         while !(stdout_done && status.is_some()) {
+            if (input.is_none() || status.is_some()) && !rx.is_closed() {
+                // This program takes no more input: the peer's next
+                // datagram starts a new one instead of waiting here.
+                rx.close();
+            }
             let idle_at = match (end_by, idle) {
                 (None, Some(idle)) => crate::deadline::after(last, idle),
                 _ => crate::deadline::after(last, far),
@@ -280,6 +286,7 @@ impl PeerTask {
                 _ = tokio::time::sleep_until(end_by.unwrap_or_else(|| Instant::now() + far)), if end_by.is_some() => break,
             }
         }
+        rx.close();
         let ended = match why {
             "idle" => "idle timeout; ",
             "shutdown" => "shutdown; ",

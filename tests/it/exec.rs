@@ -488,7 +488,7 @@ fn udp_runs_a_program_per_peer() {
         "--sh-exec",
         "read l; echo \"$NETCRAB_PROTO $NETCRAB_PEER_PORT $l\"; cat",
         "--idle-timeout",
-        "500ms",
+        "2s",
     ]);
     let target = server.addr.trim_start_matches("udp://").to_owned();
     let peers: Vec<std::net::UdpSocket> = (0..2)
