@@ -429,6 +429,26 @@ fn a_missing_program_is_a_usage_error() {
 }
 
 #[test]
+fn a_program_that_cannot_start_closes_its_connection() {
+    let dir = temp_dir();
+    let script = dir.path().join("greet.sh");
+    std::fs::write(&script, "#!/bin/sh\necho hi\n").expect("write");
+    let mode = |m: u32| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(m)).expect("chmod");
+    };
+    mode(0o755);
+    let server = Server::start(&["--exec", script.to_str().expect("utf-8")]);
+    assert_eq!(converse(&server, b""), b"hi\n");
+    // No longer executable: logged, the connection closed, serving goes on.
+    mode(0o644);
+    assert_eq!(converse(&server, b""), b"");
+    server.proc.stderr.wait_for("cannot start");
+    mode(0o755);
+    assert_eq!(converse(&server, b""), b"hi\n");
+}
+
+#[test]
 fn a_program_open_to_the_network_is_warned_about() {
     // 192.0.2.1 (TEST-NET-1) is not on this host: the bind fails (exit
     // 9), after the warning; nothing is sent anywhere.
