@@ -43,6 +43,9 @@ run() { # NAME PORT PID
   wait "$pid" 2>/dev/null || true
 }
 
+# Servers still running when the script stops (an error under set -e) are ended.
+trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
+
 PORT=$(free_port)
 echo "bench --churn -c $CONNS -d $DURATION, 64-byte echo per connection:"
 "$B" serve "127.0.0.1:$PORT" --exec /bin/cat >/dev/null 2>"$TMP/netcrab-exec-bench.log" &

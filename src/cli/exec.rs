@@ -157,6 +157,54 @@ async fn serve_datagrams(
     Ok(())
 }
 
+/// `connect --exec` over datagrams: the program's output goes out as
+/// datagrams, what comes back is its input.
+async fn connect_datagrams(config: &ConnectConfig, wanted: ExecWanted) -> Result<()> {
+    use netcrab::endpoint::Addr;
+    use netcrab::transport::datagram::{DatagramPeer, connect_unixgram};
+    let endpoint = &config.endpoint;
+    let what = format!("connect to {endpoint}");
+    let (socket, peer) = match endpoint.addr() {
+        Addr::HostPort(hp) => {
+            let socket = netcrab::retry::retry(&config.retry, &what, |_| {
+                netcrab::transport::udp::connect_udp(hp, &config.options)
+            })
+            .await?;
+            let peer = socket.peer_addr().map_err(|e| Error::io(what.clone(), e))?;
+            (socket.into(), DatagramPeer::Inet(peer))
+        }
+        Addr::Unix(addr) => {
+            let socket =
+                netcrab::retry::retry(&config.retry, &what, |_| connect_unixgram(addr)).await?;
+            (socket, DatagramPeer::Unix(Some(addr.clone())))
+        }
+        _ => {
+            return Err(Error::usage(format!(
+                "{endpoint} is not a datagram address"
+            )));
+        }
+    };
+    let exec_config = ExecConfig {
+        pty: wanted.pty,
+        kill_grace: wanted.kill_grace,
+        limits: netcrab::server::ServerLimits {
+            idle_timeout: config.idle_timeout,
+            ..Default::default()
+        },
+        ..ExecConfig::new(wanted.program.clone())
+    };
+    exec::udp::run_connected(socket, exec_config, endpoint.scheme().as_str(), peer)
+        .await
+        .map_err(|e| {
+            let err = Error::io(format!("receive from {endpoint}"), e);
+            if err.kind() == ErrorKind::Refused {
+                err.with_detail("connection refused (nothing listens there)")
+            } else {
+                err
+            }
+        })
+}
+
 /// Whether a listener lets anyone on the network start the program: an
 /// address that is not loopback (nor a Unix socket), without client
 /// certificates being verified or an allow list.
@@ -195,11 +243,8 @@ pub async fn connect(args: &ConnectArgs, config: &ConnectConfig, wanted: ExecWan
         )));
     }
     let endpoint = &config.endpoint;
-    if !endpoint.scheme().is_byte_stream() {
-        return Err(Error::usage(format!(
-            "--exec over {} is not supported yet",
-            endpoint.scheme()
-        )));
+    if endpoint.scheme().is_datagram() {
+        return connect_datagrams(config, wanted).await;
     }
     let stream = netcrab::connect::open(config).await?;
     let outcome = exec::run_connected(

@@ -152,6 +152,7 @@ pub async fn run(
         let peer = PeerTask {
             socket: socket.clone(),
             peer: from,
+            connected: false,
             generation,
             config: config.clone(),
             shutdown: shutdown.clone(),
@@ -193,6 +194,9 @@ fn local_peer(socket: &DatagramSocket) -> Option<PeerAddr> {
 struct PeerTask {
     socket: Arc<DatagramSocket>,
     peer: DatagramPeer,
+    /// The socket is connected to the peer (`connect --exec`): `send`, not
+    /// `send_to`.
+    connected: bool,
     generation: u64,
     config: Arc<ExecConfig>,
     shutdown: CancellationToken,
@@ -257,7 +261,12 @@ impl PeerTask {
                     Ok(0) | Err(_) => stdout_done = true,
                     Ok(n) => {
                         last = Instant::now();
-                        match self.socket.send_to(&out[..n], &self.peer).await {
+                        let sent = if self.connected {
+                            self.socket.send(&out[..n]).await
+                        } else {
+                            self.socket.send_to(&out[..n], &self.peer).await
+                        };
+                        match sent {
                             Ok(_) => {
                                 down += 1;
                                 self.sent.fetch_add(1, Ordering::Relaxed);
@@ -308,4 +317,55 @@ impl PeerTask {
         }
         let _ = self.done.send((self.peer, self.generation));
     }
+}
+
+/// `connect --exec` over datagrams (`udp://`, `unixgram://`): runs
+/// `config.program` with a connected datagram socket, each datagram
+/// received written to its stdin, each read of its stdout sent as one
+/// datagram, until it exits (and its output is sent) or nothing moves
+/// either way for the idle timeout (then its stdin is closed and it gets
+/// the grace period). An error receiving (an ICMP port-unreachable:
+/// nothing listens there) ends it, and is returned.
+pub async fn run_connected(
+    socket: DatagramSocket,
+    config: ExecConfig,
+    proto: &'static str,
+    peer: DatagramPeer,
+) -> std::io::Result<()> {
+    let socket = Arc::new(socket);
+    let local = local_peer(&socket);
+    let reaper = Reaper {
+        grace: config.kill_grace,
+        tracker: TaskTracker::new(),
+    };
+    let env = ConnEnv::new(proto, &peer.to_peer_addr(), local.as_ref(), None);
+    let spawned = child::spawn(&config.program, config.pty, &env, &reaper, peer.to_string())?;
+    let (tx, rx) = mpsc::channel(PEER_QUEUE);
+    let (done, _) = mpsc::unbounded_channel();
+    let task = PeerTask {
+        socket: socket.clone(),
+        peer,
+        connected: true,
+        generation: 0,
+        config: Arc::new(config),
+        shutdown: CancellationToken::new(),
+        sent: Arc::new(AtomicU64::new(0)),
+        done,
+    };
+    let feed = async {
+        let mut buf = vec![0u8; RECV_BUF];
+        loop {
+            let n = socket.recv(&mut buf).await?;
+            if tx.try_send(buf[..n].to_vec()).is_err() {
+                tracing::debug!("the program is not reading; datagram dropped");
+            }
+        }
+    };
+    let result = tokio::select! {
+        () = task.run(spawned, rx) => Ok(()),
+        err = feed => err,
+    };
+    reaper.tracker.close();
+    reaper.tracker.wait().await;
+    result
 }

@@ -399,6 +399,37 @@ fn connect_runs_a_program_with_the_connection() {
 }
 
 #[test]
+fn connect_runs_a_program_over_datagrams() {
+    let server = Listening::start(&["serve", "-u", "127.0.0.1:0", "--lines", "--reply", "pong"]);
+    let out = run(&[
+        "connect",
+        &server.addr,
+        "--idle-timeout",
+        "10s",
+        "--sh-exec",
+        "echo ping; read r; echo \"got $r from $NETCRAB_PROTO\" >&2",
+    ]);
+    assert_eq!(code(out.status), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("got pong from udp"),
+        "{}",
+        stderr(&out)
+    );
+    // Nothing listens: the port-unreachable ends it, the program too.
+    let port = free_port().to_string();
+    let out = run(&[
+        "connect",
+        "-u",
+        &format!("127.0.0.1:{port}"),
+        "--idle-timeout",
+        "10s",
+        "--sh-exec",
+        "echo ping; sleep 5",
+    ]);
+    assert_exit(&out, 4, "connection refused");
+}
+
+#[test]
 fn a_missing_program_is_a_usage_error() {
     let out = run(&[
         "serve",
@@ -422,8 +453,6 @@ fn a_missing_program_is_a_usage_error() {
         "2h",
     ]);
     assert_exit(&out, 2, "--kill-grace");
-    let out = run(&["connect", "-u", "127.0.0.1:9", "--exec", "cat"]);
-    assert_exit(&out, 2, "not supported");
     let out = run(&["connect", "127.0.0.1:9", "--exec", "cat", "--send", "x"]);
     assert_exit(&out, 2, "--send does not apply");
 }
