@@ -160,7 +160,7 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    if config.endpoint.scheme() == Scheme::Udp {
+    if config.endpoint.scheme().is_datagram() {
         return udp::run(config, input, output).await;
     }
     let stream = open(config).await?;

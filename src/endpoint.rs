@@ -717,7 +717,7 @@ mod tests {
         assert_eq!(
             err("http://h:1"),
             "invalid address \"http://h:1\": unknown scheme \"http\" \
-             (expected tcp, tls, udp, unix, tls+unix, quic, ws or wss)"
+             (expected tcp, tls, udp, unix, tls+unix, quic, ws, wss or unixgram)"
         );
         assert!(err("unix://").contains("missing socket path"));
         assert!(err("unix:@").contains("empty abstract"));

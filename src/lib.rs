@@ -35,6 +35,7 @@
 //! | [`access`] | allow/deny rules (addresses, CIDR blocks, names): parsing and matching (pure), resolution at start |
 //! | [`transcript`] | `-o`/`-x` transcripts: a recording stream wrapper and a writer thread behind a bounded queue |
 //! | [`serve`] | reply, echo, discard and `--lines` as a service ([`ServeService`](serve::ServeService)), and per datagram over UDP ([`serve::udp`]); `--stdio` ([`serve::stdio`], [`serve::udp_stdio`]); broker, chat and `--stdio -k` on one hub of bounded per-client queues ([`serve::hub`]) |
+//! | [`exec`] | `--exec`/`--sh-exec`: a program per connection as a service ([`ExecService`](exec::ExecService)), for `connect` too; the child's environment, pipes or pseudo-terminal, SIGTERM/SIGKILL and reaping; per peer over datagrams ([`exec::udp`]) |
 //! | [`connect`] | the client: send-and-print, the netcat pipe (zero-copy on Linux), UDP datagrams |
 //! | [`relay`] | port forwarding as a service ([`RelayService`](relay::RelayService)): connect upstream, then [`pipe`] |
 //! | [`proxy_server`] | `netcrab proxy`: SOCKS5 and HTTP CONNECT on one port (pure parsers, access rules), then [`pipe`] |
@@ -76,6 +77,7 @@ pub(crate) mod deadline;
 pub mod endpoint;
 pub mod error;
 pub mod escape;
+pub mod exec;
 pub mod faults;
 pub mod metrics;
 pub mod pipe;

@@ -103,6 +103,14 @@ pub enum Setting {
     TimeoutAfter,
     /// Serve one connection, then exit.
     Once,
+    /// A program per connection, run without a shell.
+    Exec,
+    /// A program per connection, run by `/bin/sh -c`.
+    ShExec,
+    /// Give the program a pseudo-terminal.
+    Pty,
+    /// The most connections (or programs) at once.
+    MaxConns,
 }
 
 impl Setting {
@@ -150,6 +158,10 @@ impl Setting {
         Setting::ResetAfterTime,
         Setting::TimeoutAfter,
         Setting::Once,
+        Setting::Exec,
+        Setting::ShExec,
+        Setting::Pty,
+        Setting::MaxConns,
     ];
 
     /// The library's name for the setting: its configuration field's.
@@ -197,6 +209,10 @@ impl Setting {
             Setting::ResetAfterTime => "reset_after_time",
             Setting::TimeoutAfter => "timeout_after",
             Setting::Once => "once",
+            Setting::Exec => "exec",
+            Setting::ShExec => "sh_exec",
+            Setting::Pty => "pty",
+            Setting::MaxConns => "max_conns",
         }
     }
 }

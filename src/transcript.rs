@@ -591,6 +591,10 @@ impl AsyncStream for Recorder {
     fn tcp_socket(&self) -> Option<&tokio::net::TcpStream> {
         self.inner.tcp_socket()
     }
+
+    fn peer_certificate(&self) -> Option<&[u8]> {
+        self.inner.peer_certificate()
+    }
 }
 
 #[cfg(test)]

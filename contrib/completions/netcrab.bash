@@ -380,7 +380,7 @@ _netcrab() {
             return 0
             ;;
         netcrab__subcmd__connect)
-            opts="-u -U -z -4 -6 -s -p -C -o -x -v -q -h -V --udp --unix --raw --send --no-shutdown --wait --connect-timeout --idle-timeout --keepalive --no-splice --zero --ipv4 --ipv6 --source --source-port --crlf --send-only --recv-only --retry --retry-for --retry-delay --retry-max-delay --proxy --no-proxy --proxy-ca --proxy-insecure --tls --ca --servername --pin-sha256 --insecure --cert --key --alpn --handshake-timeout --output --hex-dump --ws-text --ws-ping --ws-max-message --ws-protocol --ws-header --ws-origin --ws-path --verbose --quiet --log-format --help --version"
+            opts="-u -U -z -4 -6 -s -p -C -o -x -e -v -q -h -V --udp --unix --raw --send --no-shutdown --wait --connect-timeout --idle-timeout --keepalive --no-splice --zero --ipv4 --ipv6 --source --source-port --crlf --send-only --recv-only --retry --retry-for --retry-delay --retry-max-delay --proxy --no-proxy --proxy-ca --proxy-insecure --tls --ca --servername --pin-sha256 --insecure --cert --key --alpn --handshake-timeout --output --hex-dump --ws-text --ws-ping --ws-max-message --ws-protocol --ws-header --ws-origin --ws-path --exec --sh-exec --pty --kill-grace --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -511,6 +511,22 @@ _netcrab() {
                     return 0
                     ;;
                 --ws-path)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --exec)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -e)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sh-exec)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kill-grace)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1114,7 +1130,7 @@ _netcrab() {
             return 0
             ;;
         netcrab__subcmd__serve)
-            opts="-u -U -k -4 -6 -o -x -v -q -h -V --udp --unix --mode --reply --echo --discard --stdio --broker --chat --keep-open --once --no-splice --lines --max-line --port-file --max-conns --idle-timeout --line-timeout --drain-timeout --keepalive --accept-proxy --proxy-header-timeout --ipv4 --ipv6 --tls --cert --key --client-ca --client-pin-sha256 --client-name --alpn --handshake-timeout --allow --allow-file --deny --deny-file --output --hex-dump --ws-text --ws-ping --ws-max-message --ws-protocol --ws-header --ws-origin --ws-path --metrics --verbose --quiet --log-format --help --version"
+            opts="-u -U -k -4 -6 -o -x -e -v -q -h -V --udp --unix --mode --reply --echo --discard --stdio --broker --chat --keep-open --once --no-splice --lines --max-line --port-file --max-conns --idle-timeout --line-timeout --drain-timeout --keepalive --accept-proxy --proxy-header-timeout --ipv4 --ipv6 --tls --cert --key --client-ca --client-pin-sha256 --client-name --alpn --handshake-timeout --allow --allow-file --deny --deny-file --output --hex-dump --ws-text --ws-ping --ws-max-message --ws-protocol --ws-header --ws-origin --ws-path --metrics --exec --sh-exec --pty --kill-grace --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1245,6 +1261,22 @@ _netcrab() {
                     return 0
                     ;;
                 --metrics)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --exec)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -e)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sh-exec)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kill-grace)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -70,10 +70,13 @@ complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l ws-header -d '
 complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l ws-origin -d 'Serve: accept only requests whose Origin is one of these (403 otherwise; repeatable)' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l ws-path -d 'Serve: accept only this request path (404 otherwise) [default: any path]' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l metrics -d 'Serve Prometheus metrics at http://ADDR/metrics (HOST:PORT, :PORT or PORT; port 0 picks a free port, logged); --help lists them' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -s e -l exec -d 'Run a program with the connection as its stdin and stdout (serve: one per connection): "PROGRAM ARGS", split at whitespace (quotes group words), no shell' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l sh-exec -d 'Like --exec, but COMMAND is run by /bin/sh -c' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l kill-grace -d 'With --exec/--sh-exec: how long a program gets to exit after SIGTERM (peer reset, idle or drain timeout) before SIGKILL (at most 1h)' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l log-format -d 'Log line format on stderr: text (`netcrab: message`) or json (one object per line: time, level, message and the event\'s fields)' -r -f -a "text\t'`netcrab: [level: ]message`'
 json\t'One JSON object per line: time, level, message, fields'"
 complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -s u -l udp -d 'UDP: an address without a scheme means udp://HOST:PORT'
-complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -s U -l unix -d 'Unix socket: an address without a scheme is a socket path (or @NAME, an abstract socket); with --tls, TLS over it (tls+unix)'
+complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -s U -l unix -d 'Unix socket: an address without a scheme is a socket path (or @NAME, an abstract socket); with --tls, TLS over it (tls+unix); with -u, a Unix datagram socket (unixgram)'
 complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l echo -d 'Send back exactly what each connection sends'
 complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l discard -d 'Read and drop everything'
 complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l stdio -d 'The netcat listener: the connection\'s bytes go to stdout, stdin goes to the peer (half-close as connect); serves one connection and exits with connect\'s exit code for it, unless -k'
@@ -88,6 +91,7 @@ complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -s 4 -l ipv4 -d '
 complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -s 6 -l ipv6 -d 'IPv6 only: names resolve to IPv6 addresses, localhost is ::1'
 complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l tls -d 'Speak TLS: an address without a scheme means tls://'
 complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l ws-text -d 'Send text messages (input checked to be UTF-8) instead of binary ones'
+complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -l pty -d 'With --exec/--sh-exec: give the program a pseudo-terminal (stdin, stdout and stderr; for interactive programs) instead of pipes'
 complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace with timestamps)'
 complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -s q -l quiet -d 'Only errors on stderr'
 complete -c netcrab -n "__fish_netcrab_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -120,10 +124,13 @@ complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -l ws-protocol 
 complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -l ws-header -d 'Extra request header \'NAME: VALUE\' sent by connect (repeatable)' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -l ws-origin -d 'Serve: accept only requests whose Origin is one of these (403 otherwise; repeatable)' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -l ws-path -d 'Serve: accept only this request path (404 otherwise) [default: any path]' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -s e -l exec -d 'Run a program with the connection as its stdin and stdout (serve: one per connection): "PROGRAM ARGS", split at whitespace (quotes group words), no shell' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -l sh-exec -d 'Like --exec, but COMMAND is run by /bin/sh -c' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -l kill-grace -d 'With --exec/--sh-exec: how long a program gets to exit after SIGTERM (peer reset, idle or drain timeout) before SIGKILL (at most 1h)' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -l log-format -d 'Log line format on stderr: text (`netcrab: message`) or json (one object per line: time, level, message and the event\'s fields)' -r -f -a "text\t'`netcrab: [level: ]message`'
 json\t'One JSON object per line: time, level, message, fields'"
 complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -s u -l udp -d 'UDP: an address without a scheme means udp://HOST:PORT'
-complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -s U -l unix -d 'Unix socket: an address without a scheme is a socket path (or @NAME, an abstract socket); with --tls, TLS over it (tls+unix)'
+complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -s U -l unix -d 'Unix socket: an address without a scheme is a socket path (or @NAME, an abstract socket); with --tls, TLS over it (tls+unix); with -u, a Unix datagram socket (unixgram)'
 complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -l raw -d 'UDP: send each read of stdin (up to 65507 bytes) as a datagram, instead of each line'
 complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -l no-shutdown -d 'Do not half-close the connection after sending (some servers close on EOF)'
 complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -l no-splice -d 'Copy through user space even where stdin or stdout is a pipe or file (splice(2)/sendfile(2) are used by default on Linux)'
@@ -138,6 +145,7 @@ complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -l proxy-insecu
 complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -l tls -d 'Speak TLS: an address without a scheme means tls://'
 complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -l insecure -d 'Do not verify the server\'s certificate at all (warns every time; prefer --pin-sha256)'
 complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -l ws-text -d 'Send text messages (input checked to be UTF-8) instead of binary ones'
+complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -l pty -d 'With --exec/--sh-exec: give the program a pseudo-terminal (stdin, stdout and stderr; for interactive programs) instead of pipes'
 complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace with timestamps)'
 complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -s q -l quiet -d 'Only errors on stderr'
 complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -s h -l help -d 'Print help (see more with \'--help\')'

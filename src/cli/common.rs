@@ -258,15 +258,17 @@ pub struct SchemeArgs {
     /// UDP: an address without a scheme means udp://HOST:PORT
     #[arg(short = 'u', long)]
     pub udp: bool,
-    /// Unix socket: an address without a scheme is a socket path (or @NAME, an abstract socket); with --tls, TLS over it (tls+unix)
-    #[arg(short = 'U', long, conflicts_with = "udp")]
+    /// Unix socket: an address without a scheme is a socket path (or @NAME, an abstract socket); with --tls, TLS over it (tls+unix); with -u, a Unix datagram socket (unixgram)
+    #[arg(short = 'U', long)]
     pub unix: bool,
 }
 
 impl SchemeArgs {
     /// The scheme the flags ask for, if any.
     pub fn scheme(&self) -> Option<Scheme> {
-        if self.udp {
+        if self.udp && self.unix {
+            Some(Scheme::Unixgram)
+        } else if self.udp {
             Some(Scheme::Udp)
         } else if self.unix {
             Some(Scheme::Unix)
@@ -282,6 +284,9 @@ impl SchemeArgs {
         let wanted = match (tls, self.scheme()) {
             (true, Some(other)) => match Scheme::Tls.with_base(other.base()) {
                 Some(layered) => layered,
+                None if other == Scheme::Unixgram => {
+                    return Err(Error::usage("--tls conflicts with -U -u (unixgram)"));
+                }
                 None => {
                     return Err(Error::usage(format!(
                         "--tls conflicts with --{}",
@@ -297,6 +302,7 @@ impl SchemeArgs {
         if endpoint.scheme() != wanted {
             let flag = match wanted {
                 Scheme::Udp => "-u",
+                Scheme::Unixgram => "-U -u",
                 Scheme::Unix => "-U",
                 Scheme::TlsUnix => "-U --tls",
                 _ => "--tls",

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use clap::Args;
 use netcrab::connect::{self, ConnectConfig, DatagramFraming, OneWay};
-use netcrab::endpoint::Scheme;
 use netcrab::error::{Error, Result};
 use netcrab::transport::{ConnectOptions, SocketOptions};
 use tokio::io::AsyncWriteExt;
@@ -15,6 +14,7 @@ use super::common::{
     FamilyArgs, ProxyArgs, RetryArgs, SchemeArgs, SourceArgs, duration, keepalive, optional,
 };
 use super::conn::{TranscriptArgs, finish};
+use super::exec::ExecArgs;
 use super::tls::TlsConnectArgs;
 use super::ws::WsArgs;
 
@@ -44,13 +44,15 @@ Examples:
   netcrab connect --send-only logs:514 < app.log         # never read the socket; done when stdin ends
   netcrab connect --recv-only 127.0.0.1:9000 > dump      # never read stdin; done when the peer closes
   netcrab connect ws://127.0.0.1:8080/chat --ws-text     # WebSocket netcat: each read of stdin is one message
-  netcrab connect wss://example.com/feed --ws-protocol v1 --ws-header 'Authorization: Bearer T' --ws-ping 20s";
+  netcrab connect wss://example.com/feed --ws-protocol v1 --ws-header 'Authorization: Bearer T' --ws-ping 20s
+  netcrab connect 127.0.0.1:9000 --sh-exec 'echo hello; cat >&2'   # ncat -e: a program talks to the server
+  netcrab connect -U -u /tmp/dgram.sock --send ping       # Unix datagram socket (unixgram://); replies come to a private socket file";
 
 /// Connect, send stdin (or --send TEXT), print what comes back
 #[derive(Debug, Args)]
 #[command(after_help = EXAMPLES)]
 pub struct ConnectArgs {
-    /// Address to connect to: HOST:PORT, [IPV6]:PORT, tls://HOST:PORT, udp://HOST:PORT, unix:///PATH, unix:@NAME, tls+unix:///PATH, quic://HOST:PORT, ws://HOST[:PORT][/PATH] or wss://HOST[:PORT][/PATH]
+    /// Address to connect to: HOST:PORT, [IPV6]:PORT, tls://HOST:PORT, udp://HOST:PORT, unix:///PATH, unix:@NAME, tls+unix:///PATH, quic://HOST:PORT, ws://HOST[:PORT][/PATH], wss://HOST[:PORT][/PATH] or unixgram:///PATH
     pub addr: String,
     #[command(flatten)]
     pub scheme: SchemeArgs,
@@ -104,13 +106,33 @@ pub struct ConnectArgs {
     pub transcript: TranscriptArgs,
     #[command(flatten)]
     pub ws: WsArgs,
+    #[command(flatten)]
+    pub exec: ExecArgs,
+}
+
+/// Runs a `unixgram://` client until it ends or SIGINT/SIGTERM: then its
+/// future is dropped first, which removes its private socket file, and the
+/// process exits as the signal would have ended it (130, 143).
+async fn removing_on_signals<F: std::future::Future>(run: F) -> Result<F::Output> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut int =
+        signal(SignalKind::interrupt()).map_err(|e| Error::io("install SIGINT handler", e))?;
+    let mut term =
+        signal(SignalKind::terminate()).map_err(|e| Error::io("install SIGTERM handler", e))?;
+    let status = tokio::select! {
+        output = run => return Ok(output),
+        _ = int.recv() => 128 + libc::SIGINT,
+        _ = term.recv() => 128 + libc::SIGTERM,
+    };
+    super::logging::flush();
+    std::process::exit(status);
 }
 
 impl ConnectArgs {
     /// Resolves the flags into the library config.
     pub fn resolve(&self) -> Result<ConnectConfig> {
         let endpoint = self.scheme.parse(&self.addr, self.tls.tls)?;
-        let udp = endpoint.scheme() == Scheme::Udp;
+        let udp = endpoint.scheme().is_datagram();
         if self.raw && !udp {
             return Err(Error::usage("--raw applies only to udp"));
         }
@@ -180,13 +202,20 @@ impl ConnectArgs {
     /// Runs the command on stdin and stdout.
     pub async fn run(&self) -> Result<()> {
         let mut config = self.resolve()?;
+        if let Some(wanted) = self.exec.resolve()? {
+            return super::exec::connect(self, &config, wanted).await;
+        }
         if self.zero {
             let peer = connect::probe(&config).await?;
             tracing::debug!("{} is open ({peer})", config.endpoint);
             return Ok(());
         }
         config.transcript = self.transcript.start(false)?;
-        let result = connect::run_stdio(&config).await;
+        let result = if config.endpoint.scheme() == netcrab::endpoint::Scheme::Unixgram {
+            removing_on_signals(connect::run_stdio(&config)).await?
+        } else {
+            connect::run_stdio(&config).await
+        };
         finish(config.transcript.as_ref());
         let report = result?;
         tracing::debug!(

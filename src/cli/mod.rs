@@ -7,6 +7,7 @@ mod bench;
 mod common;
 mod conn;
 mod connect;
+mod exec;
 mod exit_codes;
 mod faults;
 mod fdlimit;

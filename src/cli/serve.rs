@@ -5,19 +5,21 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{ArgGroup, Args};
-use netcrab::endpoint::{Endpoint, Scheme};
+use netcrab::endpoint::Endpoint;
 use netcrab::error::{Error, Result};
 use netcrab::serve::hub::{self, DEFAULT_QUEUE, HubConfig, HubMode, HubReport};
 use netcrab::serve::stdio::StdioConfig;
 use netcrab::serve::{self, Framing, ServeConfig, ServeService, Service};
 use netcrab::server::{self, ServerLimits, ServerReport};
 use netcrab::service::{NoObserver, Observer};
+use netcrab::transport::datagram::{DatagramSocket, bind_unixgram};
 use netcrab::transport::{ListenOptions, Listener, SocketOptions};
 
 use super::common::{
     FamilyArgs, MAX_CONNS, SchemeArgs, count, duration, duration_up_to, keepalive, optional, size,
 };
 use super::conn::{AccessArgs, TranscriptArgs, finish};
+use super::exec::ExecArgs;
 use super::metrics::MetricsArgs;
 use super::tls::TlsServeArgs;
 use super::ws::WsArgs;
@@ -57,6 +59,11 @@ Examples:
   netcrab serve :9000 --chat      # per line, as \"<user3> text\", with join and leave notices
   netcrab serve 127.0.0.1:0 --echo --once  # serve one connection, exit with its outcome (0 clean, 6 reset, ...)
   netcrab serve :8080 --echo --metrics 127.0.0.1:9100  # Prometheus metrics at http://127.0.0.1:9100/metrics
+  netcrab serve 127.0.0.1:9000 --exec 'grep -i error'   # a program per connection, the socket as its stdin/stdout
+  netcrab serve -U /tmp/sh.sock --sh-exec 'cat; echo done' # run by /bin/sh -c; NETCRAB_PEER_ADDR etc. in its environment
+  netcrab serve 127.0.0.1:2222 --pty --exec 'bash -i'     # a pseudo-terminal for an interactive program
+  netcrab serve -u 127.0.0.1:5353 --exec ./answer --idle-timeout 30s   # a program per UDP peer
+  netcrab serve -U -u /tmp/dgram.sock --echo      # Unix datagram socket (same as unixgram:///tmp/dgram.sock)
 
 Broker and chat clients each have a 256 KiB queue: a client whose queue is full when another's
 message arrives is too slow and is disconnected (logged and counted); the others never wait for it.
@@ -68,10 +75,10 @@ once listening and STOPPING=1 when a signal starts the drain. Examples: contrib/
 /// Listen and answer every connection (the seed's server)
 #[derive(Debug, Args)]
 #[command(after_help = EXAMPLES)]
-#[command(group(ArgGroup::new("service").args(["reply", "echo", "discard", "stdio", "broker", "chat"])))]
+#[command(group(ArgGroup::new("service").args(["reply", "echo", "discard", "stdio", "broker", "chat", "exec", "sh_exec"])))]
 pub struct ServeArgs {
     /// Address to listen on: HOST:PORT, [IPV6]:PORT, :PORT (every interface), PORT,
-    /// tls://HOST:PORT, udp://HOST:PORT, unix:///PATH, unix:@NAME, tls+unix:///PATH, quic://HOST:PORT, ws://HOST:PORT or wss://HOST:PORT [default: 127.0.0.1:8080]
+    /// tls://HOST:PORT, udp://HOST:PORT, unix:///PATH, unix:@NAME, tls+unix:///PATH, quic://HOST:PORT, ws://HOST:PORT, wss://HOST:PORT or unixgram:///PATH [default: 127.0.0.1:8080]
     pub addr: Option<String>,
     #[command(flatten)]
     pub scheme: SchemeArgs,
@@ -147,6 +154,8 @@ pub struct ServeArgs {
     pub ws: WsArgs,
     #[command(flatten)]
     pub metrics: MetricsArgs,
+    #[command(flatten)]
+    pub exec: ExecArgs,
 }
 
 impl ServeArgs {
@@ -206,14 +215,14 @@ impl ServeArgs {
             },
             transcript: None,
         };
-        if endpoint.scheme() == Scheme::Udp {
+        if endpoint.scheme().is_datagram() {
             let rules = !self.access.allow.is_empty()
                 || !self.access.allow_file.is_empty()
                 || !self.access.deny.is_empty()
                 || !self.access.deny_file.is_empty();
             if rules || self.transcript.is_wanted() || self.metrics.metrics.is_some() {
                 return Err(Error::usage(
-                    "--allow, --deny, --output, --hex-dump and --metrics apply to stream listeners (tcp, tls, unix), not udp",
+                    "--allow, --deny, --output, --hex-dump and --metrics apply to stream listeners (tcp, tls, unix), not udp or unixgram",
                 ));
             }
         }
@@ -224,9 +233,13 @@ impl ServeArgs {
     /// Runs the command until a signal stops it and the drain is over.
     pub async fn run(&self) -> Result<()> {
         let (endpoint, listen, mut config) = self.resolve()?;
+        if let Some(wanted) = self.exec.resolve()? {
+            return super::exec::serve(self, endpoint, listen, config, wanted).await;
+        }
         let shutdown = super::on_signals()?;
-        if let (Scheme::Udp, Some(hp)) = (endpoint.scheme(), endpoint.host_port()) {
-            return self.run_udp(hp, config, shutdown).await;
+        if endpoint.scheme().is_datagram() {
+            let socket = self.bind_datagrams(&endpoint).await?;
+            return self.run_udp(socket, config, shutdown).await;
         }
         config.limits.access = self.access.build(&endpoint).await?;
         // A socket per connection.
@@ -314,7 +327,7 @@ impl ServeArgs {
         if self.no_splice && !self.stdio {
             return Err(Error::usage("--no-splice applies to --stdio"));
         }
-        if endpoint.scheme() == Scheme::Udp {
+        if endpoint.scheme().is_datagram() {
             if hub {
                 return Err(Error::usage(
                     "--broker and --chat need connections (tcp, tls, unix), not udp",
@@ -354,21 +367,33 @@ impl ServeArgs {
         }
     }
 
+    /// Binds a datagram socket (UDP or unixgram), writes the port file and
+    /// says where it listens.
+    pub(super) async fn bind_datagrams(&self, endpoint: &Endpoint) -> Result<DatagramSocket> {
+        let socket = match (endpoint.host_port(), endpoint.unix_addr()) {
+            (Some(hp), _) => netcrab::transport::udp::bind_udp(hp, self.family.family())
+                .await?
+                .into(),
+            (None, Some(addr)) => bind_unixgram(addr, self.mode).await?,
+            (None, None) => return Err(Error::usage(format!("cannot listen on {endpoint}"))),
+        };
+        let local = socket
+            .local_display()
+            .map_err(|e| Error::io("read the bound address", e))?;
+        if let (Some(path), Some(port)) = (&self.port_file, socket.port()) {
+            write_port_file(path, port)?;
+        }
+        tracing::info!("listening on {local}");
+        Ok(socket)
+    }
+
     /// Serves datagrams: UDP is not a stream, so it has its own loop.
     async fn run_udp(
         &self,
-        hp: &netcrab::endpoint::HostPort,
+        socket: DatagramSocket,
         config: ServeConfig,
         shutdown: tokio_util::sync::CancellationToken,
     ) -> Result<()> {
-        let socket = netcrab::transport::udp::bind_udp(hp, self.family.family()).await?;
-        let local = socket
-            .local_addr()
-            .map_err(|e| Error::io("read the bound address", e))?;
-        if let Some(path) = &self.port_file {
-            write_port_file(path, local.port())?;
-        }
-        tracing::info!("listening on udp://{local}");
         let _stopping = super::systemd::notify_ready(&shutdown);
         let report = if self.stdio {
             serve::udp_stdio::run(socket, shutdown).await?

@@ -49,6 +49,10 @@ pub fn flag(setting: Setting) -> &'static str {
         Setting::ResetAfterTime => "--reset-after-time",
         Setting::TimeoutAfter => "--timeout-after",
         Setting::Once => "--once",
+        Setting::Exec => "--exec",
+        Setting::ShExec => "--sh-exec",
+        Setting::Pty => "--pty",
+        Setting::MaxConns => "--max-conns",
         // A setting added to the library before the CLI names it.
         other => other.library_name(),
     }

@@ -1,6 +1,9 @@
-//! `netcrab connect udp://...`: datagrams out, replies printed.
+//! `netcrab connect udp://...` (and `unixgram://...`): datagrams out,
+//! replies printed.
 //!
-//! A connected UDP socket: `--send` is one datagram; otherwise each input
+//! A connected UDP socket (or Unix datagram socket, bound to a private
+//! socket file of its own so that replies can reach it, removed at the
+//! end): `--send` is one datagram; otherwise each input
 //! line (newline included) or, with `--raw`, each read of the input is one.
 //! Replies are written to the output as they arrive. UDP has no end of
 //! stream, so after the last send the client waits `--wait` (1 s by
@@ -11,15 +14,14 @@
 use std::cell::Cell;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::net::UdpSocket;
-
 use super::{ConnectConfig, ConnectReport};
-use crate::endpoint::Scheme;
+use crate::endpoint::{Addr, Scheme};
 use crate::error::{Error, ErrorKind, Result};
 use crate::retry::retry;
 use crate::settings::Setting;
+use crate::transport::datagram::{DatagramSocket, connect_unixgram};
 use crate::transport::udp::{MAX_DATAGRAM, RECV_BUF, connect_udp};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 
 /// How long to wait for replies after the last datagram when `--wait` is
 /// not given.
@@ -41,14 +43,23 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let (Scheme::Udp, Some(hp)) = (config.endpoint.scheme(), config.endpoint.host_port()) else {
-        return Err(Error::usage(format!(
-            "{} is not a udp address",
-            config.endpoint
-        )));
-    };
     let what = format!("connect to {}", config.endpoint);
-    let socket = retry(&config.retry, &what, |_| connect_udp(hp, &config.options)).await?;
+    let socket = match (config.endpoint.scheme(), config.endpoint.addr()) {
+        (Scheme::Udp, Addr::HostPort(hp)) => {
+            retry(&config.retry, &what, |_| connect_udp(hp, &config.options))
+                .await?
+                .into()
+        }
+        (Scheme::Unixgram, Addr::Unix(addr)) => {
+            retry(&config.retry, &what, |_| connect_unixgram(addr)).await?
+        }
+        _ => {
+            return Err(Error::usage(format!(
+                "{} is not a datagram address",
+                config.endpoint
+            )));
+        }
+    };
     exchange(config, &socket, input, output).await
 }
 
@@ -56,7 +67,7 @@ where
 /// waits for late replies.
 async fn exchange<R, W>(
     config: &ConnectConfig,
-    socket: &UdpSocket,
+    socket: &DatagramSocket,
     input: R,
     mut output: W,
 ) -> Result<ConnectReport>
@@ -133,7 +144,7 @@ where
 /// Sends `--send` or the input, one datagram at a time.
 async fn send_all<R>(
     config: &ConnectConfig,
-    socket: &UdpSocket,
+    socket: &DatagramSocket,
     input: R,
     sent: &Cell<u64>,
 ) -> Result<()>
@@ -174,7 +185,7 @@ where
     }
 }
 
-async fn send_one(config: &ConnectConfig, socket: &UdpSocket, datagram: &[u8]) -> Result<()> {
+async fn send_one(config: &ConnectConfig, socket: &DatagramSocket, datagram: &[u8]) -> Result<()> {
     let context = format!("send to {}", config.endpoint);
     if datagram.len() > MAX_DATAGRAM {
         return Err(Error::new(ErrorKind::Usage, context).with_detail(format!(
@@ -193,6 +204,7 @@ async fn send_one(config: &ConnectConfig, socket: &UdpSocket, datagram: &[u8]) -
 mod tests {
     use super::*;
     use crate::connect::ConnectConfig;
+    use tokio::net::UdpSocket;
     use tokio::time::Instant;
 
     /// A UDP peer on loopback that answers every datagram with `prefix` +
@@ -215,9 +227,11 @@ mod tests {
     #[tokio::test]
     async fn each_line_is_a_datagram_and_replies_are_printed() {
         let (config, task) = peer(b">").await;
-        let socket = connect_udp(config.endpoint.host_port().unwrap(), &config.options)
-            .await
-            .unwrap();
+        let socket: DatagramSocket =
+            connect_udp(config.endpoint.host_port().unwrap(), &config.options)
+                .await
+                .unwrap()
+                .into();
         let (output, mut printed) = tokio::io::duplex(1024);
         let exchange = exchange(&config, &socket, &b"a\nbc\nd"[..], output);
         // The replies, read while the exchange runs; it would go on for
@@ -239,9 +253,11 @@ mod tests {
         let mut config = ConnectConfig::new(format!("udp://{addr}").parse().unwrap());
         config.send = Some(b"ping".to_vec());
         config.wait = Some(Duration::from_secs(3));
-        let socket = connect_udp(config.endpoint.host_port().unwrap(), &config.options)
-            .await
-            .unwrap();
+        let socket: DatagramSocket =
+            connect_udp(config.endpoint.host_port().unwrap(), &config.options)
+                .await
+                .unwrap()
+                .into();
         let start = Instant::now();
         let report = exchange(&config, &socket, &b""[..], Vec::new())
             .await
@@ -257,9 +273,11 @@ mod tests {
     #[tokio::test]
     async fn an_over_long_line_is_refused_before_sending() {
         let (config, task) = peer(b"").await;
-        let socket = connect_udp(config.endpoint.host_port().unwrap(), &config.options)
-            .await
-            .unwrap();
+        let socket: DatagramSocket =
+            connect_udp(config.endpoint.host_port().unwrap(), &config.options)
+                .await
+                .unwrap()
+                .into();
         let input = vec![b'x'; MAX_DATAGRAM + 1];
         let err = exchange(&config, &socket, input.as_slice(), Vec::new())
             .await

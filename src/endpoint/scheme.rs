@@ -28,6 +28,8 @@ pub enum Scheme {
     Ws,
     /// WebSocket over TLS over TCP (`wss://`).
     Wss,
+    /// Unix-domain datagram socket (`unixgram://`).
+    Unixgram,
 }
 
 /// The socket at the bottom of an endpoint.
@@ -46,6 +48,9 @@ pub enum Base {
     /// the protocol (so the TLS options apply), and each bidirectional
     /// stream is a byte stream.
     Quic,
+    /// A Unix-domain datagram socket: the address is a path or an abstract
+    /// name; not a byte stream, so no layer goes over it.
+    Unixgram,
 }
 
 /// A protocol run over a byte stream, after it connects (or is accepted)
@@ -90,18 +95,23 @@ pub struct SchemeSpec {
 }
 
 impl SchemeSpec {
-    /// Whether the scheme carries a byte stream (everything but UDP):
-    /// only those can be served, connected, relayed or benchmarked as
-    /// streams.
+    /// Whether the scheme carries a byte stream (everything but the
+    /// datagram sockets, UDP and unixgram): only those can be served,
+    /// connected, relayed or benchmarked as streams.
     pub fn is_byte_stream(&self) -> bool {
-        self.base != Base::Udp
+        !self.is_datagram()
+    }
+
+    /// Whether the scheme carries datagrams (UDP, unixgram).
+    pub fn is_datagram(&self) -> bool {
+        matches!(self.base, Base::Udp | Base::Unixgram)
     }
 
     /// What the scheme's addresses look like.
     pub fn addr_kind(&self) -> AddrKind {
         match self.base {
             Base::Tcp | Base::Udp | Base::Quic => AddrKind::HostPort,
-            Base::Unix => AddrKind::Unix,
+            Base::Unix | Base::Unixgram => AddrKind::Unix,
         }
     }
 
@@ -179,6 +189,14 @@ pub static SCHEMES: &[SchemeSpec] = &[
         layers: &[Layer::Tls, Layer::WebSocket],
         default_port: Some(443),
     },
+    SchemeSpec {
+        scheme: Scheme::Unixgram,
+        name: "unixgram",
+        aliases: &[],
+        base: Base::Unixgram,
+        layers: &[],
+        default_port: None,
+    },
 ];
 
 impl Scheme {
@@ -217,6 +235,11 @@ impl Scheme {
         self.spec().is_byte_stream()
     }
 
+    /// Whether the scheme carries datagrams (UDP, unixgram).
+    pub fn is_datagram(self) -> bool {
+        self.spec().is_datagram()
+    }
+
     /// Whether the scheme speaks TLS (`tls://`, `tls+unix://`, and
     /// `quic://`, whose TLS is built in): the TLS options apply to it.
     pub fn is_tls(self) -> bool {
@@ -247,7 +270,7 @@ impl fmt::Display for Scheme {
     }
 }
 
-/// The scheme names, for error messages: `tcp, tls, udp, unix, tls+unix, quic, ws or wss`.
+/// The scheme names, for error messages: `tcp, tls, udp, unix, tls+unix, quic, ws, wss or unixgram`.
 pub(crate) fn names() -> String {
     let names: Vec<&str> = SCHEMES.iter().map(|s| s.name).collect();
     match names.split_last() {
@@ -261,7 +284,7 @@ pub(crate) fn names() -> String {
 mod tests {
     use super::*;
 
-    const ALL: [Scheme; 8] = [
+    const ALL: [Scheme; 9] = [
         Scheme::Tcp,
         Scheme::Tls,
         Scheme::Udp,
@@ -270,6 +293,7 @@ mod tests {
         Scheme::Quic,
         Scheme::Ws,
         Scheme::Wss,
+        Scheme::Unixgram,
     ];
 
     #[test]
@@ -297,7 +321,10 @@ mod tests {
             }
         }
         assert_eq!(Scheme::from_name("http"), None);
-        assert_eq!(names(), "tcp, tls, udp, unix, tls+unix, quic, ws or wss");
+        assert_eq!(
+            names(),
+            "tcp, tls, udp, unix, tls+unix, quic, ws, wss or unixgram"
+        );
     }
 
     #[test]
@@ -320,6 +347,9 @@ mod tests {
         assert!(!Scheme::Ws.is_tls() && Scheme::Ws.is_websocket());
         assert!(!Scheme::Tls.is_websocket());
         assert_eq!(Scheme::Wss.spec().default_port, Some(443));
+        assert!(!Scheme::Unixgram.is_byte_stream() && Scheme::Unixgram.is_datagram());
+        assert!(Scheme::Udp.is_datagram() && !Scheme::Unix.is_datagram());
+        assert_eq!(Scheme::Unixgram.spec().addr_kind(), AddrKind::Unix);
     }
 
     #[test]
@@ -328,5 +358,10 @@ mod tests {
         assert_eq!(Scheme::TlsUnix.with_base(Base::Tcp), Some(Scheme::Tls));
         assert_eq!(Scheme::Tcp.with_base(Base::Unix), Some(Scheme::Unix));
         assert_eq!(Scheme::Tls.with_base(Base::Udp), None);
+        assert_eq!(
+            Scheme::Udp.with_base(Base::Unixgram),
+            Some(Scheme::Unixgram)
+        );
+        assert_eq!(Scheme::Tls.with_base(Base::Unixgram), None);
     }
 }

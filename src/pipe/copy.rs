@@ -135,6 +135,27 @@ impl Direction {
     }
 }
 
+/// Copies `src` to `dst` as direction `dir` until `src` ends (then `dst`
+/// is shut down), or until either fails.
+pub(super) async fn one_way<R, W>(
+    src: &mut R,
+    dst: &mut W,
+    dir: Dir,
+    traffic: &Traffic,
+) -> Result<(), Fault>
+where
+    R: AsyncRead + Unpin + ?Sized,
+    W: AsyncWrite + Unpin + ?Sized,
+{
+    let mut direction = Direction::new(dir);
+    poll_fn(|cx| {
+        direction
+            .poll_copy(cx, Pin::new(&mut *src), Pin::new(&mut *dst), traffic)
+            .map_err(|e| e.blame(dir))
+    })
+    .await
+}
+
 /// Relays between `client` and `upstream` until both directions have
 /// ended, or until either side fails.
 pub(super) async fn relay<A, B>(

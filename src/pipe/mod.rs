@@ -175,6 +175,24 @@ pub async fn transfer(
     copy::relay(client, upstream, traffic).await
 }
 
+/// One direction of [`transfer`]'s user-space copy, for a service that
+/// drives the two directions itself (exec: a program's stdin and stdout
+/// are two pipes): copies `src` to `dst` until `src` ends, then shuts
+/// `dst` down (half-close). A failure is blamed on the side that failed,
+/// as `dir` names them ([`Dir::Up`]: `src` is the client).
+pub async fn copy_one_way<R, W>(
+    src: &mut R,
+    dst: &mut W,
+    dir: Dir,
+    traffic: &Traffic,
+) -> Result<(), Fault>
+where
+    R: tokio::io::AsyncRead + Unpin + ?Sized,
+    W: tokio::io::AsyncWrite + Unpin + ?Sized,
+{
+    copy::one_way(src, dst, dir, traffic).await
+}
+
 /// Makes closing `stream` send a reset (SO_LINGER 0) rather than a FIN, so
 /// its peer learns the transfer failed instead of seeing a clean end. For
 /// TLS, the reset goes out on the TCP connection underneath.

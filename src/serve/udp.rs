@@ -1,4 +1,5 @@
-//! `netcrab serve udp://...`: the services per datagram.
+//! `netcrab serve udp://...` (and `unixgram://...`): the services per
+//! datagram, on either kind of [`DatagramSocket`].
 //!
 //! One task answers every client: each datagram is handled on its own and
 //! answered to the address it came from, so there is no per-client state to
@@ -11,7 +12,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::UdpSocket;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -20,6 +20,7 @@ use super::lines::{LineSplitter, LineTooLong};
 use super::service::{answer_parts, log_message};
 use crate::error::{Error, Result};
 use crate::transport::PeerAddr;
+use crate::transport::datagram::DatagramSocket;
 use crate::transport::udp::RECV_BUF;
 
 /// What a datagram server did, reported when it stops.
@@ -48,12 +49,14 @@ const OVERSIZE_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// Serves datagrams on `socket` until `shutdown` is cancelled.
 /// `config.framing` applies within each datagram; the connection limit and
-/// the idle and drain timeouts do not apply to UDP.
+/// the idle and drain timeouts do not apply to datagrams. A Unix datagram
+/// from an unnamed socket cannot be answered (counted as a send error).
 pub async fn run(
-    socket: UdpSocket,
+    socket: impl Into<DatagramSocket>,
     config: ServeConfig,
     shutdown: CancellationToken,
 ) -> Result<DatagramReport> {
+    let socket = socket.into();
     let config = Arc::new(config);
     let mut buf = vec![0u8; RECV_BUF];
     // At its bound from the start, never grown.
@@ -78,7 +81,7 @@ pub async fn run(
             _ = shutdown.cancelled() => break,
         };
         report.received += 1;
-        let peer = PeerAddr::Inet(from);
+        let peer = from.to_peer_addr();
         out.clear();
         let max = if from.is_ipv4() {
             MAX_ANSWER_V4
@@ -94,7 +97,7 @@ pub async fn run(
             }
             Answer::Ready => {}
         }
-        match socket.send_to(&out, from).await {
+        match socket.send_to(&out, &from).await {
             Ok(_) => report.sent += 1,
             Err(err) => {
                 report.send_errors += 1;

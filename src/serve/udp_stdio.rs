@@ -5,19 +5,25 @@
 //! EOF stops the sending only: UDP has no end of stream, so receiving goes
 //! on until a signal stops the server.
 
-use std::net::SocketAddr;
-
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::udp::{DatagramReport, MAX_ANSWER_V4};
 use crate::error::{Error, Result};
+use crate::transport::datagram::{DatagramPeer, DatagramSocket};
 use crate::transport::udp::RECV_BUF;
 
 /// Serves `socket` on stdin and stdout until `shutdown` is cancelled.
-pub async fn run(socket: UdpSocket, shutdown: CancellationToken) -> Result<DatagramReport> {
+pub async fn run(
+    socket: impl Into<DatagramSocket>,
+    shutdown: CancellationToken,
+) -> Result<DatagramReport> {
+    let socket = socket.into();
+    run_on(socket, shutdown).await
+}
+
+async fn run_on(socket: DatagramSocket, shutdown: CancellationToken) -> Result<DatagramReport> {
     // One read of stdin at a time, taken only once there is a peer.
     let (tx, mut input) = mpsc::channel::<Vec<u8>>(1);
     let (go_tx, go) = tokio::sync::oneshot::channel::<()>();
@@ -26,7 +32,7 @@ pub async fn run(socket: UdpSocket, shutdown: CancellationToken) -> Result<Datag
     let mut stdout = tokio::io::stdout();
     let mut stdout_open = true;
     let mut buf = vec![0u8; RECV_BUF];
-    let mut last: Option<SocketAddr> = None;
+    let mut last: Option<DatagramPeer> = None;
     let mut stdin_open = true;
     let mut report = DatagramReport::default();
     loop {
@@ -41,7 +47,7 @@ pub async fn run(socket: UdpSocket, shutdown: CancellationToken) -> Result<Datag
                     }
                 };
                 report.received += 1;
-                if last != Some(from) {
+                if last.as_ref() != Some(&from) {
                     tracing::info!("{from}: answering this peer from now on");
                     last = Some(from);
                     if let Some(go) = go_tx.take() {
@@ -59,7 +65,7 @@ pub async fn run(socket: UdpSocket, shutdown: CancellationToken) -> Result<Datag
                     }
                 }
             }
-            chunk = input.recv(), if stdin_open => match (chunk, last) {
+            chunk = input.recv(), if stdin_open => match (chunk, &last) {
                 (Some(chunk), Some(to)) => match socket.send_to(&chunk, to).await {
                     Ok(_) => report.sent += 1,
                     Err(err) => {

@@ -28,6 +28,7 @@ pub use config::{ClientTls, ServerTls};
 pub use errors::handshake_failure;
 pub use fingerprint::Fingerprint;
 pub use selfsigned::{SelfSigned, self_signed_names};
+pub(crate) use x509::subject_common_names;
 
 /// The default time a TLS handshake may take, on either side.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);

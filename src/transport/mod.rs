@@ -30,6 +30,7 @@
 //! reuses.
 
 mod connector;
+pub mod datagram;
 pub mod happy_eyeballs;
 mod layer;
 mod listen;

@@ -35,6 +35,12 @@ pub trait AsyncStream: AsyncRead + AsyncWrite + Send + Sync + Unpin + fmt::Debug
         None
     }
 
+    /// The peer's TLS certificate (its DER encoding), when a TLS
+    /// handshake received one; `None` by default.
+    fn peer_certificate(&self) -> Option<&[u8]> {
+        None
+    }
+
     /// The TCP socket at the bottom, when there is one (for socket-level
     /// operations such as an abortive close); `None` by default.
     fn tcp_socket(&self) -> Option<&TcpStream> {
@@ -135,6 +141,16 @@ impl Stream {
         }
     }
 
+    /// The certificate the TLS peer presented (DER), if any: a client
+    /// certificate on the server side, the server's on the client side.
+    pub fn peer_certificate(&self) -> Option<&[u8]> {
+        match self {
+            Stream::Tls(s) => first_certificate(s.get_ref().1.peer_certificates()),
+            Stream::Boxed(s) => s.peer_certificate(),
+            Stream::Tcp(_) | Stream::Unix(_) => None,
+        }
+    }
+
     /// Reads a protocol head that ends where `end` says (it is given all
     /// the bytes so far and returns the head's length once complete), and
     /// not a byte more: what follows belongs to the caller. Over TCP the
@@ -231,6 +247,17 @@ impl AsyncStream for Stream {
     fn tcp_socket(&self) -> Option<&TcpStream> {
         Stream::tcp_socket(self)
     }
+
+    fn peer_certificate(&self) -> Option<&[u8]> {
+        Stream::peer_certificate(self)
+    }
+}
+
+/// The end-entity certificate of a chain rustls reports.
+pub(super) fn first_certificate<'a>(
+    chain: Option<&'a [rustls::pki_types::CertificateDer<'static>]>,
+) -> Option<&'a [u8]> {
+    chain.and_then(|c| c.first()).map(|c| c.as_ref())
 }
 
 // The read and write paths dispatch with a `match` whose TCP and Unix arms

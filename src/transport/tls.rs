@@ -197,6 +197,10 @@ impl AsyncStream for TlsOver {
     fn alpn_protocol(&self) -> Option<&[u8]> {
         self.0.get_ref().1.alpn_protocol()
     }
+
+    fn peer_certificate(&self) -> Option<&[u8]> {
+        super::stream::first_certificate(self.0.get_ref().1.peer_certificates())
+    }
 }
 
 impl AsyncRead for TlsOver {

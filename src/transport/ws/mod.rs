@@ -558,6 +558,10 @@ impl AsyncStream for WsStream {
     fn alpn_protocol(&self) -> Option<&[u8]> {
         self.ws.get_ref().get_ref().alpn_protocol()
     }
+
+    fn peer_certificate(&self) -> Option<&[u8]> {
+        self.ws.get_ref().get_ref().peer_certificate()
+    }
 }
 
 #[cfg(test)]
