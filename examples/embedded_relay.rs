@@ -18,11 +18,9 @@ async fn main() -> netcrab::error::Result<()> {
     let upstream_addr = upstream
         .endpoint()
         .map_err(|e| netcrab::error::Error::io("address", e))?;
-    let echo = ServeConfig {
-        service: Service::Echo,
-        log_data: false,
-        ..ServeConfig::default()
-    };
+    let mut echo = ServeConfig::default();
+    echo.service = Service::Echo;
+    echo.log_data = false;
     let echo = tokio::spawn(serve::run(upstream, echo, shutdown.clone()));
 
     // The relay in front of it.

@@ -36,6 +36,7 @@ const COPY_BUF: usize = 64 * 1024;
 
 /// Everything `connect` needs.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ConnectConfig {
     /// Where to connect.
     pub endpoint: Endpoint,

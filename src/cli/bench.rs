@@ -11,7 +11,7 @@ use netcrab::bench::live::LiveView;
 use netcrab::bench::{self, BenchConfig, Expect, Pacing, Plan, RunData, Stop, Target};
 use netcrab::endpoint::{Endpoint, Scheme};
 use netcrab::error::{Error, Result};
-use netcrab::transport::{ConnectOptions, Source};
+use netcrab::transport::Source;
 
 use super::common::{
     FamilyArgs, MAX_CONNS, ProxyArgs, count, duration, parse_source_ip, size, write_stdout,
@@ -250,18 +250,15 @@ impl BenchArgs {
         }
         let mut config = BenchConfig::new(target, plan);
         // TCP_NODELAY on, keepalive off: the defaults.
-        config.connect = ConnectOptions {
-            connect_timeout: self.connect_timeout,
-            tls,
-            family,
-            ws,
-            source: Source {
-                ip: self.source,
-                port: None,
-            },
-            proxy: self.proxy.resolve()?,
-            ..ConnectOptions::default()
+        config.connect.connect_timeout = self.connect_timeout;
+        config.connect.tls = tls;
+        config.connect.family = family;
+        config.connect.ws = ws;
+        config.connect.source = Source {
+            ip: self.source,
+            port: None,
         };
+        config.connect.proxy = self.proxy.resolve()?;
         config.server_pid = self.server_pid;
         Ok(config)
     }

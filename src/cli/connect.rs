@@ -7,7 +7,6 @@ use std::time::Duration;
 use clap::Args;
 use netcrab::connect::{self, ConnectConfig, DatagramFraming, OneWay};
 use netcrab::error::{Error, Result};
-use netcrab::transport::{ConnectOptions, SocketOptions};
 use tokio::io::AsyncWriteExt;
 
 use super::common::{
@@ -158,45 +157,37 @@ impl ConnectArgs {
         let tls = self.tls.resolve(&endpoint)?;
         let family = self.family.check(&endpoint)?;
         let ws = self.ws.resolve(&[&endpoint], self.tls.handshake_timeout)?;
-        Ok(ConnectConfig {
-            endpoint,
-            options: ConnectOptions {
-                connect_timeout: self.connect_timeout,
-                socket: SocketOptions {
-                    nodelay: true,
-                    keepalive: self.keepalive,
-                },
-                tls,
-                family,
-                source: self.source.source(),
-                proxy: if udp {
-                    Default::default()
-                } else {
-                    self.proxy.resolve()?
-                },
-                ws,
-            },
-            retry: self.retry.policy(0),
-            send: self.send.as_ref().map(|s| s.as_bytes().to_vec()),
-            shutdown_write: !self.no_shutdown,
-            wait: self.wait,
-            idle_timeout: optional(self.idle_timeout),
-            datagrams: if self.raw {
-                DatagramFraming::Chunks
-            } else {
-                DatagramFraming::Lines
-            },
-            splice: !self.no_splice,
-            crlf: self.crlf,
-            one_way: if self.send_only {
-                OneWay::SendOnly
-            } else if self.recv_only {
-                OneWay::RecvOnly
-            } else {
-                OneWay::Both
-            },
-            transcript: None,
-        })
+        let mut config = ConnectConfig::new(endpoint);
+        config.options.connect_timeout = self.connect_timeout;
+        config.options.socket.nodelay = true;
+        config.options.socket.keepalive = self.keepalive;
+        config.options.tls = tls;
+        config.options.family = family;
+        config.options.source = self.source.source();
+        if !udp {
+            config.options.proxy = self.proxy.resolve()?;
+        }
+        config.options.ws = ws;
+        config.retry = self.retry.policy(0);
+        config.send = self.send.as_ref().map(|s| s.as_bytes().to_vec());
+        config.shutdown_write = !self.no_shutdown;
+        config.wait = self.wait;
+        config.idle_timeout = optional(self.idle_timeout);
+        config.datagrams = if self.raw {
+            DatagramFraming::Chunks
+        } else {
+            DatagramFraming::Lines
+        };
+        config.splice = !self.no_splice;
+        config.crlf = self.crlf;
+        config.one_way = if self.send_only {
+            OneWay::SendOnly
+        } else if self.recv_only {
+            OneWay::RecvOnly
+        } else {
+            OneWay::Both
+        };
+        Ok(config)
     }
 
     /// Runs the command on stdin and stdout.

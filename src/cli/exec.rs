@@ -191,9 +191,10 @@ async fn connect_datagrams(config: &ConnectConfig, wanted: ExecWanted) -> Result
     let exec_config = ExecConfig {
         pty: wanted.pty,
         kill_grace: wanted.kill_grace,
-        limits: netcrab::server::ServerLimits {
-            idle_timeout: config.idle_timeout,
-            ..Default::default()
+        limits: {
+            let mut limits = netcrab::server::ServerLimits::default();
+            limits.idle_timeout = config.idle_timeout;
+            limits
         },
         ..ExecConfig::new(wanted.program.clone())
     };

@@ -11,8 +11,8 @@ use netcrab::endpoint::{Addr, Endpoint, Host, Scheme};
 use netcrab::error::{Error, Result};
 use netcrab::proxy_server::rules::{Rule, Rules};
 use netcrab::proxy_server::{self, Credentials, ProxyConfig, ProxyService};
-use netcrab::server::{self, ServerLimits};
-use netcrab::transport::{ConnectOptions, ListenOptions, Listener, SocketOptions};
+use netcrab::server;
+use netcrab::transport::{ListenOptions, Listener, SocketOptions};
 
 use super::common::{MAX_CONNS, count, duration, keepalive, optional, size};
 use super::metrics::MetricsArgs;
@@ -135,19 +135,15 @@ impl ProxyArgs {
             )));
         }
         let auth = self.auth.as_deref().map(Credentials::parse).transpose()?;
-        let socket = SocketOptions {
-            nodelay: true,
-            keepalive: self.keepalive,
-        };
+        let mut socket = SocketOptions::default();
+        socket.nodelay = true;
+        socket.keepalive = self.keepalive;
         let mut config = ProxyConfig::default();
         config.auth = auth;
         config.dest = rules("-dest", &self.allow_dest, &self.deny_dest, true)?;
         config.clients = rules("", &self.allow, &self.deny, false)?;
-        config.connect = ConnectOptions {
-            connect_timeout: self.connect_timeout,
-            socket: socket.clone(),
-            ..ConnectOptions::default()
-        };
+        config.connect.connect_timeout = self.connect_timeout;
+        config.connect.socket = socket.clone();
         config.handshake_timeout = self
             .tls
             .handshake_timeout
@@ -155,18 +151,16 @@ impl ProxyArgs {
         config.max_header = self.max_header;
         config.idle_timeout = optional(self.idle_timeout);
         config.splice = !self.no_splice;
-        config.limits = ServerLimits {
-            max_conns: self.max_conns,
-            drain_timeout: self.drain_timeout,
-            socket,
-            accept_proxy: self.accept_proxy.then_some(self.proxy_header_timeout),
-            // --allow/--deny are the proxy's own client rules.
-            access: None,
-            // The tunnel's idle timeout is the proxy's own (idle_timeout
-            // above), applied once the handshake is done.
-            idle_timeout: None,
-            once: self.once,
-        };
+        config.limits.max_conns = self.max_conns;
+        config.limits.drain_timeout = self.drain_timeout;
+        config.limits.socket = socket;
+        config.limits.accept_proxy = self.accept_proxy.then_some(self.proxy_header_timeout);
+        // --allow/--deny are the proxy's own client rules.
+        config.limits.access = None;
+        // The tunnel's idle timeout is the proxy's own (idle_timeout above),
+        // applied once the handshake is done.
+        config.limits.idle_timeout = None;
+        config.limits.once = self.once;
         // --handshake-timeout is TLS's flag, but here it means the proxy
         // handshake as well, so it is not an error without TLS.
         let mut tls = self.tls.clone();

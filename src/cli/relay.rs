@@ -8,8 +8,8 @@ use clap::Args;
 use netcrab::endpoint::{Endpoint, Scheme};
 use netcrab::error::{Error, Result};
 use netcrab::relay::{self, RelayConfig, RelayService};
-use netcrab::server::{self, ServerLimits};
-use netcrab::transport::{ConnectOptions, ListenOptions, SocketOptions};
+use netcrab::server;
+use netcrab::transport::{ListenOptions, SocketOptions};
 
 use super::common::{
     FamilyArgs, MAX_CONNS, ProxyArgs, RetryArgs, SourceArgs, count, duration, keepalive, optional,
@@ -228,36 +228,27 @@ impl RelayArgs {
                 "--source-port needs --max-conns 1: two upstream connections cannot share a source port",
             ));
         }
-        let socket = SocketOptions {
-            nodelay: true,
-            keepalive: self.keepalive,
-        };
-        let config = RelayConfig {
-            upstream,
-            connect: ConnectOptions {
-                connect_timeout: self.connect_timeout,
-                socket: socket.clone(),
-                tls: upstream_tls,
-                family,
-                source: self.source.source(),
-                proxy: self.proxy.resolve()?,
-                ws: ws.clone(),
-            },
-            retry: self.retry.policy(DEFAULT_RETRIES),
-            splice: !self.no_splice,
-            send_proxy: self.send_proxy,
-            limits: ServerLimits {
-                max_conns: self.max_conns,
-                drain_timeout: self.drain_timeout,
-                idle_timeout: optional(self.idle_timeout),
-                socket,
-                accept_proxy: self.accept_proxy.then_some(self.proxy_header_timeout),
-                access: None,
-                once: self.once,
-            },
-            transcript: None,
-            faults: self.faults.resolve()?,
-        };
+        let mut socket = SocketOptions::default();
+        socket.nodelay = true;
+        socket.keepalive = self.keepalive;
+        let mut config = RelayConfig::new(upstream);
+        config.connect.connect_timeout = self.connect_timeout;
+        config.connect.socket = socket.clone();
+        config.connect.tls = upstream_tls;
+        config.connect.family = family;
+        config.connect.source = self.source.source();
+        config.connect.proxy = self.proxy.resolve()?;
+        config.connect.ws = ws.clone();
+        config.retry = self.retry.policy(DEFAULT_RETRIES);
+        config.splice = !self.no_splice;
+        config.send_proxy = self.send_proxy;
+        config.limits.max_conns = self.max_conns;
+        config.limits.drain_timeout = self.drain_timeout;
+        config.limits.idle_timeout = optional(self.idle_timeout);
+        config.limits.socket = socket;
+        config.limits.accept_proxy = self.accept_proxy.then_some(self.proxy_header_timeout);
+        config.limits.once = self.once;
+        config.faults = self.faults.resolve()?;
         let mut listen_options = ListenOptions::default();
         listen_options.tls = self.tls.resolve(&listen)?;
         listen_options.family = family;

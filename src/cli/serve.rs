@@ -10,10 +10,10 @@ use netcrab::error::{Error, Result};
 use netcrab::serve::hub::{self, DEFAULT_QUEUE, HubConfig, HubMode, HubReport};
 use netcrab::serve::stdio::StdioConfig;
 use netcrab::serve::{self, Framing, ServeConfig, ServeService, Service};
-use netcrab::server::{self, ServerLimits, ServerReport};
+use netcrab::server::{self, ServerReport};
 use netcrab::service::{NoObserver, Observer};
 use netcrab::transport::datagram::{DatagramSocket, bind_unixgram};
-use netcrab::transport::{ListenOptions, Listener, SocketOptions};
+use netcrab::transport::{ListenOptions, Listener};
 
 use super::common::{
     FamilyArgs, MAX_CONNS, SchemeArgs, count, duration, duration_up_to, keepalive, optional, size,
@@ -190,31 +190,24 @@ impl ServeArgs {
         if self.lines && self.max_line == 0 {
             return Err(Error::usage("--max-line must be at least 1"));
         }
-        let config = ServeConfig {
-            log_data: matches!(service, Service::Reply(_)),
-            service,
-            framing: if self.lines {
-                Framing::Lines {
-                    max_line: self.max_line,
-                }
-            } else {
-                Framing::Reads
-            },
-            line_timeout: optional(self.line_timeout),
-            limits: ServerLimits {
-                max_conns: self.max_conns,
-                drain_timeout: self.drain_timeout,
-                idle_timeout: optional(self.idle_timeout),
-                socket: SocketOptions {
-                    nodelay: true,
-                    keepalive: self.keepalive,
-                },
-                accept_proxy: self.accept_proxy.then_some(self.proxy_header_timeout),
-                access: None,
-                once: self.once,
-            },
-            transcript: None,
+        let mut config = ServeConfig::default();
+        config.log_data = matches!(service, Service::Reply(_));
+        config.service = service;
+        config.framing = if self.lines {
+            Framing::Lines {
+                max_line: self.max_line,
+            }
+        } else {
+            Framing::Reads
         };
+        config.line_timeout = optional(self.line_timeout);
+        config.limits.max_conns = self.max_conns;
+        config.limits.drain_timeout = self.drain_timeout;
+        config.limits.idle_timeout = optional(self.idle_timeout);
+        config.limits.socket.nodelay = true;
+        config.limits.socket.keepalive = self.keepalive;
+        config.limits.accept_proxy = self.accept_proxy.then_some(self.proxy_header_timeout);
+        config.limits.once = self.once;
         if endpoint.scheme().is_datagram() {
             let rules = !self.access.allow.is_empty()
                 || !self.access.allow_file.is_empty()

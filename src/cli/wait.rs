@@ -9,7 +9,6 @@ use clap::Args;
 use netcrab::endpoint::Scheme;
 use netcrab::error::{Error, ErrorKind, Result, fmt_duration};
 use netcrab::retry::RetryPolicy;
-use netcrab::transport::{ConnectOptions, SocketOptions};
 use netcrab::wait::{self, Readiness, StatusSet, Target, WaitConfig};
 
 use super::common::{FamilyArgs, ProxyArgs, SourceArgs, duration, optional};
@@ -144,15 +143,12 @@ impl WaitArgs {
         config.expect_status = self.expect_status.clone();
         config.timeout = optional(self.timeout);
         config.attempt_timeout = self.attempt_timeout;
-        config.connect = ConnectOptions {
-            connect_timeout: self.attempt_timeout,
-            socket: SocketOptions::default(),
-            tls,
-            family,
-            source: self.source.source(),
-            proxy: self.proxy.resolve()?,
-            ws,
-        };
+        config.connect.connect_timeout = self.attempt_timeout;
+        config.connect.tls = tls;
+        config.connect.family = family;
+        config.connect.source = self.source.source();
+        config.connect.proxy = self.proxy.resolve()?;
+        config.connect.ws = ws;
         config.backoff = RetryPolicy {
             max_retries: None,
             deadline: None,

@@ -43,6 +43,7 @@ use crate::transport::{ConnectOptions, Connector, Listener, PeerAddr, Stream};
 
 /// Everything `relay` needs besides the listener.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct RelayConfig {
     /// Where each accepted connection is relayed to.
     pub upstream: Endpoint,

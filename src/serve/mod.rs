@@ -28,6 +28,7 @@ pub const DEFAULT_LINE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Everything `serve` needs besides the listener.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ServeConfig {
     /// What each connection gets.
     pub service: Service,

@@ -57,6 +57,7 @@ use activity::ActivityTable;
 
 /// The limits of a listening server.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ServerLimits {
     /// Connections handled at once. Past it, new connections wait in the
     /// kernel's backlog until a slot frees (and the peer's connect times

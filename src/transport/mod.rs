@@ -64,6 +64,7 @@ pub use ws::{DEFAULT_MAX_MESSAGE, DEFAULT_WS_HANDSHAKE_TIMEOUT, WsOptions, WsStr
 
 /// Socket options applied to every connected stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SocketOptions {
     /// TCP_NODELAY: on by default, since netcrab's traffic is mostly
     /// request/response and Nagle's algorithm would add latency to it.
@@ -83,6 +84,7 @@ impl Default for SocketOptions {
 
 /// How to open one connection (the retry policy is applied around this).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ConnectOptions {
     /// The time allowed for one connection attempt, resolution included.
     pub connect_timeout: Duration,

@@ -71,18 +71,16 @@ impl Counts {
 }
 
 fn echo() -> ServeService {
-    ServeService::new(ServeConfig {
-        service: Answer::Echo,
-        log_data: false,
-        ..ServeConfig::default()
-    })
+    let mut config = ServeConfig::default();
+    config.service = Answer::Echo;
+    config.log_data = false;
+    ServeService::new(config)
 }
 
 fn limits(drain: Duration) -> ServerLimits {
-    ServerLimits {
-        drain_timeout: drain,
-        ..ServerLimits::default()
-    }
+    let mut limits = ServerLimits::default();
+    limits.drain_timeout = drain;
+    limits
 }
 
 #[tokio::test]
