@@ -137,6 +137,11 @@ pub const fn duration() -> DurationIn {
     }
 }
 
+/// A duration flag from `min` to `max`.
+pub const fn duration_in(min: Duration, max: Duration) -> DurationIn {
+    DurationIn { min, max }
+}
+
 /// A duration flag from 0 to `max`.
 pub const fn duration_up_to(max: Duration) -> DurationIn {
     DurationIn {

@@ -11,6 +11,7 @@ mod fdlimit;
 pub mod logging;
 mod proxy;
 mod relay;
+mod relay_udp;
 mod scan;
 mod serve;
 mod systemd;

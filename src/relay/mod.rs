@@ -15,6 +15,8 @@
 //! tunnels' bytes with the same code after its handshake: `relay`, the
 //! ending (`End`) and the log line (`CloseLog`) are `pub(crate)` for it.
 
+pub mod udp;
+
 use std::fmt;
 use std::future::Future;
 use std::io;
