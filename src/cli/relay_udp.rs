@@ -79,6 +79,8 @@ pub fn endpoints(args: &RelayArgs) -> Result<Option<(HostPort, HostPort)>> {
             "{flag} applies to stream relays (tcp, tls, unix, ws, quic), not udp"
         )));
     }
+    args.family.check(&listen)?;
+    args.family.check(&upstream)?;
     // The TLS and WebSocket flags name themselves when given without such
     // an endpoint.
     args.tls.resolve(&listen)?;

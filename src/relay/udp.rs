@@ -59,6 +59,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use socket2::{SockAddr, SockRef};
 use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -312,14 +313,19 @@ impl<F: DatagramFilter> Shared<F> {
         }
     }
 
-    /// Sends a client's datagram to the upstream.
+    /// Sends a client's datagram to the upstream. The send is one
+    /// non-blocking system call: tokio's `try_send` would first consult its
+    /// readiness cache, which knows nothing of a socket it has not yet
+    /// seen writable (a new session's first datagram would be dropped);
+    /// the relay never waits to write, so it needs no readiness.
     fn send_up(&self, session: &Session<F>, datagram: &[u8]) -> io::Result<usize> {
-        session.upstream.try_send(datagram)
+        SockRef::from(&session.upstream).send(datagram)
     }
 
-    /// Sends a reply to its client, from the listening socket.
+    /// Sends a reply to its client, from the listening socket (one
+    /// non-blocking system call, as [`send_up`](Self::send_up)).
     fn send_down(&self, session: &Session<F>, datagram: &[u8]) -> io::Result<usize> {
-        self.listen.try_send_to(datagram, session.client)
+        SockRef::from(&self.listen).send_to(datagram, &session.client_addr)
     }
 }
 
@@ -334,6 +340,8 @@ fn dir_name(dir: Dir) -> &'static str {
 /// One client's session: its upstream socket, counts and filter state.
 struct Session<F: DatagramFilter> {
     client: SocketAddr,
+    /// `client` as the system calls take it.
+    client_addr: SockAddr,
     upstream: UdpSocket,
     /// The upstream socket's address (the source port the upstream sees).
     local: SocketAddr,
@@ -418,20 +426,22 @@ impl<F: DatagramFilter> Relay<F> {
     /// Reads the listening socket and expires sessions until `shutdown`.
     async fn serve(&mut self, shutdown: &CancellationToken) {
         let mut buf = vec![0u8; RECV_BUF];
-        let far = Instant::now() + Duration::from_secs(86_400 * 365);
-        let timer = tokio::time::sleep_until(far);
+        let timer = tokio::time::sleep_until(Instant::now());
         tokio::pin!(timer);
-        let mut armed = far;
+        // The deadline the timer is set to; none while the table is empty.
+        let mut armed = None;
         loop {
-            let next = self.table.next_expiry(self.shared.epoch).unwrap_or(far);
+            let next = self.table.next_expiry(self.shared.epoch);
             if next != armed {
-                timer.as_mut().reset(next);
+                if let Some(at) = next {
+                    timer.as_mut().reset(at);
+                }
                 armed = next;
             }
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
-                _ = &mut timer => self.expire(Instant::now()),
+                _ = &mut timer, if armed.is_some() => self.expire(Instant::now()),
                 ready = self.shared.listen.readable() => {
                     if let Err(err) = ready {
                         self.pause_after(err, shutdown).await;
@@ -510,6 +520,7 @@ impl<F: DatagramFilter> Relay<F> {
         let local = upstream.local_addr().unwrap_or(self.config.upstream);
         let session = Arc::new(Session {
             client,
+            client_addr: SockAddr::from(client),
             upstream,
             local,
             stats: SessionStats::default(),
@@ -800,5 +811,246 @@ impl RateLog {
             log(self.unlogged);
             self.unlogged = 0;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// A session stand-in whose activity the test sets.
+    struct Fake(Cell<u64>);
+
+    impl Activity for Fake {
+        fn last_active(&self) -> u64 {
+            self.0.get()
+        }
+    }
+
+    const SEC: u64 = 1_000_000_000;
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    #[test]
+    fn table_expires_idle_sessions_and_renews_active_ones_lazily() {
+        let mut table = SessionTable::new(Duration::from_secs(60), 10);
+        table.insert(addr(1), Fake(Cell::new(0)), 0);
+        table.insert(addr(2), Fake(Cell::new(10 * SEC)), 10 * SEC);
+        let epoch = Instant::now();
+        assert_eq!(
+            table.next_expiry(epoch),
+            Some(epoch + Duration::from_secs(60))
+        );
+        assert!(table.pop_expired(59 * SEC).is_none());
+        // Session 1 was active at 30 s: at 60 s it gets a new deadline, 90 s.
+        table.get(&addr(1)).unwrap().0.set(30 * SEC);
+        assert!(table.pop_expired(60 * SEC).is_none());
+        assert_eq!(table.len(), 2);
+        assert_eq!(
+            table.next_expiry(epoch),
+            Some(epoch + Duration::from_secs(70))
+        );
+        // Session 2, idle since 10 s, goes at 70 s; session 1 at 90 s.
+        let (gone, _) = table.pop_expired(70 * SEC).unwrap();
+        assert_eq!(gone, addr(2));
+        assert!(table.pop_expired(89 * SEC).is_none());
+        let (gone, _) = table.pop_expired(90 * SEC).unwrap();
+        assert_eq!(gone, addr(1));
+        assert_eq!(table.len(), 0);
+        assert_eq!(table.next_expiry(epoch), None);
+    }
+
+    #[test]
+    fn table_pops_every_session_due_at_once_and_caps_its_size() {
+        let mut table = SessionTable::new(Duration::from_secs(1), 3);
+        for port in 1..=3 {
+            assert!(!table.is_full());
+            table.insert(addr(port), Fake(Cell::new(0)), 0);
+        }
+        assert!(table.is_full());
+        // A second insert for a client that has a session keeps the first.
+        table.insert(addr(1), Fake(Cell::new(5 * SEC)), 5 * SEC);
+        assert_eq!(table.get(&addr(1)).unwrap().0.get(), 0);
+        let mut gone = Vec::new();
+        while let Some((client, _)) = table.pop_expired(SEC) {
+            gone.push(client.port());
+        }
+        gone.sort_unstable();
+        assert_eq!(gone, [1, 2, 3]);
+        assert!(!table.is_full());
+        assert_eq!(table.drain().count(), 0);
+    }
+
+    #[test]
+    fn a_huge_idle_timeout_does_not_overflow() {
+        let mut table = SessionTable::new(Duration::MAX, 1);
+        table.insert(addr(1), Fake(Cell::new(u64::MAX - 1)), u64::MAX - 1);
+        assert!(table.pop_expired(u64::MAX - 1).is_none());
+        assert!(table.next_expiry(Instant::now()).is_some());
+    }
+
+    #[test]
+    fn rate_log_logs_once_per_period_with_the_count() {
+        let mut log = RateLog::default();
+        let start = Instant::now();
+        let mut lines = Vec::new();
+        for ms in [0, 1, 2, 9_999, 10_000, 10_001] {
+            let now = start + Duration::from_millis(ms);
+            log.dropped(now, |n| lines.push(n));
+        }
+        log.flush(|n| lines.push(n));
+        assert_eq!(lines, [1, 4, 1]);
+    }
+
+    /// A loopback upstream that answers each datagram with the address it
+    /// came from, `|`, and the datagram.
+    async fn upstream() -> (Arc<UdpSocket>, SocketAddr) {
+        let socket = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let addr = socket.local_addr().unwrap();
+        let echo = socket.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 2048];
+            while let Ok((n, from)) = echo.recv_from(&mut buf).await {
+                let reply = [format!("{from}|").as_bytes(), &buf[..n]].concat();
+                let _ = echo.send_to(&reply, from).await;
+            }
+        });
+        (socket, addr)
+    }
+
+    /// A relay on loopback to `upstream`, run with `filter`.
+    async fn start<F: DatagramFilter>(
+        upstream: SocketAddr,
+        idle: Duration,
+        filter: F,
+    ) -> (
+        SocketAddr,
+        CancellationToken,
+        JoinHandle<Result<UdpRelayReport>>,
+    ) {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = socket.local_addr().unwrap();
+        let mut config = UdpRelayConfig::new(upstream);
+        config.idle_timeout = idle;
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(run_filtered(socket, config, filter, shutdown.clone()));
+        (addr, shutdown, task)
+    }
+
+    async fn client(relay: SocketAddr) -> UdpSocket {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        socket.connect(relay).await.unwrap();
+        socket
+    }
+
+    /// Sends `msg` and returns the reply: the upstream's view of the
+    /// session's source address, and the echoed datagram.
+    async fn ask(socket: &UdpSocket, msg: &str) -> (String, String) {
+        socket.send(msg.as_bytes()).await.unwrap();
+        let mut buf = vec![0u8; 2048];
+        let n = tokio::time::timeout(Duration::from_secs(5), socket.recv(&mut buf))
+            .await
+            .expect("a reply")
+            .unwrap();
+        let reply = String::from_utf8(buf[..n].to_vec()).unwrap();
+        let (from, echoed) = reply.split_once('|').unwrap();
+        (from.to_owned(), echoed.to_owned())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_session_outlives_activity_and_expires_after_the_idle_timeout() {
+        let (_up, up_addr) = upstream().await;
+        let (relay, shutdown, task) = start(up_addr, Duration::from_secs(60), NoFaults).await;
+        let c = client(relay).await;
+        let (first, echoed) = ask(&c, "one").await;
+        assert_eq!(echoed, "one");
+        // Active every 50 s: the same session (the same source port).
+        for msg in ["two", "three"] {
+            tokio::time::sleep(Duration::from_secs(50)).await;
+            assert_eq!(ask(&c, msg).await.0, first);
+        }
+        // Idle for longer than 60 s: a new session.
+        tokio::time::sleep(Duration::from_secs(61)).await;
+        let (second, _) = ask(&c, "four").await;
+        assert_ne!(second, first);
+        shutdown.cancel();
+        let report = task.await.unwrap().unwrap();
+        assert_eq!(report.sessions, 2);
+        assert_eq!((report.datagrams_up, report.datagrams_down), (4, 4));
+        assert_eq!(report.closed_at_drain, 0);
+    }
+
+    /// Drops client datagrams saying "drop", delays replies by a second,
+    /// and records what it saw.
+    #[derive(Default)]
+    struct Faulty(Mutex<Vec<(SocketAddr, Dir, String)>>);
+
+    impl DatagramFilter for Arc<Faulty> {
+        type Session = SocketAddr;
+
+        fn open(&self, client: SocketAddr) -> SocketAddr {
+            client
+        }
+
+        fn forward(&self, client: &SocketAddr, dir: Dir, datagram: &[u8]) -> Verdict {
+            let text = String::from_utf8_lossy(datagram).into_owned();
+            let drop = text == "drop";
+            self.0.lock().unwrap().push((*client, dir, text));
+            match dir {
+                Dir::Up if drop => Verdict::Drop,
+                Dir::Up => Verdict::Forward,
+                Dir::Down => Verdict::Delay(Duration::from_secs(1)),
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_datagram_passes_the_filter_with_its_direction() {
+        let (_up, up_addr) = upstream().await;
+        let faulty = Arc::new(Faulty::default());
+        let (relay, shutdown, task) = start(up_addr, Duration::from_secs(60), faulty.clone()).await;
+        let c = client(relay).await;
+        c.send(b"drop").await.unwrap();
+        let sent = Instant::now();
+        let (_, echoed) = ask(&c, "keep").await;
+        assert_eq!(echoed, "keep");
+        assert!(sent.elapsed() >= Duration::from_secs(1), "not delayed");
+        shutdown.cancel();
+        let report = task.await.unwrap().unwrap();
+        assert_eq!(report.filtered, 1);
+        assert_eq!((report.datagrams_up, report.datagrams_down), (1, 1));
+        let me = c.local_addr().unwrap();
+        let seen = faulty.0.lock().unwrap().clone();
+        let dirs: Vec<_> = seen.iter().map(|(c, d, _)| (*c, *d)).collect();
+        assert_eq!(dirs, [(me, Dir::Up), (me, Dir::Up), (me, Dir::Down)]);
+        assert!(seen[2].2.ends_with("|keep"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_waits_for_an_outstanding_reply_until_the_drain_timeout() {
+        // An upstream that never answers.
+        let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let (relay, shutdown, task) = start(
+            silent.local_addr().unwrap(),
+            Duration::from_secs(60),
+            NoFaults,
+        )
+        .await;
+        let c = client(relay).await;
+        c.send(b"anyone?").await.unwrap();
+        let mut buf = [0u8; 16];
+        let (n, _) = silent.recv_from(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"anyone?");
+        shutdown.cancel();
+        let stopping = Instant::now();
+        let report = task.await.unwrap().unwrap();
+        // UdpRelayConfig::new's drain timeout: 10 s.
+        assert_eq!(stopping.elapsed(), Duration::from_secs(10));
+        assert_eq!(report.closed_at_drain, 1);
     }
 }

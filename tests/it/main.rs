@@ -30,6 +30,7 @@ mod tls;
 mod tls_unix;
 mod transcript;
 mod udp;
+mod udp_relay;
 mod unix;
 mod util;
 mod wait;
