@@ -60,6 +60,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use socket2::{SockAddr, SockRef};
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -310,6 +311,28 @@ impl<F: DatagramFilter> Shared<F> {
                     Error::io("send", err)
                 );
             }
+        }
+    }
+
+    /// Counts and logs an error the upstream socket reported: an ICMP
+    /// port unreachable for an earlier datagram ("refused": nothing
+    /// listens there, yet) or another ICMP error. The session stays.
+    fn upstream_error(&self, session: &Session<F>, err: io::Error) {
+        if err.raw_os_error() == Some(libc::ECONNREFUSED) {
+            session.stats.refused.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(
+                "{} -> udp://{}: refused (nothing listens there)",
+                session.client,
+                self.upstream
+            );
+        } else {
+            session.stats.unsent.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(
+                "{} -> udp://{}: {}",
+                session.client,
+                self.upstream,
+                Error::io("upstream", err)
+            );
         }
     }
 
@@ -635,10 +658,34 @@ thread_local! {
 /// the relay draining, it ends after a reply.
 async fn replies<F: DatagramFilter>(shared: Arc<Shared<F>>, session: Arc<Session<F>>) {
     loop {
-        if let Err(err) = session.upstream.readable().await {
-            tracing::debug!("{}: {}", session.client, Error::io("receive", err));
-            tokio::time::sleep(RECV_ERROR_PAUSE).await;
-            continue;
+        // ERROR too: an ICMP error makes the socket report an error, not
+        // readability.
+        let ready = match session
+            .upstream
+            .ready(Interest::READABLE | Interest::ERROR)
+            .await
+        {
+            Ok(ready) => ready,
+            Err(err) => {
+                tracing::debug!("{}: {}", session.client, Error::io("receive", err));
+                tokio::time::sleep(RECV_ERROR_PAUSE).await;
+                continue;
+            }
+        };
+        if ready.is_error() {
+            // Take the pending error (SO_ERROR clears it), then tokio's
+            // readiness for it.
+            let _ = session.upstream.try_io(Interest::ERROR, || {
+                match SockRef::from(&session.upstream).take_error() {
+                    Ok(Some(err)) => shared.upstream_error(&session, err),
+                    Ok(None) => {}
+                    Err(err) => shared.upstream_error(&session, err),
+                }
+                Err::<(), _>(io::ErrorKind::WouldBlock.into())
+            });
+            if !ready.is_readable() {
+                continue;
+            }
         }
         // recvmmsg(2)/sendmmsg(2) go here: a batch of replies a call.
         let (replied, full) = REPLY_BUF.with(|buf| {
@@ -656,20 +703,8 @@ async fn replies<F: DatagramFilter>(shared: Arc<Shared<F>>, session: Arc<Session
                         replied = true;
                     }
                     Err(err) if err.kind() == io::ErrorKind::WouldBlock => return (replied, false),
-                    // An ICMP port unreachable for an earlier datagram: the
-                    // upstream is not listening (yet). The session stays.
-                    Err(err) if err.raw_os_error() == Some(libc::ECONNREFUSED) => {
-                        session.stats.refused.fetch_add(1, Ordering::Relaxed);
-                        tracing::debug!(
-                            "{} -> udp://{}: refused (nothing listens there)",
-                            session.client,
-                            shared.upstream
-                        );
-                    }
-                    Err(err) => {
-                        tracing::debug!("{}: {}", session.client, Error::io("receive", err));
-                        return (replied, false);
-                    }
+                    // The pending error, if the receive took it first.
+                    Err(err) => shared.upstream_error(&session, err),
                 }
             }
             (replied, true)
