@@ -473,7 +473,7 @@ impl<F: DatagramFilter> Relay<F> {
                     // recvmmsg(2) goes here: up to BATCH datagrams a call.
                     for _ in 0..BATCH {
                         match self.shared.listen.try_recv_from(&mut buf) {
-                            Ok((len, from)) => self.from_client(from, &buf[..len]),
+                            Ok((len, from)) => self.client_datagram(from, &buf[..len]),
                             Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
                             Err(err) => {
                                 self.pause_after(err, shutdown).await;
@@ -496,7 +496,7 @@ impl<F: DatagramFilter> Relay<F> {
     }
 
     /// Forwards a client's datagram, opening its session if it is new.
-    fn from_client(&mut self, client: SocketAddr, datagram: &[u8]) {
+    fn client_datagram(&mut self, client: SocketAddr, datagram: &[u8]) {
         let now = Instant::now();
         if self.table.get(&client).is_none() && !self.open(client, now) {
             return;

@@ -378,3 +378,112 @@ fn usage_errors() {
         assert_exit(&run(args), 2, needle);
     }
 }
+
+/// Not a check: measures request/response through the relay against the
+/// same upstream direct (and through socat, if installed), one after the
+/// other in one run, with the relay's CPU time per datagram relayed.
+/// `cargo test --release --test it udp_relay::measure -- --ignored --nocapture`
+#[test]
+#[ignore = "a measurement, run by hand (docs/BENCHMARKS.md)"]
+fn measure_relay_against_direct() {
+    const CLIENTS: usize = 16;
+    const RUN: Duration = Duration::from_secs(3);
+    let upstream = Server::start_exact(&["-q", "serve", "-u", "127.0.0.1:0", "--echo"]);
+    let up = upstream.addr;
+    // Closed loop: each client sends 64 bytes and waits for the echo.
+    let load = |target: SocketAddr| -> u64 {
+        let deadline = std::time::Instant::now() + RUN;
+        let workers: Vec<_> = (0..CLIENTS)
+            .map(|_| {
+                std::thread::spawn(move || {
+                    let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
+                    s.connect(target).expect("connect");
+                    s.set_read_timeout(Some(Duration::from_millis(200)))
+                        .expect("timeout");
+                    let (msg, mut buf, mut done) = ([7u8; 64], [0u8; 128], 0u64);
+                    while std::time::Instant::now() < deadline {
+                        s.send(&msg).expect("send");
+                        if s.recv(&mut buf).is_ok() {
+                            done += 1;
+                        }
+                    }
+                    done
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().expect("client")).sum()
+    };
+    let report = |path: &str, requests: u64, cpu: Option<Duration>| {
+        let rate = requests as f64 / RUN.as_secs_f64();
+        match cpu {
+            Some(cpu) => println!(
+                "{path:<24} {rate:>9.0} req/s   relay CPU {:>6.2} s   {:>5.2} us per datagram relayed",
+                cpu.as_secs_f64(),
+                cpu.as_secs_f64() * 1e6 / (2 * requests).max(1) as f64
+            ),
+            None => println!("{path:<24} {rate:>9.0} req/s"),
+        }
+    };
+    report("direct", load(up), None);
+    let relay = Server::start_exact(&["-q", "relay", "udp://127.0.0.1:0", &format!("udp://{up}")]);
+    let before = relay.proc.cpu_time();
+    let requests = load(relay.addr);
+    report(
+        "netcrab relay",
+        requests,
+        Some(relay.proc.cpu_time() - before),
+    );
+    drop(relay);
+    if std::process::Command::new("socat")
+        .arg("-V")
+        .output()
+        .is_ok()
+    {
+        let port = free_port();
+        let mut socat = std::process::Command::new("socat")
+            .arg(format!("UDP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr"))
+            .arg(format!("UDP:{up}"))
+            .spawn()
+            .expect("socat");
+        // socat has no readiness line: poll with one request until it answers.
+        let probe = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        probe.connect(("127.0.0.1", port)).expect("connect");
+        probe
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .expect("timeout");
+        let mut buf = [0u8; 16];
+        let waited = std::time::Instant::now();
+        while probe.send(b"x").is_err() || probe.recv(&mut buf).is_err() {
+            assert!(waited.elapsed() < PATIENCE, "socat did not answer");
+        }
+        let pid = socat.id();
+        let requests = load(SocketAddr::from(([127, 0, 0, 1], port)));
+        // socat and the children it forked, one per client, still alive.
+        let children =
+            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+        let cpu = std::iter::once(pid)
+            .chain(children.split_whitespace().filter_map(|p| p.parse().ok()))
+            .map(cpu_time_of)
+            .sum();
+        report("socat (fork)", requests, Some(cpu));
+        let _ = socat.kill();
+        let _ = socat.wait();
+    }
+}
+
+/// CPU time (user + system) process `pid` has used, from /proc.
+fn cpu_time_of(pid: u32) -> Duration {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return Duration::ZERO;
+    };
+    let Some(close) = stat.rfind(')') else {
+        return Duration::ZERO;
+    };
+    let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+    let ticks: u64 =
+        fields[11].parse::<u64>().unwrap_or(0) + fields[12].parse::<u64>().unwrap_or(0);
+    // SAFETY: sysconf has no memory effects.
+    #[allow(unsafe_code)]
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    Duration::from_millis(ticks * 1000 / hz)
+}
