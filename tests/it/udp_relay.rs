@@ -388,7 +388,7 @@ fn usage_errors() {
 fn measure_relay_against_direct() {
     const CLIENTS: usize = 16;
     const RUN: Duration = Duration::from_secs(3);
-    let upstream = Server::start_exact(&["-q", "serve", "-u", "127.0.0.1:0", "--echo"]);
+    let upstream = Server::start_exact(&["serve", "-u", "127.0.0.1:0", "--echo"]);
     let up = upstream.addr;
     // Closed loop: each client sends 64 bytes and waits for the echo.
     let load = |target: SocketAddr| -> u64 {
@@ -425,7 +425,7 @@ fn measure_relay_against_direct() {
         }
     };
     report("direct", load(up), None);
-    let relay = Server::start_exact(&["-q", "relay", "udp://127.0.0.1:0", &format!("udp://{up}")]);
+    let relay = Server::start_exact(&["relay", "udp://127.0.0.1:0", &format!("udp://{up}")]);
     let before = relay.proc.cpu_time();
     let requests = load(relay.addr);
     report(
@@ -461,11 +461,22 @@ fn measure_relay_against_direct() {
         // socat and the children it forked, one per client, still alive.
         let children =
             std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+        let children: Vec<u32> = children
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect();
         let cpu = std::iter::once(pid)
-            .chain(children.split_whitespace().filter_map(|p| p.parse().ok()))
+            .chain(children.iter().copied())
             .map(cpu_time_of)
             .sum();
         report("socat (fork)", requests, Some(cpu));
+        for child in children {
+            // SAFETY: kill(2) on a child socat forked has no memory effects.
+            #[allow(unsafe_code)]
+            unsafe {
+                libc::kill(child as i32, libc::SIGTERM)
+            };
+        }
         let _ = socat.kill();
         let _ = socat.wait();
     }
