@@ -167,7 +167,7 @@ Register-ArgumentCompleter -Native -CommandName 'netcrab' -ScriptBlock {
         }
         'netcrab;relay' {
             [CompletionResult]::new('--port-file', '--port-file', [CompletionResultType]::ParameterName, 'Write the bound port to PATH once listening (for scripts; use with port 0)')
-            [CompletionResult]::new('--max-conns', '--max-conns', [CompletionResultType]::ParameterName, 'Relay at most N connections at once; more wait in the kernel''s backlog, unaccepted, until one closes (1 to 1000000)')
+            [CompletionResult]::new('--max-conns', '--max-conns', [CompletionResultType]::ParameterName, 'Relay at most N connections at once; more wait in the kernel''s backlog, unaccepted, until one closes (1 to 1000000). For udp: at most N sessions; a new client''s datagrams are then dropped and counted')
             [CompletionResult]::new('--idle-timeout', '--idle-timeout', [CompletionResultType]::ParameterName, 'Close a connection when nothing moves in either direction for this long (0: never)')
             [CompletionResult]::new('--drain-timeout', '--drain-timeout', [CompletionResultType]::ParameterName, 'On SIGINT/SIGTERM, let open connections finish for this long, then close them')
             [CompletionResult]::new('--connect-timeout', '--connect-timeout', [CompletionResultType]::ParameterName, 'Give up on one upstream connection attempt after this long')
@@ -210,6 +210,7 @@ Register-ArgumentCompleter -Native -CommandName 'netcrab' -ScriptBlock {
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Write every byte each way to FILE, as received and sent (servers: each chunk after a `[conn ID < LEN]` or `[conn ID > LEN]` line); no zero-copy then')
             [CompletionResult]::new('-x', '-x', [CompletionResultType]::ParameterName, 'Write a hex dump of every byte each way to FILE: direction-tagged blocks in `hexdump -C` columns; no zero-copy then')
             [CompletionResult]::new('--hex-dump', '--hex-dump', [CompletionResultType]::ParameterName, 'Write a hex dump of every byte each way to FILE: direction-tagged blocks in `hexdump -C` columns; no zero-copy then')
+            [CompletionResult]::new('--udp-idle', '--udp-idle', [CompletionResultType]::ParameterName, 'Close a client''s session (its upstream socket) when no datagram has moved either way for this long (100ms to 1d) [default: 60s]')
             [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log line format on stderr: text (`netcrab: message`) or json (one object per line: time, level, message and the event''s fields)')
             [CompletionResult]::new('--no-splice', '--no-splice', [CompletionResultType]::ParameterName, 'Copy through user space even for TCP to TCP (splice(2) is used by default on Linux)')
             [CompletionResult]::new('-4', '-4', [CompletionResultType]::ParameterName, 'IPv4 only: names resolve to IPv4 addresses, localhost is 127.0.0.1')

@@ -161,7 +161,7 @@ set edit:completion:arg-completer[netcrab] = {|@words|
         }
         &'netcrab;relay'= {
             cand --port-file 'Write the bound port to PATH once listening (for scripts; use with port 0)'
-            cand --max-conns 'Relay at most N connections at once; more wait in the kernel''s backlog, unaccepted, until one closes (1 to 1000000)'
+            cand --max-conns 'Relay at most N connections at once; more wait in the kernel''s backlog, unaccepted, until one closes (1 to 1000000). For udp: at most N sessions; a new client''s datagrams are then dropped and counted'
             cand --idle-timeout 'Close a connection when nothing moves in either direction for this long (0: never)'
             cand --drain-timeout 'On SIGINT/SIGTERM, let open connections finish for this long, then close them'
             cand --connect-timeout 'Give up on one upstream connection attempt after this long'
@@ -204,6 +204,7 @@ set edit:completion:arg-completer[netcrab] = {|@words|
             cand --output 'Write every byte each way to FILE, as received and sent (servers: each chunk after a `[conn ID < LEN]` or `[conn ID > LEN]` line); no zero-copy then'
             cand -x 'Write a hex dump of every byte each way to FILE: direction-tagged blocks in `hexdump -C` columns; no zero-copy then'
             cand --hex-dump 'Write a hex dump of every byte each way to FILE: direction-tagged blocks in `hexdump -C` columns; no zero-copy then'
+            cand --udp-idle 'Close a client''s session (its upstream socket) when no datagram has moved either way for this long (100ms to 1d) [default: 60s]'
             cand --log-format 'Log line format on stderr: text (`netcrab: message`) or json (one object per line: time, level, message and the event''s fields)'
             cand --no-splice 'Copy through user space even for TCP to TCP (splice(2) is used by default on Linux)'
             cand -4 'IPv4 only: names resolve to IPv4 addresses, localhost is 127.0.0.1'

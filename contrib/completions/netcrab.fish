@@ -136,7 +136,7 @@ complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -s q -l quiet -
 complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -s V -l version -d 'Print version'
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l port-file -d 'Write the bound port to PATH once listening (for scripts; use with port 0)' -r -F
-complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l max-conns -d 'Relay at most N connections at once; more wait in the kernel\'s backlog, unaccepted, until one closes (1 to 1000000)' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l max-conns -d 'Relay at most N connections at once; more wait in the kernel\'s backlog, unaccepted, until one closes (1 to 1000000). For udp: at most N sessions; a new client\'s datagrams are then dropped and counted' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l idle-timeout -d 'Close a connection when nothing moves in either direction for this long (0: never)' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l drain-timeout -d 'On SIGINT/SIGTERM, let open connections finish for this long, then close them' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l connect-timeout -d 'Give up on one upstream connection attempt after this long' -r
@@ -175,6 +175,7 @@ complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l deny -d 'Refus
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l deny-file -d 'Read --deny rules from FILE: one a line, `#` comments' -r -F
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -s o -l output -d 'Write every byte each way to FILE, as received and sent (servers: each chunk after a `[conn ID < LEN]` or `[conn ID > LEN]` line); no zero-copy then' -r -F
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -s x -l hex-dump -d 'Write a hex dump of every byte each way to FILE: direction-tagged blocks in `hexdump -C` columns; no zero-copy then' -r -F
+complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l udp-idle -d 'Close a client\'s session (its upstream socket) when no datagram has moved either way for this long (100ms to 1d) [default: 60s]' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l log-format -d 'Log line format on stderr: text (`netcrab: message`) or json (one object per line: time, level, message and the event\'s fields)' -r -f -a "text\t'`netcrab: [level: ]message`'
 json\t'One JSON object per line: time, level, message, fields'"
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l no-splice -d 'Copy through user space even for TCP to TCP (splice(2) is used by default on Linux)'

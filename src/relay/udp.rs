@@ -453,6 +453,9 @@ impl<F: DatagramFilter> Relay<F> {
         tokio::pin!(timer);
         // The deadline the timer is set to; none while the table is empty.
         let mut armed = None;
+        // Made once: each `cancelled()` registers a waiter under a lock.
+        let cancelled = shutdown.cancelled();
+        tokio::pin!(cancelled);
         loop {
             let next = self.table.next_expiry(self.shared.epoch);
             if next != armed {
@@ -463,7 +466,7 @@ impl<F: DatagramFilter> Relay<F> {
             }
             tokio::select! {
                 biased;
-                _ = shutdown.cancelled() => break,
+                _ = &mut cancelled => break,
                 _ = &mut timer, if armed.is_some() => self.expire(Instant::now()),
                 ready = self.shared.listen.readable() => {
                     if let Err(err) = ready {
