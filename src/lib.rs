@@ -34,7 +34,7 @@
 //! | [`transcript`] | `-o`/`-x` transcripts: a recording stream wrapper and a writer thread behind a bounded queue |
 //! | [`serve`] | reply, echo, discard and `--lines` as a service ([`ServeService`](serve::ServeService)), and per datagram over UDP ([`serve::udp`]) |
 //! | [`connect`] | the client: send-and-print, the netcat pipe (zero-copy on Linux), UDP datagrams |
-//! | [`relay`] | port forwarding as a service ([`RelayService`](relay::RelayService)): connect upstream, then [`pipe`] |
+//! | [`relay`] | port forwarding as a service ([`RelayService`](relay::RelayService)): connect upstream, then [`pipe`]; UDP to UDP with a session per client ([`relay::udp`]) |
 //! | [`proxy_server`] | `netcrab proxy`: SOCKS5 and HTTP CONNECT on one port (pure parsers, access rules), then [`pipe`] |
 //! | [`wait`] | waiting until services accept connections (or stop), or answer an HTTP `GET` ([`wait::http`]) |
 //! | [`scan`] | the TCP connect scan: ports and hosts (CIDR) parsed and capped, probes with a concurrency limit |
