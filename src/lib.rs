@@ -37,7 +37,7 @@
 //! | [`serve`] | reply, echo, discard and `--lines` as a service ([`ServeService`](serve::ServeService)), and per datagram over UDP ([`serve::udp`]); `--stdio` ([`serve::stdio`], [`serve::udp_stdio`]); broker, chat and `--stdio -k` on one hub of bounded per-client queues ([`serve::hub`]) |
 //! | [`exec`] | `--exec`/`--sh-exec`: a program per connection as a service ([`ExecService`](exec::ExecService)), for `connect` too; the child's environment, pipes or pseudo-terminal, SIGTERM/SIGKILL and reaping; per peer over datagrams ([`exec::udp`]) |
 //! | [`connect`] | the client: send-and-print, the netcat pipe (zero-copy on Linux), UDP datagrams |
-//! | [`relay`] | port forwarding as a service ([`RelayService`](relay::RelayService)): connect upstream, then [`pipe`] |
+//! | [`relay`] | port forwarding as a service ([`RelayService`](relay::RelayService)): connect upstream, then [`pipe`]; UDP to UDP with a session per client ([`relay::udp`]) |
 //! | [`proxy_server`] | `netcrab proxy`: SOCKS5 and HTTP CONNECT on one port (pure parsers, access rules), then [`pipe`] |
 //! | [`wait`] | waiting until services accept connections (or stop), or answer an HTTP `GET` ([`wait::http`]) |
 //! | [`scan`] | the TCP connect scan: ports and hosts (CIDR) parsed and capped, probes with a concurrency limit |

@@ -185,7 +185,7 @@ Register-ArgumentCompleter -Native -CommandName 'netcrab' -ScriptBlock {
         }
         'netcrab;relay' {
             [CompletionResult]::new('--port-file', '--port-file', [CompletionResultType]::ParameterName, 'Write the bound port to PATH once listening (for scripts; use with port 0)')
-            [CompletionResult]::new('--max-conns', '--max-conns', [CompletionResultType]::ParameterName, 'Relay at most N connections at once; more wait in the kernel''s backlog, unaccepted, until one closes (1 to 1000000)')
+            [CompletionResult]::new('--max-conns', '--max-conns', [CompletionResultType]::ParameterName, 'Relay at most N connections at once; more wait in the kernel''s backlog, unaccepted, until one closes (1 to 1000000). For udp: at most N sessions; a new client''s datagrams are then dropped and counted')
             [CompletionResult]::new('--idle-timeout', '--idle-timeout', [CompletionResultType]::ParameterName, 'Close a connection when nothing moves in either direction for this long (0: never)')
             [CompletionResult]::new('--drain-timeout', '--drain-timeout', [CompletionResultType]::ParameterName, 'On SIGINT/SIGTERM, let open connections finish for this long, then close them')
             [CompletionResult]::new('--connect-timeout', '--connect-timeout', [CompletionResultType]::ParameterName, 'Give up on one upstream connection attempt after this long')
@@ -241,6 +241,7 @@ Register-ArgumentCompleter -Native -CommandName 'netcrab' -ScriptBlock {
             [CompletionResult]::new('--faults', '--faults', [CompletionResultType]::ParameterName, 'Read the faults from a TOML file with the same keys (latency = "100ms"); re-read on SIGHUP')
             [CompletionResult]::new('--control', '--control', [CompletionResultType]::ParameterName, 'Serve the HTTP/JSON control API on ADDR: GET/PUT/DELETE /faults, GET /connections')
             [CompletionResult]::new('--metrics', '--metrics', [CompletionResultType]::ParameterName, 'Serve Prometheus metrics at http://ADDR/metrics (HOST:PORT, :PORT or PORT; port 0 picks a free port, logged); --help lists them')
+            [CompletionResult]::new('--udp-idle', '--udp-idle', [CompletionResultType]::ParameterName, 'Close a client''s session (its upstream socket) when no datagram has moved either way for this long (100ms to 1d) [default: 60s]')
             [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log line format on stderr: text (`netcrab: message`) or json (one object per line: time, level, message and the event''s fields)')
             [CompletionResult]::new('--once', '--once', [CompletionResultType]::ParameterName, 'Serve one connection: stop listening once it is accepted, exit when it ends, with its outcome as exit code (0 clean, else the error''s code)')
             [CompletionResult]::new('--no-splice', '--no-splice', [CompletionResultType]::ParameterName, 'Copy through user space even for TCP to TCP (splice(2) is used by default on Linux)')

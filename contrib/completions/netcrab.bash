@@ -830,7 +830,7 @@ _netcrab() {
             return 0
             ;;
         netcrab__subcmd__relay)
-            opts="-4 -6 -s -p -o -x -v -q -h -V --port-file --once --max-conns --idle-timeout --drain-timeout --connect-timeout --keepalive --no-splice --ipv4 --ipv6 --source --source-port --accept-proxy --proxy-header-timeout --send-proxy --retry --retry-for --retry-delay --retry-max-delay --proxy --no-proxy --proxy-ca --proxy-insecure --tls --cert --key --client-ca --client-pin-sha256 --client-name --alpn --handshake-timeout --ws-text --ws-ping --ws-max-message --ws-protocol --ws-header --ws-origin --ws-path --upstream-tls --upstream-ca --upstream-servername --upstream-pin-sha256 --upstream-insecure --upstream-cert --upstream-key --allow --allow-file --deny --deny-file --output --hex-dump --up --both --latency --jitter --bandwidth --slice --slice-delay --reset-after --reset-after-time --timeout-after --blackhole --drop --fault-rate --faults --control --metrics --verbose --quiet --log-format --help --version"
+            opts="-4 -6 -s -p -o -x -v -q -h -V --port-file --once --max-conns --idle-timeout --drain-timeout --connect-timeout --keepalive --no-splice --ipv4 --ipv6 --source --source-port --accept-proxy --proxy-header-timeout --send-proxy --retry --retry-for --retry-delay --retry-max-delay --proxy --no-proxy --proxy-ca --proxy-insecure --tls --cert --key --client-ca --client-pin-sha256 --client-name --alpn --handshake-timeout --ws-text --ws-ping --ws-max-message --ws-protocol --ws-header --ws-origin --ws-path --upstream-tls --upstream-ca --upstream-servername --upstream-pin-sha256 --upstream-insecure --upstream-cert --upstream-key --allow --allow-file --deny --deny-file --output --hex-dump --up --both --latency --jitter --bandwidth --slice --slice-delay --reset-after --reset-after-time --timeout-after --blackhole --drop --fault-rate --faults --control --metrics --udp-idle --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1061,6 +1061,10 @@ _netcrab() {
                     return 0
                     ;;
                 --metrics)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --udp-idle)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -179,7 +179,7 @@ set edit:completion:arg-completer[netcrab] = {|@words|
         }
         &'netcrab;relay'= {
             cand --port-file 'Write the bound port to PATH once listening (for scripts; use with port 0)'
-            cand --max-conns 'Relay at most N connections at once; more wait in the kernel''s backlog, unaccepted, until one closes (1 to 1000000)'
+            cand --max-conns 'Relay at most N connections at once; more wait in the kernel''s backlog, unaccepted, until one closes (1 to 1000000). For udp: at most N sessions; a new client''s datagrams are then dropped and counted'
             cand --idle-timeout 'Close a connection when nothing moves in either direction for this long (0: never)'
             cand --drain-timeout 'On SIGINT/SIGTERM, let open connections finish for this long, then close them'
             cand --connect-timeout 'Give up on one upstream connection attempt after this long'
@@ -235,6 +235,7 @@ set edit:completion:arg-completer[netcrab] = {|@words|
             cand --faults 'Read the faults from a TOML file with the same keys (latency = "100ms"); re-read on SIGHUP'
             cand --control 'Serve the HTTP/JSON control API on ADDR: GET/PUT/DELETE /faults, GET /connections'
             cand --metrics 'Serve Prometheus metrics at http://ADDR/metrics (HOST:PORT, :PORT or PORT; port 0 picks a free port, logged); --help lists them'
+            cand --udp-idle 'Close a client''s session (its upstream socket) when no datagram has moved either way for this long (100ms to 1d) [default: 60s]'
             cand --log-format 'Log line format on stderr: text (`netcrab: message`) or json (one object per line: time, level, message and the event''s fields)'
             cand --once 'Serve one connection: stop listening once it is accepted, exit when it ends, with its outcome as exit code (0 clean, else the error''s code)'
             cand --no-splice 'Copy through user space even for TCP to TCP (splice(2) is used by default on Linux)'

@@ -151,7 +151,7 @@ complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -s q -l quiet -
 complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c netcrab -n "__fish_netcrab_using_subcommand connect" -s V -l version -d 'Print version'
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l port-file -d 'Write the bound port to PATH once listening (for scripts; use with port 0)' -r -F
-complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l max-conns -d 'Relay at most N connections at once; more wait in the kernel\'s backlog, unaccepted, until one closes (1 to 1000000)' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l max-conns -d 'Relay at most N connections at once; more wait in the kernel\'s backlog, unaccepted, until one closes (1 to 1000000). For udp: at most N sessions; a new client\'s datagrams are then dropped and counted' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l idle-timeout -d 'Close a connection when nothing moves in either direction for this long (0: never)' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l drain-timeout -d 'On SIGINT/SIGTERM, let open connections finish for this long, then close them' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l connect-timeout -d 'Give up on one upstream connection attempt after this long' -r
@@ -203,6 +203,7 @@ complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l fault-rate -d 
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l faults -d 'Read the faults from a TOML file with the same keys (latency = "100ms"); re-read on SIGHUP' -r -F
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l control -d 'Serve the HTTP/JSON control API on ADDR: GET/PUT/DELETE /faults, GET /connections' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l metrics -d 'Serve Prometheus metrics at http://ADDR/metrics (HOST:PORT, :PORT or PORT; port 0 picks a free port, logged); --help lists them' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l udp-idle -d 'Close a client\'s session (its upstream socket) when no datagram has moved either way for this long (100ms to 1d) [default: 60s]' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l log-format -d 'Log line format on stderr: text (`netcrab: message`) or json (one object per line: time, level, message and the event\'s fields)' -r -f -a "text\t'`netcrab: [level: ]message`'
 json\t'One JSON object per line: time, level, message, fields'"
 complete -c netcrab -n "__fish_netcrab_using_subcommand relay" -l once -d 'Serve one connection: stop listening once it is accepted, exit when it ends, with its outcome as exit code (0 clean, else the error\'s code)'

@@ -20,7 +20,7 @@ use netcrab::transport::Source;
 pub const RANGES: &str = "\
 Ranges (a value outside one is a usage error, exit 2):
   DURATION  250ms, 10s, 1m30s, 2d or a number of seconds; 0 to 30d
-            (--keepalive: 1s to 32767s, Linux's cap)
+            (--keepalive: 1s to 32767s, Linux's cap; relay --udp-idle: 100ms to 1d)
   BYTES     512, 4k/4KiB, 1m/1MiB, 1g/1GiB (powers of 1024); 1 to 1GiB
   N         --max-conns and --connections: 1 to 1000000; --retry: 0 to 1000000;
             --pipeline: 1 to 65536; scan -c: 1 to 16384; scan --retries: 0 to 10
@@ -113,6 +113,11 @@ pub const fn duration() -> DurationIn {
         min: Duration::ZERO,
         max: MAX_DURATION,
     }
+}
+
+/// A duration flag from `min` to `max`.
+pub const fn duration_in(min: Duration, max: Duration) -> DurationIn {
+    DurationIn { min, max }
 }
 
 /// A duration flag from 0 to `max`.

@@ -128,6 +128,12 @@ impl FaultArgs {
     /// `--faults` nor `--control` was given. A bad file or value is a
     /// usage error.
     pub fn resolve(&self) -> Result<Option<Arc<FaultState>>> {
+        self.resolve_for(true)
+    }
+
+    /// [`resolve`](Self::resolve) for a relay of byte streams (`streams`)
+    /// or of datagrams (where `drop` applies).
+    pub fn resolve_for(&self, streams: bool) -> Result<Option<Arc<FaultState>>> {
         if !self.wanted() {
             return Ok(None);
         }
@@ -137,7 +143,7 @@ impl FaultArgs {
                 .and_then(|k| k.resolve())
                 .map_err(flag_error)?,
         };
-        let state = FaultState::new(faults, true).map_err(flag_error)?;
+        let state = FaultState::new(faults, streams).map_err(flag_error)?;
         Ok(Some(Arc::new(state)))
     }
 

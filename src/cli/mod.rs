@@ -15,6 +15,7 @@ pub mod logging;
 mod metrics;
 mod proxy;
 mod relay;
+mod relay_udp;
 mod scan;
 mod serve;
 pub mod settings;

@@ -47,6 +47,8 @@ Examples:
   netcrab relay ws://127.0.0.1:8080 127.0.0.1:5432   # a WebSocket face on a TCP service
   netcrab relay tcp://127.0.0.1:9000 wss://host/tunnel  # and the reverse: a TCP port into a WebSocket
   netcrab relay :8080 10.0.0.2:80 --metrics 127.0.0.1:9100  # Prometheus metrics at http://127.0.0.1:9100/metrics
+  netcrab relay udp://127.0.0.1:5353 udp://10.0.0.2:53  # UDP: a session (upstream socket) per client
+  netcrab relay udp://:5353 udp://ns:53 --udp-idle 10s --max-conns 10000  # sessions close after 10s idle
 
 Faults (for testing other software; applied upstream to client unless --up or --both):
   netcrab relay 127.0.0.1:7000 127.0.0.1:8080 --latency 100ms --jitter 10ms --both
@@ -68,9 +70,9 @@ READY=1 once listening and STOPPING=1 when a signal starts the drain. Examples: 
 #[derive(Debug, Args)]
 #[command(after_help = EXAMPLES)]
 pub struct RelayArgs {
-    /// Address to listen on: HOST:PORT, [IPV6]:PORT, :PORT (every interface), PORT, or any stream endpoint (tls://, unix://, tls+unix://, quic://, ws://, wss://)
+    /// Address to listen on: HOST:PORT, [IPV6]:PORT, :PORT (every interface), PORT, or any stream endpoint (tls://, unix://, tls+unix://, quic://, ws://, wss://); or udp://HOST:PORT with a udp:// UPSTREAM
     pub listen: String,
-    /// Address to relay each connection to
+    /// Address to relay each connection (udp: each client's datagrams) to
     pub upstream: String,
     /// Write the bound port to PATH once listening (for scripts; use with port 0)
     #[arg(long, value_name = "PATH")]
@@ -78,7 +80,7 @@ pub struct RelayArgs {
     /// Serve one connection: stop listening once it is accepted, exit when it ends, with its outcome as exit code (0 clean, else the error's code)
     #[arg(long)]
     pub once: bool,
-    /// Relay at most N connections at once; more wait in the kernel's backlog, unaccepted, until one closes (1 to 1000000)
+    /// Relay at most N connections at once; more wait in the kernel's backlog, unaccepted, until one closes (1 to 1000000). For udp: at most N sessions; a new client's datagrams are then dropped and counted
     #[arg(long, value_name = "N", value_parser = count(1, MAX_CONNS), default_value = "1024")]
     pub max_conns: usize,
     /// Close a connection when nothing moves in either direction for this long (0: never)
@@ -133,6 +135,8 @@ pub struct RelayArgs {
     pub faults: Box<FaultArgs>,
     #[command(flatten)]
     pub metrics: MetricsArgs,
+    #[command(flatten)]
+    pub udp: super::relay_udp::UdpRelayArgs,
 }
 
 /// The upstream's TLS flags: `connect`'s, named `--upstream-*` so they do
@@ -165,7 +169,7 @@ pub struct UpstreamTlsArgs {
 
 impl UpstreamTlsArgs {
     /// The TLS options for connecting to `upstream`.
-    fn resolve(&self, upstream: &Endpoint) -> Result<netcrab::tls::TlsClientOptions> {
+    pub(super) fn resolve(&self, upstream: &Endpoint) -> Result<netcrab::tls::TlsClientOptions> {
         if !upstream.scheme().is_tls() {
             let given = [
                 ("--upstream-ca", !self.upstream_ca.is_empty()),
@@ -259,6 +263,9 @@ impl RelayArgs {
 
     /// Runs the command until a signal stops it and the drain is over.
     pub async fn run(&self) -> Result<()> {
+        if let Some((listen, upstream)) = super::relay_udp::endpoints(self)? {
+            return super::relay_udp::run(self, &listen, &upstream).await;
+        }
         let (listen, listen_options, mut config) = self.resolve()?;
         let shutdown = super::on_signals()?;
         config.limits.access = self.access.build(&listen).await?;

@@ -467,7 +467,7 @@ pub(super) fn announce(listener: &Listener, port_file: Option<&Path>, suffix: &s
 
 /// Writes `port` and a newline to `path` atomically (a reader never sees a
 /// partial number).
-fn write_port_file(path: &Path, port: u16) -> Result<()> {
+pub(super) fn write_port_file(path: &Path, port: u16) -> Result<()> {
     let tmp = path.with_extension("tmp");
     let context = format!("write port file {}", path.display());
     std::fs::write(&tmp, format!("{port}\n")).map_err(|e| Error::io(&context, e))?;

@@ -18,6 +18,11 @@
 //! `netcrab proxy` ([`proxy_server`](crate::proxy_server)) moves its
 //! tunnels' bytes with the same code after its handshake: `relay`, the
 //! ending (`End`) and the log line (`CloseLog`) are `pub(crate)` for it.
+//!
+//! UDP is not a byte stream: `relay udp://LISTEN udp://UPSTREAM` is
+//! [`udp`], a datagram relay with a session per client address.
+
+pub mod udp;
 
 use std::fmt;
 use std::future::Future;

@@ -34,6 +34,7 @@ mod tls;
 mod tls_unix;
 mod transcript;
 mod udp;
+mod udp_relay;
 mod unix;
 mod unixgram;
 mod util;
