@@ -164,7 +164,11 @@ pub async fn transfer(
         match splice::Pipes::new() {
             Ok(pipes) => {
                 tracing::debug!("relaying with splice(2)");
-                return splice::relay(c, u, &pipes, traffic).await;
+                let result = splice::relay(c, u, &pipes, traffic).await;
+                if result.is_ok() {
+                    pipes.recycle();
+                }
+                return result;
             }
             Err(err) => tracing::debug!("splice pipes: {err}; copying in user space"),
         }

@@ -11,9 +11,18 @@
 //! task sleeps until epoll says otherwise, so a `WouldBlock` must only be
 //! reported when it is certain (see [`one_way`]).
 //!
+//! Pipes are reused: a connection that ends cleanly gives its two pipes
+//! back to a small per-thread pool once `FIONREAD` says they are empty, and
+//! the next connection takes them, saving the `pipe2`, `F_SETPIPE_SZ` and
+//! two `close` calls per direction that dominate a short connection's
+//! syscalls. A pipe that may hold a byte (a failed or aborted connection)
+//! is closed, never reused: no byte can cross from one connection to
+//! another.
+//!
 //! The syscalls come from `rustix`, whose wrappers are safe (`OwnedFd`,
 //! `io::Result`), so this module needs no `unsafe`.
 
+use std::cell::RefCell;
 use std::io;
 use std::net::Shutdown;
 use std::os::fd::OwnedFd;
@@ -30,6 +39,15 @@ use super::{Dir, Fault, Traffic};
 /// pages are allocated only while data sits in the pipe, so an idle
 /// connection costs four descriptors but no pipe memory.
 const PIPE_SIZE: usize = 1024 * 1024;
+
+/// The most empty pipes a thread keeps for reuse (two per connection; each
+/// holds two descriptors and no memory while empty).
+const POOL_MAX: usize = 32;
+
+thread_local! {
+    /// Empty pipes ready for the next connection relayed on this thread.
+    static POOL: RefCell<Vec<Pipe>> = const { RefCell::new(Vec::new()) };
+}
 
 /// A pipe used as the in-kernel buffer of one direction. Both ends close on
 /// drop.
@@ -60,6 +78,28 @@ impl Pipe {
             capacity,
         })
     }
+
+    /// A pipe from this thread's pool, or a new one.
+    fn take() -> io::Result<Pipe> {
+        match POOL.try_with(|pool| pool.borrow_mut().pop()) {
+            Ok(Some(pipe)) => Ok(pipe),
+            _ => Pipe::new(),
+        }
+    }
+
+    /// Keeps the pipe for the next connection if it is certainly empty and
+    /// the pool has room; closes it otherwise.
+    fn give_back(self) {
+        if !matches!(rustix::io::ioctl_fionread(&self.read), Ok(0)) {
+            return;
+        }
+        let _ = POOL.try_with(|pool| {
+            let mut pool = pool.borrow_mut();
+            if pool.len() < POOL_MAX {
+                pool.push(self);
+            }
+        });
+    }
 }
 
 /// The pipes of one relayed connection, one per direction.
@@ -69,12 +109,20 @@ pub(super) struct Pipes {
 }
 
 impl Pipes {
-    /// Creates both pipes (four descriptors).
+    /// Both pipes (four descriptors), reused from this thread's pool when
+    /// it has some.
     pub(super) fn new() -> io::Result<Pipes> {
         Ok(Pipes {
-            up: Pipe::new()?,
-            down: Pipe::new()?,
+            up: Pipe::take()?,
+            down: Pipe::take()?,
         })
+    }
+
+    /// Gives the pipes back for reuse, after a relay that ended cleanly
+    /// (each is checked empty first; see [`Pipe::give_back`]).
+    pub(super) fn recycle(self) {
+        self.up.give_back();
+        self.down.give_back();
     }
 }
 
@@ -207,6 +255,54 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let (a, b) = tokio::join!(TcpStream::connect(addr), listener.accept());
         (a.unwrap(), b.unwrap().0)
+    }
+
+    fn pooled() -> usize {
+        POOL.with(|pool| pool.borrow().len())
+    }
+
+    /// A cleanly ended relay's pipes are reused by the next connection on
+    /// the thread, and carry its bytes exactly; a pipe that still holds a
+    /// byte is closed, never pooled.
+    #[tokio::test]
+    async fn empty_pipes_are_reused_and_a_pipe_with_data_never_is() {
+        for round in 0..3u8 {
+            let (mut client_end, client) = pair().await;
+            let (upstream, mut upstream_end) = pair().await;
+            let before = pooled();
+            let pipes = Pipes::new().unwrap();
+            if round > 0 {
+                assert_eq!(pooled(), before - 2, "round {round} took pooled pipes");
+            }
+            let traffic = Traffic::new();
+            let data = vec![round; 200_000];
+            let (result, (), ()) = tokio::join!(
+                relay(&client, &upstream, &pipes, &traffic),
+                async {
+                    client_end.write_all(&data).await.unwrap();
+                    client_end.shutdown().await.unwrap();
+                    let mut back = Vec::new();
+                    client_end.read_to_end(&mut back).await.unwrap();
+                    assert_eq!(back, b"ok");
+                },
+                async {
+                    let mut got = Vec::new();
+                    upstream_end.read_to_end(&mut got).await.unwrap();
+                    assert!(got == data, "round {round}: {} bytes", got.len());
+                    upstream_end.write_all(b"ok").await.unwrap();
+                    upstream_end.shutdown().await.unwrap();
+                }
+            );
+            result.unwrap();
+            pipes.recycle();
+            assert_eq!(pooled(), 2, "round {round}");
+        }
+        // A byte left in a pipe: not given back.
+        let pipe = Pipe::take().unwrap();
+        rustix::io::write(&pipe.write, b"x").unwrap();
+        let before = pooled();
+        pipe.give_back();
+        assert_eq!(pooled(), before);
     }
 
     #[tokio::test]
