@@ -4,7 +4,7 @@
 //! `cargo run --example embedded_relay`.
 
 use netcrab::relay::{self, RelayConfig};
-use netcrab::serve::{self, ServeConfig, Service};
+use netcrab::serve::{self, Answer, ServeConfig};
 use netcrab::transport::{self, ConnectOptions, Listener};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
@@ -19,7 +19,7 @@ async fn main() -> netcrab::error::Result<()> {
         .endpoint()
         .map_err(|e| netcrab::error::Error::io("address", e))?;
     let mut echo = ServeConfig::default();
-    echo.service = Service::Echo;
+    echo.service = Answer::Echo;
     echo.log_data = false;
     let echo = tokio::spawn(serve::run(upstream, echo, shutdown.clone()));
 

@@ -50,7 +50,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
-use crate::serve::{self, Framing, ServeConfig, Service};
+use crate::serve::{self, Answer, Framing, ServeConfig};
 use crate::server::ServerLimits;
 use crate::stats::{self, ErrorClass, LatencySummary};
 use crate::transport::{self, ConnectOptions, Listener, Stream};
@@ -273,7 +273,7 @@ impl Embedded {
                         }
                     };
                     let config = ServeConfig {
-                        service: Service::Echo,
+                        service: Answer::Echo,
                         framing: Framing::Reads,
                         line_timeout: None,
                         log_data: false,

@@ -423,8 +423,10 @@ mod tests {
         }
         // Never blocked: 100 lines into a queue of 4 with nothing written.
         assert!(started.elapsed() < Duration::from_secs(1));
+        // Some were dropped: the writer takes a batch before it blocks, as
+        // many lines as the scheduler lets it race the pushes for.
         let dropped = queue.dropped.load(Ordering::Acquire);
-        assert!((90..=96).contains(&dropped), "{dropped}");
+        assert!((1..=96).contains(&dropped), "{dropped}");
         // A flush gives up when stderr does not move.
         let started = Instant::now();
         queue.flush(Duration::from_millis(50));
@@ -436,13 +438,17 @@ mod tests {
         queue.flush(FLUSH_TIMEOUT);
         let text = out.text();
         assert!(text.starts_with("line 0\n"), "{text}");
+        // Every dropped line is reported, in one warning or (when the
+        // writer made room for one while lines were still being dropped)
+        // several.
         let dropped = queue.dropped.load(Ordering::Acquire);
-        assert!(
-            text.contains(&format!(
-                "netcrab: warning: {dropped} log lines dropped (stderr was not being read)\n"
-            )),
-            "{text}"
-        );
+        let reported: u64 = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("netcrab: warning: "))
+            .filter(|l| l.ends_with("dropped (stderr was not being read)"))
+            .filter_map(|l| l.split(' ').next()?.parse::<u64>().ok())
+            .sum();
+        assert_eq!(reported, dropped, "{text}");
         assert!(text.ends_with("after\n"), "{text}");
         assert_eq!(queue.reported.load(Ordering::Acquire), dropped);
     }

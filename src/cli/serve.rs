@@ -9,7 +9,7 @@ use netcrab::endpoint::Endpoint;
 use netcrab::error::{Error, Result};
 use netcrab::serve::hub::{self, DEFAULT_QUEUE, HubConfig, HubMode, HubReport};
 use netcrab::serve::stdio::StdioConfig;
-use netcrab::serve::{self, Framing, ServeConfig, ServeService, Service};
+use netcrab::serve::{self, Answer, Framing, ServeConfig, ServeService};
 use netcrab::server::{self, ServerReport};
 use netcrab::service::{NoObserver, Observer};
 use netcrab::transport::datagram::{DatagramSocket, bind_unixgram};
@@ -180,18 +180,18 @@ impl ServeArgs {
         listen.ws = self.ws.resolve(&[&endpoint], self.tls.handshake_timeout)?;
         listen.family = self.family.check(&endpoint)?;
         let service = if self.echo {
-            Service::Echo
+            Answer::Echo
         } else if self.discard {
-            Service::Discard
+            Answer::Discard
         } else {
-            Service::Reply(self.reply.as_bytes().to_vec())
+            Answer::Reply(self.reply.as_bytes().to_vec())
         };
         self.check_modes(&endpoint)?;
         if self.lines && self.max_line == 0 {
             return Err(Error::usage("--max-line must be at least 1"));
         }
         let mut config = ServeConfig::default();
-        config.log_data = matches!(service, Service::Reply(_));
+        config.log_data = matches!(service, Answer::Reply(_));
         config.service = service;
         config.framing = if self.lines {
             Framing::Lines {

@@ -20,7 +20,7 @@ use crate::service::{Conn, Observer};
 use crate::transcript::Transcript;
 use crate::transport::Listener;
 
-pub use service::{Framing, Service};
+pub use service::{Answer, Framing};
 
 /// `--line-timeout`'s default: ample for a person typing a line, short
 /// enough that trickling peers do not hold slots for long.
@@ -31,7 +31,7 @@ pub const DEFAULT_LINE_TIMEOUT: Duration = Duration::from_secs(30);
 #[non_exhaustive]
 pub struct ServeConfig {
     /// What each connection gets.
-    pub service: Service,
+    pub service: Answer,
     /// Whether the service answers each read or each line.
     pub framing: Framing,
     /// With line framing, close a connection whose line has not ended this
@@ -51,7 +51,7 @@ pub struct ServeConfig {
 impl Default for ServeConfig {
     fn default() -> ServeConfig {
         ServeConfig {
-            service: Service::Reply(b"hello, world".to_vec()),
+            service: Answer::Reply(b"hello, world".to_vec()),
             framing: Framing::Reads,
             line_timeout: Some(DEFAULT_LINE_TIMEOUT),
             log_data: true,

@@ -48,7 +48,7 @@ const NEVER: Duration = Duration::from_secs(86400 * 365);
 /// What the server does with what a peer sends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Service {
+pub enum Answer {
     /// Answer each message with these bytes (the seed's `hello, world`).
     Reply(Vec<u8>),
     /// Send back exactly what was received.
@@ -510,7 +510,7 @@ fn never() -> Instant {
 /// The read buffer size for `config`'s service.
 fn buf_size(config: &ServeConfig) -> usize {
     match config.service {
-        Service::Discard => BULK_BUF,
+        Answer::Discard => BULK_BUF,
         _ => MESSAGE_BUF,
     }
 }
@@ -543,9 +543,9 @@ pub(super) fn answer_parts<'a>(
     config: &'a ServeConfig,
 ) -> [&'a [u8]; 2] {
     match &config.service {
-        Service::Reply(reply) => [reply, if line { b"\n" } else { b"" }],
-        Service::Echo => [msg, b""],
-        Service::Discard => [b"", b""],
+        Answer::Reply(reply) => [reply, if line { b"\n" } else { b"" }],
+        Answer::Echo => [msg, b""],
+        Answer::Discard => [b"", b""],
     }
 }
 

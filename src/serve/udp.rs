@@ -89,13 +89,13 @@ pub async fn run(
             MAX_ANSWER_V6
         };
         match answer(&buf[..len], &peer, &config, max, &mut out) {
-            Answer::None => continue,
-            Answer::TooLarge => {
+            Built::None => continue,
+            Built::TooLarge => {
                 report.oversized += 1;
                 oversized.dropped(&peer, Instant::now());
                 continue;
             }
-            Answer::Ready => {}
+            Built::Ready => {}
         }
         match socket.send_to(&out, &from).await {
             Ok(_) => report.sent += 1,
@@ -118,7 +118,7 @@ pub async fn run(
 
 /// Whether a datagram has an answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Answer {
+enum Built {
     /// No answer (`--discard`, or `--lines` with no line in the datagram).
     None,
     /// The answer is in the buffer.
@@ -135,7 +135,7 @@ fn answer(
     config: &ServeConfig,
     max: usize,
     out: &mut Vec<u8>,
-) -> Answer {
+) -> Built {
     // Appends `parts` unless that takes `out` past `max`.
     let append = |out: &mut Vec<u8>, parts: [&[u8]; 2]| {
         if out.len() + parts[0].len() + parts[1].len() > max {
@@ -148,12 +148,12 @@ fn answer(
     match config.framing {
         super::Framing::Reads => {
             log_message(datagram, peer, config);
-            if matches!(config.service, super::Service::Discard) {
-                Answer::None
+            if matches!(config.service, super::Answer::Discard) {
+                Built::None
             } else if append(out, answer_parts(datagram, false, config)) {
-                Answer::Ready
+                Built::Ready
             } else {
-                Answer::TooLarge
+                Built::TooLarge
             }
         }
         super::Framing::Lines { max_line } => {
@@ -170,20 +170,20 @@ fn answer(
                         tracing::info!("{peer}: line longer than {max_line} bytes");
                         let error = format!("error: line too long (max {max_line} bytes)\n");
                         if !append(out, [error.as_bytes(), b""]) {
-                            return Answer::TooLarge;
+                            return Built::TooLarge;
                         }
                         break;
                     }
                 };
                 log_message(&line, peer, config);
                 if !append(out, answer_parts(&line, true, config)) {
-                    return Answer::TooLarge;
+                    return Built::TooLarge;
                 }
             }
             if out.is_empty() {
-                Answer::None
+                Built::None
             } else {
-                Answer::Ready
+                Built::Ready
             }
         }
     }
@@ -235,9 +235,9 @@ const RECV_ERROR_PAUSE: Duration = Duration::from_millis(5);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::serve::{Framing, Service};
+    use crate::serve::{Answer as Reply, Framing};
 
-    fn config(service: Service, framing: Framing) -> ServeConfig {
+    fn config(service: Reply, framing: Framing) -> ServeConfig {
         ServeConfig {
             service,
             framing,
@@ -250,9 +250,9 @@ mod tests {
         let mut out = Vec::new();
         let peer = PeerAddr::Inet("127.0.0.1:9".parse().unwrap());
         match answer(datagram, &peer, config, MAX_ANSWER_V4, &mut out) {
-            Answer::Ready => Some(out),
-            Answer::None => None,
-            Answer::TooLarge => panic!("answer too large"),
+            Built::Ready => Some(out),
+            Built::None => None,
+            Built::TooLarge => panic!("answer too large"),
         }
     }
 
@@ -260,51 +260,51 @@ mod tests {
     fn answers_past_a_datagram_are_dropped_without_growing_the_buffer() {
         let peer = PeerAddr::Inet("127.0.0.1:9".parse().unwrap());
         let lines = Framing::Lines { max_line: 1024 };
-        let reply = config(Service::Reply(b"ok".to_vec()), lines);
+        let reply = config(Reply::Reply(b"ok".to_vec()), lines);
         let max = MAX_ANSWER_V4;
         let mut out = Vec::with_capacity(MAX_ANSWER_V6);
         // 65,507 / 3 = 21,835 answers of "ok\n" fit; one more does not.
         let fits = vec![b'\n'; max / 3];
-        assert_eq!(answer(&fits, &peer, &reply, max, &mut out), Answer::Ready);
+        assert_eq!(answer(&fits, &peer, &reply, max, &mut out), Built::Ready);
         assert_eq!(out.len(), max / 3 * 3);
         out.clear();
         let newlines = vec![b'\n'; max / 3 + 1];
         assert_eq!(
             answer(&newlines, &peer, &reply, max, &mut out),
-            Answer::TooLarge
+            Built::TooLarge
         );
         assert!(out.len() <= max);
         assert_eq!(out.capacity(), MAX_ANSWER_V6);
         // A reply larger than a datagram, per read.
         out.clear();
-        let big = config(Service::Reply(vec![b'x'; max + 1]), Framing::Reads);
-        assert_eq!(answer(b"x", &peer, &big, max, &mut out), Answer::TooLarge);
+        let big = config(Reply::Reply(vec![b'x'; max + 1]), Framing::Reads);
+        assert_eq!(answer(b"x", &peer, &big, max, &mut out), Built::TooLarge);
         assert_eq!(out.capacity(), MAX_ANSWER_V6);
     }
 
     #[test]
     fn one_answer_per_datagram() {
-        let reply = config(Service::Reply(b"pong".to_vec()), Framing::Reads);
+        let reply = config(Reply::Reply(b"pong".to_vec()), Framing::Reads);
         assert_eq!(answer_to(b"a\nb\n", &reply).unwrap(), b"pong");
         assert_eq!(answer_to(b"", &reply).unwrap(), b"pong");
-        let echo = config(Service::Echo, Framing::Reads);
+        let echo = config(Reply::Echo, Framing::Reads);
         assert_eq!(answer_to(b"\x00\xffdata", &echo).unwrap(), b"\x00\xffdata");
         assert_eq!(answer_to(b"", &echo).unwrap(), b"");
-        let discard = config(Service::Discard, Framing::Reads);
+        let discard = config(Reply::Discard, Framing::Reads);
         assert_eq!(answer_to(b"x", &discard), None);
     }
 
     #[test]
     fn with_lines_each_line_is_answered_in_one_datagram() {
         let lines = Framing::Lines { max_line: 4 };
-        let reply = config(Service::Reply(b"ok".to_vec()), lines);
+        let reply = config(Reply::Reply(b"ok".to_vec()), lines);
         assert_eq!(answer_to(b"a\nb\nc", &reply).unwrap(), b"ok\nok\nok\n");
         assert_eq!(answer_to(b"", &reply), None);
         assert_eq!(
             answer_to(b"a\ntoolong\n", &reply).unwrap(),
             b"ok\nerror: line too long (max 4 bytes)\n"
         );
-        let discard = config(Service::Discard, lines);
+        let discard = config(Reply::Discard, lines);
         assert_eq!(answer_to(b"a\n", &discard), None);
     }
 }

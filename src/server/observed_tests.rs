@@ -11,7 +11,7 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use super::*;
-use crate::serve::{Framing, ServeConfig, ServeService, Service as Reply};
+use crate::serve::{Answer as Reply, Framing, ServeConfig, ServeService};
 
 #[derive(Debug, Default)]
 struct Record {

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use netcrab::relay::{RelayConfig, RelayService};
-use netcrab::serve::{ServeConfig, ServeService, Service as Answer};
+use netcrab::serve::{Answer, ServeConfig, ServeService};
 use netcrab::server::{self, ServerLimits, ServerReport};
 use netcrab::service::{Conn, Observer, Service};
 use netcrab::transport::{Listener, PeerAddr};
