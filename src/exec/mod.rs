@@ -234,7 +234,7 @@ async fn handle<O: Observer>(conn: Conn<O>, config: &ExecConfig, reaper: &Reaper
             CloseReason::of_error(ErrorKind::of_io(err)),
             Some(crate::error::Error::io(
                 peer.to_string(),
-                std::io::Error::new(err.kind(), err.to_string()),
+                crate::pipe::copy_io_error(err),
             )),
         ),
         End::NotStarted(err) => (

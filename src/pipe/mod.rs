@@ -149,6 +149,15 @@ impl Traffic {
     }
 }
 
+/// An `io::Error` with the same OS code, or else the same kind and text
+/// (they are not `Clone`): for reporting a [`Fault`]'s error more than once.
+pub(crate) fn copy_io_error(err: &std::io::Error) -> std::io::Error {
+    match err.raw_os_error() {
+        Some(code) => std::io::Error::from_raw_os_error(code),
+        None => std::io::Error::new(err.kind(), err.to_string()),
+    }
+}
+
 /// Moves bytes both ways between `client` and `upstream` until both
 /// directions have ended (`Ok`), or until either side fails. Picks the
 /// path: splice(2) for TCP to TCP on Linux when `use_splice`, the copy

@@ -26,7 +26,6 @@ pub mod udp;
 
 use std::fmt;
 use std::future::Future;
-use std::io;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -211,7 +210,11 @@ impl fmt::Display for End {
             End::Idle(d) => write!(f, "idle timeout (nothing moved for {})", fmt_duration(*d)),
             End::Fault(Fault { side, err }) => match ErrorKind::of_io(err) {
                 ErrorKind::Reset => write!(f, "reset by {side}"),
-                _ => write!(f, "{side} error: {}", Error::io("", copy_io_error(err))),
+                _ => write!(
+                    f,
+                    "{side} error: {}",
+                    Error::io("", crate::pipe::copy_io_error(err))
+                ),
             },
             End::UpstreamUnavailable(err) => write!(f, "upstream unavailable: {err}"),
             End::Drained => f.write_str("closed at the drain timeout"),
@@ -240,14 +243,6 @@ impl fmt::Display for End {
                 )
             }
         }
-    }
-}
-
-/// An `io::Error` with the same code or kind (they are not `Clone`).
-fn copy_io_error(err: &io::Error) -> io::Error {
-    match err.raw_os_error() {
-        Some(code) => io::Error::from_raw_os_error(code),
-        None => io::Error::new(err.kind(), err.to_string()),
     }
 }
 
@@ -564,6 +559,7 @@ pub(crate) async fn relay(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io;
 
     #[test]
     fn an_attempt_dropped_unfinished_counts_as_a_timeout() {
