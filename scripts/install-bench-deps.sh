@@ -3,7 +3,9 @@
 # peers to measure netcrab against (socat, ncat, nc, iperf3, a Go echo server)
 # and the tools that measure (GNU time, prlimit, ps, openssl for TLS certs;
 # jq reads netcrab bench's JSON reports in bench/compare.sh; microsocks and
-# tinyproxy are the proxies bench/proxy-compare.sh measures netcrab proxy against).
+# tinyproxy are the proxies bench/proxy-compare.sh measures netcrab proxy against;
+# nginx with its stream module and HAProxy are the relays and TLS terminators
+# the relay and TLS comparisons measure netcrab against).
 #
 # Idempotent: when every command is already present it does nothing, not even
 # `apt-get update`. Otherwise it runs `apt-get update` once and installs only
@@ -30,17 +32,20 @@ declare -A probe=(
   [microsocks]=microsocks
   [tinyproxy]=/usr/bin/tinyproxy
   [curl]=curl
+  [nginx]=/usr/sbin/nginx
+  [libnginx-mod-stream]=/usr/lib/nginx/modules/ngx_stream_module.so
+  [haproxy]=/usr/sbin/haproxy
 )
 
 present() {
   case "$1" in
-    /*) [[ -x "$1" ]] ;;
+    /*) [[ -e "$1" ]] ;;
     *) command -v "$1" >/dev/null 2>&1 ;;
   esac
 }
 
 missing=()
-for pkg in socat ncat netcat-openbsd iperf3 golang-go openssl procps util-linux time jq microsocks tinyproxy curl; do
+for pkg in socat ncat netcat-openbsd iperf3 golang-go openssl procps util-linux time jq microsocks tinyproxy curl nginx libnginx-mod-stream haproxy; do
   present "${probe[$pkg]}" || missing+=("$pkg")
 done
 
