@@ -29,6 +29,8 @@
 #   SERVERS="netcrab go tokio socat ncat" BULK_BYTES=2G IDLE_CONNS=10000
 #   IDLE_SERVERS="netcrab go tokio" SKIP_BULK=1 SKIP_IDLE=1
 #   OUT=target/bench-compare
+#   BENCH_ARGS="--churn": more flags for the echo section's `netcrab bench`
+#     (split on spaces; --churn makes every request a new connection)
 #   ROUNDS=N: run the echo section N times, the servers' order reversed
 #     every other round; the table then shows each column's median over
 #     the rounds (ratios are of the medians). CONNS may go up to ~9,000
@@ -55,6 +57,7 @@ BULK_BYTES=${BULK_BYTES:-2G}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 OUT=${OUT:-$root/target/bench-compare}
 ROUNDS=${ROUNDS:-1}
+read -r -a bench_args <<<"${BENCH_ARGS:-}"
 IDLE_SERVERS=${IDLE_SERVERS:-"netcrab go tokio"}
 BASELINE=${BASELINE:-}
 
@@ -176,7 +179,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
         sampler=$!
         echo "compare.sh: round $round, $name, $conns connection(s) x $size B" >&2
         "$NC" -q bench "127.0.0.1:$SERVER_PORT" -c "$conns" --size "$size" \
-          -d "$DURATION" --json >"$json"
+          -d "$DURATION" "${bench_args[@]}" --json >"$json"
         wait "$sampler" || true
         mem=$(server_mem_kib "$name" "$SERVER_PID" "$(cat "$tmp/rss" 2>/dev/null || echo 0)")
         stop_server
@@ -195,7 +198,7 @@ done
 # The table: one row per (workload, server), each column the median over
 # the rounds, ratios against netcrab's row.
 echo
-echo "### Request/response (echo), closed loop, $DURATION per run, a fresh server per run, median of $ROUNDS round(s)"
+echo "### Request/response (echo${BENCH_ARGS:+, bench $BENCH_ARGS}), closed loop, $DURATION per run, a fresh server per run, median of $ROUNDS round(s)"
 echo
 echo "| server | conns | size | req/s | vs netcrab | server CPU s | req per server CPU-s | vs netcrab | p50 | p99 | server mem MiB | generator µs/req | errors |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"

@@ -186,7 +186,8 @@ pub(super) fn handle<O: Observer>(
     };
     async move {
         tracing::debug!("{peer}: connected");
-        let timer = tokio::time::sleep_until(next_deadline(&t.state, &t.config).unwrap_or_else(never));
+        let timer =
+            tokio::time::sleep_until(next_deadline(&t.state, &t.config).unwrap_or_else(never));
         tokio::pin!(timer);
         let result = serve_connection(&mut t, timer, &peer).await;
         let state = &t.state;
