@@ -9,7 +9,9 @@
 # Usage: bench/callgrind-echo.sh SERVER_BINARY [CLIENT_BINARY]
 # Knobs (environment): N1=2000 N2=12000 CONNS=50 SIZE=512 ROUNDS=2
 #   OUT=target/callgrind-echo SERVER_ARGS="--metrics 127.0.0.1:0" (more
-#   serve flags, split on spaces)
+#   serve flags, split on spaces) BENCH_ARGS="--churn" (more bench flags:
+#   with --churn every request is a new connection, so the slope is the
+#   cost of one connection's set-up, exchange and close)
 # Needs valgrind. Loopback only.
 set -euo pipefail
 
@@ -31,14 +33,15 @@ mkdir -p "$OUT"
 ir() {
   local n=$1 pf="$OUT/port" cg="$OUT/echo-$1.cg"
   rm -f "$pf" "$cg"
-  local -a extra
+  local -a extra bench_extra
   read -r -a extra <<<"${SERVER_ARGS:-}"
+  read -r -a bench_extra <<<"${BENCH_ARGS:-}"
   valgrind --tool=callgrind --callgrind-out-file="$cg" \
     "$SERVER" serve 127.0.0.1:0 --echo -q --idle-timeout 0 --port-file "$pf" "${extra[@]}" 2>"$OUT/valgrind.log" &
   local pid=$!
   local port
   port=$(wait_port_file "$pf" 60)
-  "$CLIENT" bench "127.0.0.1:$port" -c "$CONNS" --size "$SIZE" -n "$n" -q >/dev/null
+  "$CLIENT" bench "127.0.0.1:$port" -c "$CONNS" --size "$SIZE" -n "$n" "${bench_extra[@]}" -q >/dev/null
   kill -TERM "$pid"
   wait "$pid" || true
   awk '/^(summary|totals):/ { print $2; exit }' "$cg"

@@ -25,10 +25,17 @@
 # sampled mid-run), latency and the generator's CPU per request.
 #
 # Usage: bench/compare.sh            (about 4-5 minutes)
-# Knobs (environment): DURATION=3s CONNS="1 50 500" SIZES="64 1024"
+# Knobs (environment): DURATION=3s CONNS="1 50 500" SIZES="64 1024" ROUNDS=1
 #   SERVERS="netcrab go tokio socat ncat" BULK_BYTES=2G IDLE_CONNS=10000
 #   IDLE_SERVERS="netcrab go tokio" SKIP_BULK=1 SKIP_IDLE=1
 #   OUT=target/bench-compare
+#   BENCH_ARGS="--churn": more flags for the echo section's `netcrab bench`
+#     (split on spaces; --churn makes every request a new connection)
+#   ROUNDS=N: run the echo section N times, the servers' order reversed
+#     every other round; the table then shows each column's median over
+#     the rounds (ratios are of the medians). CONNS may go up to ~9,000
+#     (the generator and the server each hold one descriptor per
+#     connection; raise_nofile allows 20,000).
 #   BASELINE=PATH: another netcrab binary (a build of main, say), run as the
 #     server "baseline" with netcrab's flags: add it to SERVERS and
 #     IDLE_SERVERS to compare a change with it, side by side in one run.
@@ -49,6 +56,8 @@ SERVERS=${SERVERS:-"netcrab go tokio socat ncat"}
 BULK_BYTES=${BULK_BYTES:-2G}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 OUT=${OUT:-$root/target/bench-compare}
+ROUNDS=${ROUNDS:-1}
+read -r -a bench_args <<<"${BENCH_ARGS:-}"
 IDLE_SERVERS=${IDLE_SERVERS:-"netcrab go tokio"}
 BASELINE=${BASELINE:-}
 
@@ -151,49 +160,85 @@ rows="$tmp/rows"
 : >"$rows"
 
 # ---------------------------------------------------------------- echo
-for conns in $CONNS; do
-  for size in $SIZES; do
-    for name in $SERVERS; do
-      start_server "$name" echo
-      json="$OUT/echo-$name-c$conns-s$size.json"
-      # Sample the server tree's memory in the middle of the measurement.
-      mid=$(awk -v d="${DURATION%s}" 'BEGIN { print d / 2 }')
-      (sleep "$mid" && tree_rss_kib "$SERVER_PID" >"$tmp/rss") &
-      sampler=$!
-      echo "compare.sh: $name, $conns connection(s) x $size B" >&2
-      "$NC" -q bench "127.0.0.1:$SERVER_PORT" -c "$conns" --size "$size" \
-        -d "$DURATION" --json >"$json"
-      wait "$sampler" || true
-      mem=$(server_mem_kib "$name" "$SERVER_PID" "$(cat "$tmp/rss" 2>/dev/null || echo 0)")
-      stop_server
-      echo "$SERVER_CPU" >"${json%.json}.server-cpu"
-      jq -r --arg name "$name" --arg mem "$mem" --arg cpu "$SERVER_CPU" '[
-          $name, .workload.connections, .workload.request_bytes,
-          .rate.achieved_rps, ($cpu | tonumber), .requests.ok,
-          .latency.p50_us, .latency.p99_us,
-          ($mem | tonumber), (.generator.cpu_us_per_request // 0), .requests.errors
-        ] | @tsv' "$json" >>"$rows"
+reversed() {
+  local out="" x
+  for x in $1; do out="$x $out"; done
+  echo "$out"
+}
+for ((round = 1; round <= ROUNDS; round++)); do
+  order=$SERVERS
+  ((round % 2 == 0)) && order=$(reversed "$SERVERS")
+  for conns in $CONNS; do
+    for size in $SIZES; do
+      for name in $order; do
+        start_server "$name" echo
+        json="$OUT/echo-$name-c$conns-s$size-r$round.json"
+        # Sample the server tree's memory in the middle of the measurement.
+        mid=$(awk -v d="${DURATION%s}" 'BEGIN { print d / 2 }')
+        (sleep "$mid" && tree_rss_kib "$SERVER_PID" >"$tmp/rss") &
+        sampler=$!
+        echo "compare.sh: round $round, $name, $conns connection(s) x $size B" >&2
+        "$NC" -q bench "127.0.0.1:$SERVER_PORT" -c "$conns" --size "$size" \
+          -d "$DURATION" "${bench_args[@]}" --json >"$json"
+        wait "$sampler" || true
+        mem=$(server_mem_kib "$name" "$SERVER_PID" "$(cat "$tmp/rss" 2>/dev/null || echo 0)")
+        stop_server
+        echo "$SERVER_CPU" >"${json%.json}.server-cpu"
+        jq -r --arg name "$name" --arg mem "$mem" --arg cpu "$SERVER_CPU" '[
+            $name, .workload.connections, .workload.request_bytes,
+            .rate.achieved_rps, ($cpu | tonumber), .requests.ok,
+            .latency.p50_us, .latency.p99_us,
+            ($mem | tonumber), (.generator.cpu_us_per_request // 0), .requests.errors
+          ] | @tsv' "$json" >>"$rows"
+      done
     done
   done
 done
 
-# The table: one row per (workload, server), ratios against netcrab's row.
+# The table: one row per (workload, server), each column the median over
+# the rounds, ratios against netcrab's row.
 echo
-echo "### Request/response (echo), closed loop, $DURATION per run, a fresh server per run"
+echo "### Request/response (echo${BENCH_ARGS:+, bench $BENCH_ARGS}), closed loop, $DURATION per run, a fresh server per run, median of $ROUNDS round(s)"
 echo
 echo "| server | conns | size | req/s | vs netcrab | server CPU s | req per server CPU-s | vs netcrab | p50 | p99 | server mem MiB | generator µs/req | errors |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 awk -F'\t' '
   function fmt_us(us) { return us < 1000 ? sprintf("%.0fµs", us) : sprintf("%.2fms", us / 1000) }
+  # The median of the numbers in the space-separated list.
+  function median(list,   n, a, i, j, t) {
+    n = split(list, a, " ")
+    for (i = 2; i <= n; i++) {
+      t = a[i] + 0
+      for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j + 1] = a[j]
+      a[j + 1] = t
+    }
+    return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+  }
   {
-    key = $2 "/" $3
-    per_cpu = ($5 > 0) ? $6 / $5 : 0
-    if ($1 == "netcrab") { base_rps[key] = $4; base_cpu[key] = per_cpu }
-    rps_ratio = (base_rps[key] > 0) ? sprintf("%.2f", $4 / base_rps[key]) : "-"
-    cpu_ratio = (base_cpu[key] > 0 && per_cpu > 0) ? sprintf("%.2f", per_cpu / base_cpu[key]) : "-"
-    printf "| %s | %d | %d | %.0f | %s | %.2f | %.0f | %s | %s | %s | %.1f | %.2f | %d |\n",
-      $1, $2, $3, $4, rps_ratio, $5, per_cpu, cpu_ratio, fmt_us($7), fmt_us($8), $9 / 1024, $10, $11
+    key = $1 SUBSEP $2 SUBSEP $3
+    if (!(key in seen)) { seen[key] = 1; keys[++nkeys] = key }
+    for (c = 4; c <= 11; c++) col[key, c] = col[key, c] " " $c
+    col[key, 12] = col[key, 12] " " (($5 > 0) ? $6 / $5 : 0)
+  }
+  END {
+    for (k = 1; k <= nkeys; k++) {
+      key = keys[k]
+      for (c = 4; c <= 12; c++) m[key, c] = median(col[key, c])
+    }
+    for (k = 1; k <= nkeys; k++) {
+      key = keys[k]
+      split(key, f, SUBSEP)
+      base = "netcrab" SUBSEP f[2] SUBSEP f[3]
+      rps_ratio = (base in seen && m[base, 4] > 0) ? sprintf("%.2f", m[key, 4] / m[base, 4]) : "-"
+      cpu_ratio = (base in seen && m[base, 12] > 0) ? sprintf("%.2f", m[key, 12] / m[base, 12]) : "-"
+      printf "| %s | %d | %d | %.0f | %s | %.2f | %.0f | %s | %s | %s | %.1f | %.2f | %d |\n",
+        f[1], f[2], f[3], m[key, 4], rps_ratio, m[key, 5], m[key, 12], cpu_ratio,
+        fmt_us(m[key, 7]), fmt_us(m[key, 8]), m[key, 9] / 1024, m[key, 10], m[key, 11]
+    }
   }' "$rows"
+echo
+echo "Per-run rows (server, conns, size, req/s, server CPU s, requests, p50, p99, mem KiB, generator µs/req, errors): $OUT/rows.tsv" >&2
+cp "$rows" "$OUT/rows.tsv"
 
 # ---------------------------------------------------------------- bulk
 if [[ -z ${SKIP_BULK:-} ]]; then

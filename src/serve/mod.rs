@@ -118,7 +118,11 @@ mod tests {
     use crate::transport::{PeerAddr, Stream};
 
     /// What every open connection costs is this future: keep it small
-    /// (544 bytes in a test build when the service seam came, 536 before).
+    /// (544 bytes in a test build when the service seam came, 536 before;
+    /// 400 since the stream, state and configuration are owned once and
+    /// `--lines` state is boxed). tokio allocates it in a task cell of 104
+    /// bytes more, aligned to 128: up to 408 bytes the cell takes
+    /// jemalloc's 512-byte class, past it 640 or 768.
     #[tokio::test]
     async fn the_connection_future_stays_small() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -135,6 +139,6 @@ mod tests {
         let future = ServeService::new(ServeConfig::default()).serve(conn);
         let size = std::mem::size_of_val(&future);
         eprintln!("connection future: {size} bytes");
-        assert!(size <= 600, "{size} bytes");
+        assert!(size <= 408, "{size} bytes");
     }
 }

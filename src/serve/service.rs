@@ -2,24 +2,28 @@
 //! line, with the idle timeout and byte accounting.
 //!
 //! A connection waits for data without holding a buffer, so ten thousand
-//! idle connections cost no buffer memory; a buffer lives only while a read
-//! is being handled (see `poll_read_fresh`). While it is handled, answers
-//! go out through an output buffer of at most `OUT_BUF` bytes, and parsing
-//! stops while the peer does not take them: a connection's memory is
-//! bounded whatever it sends. The idle timeout covers blocked writes as
+//! idle connections cost no buffer memory: each read goes to a buffer on
+//! the stack of the poll that makes it (uninitialised, so it costs
+//! nothing to set up), and a message is answered from there in the same
+//! poll (see `Timed::poll_serve_read`): no allocation per message. Only
+//! what must outlive the poll (an answer the peer does not take at once,
+//! a `--lines` read) is copied to the heap. While a `--lines` read is
+//! handled, answers go out through an output buffer of at most `OUT_BUF`
+//! bytes, and parsing stops while the peer does not take them: a
+//! connection's memory is bounded whatever it sends. The idle timeout covers blocked writes as
 //! well as reads, and with `--lines` a line must end within the line
 //! timeout of its first byte.
 
 use std::borrow::Cow;
 use std::future::{Future, poll_fn};
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::{Instant, Sleep};
-use tokio_util::io::poll_read_buf;
 
 use super::ServeConfig;
 use super::lines::{LineSplitter, LineTooLong};
@@ -30,13 +34,14 @@ use crate::service::{self, CloseReason, Conn, Observer};
 use crate::transport::{PeerAddr, Stream};
 
 /// The read buffer for request/response services: larger than any typical
-/// message, small enough to allocate per read.
+/// message, small enough for the stack of the poll that reads.
 const MESSAGE_BUF: usize = 16 * 1024;
 /// The most answer bytes a `--lines` connection holds before writing them:
 /// with the read buffer and the partial line, what bounds its memory
 /// whatever the peer sends.
 const OUT_BUF: usize = 16 * 1024;
-/// The read buffer for `--discard`, where bulk throughput matters.
+/// The read buffer for `--discard`, where bulk throughput matters (on the
+/// stack too: a runtime worker's stack is 2 MiB).
 const BULK_BUF: usize = 64 * 1024;
 /// How long a connection closed for a protocol error may keep sending
 /// before we stop reading, so our error message is not lost to a reset.
@@ -76,13 +81,15 @@ pub enum Framing {
 /// state, and the observer.
 #[derive(Debug)]
 struct ConnState<O> {
-    /// When the connection started; the instants below count from here,
-    /// in milliseconds (8 bytes rather than 16 each, in every connection).
+    /// When the connection started; `line_started` counts from here, in
+    /// milliseconds (8 bytes rather than 16, in every connection).
     start: Instant,
     received: u64,
     sent: u64,
     /// When bytes last moved either way (the idle timeout runs from here).
-    last_progress: u64,
+    /// An instant, not milliseconds: it is set on every message, and a
+    /// conversion there would cost more than its 8 bytes.
+    last_progress: Instant,
     /// When the first byte of the unfinished line arrived (`--lines`), or
     /// [`NO_LINE`].
     line_started: u64,
@@ -98,8 +105,29 @@ struct ConnState<O> {
 /// `line_started` when no line is unfinished.
 const NO_LINE: u64 = u64::MAX;
 
+impl<O: Observer> ConnState<O> {
+    /// Records `n` bytes received at `now`.
+    #[inline]
+    fn received(&mut self, n: usize, now: Instant) {
+        self.last_progress = now;
+        self.received += n as u64;
+        self.observer.received(n);
+    }
+
+    /// Records `n` answer bytes the peer took at `now` (progress both for
+    /// the idle timeout and for the accept loop).
+    #[inline]
+    fn sent(&mut self, n: usize, now: Instant) {
+        self.sent += n as u64;
+        self.observer.sent(n);
+        self.last_progress = now;
+        self.served(now);
+    }
+}
+
 impl<O> ConnState<O> {
     /// Records that a message was served or answer bytes were taken.
+    #[inline]
     fn served(&self, now: Instant) {
         self.conn.progress(now);
     }
@@ -116,7 +144,7 @@ impl<O> ConnState<O> {
 
     /// When bytes last moved either way.
     fn last_progress(&self) -> Instant {
-        self.instant(self.last_progress)
+        self.last_progress
     }
 
     /// When the unfinished line started, if one is.
@@ -139,31 +167,30 @@ pub(super) fn handle<O: Observer>(
     // Taken apart and the state built here, outside the future: the
     // future then holds each part once (moving them inside would keep both
     // the captured `Conn` and the parts).
-    let (mut stream, peer, conn, deadlines, observer) = conn.into_parts();
-    let mut state = ConnState {
-        start: Instant::now(),
+    let (stream, peer, conn, deadlines, observer) = conn.into_parts();
+    let start = Instant::now();
+    let state = ConnState {
+        start,
         received: 0,
         sent: 0,
-        last_progress: 0,
+        last_progress: start,
         line_started: NO_LINE,
         idle_timeout: deadlines.idle_timeout,
         conn,
         observer,
     };
+    let mut t = Timed {
+        stream,
+        state,
+        config,
+    };
     async move {
         tracing::debug!("{peer}: connected");
-        let timer = tokio::time::sleep_until(next_deadline(&state, &config).unwrap_or_else(never));
+        let timer =
+            tokio::time::sleep_until(next_deadline(&t.state, &t.config).unwrap_or_else(never));
         tokio::pin!(timer);
-        let result = serve_connection(
-            Timed {
-                stream: &mut stream,
-                timer,
-                state: &mut state,
-                config: &config,
-            },
-            &peer,
-        )
-        .await;
+        let result = serve_connection(&mut t, timer, &peer).await;
+        let state = &t.state;
         let summary = format!(
             "received {} bytes, sent {} in {}",
             state.received,
@@ -219,69 +246,99 @@ pub(super) fn handle<O: Observer>(
 /// every connection.
 #[allow(clippy::manual_async_fn, reason = "an async fn doubles the arguments")]
 fn serve_connection<'a, 't, O: Observer>(
-    mut t: Timed<'a, 't, O>,
+    t: &'a mut Timed<O>,
+    mut timer: Pin<&'t mut Sleep>,
     peer: &'a PeerAddr,
 ) -> impl Future<Output = Result<()>> + use<'a, 't, O> {
     async move {
-        let config = t.config;
-        let mut splitter = match config.framing {
-            Framing::Lines { .. } => Some(LineSplitter::default()),
-            Framing::Reads => None,
-        };
-
+        if let Framing::Lines { .. } = t.config.framing {
+            // On the heap: its state would enlarge every connection's
+            // future, `--lines` or not.
+            return Box::pin(serve_line_reads(t, timer, peer)).await;
+        }
+        // Each read is a message. A message is read, answered and, in the
+        // usual case, written back in one poll ([`Timed::poll_serve_read`]),
+        // from a buffer on the stack: no allocation per message, one clock
+        // read. Only an answer the peer does not take at once is copied to
+        // the heap and written here, with the deadlines.
         loop {
-            // Between messages (no partial line): shutdown may close us
-            // while we wait, or has started already.
-            if splitter.as_ref().is_none_or(|s| !s.has_pending()) && t.state.conn.idle() {
+            // Between messages: shutdown may close us while we wait, or
+            // has started already.
+            if t.state.conn.idle() {
                 tracing::debug!("{peer}: closing for shutdown");
                 return Ok(());
             }
-            let size = buf_size(config);
-            let buf = match poll_fn(|cx| t.poll_read(cx, size)).await {
-                Ok(buf) => buf,
-                Err(err) => {
-                    let Some(d) = line_overdue(t.state, config) else {
-                        return Err(err);
-                    };
-                    // Say why we close, as for a line too long.
-                    let message = format!("error: line timeout ({})\n", fmt_duration(d));
-                    return Err(Box::pin(farewell(t.stream, message, err)).await);
+            // Only a pointer is kept across the wait (the answer is in
+            // the boxed future).
+            let rest = match poll_fn(|cx| t.poll_serve_read(cx, &mut timer, peer)).await? {
+                Served::Answered => continue,
+                Served::Blocked(answer, written) => {
+                    Box::pin(t.write_rest(&mut timer, answer, written))
                 }
+                Served::Closed => return Ok(()),
+                Served::Eof => break,
             };
-            if !t.state.conn.busy() {
-                // Shutdown closed the connection as the data arrived.
-                return Ok(());
+            rest.await?;
+        }
+        let _ = t.stream.shutdown().await;
+        Ok(())
+    }
+}
+
+/// Serves a `--lines` connection (see [`serve_connection`]).
+async fn serve_line_reads<O: Observer>(
+    t: &mut Timed<O>,
+    mut timer: Pin<&mut Sleep>,
+    peer: &PeerAddr,
+) -> Result<()> {
+    let mut splitter = LineSplitter::default();
+    loop {
+        // Between messages (no partial line): shutdown may close us
+        // while we wait, or has started already.
+        if !splitter.has_pending() && t.state.conn.idle() {
+            tracing::debug!("{peer}: closing for shutdown");
+            return Ok(());
+        }
+        let buf = match poll_fn(|cx| t.poll_read(cx, &mut timer)).await {
+            Ok(buf) => buf,
+            Err(err) => {
+                let Some(d) = line_overdue(&t.state, &t.config) else {
+                    return Err(err);
+                };
+                // Say why we close, as for a line too long.
+                let message = format!("error: line timeout ({})\n", fmt_duration(d));
+                return Err(Box::pin(farewell(&mut t.stream, message, err)).await);
             }
-            let now = Instant::now();
-            let eof = buf.is_empty();
-            if !eof {
-                t.state.last_progress = t.state.millis(now);
-                t.state.received += buf.len() as u64;
-                t.state.observer.received(buf.len());
-            }
-            let Some(splitter) = splitter.as_mut() else {
-                if eof {
-                    let _ = t.stream.shutdown().await;
-                    return Ok(());
-                }
-                // Each read is a message: answer it straight from the read
-                // buffer or the reply, no copy.
-                t.state.served(now);
-                log_message(&buf, peer, config);
-                let [answer, _] = answer_parts(&buf, false, config);
-                let mut written = 0;
-                poll_fn(|cx| t.poll_write(cx, answer, &mut written)).await?;
-                continue;
-            };
-            // On the heap while it runs: a connection waiting for its next
-            // read holds only the pointer.
-            Box::pin(serve_lines(&mut t, splitter, &buf, eof, peer)).await?;
-            if eof {
-                let _ = t.stream.shutdown().await;
-                return Ok(());
-            }
+        };
+        if !t.state.conn.busy() {
+            // Shutdown closed the connection as the data arrived.
+            return Ok(());
+        }
+        let eof = buf.is_empty();
+        if !eof {
+            t.state.received(buf.len(), Instant::now());
+        }
+        // On the heap while it runs: a connection waiting for its next
+        // read holds only the pointer.
+        Box::pin(serve_lines(t, &mut timer, &mut splitter, &buf, eof, peer)).await?;
+        if eof {
+            let _ = t.stream.shutdown().await;
+            return Ok(());
         }
     }
+}
+
+/// What one poll of [`Timed::poll_serve_read`] did.
+enum Served {
+    /// A message was read and its answer written.
+    Answered,
+    /// A message was read; its answer (from the offset given on) waits
+    /// for the peer to take it.
+    Blocked(Vec<u8>, usize),
+    /// Shutdown closed the connection as the data arrived.
+    Closed,
+    /// The peer finished sending.
+    Eof,
 }
 
 /// Answers the lines in `buf` (and the unterminated last one, at `eof`)
@@ -291,13 +348,16 @@ fn serve_connection<'a, 't, O: Observer>(
 /// full it is written, and no more input is parsed until the peer has taken
 /// it.
 async fn serve_lines<O: Observer>(
-    t: &mut Timed<'_, '_, O>,
+    t: &mut Timed<O>,
+    timer: &mut Pin<&mut Sleep>,
     splitter: &mut LineSplitter,
     buf: &[u8],
     eof: bool,
     peer: &PeerAddr,
 ) -> Result<()> {
-    let config = t.config;
+    // Its own reference: answers borrow from it while `t` writes.
+    let config = Arc::clone(&t.config);
+    let config = &*config;
     let Framing::Lines { max_line } = config.framing else {
         return Ok(());
     };
@@ -315,9 +375,9 @@ async fn serve_lines<O: Observer>(
             Ok(None) => break,
             Err(LineTooLong { max_line }) => {
                 // Answer the complete lines before the long one, then say why we close.
-                t.write(&out).await?;
+                t.write(timer, &out).await?;
                 return Err(farewell(
-                    t.stream,
+                    &mut t.stream,
                     format!("error: line too long (max {max_line} bytes)\n"),
                     Error::new(ErrorKind::Protocol, "closing")
                         .with_detail(format!("line longer than {max_line} bytes")),
@@ -335,7 +395,7 @@ async fn serve_lines<O: Observer>(
         }
         while !part.is_empty() {
             if out.len() == OUT_BUF {
-                t.write(&out).await?;
+                t.write(timer, &out).await?;
                 out.clear();
             }
             let n = part.len().min(OUT_BUF - out.len());
@@ -352,7 +412,7 @@ async fn serve_lines<O: Observer>(
             }
         }
     }
-    t.write(&out).await?;
+    t.write(timer, &out).await?;
     if completed {
         // Once per read, not per line: the clock is coarse.
         t.state.served(Instant::now());
@@ -362,40 +422,153 @@ async fn serve_lines<O: Observer>(
         t.state.line_started = NO_LINE;
     } else if completed || t.state.line_started == NO_LINE {
         t.state.line_started = t.state.millis(Instant::now());
-        if let Some(deadline) = next_deadline(t.state, config)
-            && deadline < t.timer.deadline()
+        if let Some(deadline) = next_deadline(&t.state, config)
+            && deadline < timer.deadline()
         {
-            t.timer.as_mut().reset(deadline);
+            timer.as_mut().reset(deadline);
         }
     }
     Ok(())
 }
 
-/// A connection's stream with its deadline timer: every read and write goes
-/// through [`Timed::poll_read`] and [`Timed::poll_write`], so no wait,
-/// either way, outlasts a deadline.
-struct Timed<'a, 't, O> {
-    stream: &'a mut Stream,
-    timer: Pin<&'t mut Sleep>,
-    state: &'a mut ConnState<O>,
-    config: &'a ServeConfig,
+/// A connection's stream with its state: every read and write goes
+/// through [`Timed::poll_read`] and [`Timed::poll_write`], which take the
+/// connection's deadline timer, so no wait, either way, outlasts a
+/// deadline. (Owned, not borrowed, and built before the connection's
+/// future, which then holds each part once; the timer is pinned in that
+/// future.)
+struct Timed<O> {
+    stream: Stream,
+    state: ConnState<O>,
+    config: Arc<ServeConfig>,
 }
 
-impl<O: Observer> Timed<'_, '_, O> {
-    /// Reads what the stream has into a fresh buffer (empty at end of
-    /// stream), unless a deadline passes first.
-    fn poll_read(&mut self, cx: &mut Context<'_>, size: usize) -> Poll<Result<Vec<u8>>> {
-        // Read first, so data that came with the timer's expiry is served.
-        if let Poll::Ready(read) = poll_read_fresh(self.stream, cx, size) {
-            return Poll::Ready(read.map_err(|e| Error::io("read", e)));
+impl<O: Observer> Timed<O> {
+    /// Reads what the stream has (empty at end of stream), unless a
+    /// deadline passes first. The read goes to a buffer on the stack, and
+    /// only what arrived is copied out: a connection waiting to read holds
+    /// no buffer, and a short message costs a short allocation.
+    fn poll_read(
+        &mut self,
+        cx: &mut Context<'_>,
+        timer: &mut Pin<&mut Sleep>,
+    ) -> Poll<Result<Vec<u8>>> {
+        match self.config.service {
+            Answer::Discard => self.poll_read_into::<BULK_BUF>(cx, timer),
+            _ => self.poll_read_into::<MESSAGE_BUF>(cx, timer),
         }
-        self.poll_deadlines(cx, false)
+    }
+
+    /// [`poll_read`](Timed::poll_read) with a stack buffer of `N` bytes.
+    #[inline(always)]
+    fn poll_read_into<const N: usize>(
+        &mut self,
+        cx: &mut Context<'_>,
+        timer: &mut Pin<&mut Sleep>,
+    ) -> Poll<Result<Vec<u8>>> {
+        let mut scratch = [MaybeUninit::<u8>::uninit(); N];
+        let mut buf = ReadBuf::uninit(&mut scratch);
+        // Read first, so data that came with the timer's expiry is served.
+        match Pin::new(&mut self.stream).poll_read(cx, &mut buf) {
+            Poll::Ready(Ok(())) => Poll::Ready(Ok(buf.filled().to_vec())),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(Error::io("read", e))),
+            Poll::Pending => self.poll_deadlines(cx, timer, false),
+        }
+    }
+
+    /// Reads a message and answers it, in one poll, unless a deadline
+    /// passes first: the whole of the usual request/response exchange.
+    fn poll_serve_read(
+        &mut self,
+        cx: &mut Context<'_>,
+        timer: &mut Pin<&mut Sleep>,
+        peer: &PeerAddr,
+    ) -> Poll<Result<Served>> {
+        // Monomorphic buffer sizes: no more stack than the service reads.
+        match self.config.service {
+            Answer::Discard => self.poll_serve_read_into::<BULK_BUF>(cx, timer, peer),
+            _ => self.poll_serve_read_into::<MESSAGE_BUF>(cx, timer, peer),
+        }
+    }
+
+    /// [`poll_serve_read`](Timed::poll_serve_read) with a stack buffer of
+    /// `N` bytes (uninitialised: nothing to clear per read).
+    #[inline(always)]
+    fn poll_serve_read_into<const N: usize>(
+        &mut self,
+        cx: &mut Context<'_>,
+        timer: &mut Pin<&mut Sleep>,
+        peer: &PeerAddr,
+    ) -> Poll<Result<Served>> {
+        let mut scratch = [MaybeUninit::<u8>::uninit(); N];
+        let mut buf = ReadBuf::uninit(&mut scratch);
+        // Read first, so data that came with the timer's expiry is served.
+        match Pin::new(&mut self.stream).poll_read(cx, &mut buf) {
+            Poll::Ready(Ok(())) => {}
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(Error::io("read", e))),
+            Poll::Pending => return self.poll_deadlines(cx, timer, false),
+        }
+        let msg = buf.filled();
+        if !self.state.conn.busy() {
+            return Poll::Ready(Ok(Served::Closed));
+        }
+        if msg.is_empty() {
+            return Poll::Ready(Ok(Served::Eof));
+        }
+        // One clock read for the whole exchange: the deadlines count in
+        // milliseconds, and the answer goes out microseconds later.
+        let now = Instant::now();
+        self.state.received(msg.len(), now);
+        // Each read is a message: answer it straight from the read buffer
+        // or the reply, no copy.
+        self.state.served(now);
+        log_message(msg, peer, &self.config);
+        let [answer, _] = answer_parts(msg, false, &self.config);
+        let mut written = 0;
+        while written < answer.len() {
+            match Pin::new(&mut self.stream).poll_write(cx, &answer[written..]) {
+                Poll::Ready(Ok(0)) => {
+                    let err = std::io::Error::from(std::io::ErrorKind::WriteZero);
+                    return Poll::Ready(Err(Error::io("write", err)));
+                }
+                Poll::Ready(Ok(n)) => {
+                    // Progress at `now` is recorded already.
+                    written += n;
+                    self.state.sent += n as u64;
+                    self.state.observer.sent(n);
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(Error::io("write", e))),
+                // The peer does not take it now: the rest waits on the
+                // heap (rare for request/response traffic).
+                Poll::Pending => return Poll::Ready(Ok(Served::Blocked(answer.to_vec(), written))),
+            }
+        }
+        if answer.is_empty() {
+            return Poll::Ready(Ok(Served::Answered));
+        }
+        match Pin::new(&mut self.stream).poll_flush(cx) {
+            Poll::Ready(Ok(())) => Poll::Ready(Ok(Served::Answered)),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(Error::io("write", e))),
+            // Written, not flushed yet (TLS): the flush waits.
+            Poll::Pending => Poll::Ready(Ok(Served::Blocked(answer.to_vec(), written))),
+        }
     }
 
     /// Writes all of `data` and flushes it, unless a deadline passes first.
-    async fn write(&mut self, data: &[u8]) -> Result<()> {
+    async fn write(&mut self, timer: &mut Pin<&mut Sleep>, data: &[u8]) -> Result<()> {
         let mut written = 0;
-        poll_fn(|cx| self.poll_write(cx, data, &mut written)).await
+        poll_fn(|cx| self.poll_write(cx, timer, data, &mut written)).await
+    }
+
+    /// Writes `answer` from `written` on and flushes it, unless a deadline
+    /// passes first (what [`Timed::poll_serve_read`] could not write).
+    async fn write_rest(
+        &mut self,
+        timer: &mut Pin<&mut Sleep>,
+        answer: Vec<u8>,
+        mut written: usize,
+    ) -> Result<()> {
+        poll_fn(|cx| self.poll_write(cx, timer, &answer, &mut written)).await
     }
 
     /// Writes `data` from `*written` on and flushes it (TLS holds written
@@ -404,33 +577,30 @@ impl<O: Observer> Timed<'_, '_, O> {
     fn poll_write(
         &mut self,
         cx: &mut Context<'_>,
+        timer: &mut Pin<&mut Sleep>,
         data: &[u8],
         written: &mut usize,
     ) -> Poll<Result<()>> {
         while *written < data.len() {
-            match Pin::new(&mut *self.stream).poll_write(cx, &data[*written..]) {
+            match Pin::new(&mut self.stream).poll_write(cx, &data[*written..]) {
                 Poll::Ready(Ok(0)) => {
                     let err = std::io::Error::from(std::io::ErrorKind::WriteZero);
                     return Poll::Ready(Err(Error::io("write", err)));
                 }
                 Poll::Ready(Ok(n)) => {
                     *written += n;
-                    self.state.sent += n as u64;
-                    self.state.observer.sent(n);
-                    let now = Instant::now();
-                    self.state.last_progress = self.state.millis(now);
-                    self.state.served(now);
+                    self.state.sent(n, Instant::now());
                 }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(Error::io("write", e))),
-                Poll::Pending => return self.poll_deadlines(cx, true),
+                Poll::Pending => return self.poll_deadlines(cx, timer, true),
             }
         }
         if data.is_empty() {
             return Poll::Ready(Ok(()));
         }
-        match Pin::new(&mut *self.stream).poll_flush(cx) {
+        match Pin::new(&mut self.stream).poll_flush(cx) {
             Poll::Ready(flushed) => Poll::Ready(flushed.map_err(|e| Error::io("write", e))),
-            Poll::Pending => self.poll_deadlines(cx, true),
+            Poll::Pending => self.poll_deadlines(cx, timer, true),
         }
     }
 
@@ -438,17 +608,22 @@ impl<O: Observer> Timed<'_, '_, O> {
     /// (pushing a timer that fired early to the real deadline), an error
     /// once one has. `writing` says what we were waiting for, for the
     /// message.
-    fn poll_deadlines<T>(&mut self, cx: &mut Context<'_>, writing: bool) -> Poll<Result<T>> {
-        if next_deadline(self.state, self.config).is_none() {
+    fn poll_deadlines<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        timer: &mut Pin<&mut Sleep>,
+        writing: bool,
+    ) -> Poll<Result<T>> {
+        if next_deadline(&self.state, &self.config).is_none() {
             return Poll::Pending;
         }
-        while self.timer.as_mut().poll(cx).is_ready() {
+        while timer.as_mut().poll(cx).is_ready() {
             let now = Instant::now();
-            if let Some(err) = expired(self.state, self.config, now, writing) {
+            if let Some(err) = expired(&self.state, &self.config, now, writing) {
                 return Poll::Ready(Err(err));
             }
-            let deadline = next_deadline(self.state, self.config).unwrap_or_else(never);
-            self.timer.as_mut().reset(deadline);
+            let deadline = next_deadline(&self.state, &self.config).unwrap_or_else(never);
+            timer.as_mut().reset(deadline);
         }
         Poll::Pending
     }
@@ -505,34 +680,6 @@ fn expired<O>(
 /// A deadline far enough away to mean none.
 fn never() -> Instant {
     crate::deadline::from_now(NEVER)
-}
-
-/// The read buffer size for `config`'s service.
-fn buf_size(config: &ServeConfig) -> usize {
-    match config.service {
-        Answer::Discard => BULK_BUF,
-        _ => MESSAGE_BUF,
-    }
-}
-
-/// Reads what the stream has into a fresh buffer. An empty buffer means
-/// end of stream.
-///
-/// No buffer is held while waiting: each poll allocates one and frees it
-/// again if the stream has nothing after all. (Waiting with
-/// [`Stream::readable`] and then reading is not enough: readiness is a
-/// hint, and tokio reports a just-accepted socket readable before anything
-/// arrived, so the read that follows would hold its buffer through the
-/// whole wait of a silent connection.)
-#[inline]
-fn poll_read_fresh(
-    stream: &mut Stream,
-    cx: &mut Context<'_>,
-    size: usize,
-) -> Poll<std::io::Result<Vec<u8>>> {
-    let mut buf = Vec::with_capacity(size);
-    ready!(poll_read_buf(Pin::new(stream), cx, &mut buf))?;
-    Poll::Ready(Ok(buf))
 }
 
 /// The answer to one message, in two parts (the second is the newline

@@ -176,3 +176,44 @@ async fn an_evicted_connection_is_counted_as_evicted() {
     assert_eq!(record.ended.first(), Some(&CloseReason::Evicted));
     assert_eq!(record.open, 0);
 }
+
+/// The accept loop runs in a task of its own (on a runtime worker): when
+/// the caller drops `run`, that task ends too, closing the listener and
+/// every connection, as when the loop ran in the caller's future.
+#[tokio::test]
+async fn dropping_run_stops_the_loop_and_its_connections() {
+    let listener = Listener::bind(&"127.0.0.1:0".parse().expect("endpoint"))
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let config = ServeConfig {
+        service: Reply::Echo,
+        ..ServeConfig::default()
+    };
+    let server = tokio::spawn(async move {
+        let limits = config.limits.clone();
+        run(
+            listener,
+            &limits,
+            CancellationToken::new(),
+            ServeService::new(config),
+        )
+        .await
+    });
+    let mut conn = TcpStream::connect(&addr).await.expect("connect");
+    conn.write_all(b"a").await.expect("send");
+    let mut byte = [0u8; 1];
+    conn.read_exact(&mut byte).await.expect("echo");
+
+    server.abort();
+    assert!(server.await.expect_err("aborted").is_cancelled());
+    // The connection is closed (EOF or a reset)...
+    let closed = tokio::time::timeout(Duration::from_secs(10), conn.read(&mut byte)).await;
+    assert!(matches!(closed, Ok(Ok(0) | Err(_))), "{closed:?}");
+    // ...and so is the listener.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(&addr).await.is_ok() {
+        assert!(tokio::time::Instant::now() < deadline, "still listening");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
