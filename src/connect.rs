@@ -465,11 +465,7 @@ async fn finish<W: AsyncWrite + Unpin>(
 }
 
 /// Writes `--send`'s message.
-async fn send_message<W>(
-    msg: &[u8],
-    sock: &mut W,
-    traffic: &Traffic,
-) -> std::io::Result<()>
+async fn send_message<W>(msg: &[u8], sock: &mut W, traffic: &Traffic) -> std::io::Result<()>
 where
     W: AsyncWrite + Unpin + ?Sized,
 {

@@ -49,8 +49,8 @@ use super::{
     ConnectConfig, ConnectReport, CopyError, LastByte, Stdout, copy, download_result, end_output,
     finish, finish_upload, shuttle,
 };
-use crate::pipe::{Dir, Traffic};
 use crate::error::Result;
+use crate::pipe::{Dir, Traffic};
 use crate::transport::Stream;
 
 /// The most one splice or sendfile is asked to move: more than a pipe or a
@@ -233,15 +233,13 @@ where
                     }
                 }
             }
-            Upload::Sendfile(file) => {
-                match sendfile_up(&file, wr.as_ref(), &traffic).await {
-                    Moved::All(result) => result,
-                    Moved::Unsupported(e) => {
-                        tracing::debug!("sendfile from stdin: {e}; copying instead");
-                        copy_up(&mut wr, &traffic).await
-                    }
+            Upload::Sendfile(file) => match sendfile_up(&file, wr.as_ref(), &traffic).await {
+                Moved::All(result) => result,
+                Moved::Unsupported(e) => {
+                    tracing::debug!("sendfile from stdin: {e}; copying instead");
+                    copy_up(&mut wr, &traffic).await
                 }
-            }
+            },
             Upload::Copy => copy_up(&mut wr, &traffic).await,
         };
         finish_upload(config, copied, &mut wr, &traffic).await
@@ -261,7 +259,9 @@ where
                     }
                 }
             }
-            Download::Copy => copy(&mut rd, &mut stdout, &traffic, Dir::Down, Some(&last_byte)).await,
+            Download::Copy => {
+                copy(&mut rd, &mut stdout, &traffic, Dir::Down, Some(&last_byte)).await
+            }
         };
         if copied.is_ok() {
             copied = end_output(&mut stdout).await;
@@ -466,11 +466,7 @@ async fn splice_pipe<S: Socket>(
 /// Sends the stdin file with sendfile(2) from its current offset to its
 /// end. File reads block (as reads of a regular file always do); the socket
 /// does not, and a full socket waits for writability.
-async fn sendfile_up<S: Socket>(
-    file: &OwnedFd,
-    sock: &S,
-    traffic: &Traffic,
-) -> Moved {
+async fn sendfile_up<S: Socket>(file: &OwnedFd, sock: &S, traffic: &Traffic) -> Moved {
     let mut first = true;
     loop {
         if let Err(e) = sock.ready(Interest::WRITABLE).await {

@@ -89,7 +89,11 @@ async fn one_way(
             return Ok(());
         }
     };
-    tracing::trace!("{dir:?}: bulk, splicing");
+    let way = match dir {
+        Dir::Up => "client to upstream",
+        Dir::Down => "upstream to client",
+    };
+    tracing::debug!("{way}: bulk traffic, splicing from here");
     splice::one_way(src, dst, &pipe, dir, traffic).await?;
     // Ended cleanly: the pipe is empty (checked again before reuse).
     pipe.give_back();
@@ -261,7 +265,10 @@ mod tests {
         result.unwrap();
         assert_eq!((traffic.up(), traffic.down()), (51_200, 51_203));
         assert_eq!(pooled(), pipes_before, "no pipe was taken or given back");
-        assert!(SMALL.free_here() >= 1, "the copy buffers went back to the pool");
+        assert!(
+            SMALL.free_here() >= 1,
+            "the copy buffers went back to the pool"
+        );
     }
 
     /// A direction that turns bulk moves on to splice(2) (its pipe ends up
@@ -304,7 +311,12 @@ mod tests {
             }
         );
         result.unwrap();
-        assert!(got == bulk, "{} of {} bytes, in order", got.len(), bulk.len());
+        assert!(
+            got == bulk,
+            "{} of {} bytes, in order",
+            got.len(),
+            bulk.len()
+        );
         assert_eq!(traffic.up(), 20 + 3_000_000);
         assert_eq!(traffic.down(), 20 + 9);
         assert_eq!(pooled(), pipes_before.max(1), "the bulk direction spliced");

@@ -183,7 +183,7 @@ pub async fn transfer(
 ) -> Result<(), Fault> {
     #[cfg(target_os = "linux")]
     if use_splice && let (Stream::Tcp(c), Stream::Tcp(u)) = (&*client, &*upstream) {
-        tracing::debug!("relaying TCP to TCP: copying, splice(2) once bulk");
+        tracing::debug!("relaying with splice(2) once bulk (a user-space copy until then)");
         return auto::relay(c, u, traffic).await;
     }
     #[cfg(not(target_os = "linux"))]
