@@ -106,7 +106,7 @@ splice=""
 cat >"$work/haproxy.cfg" <<CONF
 global
   nbthread 1
-  maxconn 16000
+  maxconn 9000
 defaults
   mode tcp
   timeout connect 5s
