@@ -6,9 +6,10 @@
 //! `recv` and one `send` per message, the least any relay makes. A read
 //! that fills the buffer means more was waiting; after [`BULK_READS`] of
 //! those in a row the direction is bulk, takes a pipe from the thread's
-//! pool and moves on to [`splice::one_way`] for the rest of the
-//! connection, so large transfers never cross into user space. A
-//! connection that never turns bulk never touches a pipe (no `pipe2`, no
+//! pool and moves on to [`splice::one_way`], so large transfers never
+//! cross into user space; after [`DEMOTE`]'s run of small splices it gives
+//! the (empty) pipe back and copies again. A connection that never turns
+//! bulk never touches a pipe (no `pipe2`, no
 //! `F_SETPIPE_SZ`, no `FIONREAD`), and an idle one holds neither a buffer
 //! nor a pipe.
 //!
@@ -28,7 +29,7 @@ use tokio::net::TcpStream;
 
 use super::buffers::SMALL;
 use super::copy::DirError;
-use super::splice::{self, Pipe};
+use super::splice::{self, Demote, Pipe, Spliced};
 use super::{Dir, Fault, Traffic};
 
 /// Reads that fill the copy buffer, in a row, after which a direction
@@ -70,34 +71,48 @@ enum Copied {
     Bulk,
 }
 
-/// One direction: copied until it turns bulk, spliced from then on; at
-/// `src`'s end of stream, `dst`'s writing is shut down (half-close).
+/// When a spliced direction goes back to copying: after 8 splices in a
+/// row of less than the copy buffer each.
+const DEMOTE: Demote = Demote {
+    below: 16 * 1024,
+    after: 8,
+};
+
+/// One direction: copied while its messages are small, spliced while it
+/// is bulk; at `src`'s end of stream, `dst`'s writing is shut down
+/// (half-close).
 async fn one_way(
     src: &TcpStream,
     dst: &TcpStream,
     dir: Dir,
     traffic: &Traffic,
 ) -> Result<(), DirError> {
-    if let Copied::Ended = copy(src, dst, dir, traffic, true).await? {
-        return Ok(());
-    }
-    let pipe = match Pipe::take() {
-        Ok(pipe) => pipe,
-        Err(err) => {
-            tracing::debug!("splice pipe: {err}; copying in user space");
-            copy(src, dst, dir, traffic, false).await?;
-            return Ok(());
-        }
-    };
     let way = match dir {
         Dir::Up => "client to upstream",
         Dir::Down => "upstream to client",
     };
-    tracing::debug!("{way}: bulk traffic, splicing from here");
-    splice::one_way(src, dst, &pipe, dir, traffic).await?;
-    // Ended cleanly: the pipe is empty (checked again before reuse).
-    pipe.give_back();
-    Ok(())
+    loop {
+        if let Copied::Ended = copy(src, dst, dir, traffic, true).await? {
+            return Ok(());
+        }
+        let pipe = match Pipe::take() {
+            Ok(pipe) => pipe,
+            Err(err) => {
+                tracing::debug!("splice pipe: {err}; copying in user space");
+                copy(src, dst, dir, traffic, false).await?;
+                return Ok(());
+            }
+        };
+        tracing::debug!("{way}: bulk traffic, splicing from here");
+        let spliced = splice::one_way(src, dst, &pipe, dir, traffic, Some(DEMOTE)).await?;
+        // Ended cleanly or gone small: the pipe is empty (checked again
+        // before reuse).
+        pipe.give_back();
+        if spliced == Spliced::Ended {
+            return Ok(());
+        }
+        tracing::debug!("{way}: small messages again, copying");
+    }
 }
 
 /// Copies `src` to `dst` through a pooled buffer until `src` ends (then
@@ -320,6 +335,56 @@ mod tests {
         assert_eq!(traffic.up(), 20 + 3_000_000);
         assert_eq!(traffic.down(), 20 + 9);
         assert_eq!(pooled(), pipes_before.max(1), "the bulk direction spliced");
+    }
+
+    /// A spliced direction whose messages turn small again gives its pipe
+    /// back while the connection goes on, and copies again, in order.
+    #[tokio::test]
+    async fn a_bulk_direction_goes_back_to_copying_when_messages_turn_small() {
+        let (mut client_end, client) = pair().await;
+        let (upstream, mut upstream_end) = pair().await;
+        let traffic = Traffic::new();
+        let pipes_before = pooled();
+        let bulk = vec![5u8; 2_000_000];
+        let (result, during, ()) = tokio::join!(
+            relay(&client, &upstream, &traffic),
+            async {
+                client_end.write_all(&bulk).await.unwrap();
+                let mut ack = [0u8];
+                client_end.read_exact(&mut ack).await.unwrap();
+                let spliced = pooled();
+                for i in 0..20u8 {
+                    client_end.write_all(&[i]).await.unwrap();
+                    client_end.read_exact(&mut ack).await.unwrap();
+                    assert_eq!(ack, [i]);
+                }
+                let during = pooled();
+                client_end.shutdown().await.unwrap();
+                assert_eq!(client_end.read(&mut ack).await.unwrap(), 0);
+                (spliced, during)
+            },
+            async {
+                let mut got = vec![0u8; bulk.len()];
+                upstream_end.read_exact(&mut got).await.unwrap();
+                assert!(got == bulk);
+                upstream_end.write_all(b"k").await.unwrap();
+                let mut b = [0u8];
+                for _ in 0..20 {
+                    upstream_end.read_exact(&mut b).await.unwrap();
+                    upstream_end.write_all(&b).await.unwrap();
+                }
+                assert_eq!(upstream_end.read(&mut b).await.unwrap(), 0);
+                upstream_end.shutdown().await.unwrap();
+            }
+        );
+        result.unwrap();
+        assert_eq!(
+            during.0,
+            pipes_before.saturating_sub(1),
+            "the bulk direction holds a pipe"
+        );
+        assert_eq!(during.1, during.0 + 1, "and gave it back");
+        assert_eq!((traffic.up(), traffic.down()), (2_000_020, 21));
     }
 
     #[tokio::test]

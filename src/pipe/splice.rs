@@ -102,8 +102,30 @@ impl Pipe {
     }
 }
 
+/// When a spliced direction goes back to copying: after `after` splices
+/// in a row that each moved fewer than `below` bytes (the traffic is small
+/// messages again), once the pipe is empty.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Demote {
+    /// A splice moving fewer bytes counts as small.
+    pub(super) below: usize,
+    /// Small splices in a row before giving up the pipe.
+    pub(super) after: u32,
+}
+
+/// How [`one_way`] returned.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Spliced {
+    /// `src` ended and `dst` was shut down.
+    Ended,
+    /// The traffic turned small (see [`Demote`]); the pipe is empty.
+    Small,
+}
+
 /// Moves everything from `src` to `dst` through `pipe`; at `src`'s end of
-/// stream, shuts `dst`'s writing down (half-close) and returns.
+/// stream, shuts `dst`'s writing down (half-close) and returns. With
+/// `demote`, returns early, with the pipe empty, once the traffic is small
+/// messages again.
 ///
 /// Reading and writing overlap: the pipe is filled while it has room and
 /// drained while it has data, so the source's receive window keeps opening
@@ -117,11 +139,14 @@ pub(super) async fn one_way(
     pipe: &Pipe,
     dir: Dir,
     traffic: &Traffic,
-) -> Result<(), DirError> {
+    demote: Option<Demote>,
+) -> Result<Spliced, DirError> {
     let flags = SpliceFlags::MOVE | SpliceFlags::NONBLOCK;
     // Bytes in the pipe.
     let mut held = 0usize;
     let mut eof = false;
+    // Small splices in a row.
+    let mut small = 0u32;
     loop {
         let mut progressed = false;
         if !eof && held < pipe.capacity {
@@ -148,6 +173,11 @@ pub(super) async fn one_way(
                     held += n;
                     traffic.touch();
                     progressed = true;
+                    if demote.is_some_and(|d| n < d.below) {
+                        small += 1;
+                    } else {
+                        small = 0;
+                    }
                 }
                 Ok(None) => {}
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
@@ -174,7 +204,10 @@ pub(super) async fn one_way(
             SockRef::from(dst)
                 .shutdown(Shutdown::Write)
                 .map_err(DirError::Write)?;
-            return Ok(());
+            return Ok(Spliced::Ended);
+        }
+        if held == 0 && demote.is_some_and(|d| small >= d.after) {
+            return Ok(Spliced::Small);
         }
         if !progressed {
             // Sleep until the side that can make progress is ready: the
@@ -227,7 +260,7 @@ pub(super) mod tests {
             let traffic = Traffic::new();
             let data = vec![round; 200_000];
             let (result, (), got) = tokio::join!(
-                one_way(&client, &upstream, &pipe, Dir::Up, &traffic),
+                one_way(&client, &upstream, &pipe, Dir::Up, &traffic, None),
                 async {
                     client_end.write_all(&data).await.unwrap();
                     client_end.shutdown().await.unwrap();
@@ -238,7 +271,7 @@ pub(super) mod tests {
                     got
                 }
             );
-            assert!(result.is_ok());
+            assert_eq!(result.ok(), Some(Spliced::Ended));
             assert!(got == data, "round {round}: {} bytes", got.len());
             assert_eq!(traffic.up(), 200_000);
             pipe.give_back();
