@@ -9,9 +9,8 @@
 //! pool and moves on to [`splice::one_way`], so large transfers never
 //! cross into user space; after [`DEMOTE`]'s run of small splices it gives
 //! the (empty) pipe back and copies again. A connection that never turns
-//! bulk never touches a pipe (no `pipe2`, no
-//! `F_SETPIPE_SZ`, no `FIONREAD`), and an idle one holds neither a buffer
-//! nor a pipe.
+//! bulk never touches a pipe (no `pipe2`, no `F_SETPIPE_SZ`, no
+//! `FIONREAD`), and an idle one holds neither a buffer nor a pipe.
 //!
 //! No read is made only to learn that a socket is empty: a `recv` that
 //! returns less than the buffer's size has drained the socket (the kernel
@@ -67,7 +66,7 @@ pub(super) async fn relay(
 enum Copied {
     /// The source ended and the destination was shut down.
     Ended,
-    /// The traffic is bulk: splice the rest.
+    /// The traffic is bulk: splice from here.
     Bulk,
 }
 
