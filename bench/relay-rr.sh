@@ -155,7 +155,7 @@ median() {
   awk "{ print $2 }" "$1" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'
 }
 
-nginx_rr=$(median "$work/nginx.rr" '$1 / $2')
+nginx_rr=$(median "$work/nginx.rr" '$3 / $2')
 nginx_churn=$(median "$work/nginx.churn" '$2 / $3 * 1000')
 echo
 echo "Request/response: $RR_CONNS connections x $RR_SIZE B, ${secs}s per run, medians of $rounds interleaved rounds"
@@ -165,7 +165,7 @@ echo "|---|---:|---:|---:|---:|---:|"
 for name in "${names[@]}"; do
   f=$work/$name.rr
   awk -v n="$name" -v rps="$(median "$f" '$1')" -v cpu="$(median "$f" '$2')" \
-    -v per="$(median "$f" '$1 / $2')" -v ng="$nginx_rr" -v err="$(awk '{ e += $4 } END { print e }' "$f")" \
+    -v per="$(median "$f" '$3 / $2')" -v ng="$nginx_rr" -v err="$(awk '{ e += $4 } END { print e }' "$f")" \
     'BEGIN { printf "| %s | %.0f | %.2f | %.0f | %.2fx | %d |\n", n, rps, cpu, per, per / ng, err }'
 done
 echo
