@@ -3,7 +3,7 @@
 //!
 //! Each direction starts as a user-space copy through a pooled 16 KiB
 //! buffer ([`buffers::SMALL`]): request/response traffic then costs one
-//! `recv` and one `send` per message, the least any relay makes. A read
+//! `read` and one `write` per message, the least any relay makes. A read
 //! that fills the buffer means more was waiting; after [`BULK_READS`] of
 //! those in a row the direction is bulk, takes a pipe from the thread's
 //! pool and moves on to [`splice::one_way`], so large transfers never
@@ -12,15 +12,21 @@
 //! bulk never touches a pipe (no `pipe2`, no `F_SETPIPE_SZ`, no
 //! `FIONREAD`), and an idle one holds neither a buffer nor a pipe.
 //!
-//! No read is made only to learn that a socket is empty: a `recv` that
+//! The calls are plain `read(2)` and `write(2)`, through rustix's direct
+//! system calls (no libc wrapper and its cancellation-point bookkeeping).
+//! A write to a peer that has gone raises `SIGPIPE`, as splice(2) does:
+//! Rust programs ignore it (the runtime sets it to `SIG_IGN` before
+//! `main`), so the write fails with `EPIPE` instead.
+//!
+//! No read is made only to learn that a socket is empty: a `read` that
 //! returns less than the buffer's size has drained the socket (the kernel
 //! copies all it has, up to the size asked for), so the direction clears
 //! the socket's readiness at once and sleeps until epoll reports new data,
-//! as tokio's own `poll_read` does. The same holds for a short `send`.
+//! as tokio's own `poll_read` does. The same holds for a short `write`.
 //! (The splice phase cannot do this: a short splice may mean a full pipe
 //! rather than an empty socket, so it confirms with one more splice.)
 
-use std::io::{self, Read};
+use std::io;
 
 use socket2::SockRef;
 use tokio::io::Interest;
@@ -128,7 +134,7 @@ async fn copy(
     loop {
         let mut buf = SMALL.take();
         let n = loop {
-            match recv(src, &mut buf) {
+            match read(src, &mut buf) {
                 Ok(n) => break n,
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
                     // Nothing to read: wait without holding the buffer.
@@ -145,7 +151,7 @@ async fn copy(
             return Ok(Copied::Ended);
         }
         traffic.touch();
-        send_all(dst, &buf[..n], dir, traffic).await?;
+        write_all(dst, &buf[..n], dir, traffic).await?;
         if n < buf.len() {
             full_reads = 0;
         } else {
@@ -160,14 +166,14 @@ async fn copy(
     }
 }
 
-/// One `recv` into `buf` if the socket may be readable. A short read
+/// One `read` into `buf` if the socket may be readable. A short read
 /// drained the socket: its readiness is cleared, so the next call returns
 /// `WouldBlock` without a system call.
-fn recv(src: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+fn read(src: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
     let len = buf.len();
     let mut drained = None;
     let result = src.try_io(Interest::READABLE, || {
-        let n = (&*SockRef::from(src)).read(buf)?;
+        let n = rustix::io::read(src, &mut *buf)?;
         if n > 0 && n < len {
             // `try_io` clears the readiness it saw on `WouldBlock`.
             drained = Some(n);
@@ -182,7 +188,7 @@ fn recv(src: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 /// Writes all of `data` to `dst`, sleeping while its send buffer is full.
-async fn send_all(
+async fn write_all(
     dst: &TcpStream,
     mut data: &[u8],
     dir: Dir,
@@ -195,7 +201,7 @@ async fn send_all(
         let len = data.len();
         let mut short = None;
         let result = dst.try_io(Interest::WRITABLE, || {
-            let n = SockRef::from(dst).send_with_flags(data, libc::MSG_NOSIGNAL)?;
+            let n = rustix::io::write(dst, data)?;
             if n > 0 && n < len {
                 // The send buffer is full: clear the readiness.
                 short = Some(n);
