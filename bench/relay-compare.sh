@@ -1,26 +1,41 @@
 #!/usr/bin/env bash
 # Bulk throughput through a TCP relay on loopback: iperf3 direct, through
-# `netcrab relay` (splice(2), and --no-splice for the user-space copy), and
-# through socat relaying the same way, side by side, with the relay's CPU
-# time. Results go to stdout as a Markdown table (docs/BENCHMARKS.md, "relay").
+# `netcrab relay` (this build: copy, splice(2) once bulk; and --no-splice
+# for the user-space copy), the baseline build, HAProxy `mode tcp` with
+# splicing forced (`option splice-request`/`splice-response`: its
+# splice-auto does not splice on this kernel), nginx `stream` (proxy_pass,
+# which copies) and socat, side by side, with the relay's CPU time. Results
+# go to stdout as a Markdown table (docs/BENCHMARKS.md, "relay").
 #
-# Usage: bench/relay-compare.sh [SECONDS_PER_RUN] [RUNS]   (default 5 s, 3 runs)
+# Usage: bench/relay-compare.sh [SECONDS_PER_RUN] [ROUNDS]   (default 5 s, 3 rounds)
+#   NETCRAB=path (default target/release/netcrab, built first)
+#   BASELINE=path (default /work/base-netcrab if present; empty: left out)
 #
 # Every run is `iperf3 -c 127.0.0.1 -p PORT -t SECONDS` against one
-# `iperf3 -s`; the figure is the receiver's rate, the median of RUNS runs.
-# Relay CPU is utime+stime of the relay process over all its runs (for
-# socat, including the per-connection children it forked and reaped),
-# divided by the data it moved: CPU seconds per GiB relayed.
+# `iperf3 -s`; the figure is the receiver's rate. Each relay has one
+# worker (tokio: TOKIO_WORKER_THREADS=1; nginx: one process; HAProxy:
+# nbthread 1), and all run from the start; a round runs every path once,
+# in a rotating order, and the figures are medians over rounds. Relay CPU
+# is utime+stime of the relay process during each run (for socat,
+# including the per-connection children it forked and reaped), divided by
+# the data that run moved: CPU seconds per GiB relayed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 
 secs=${1:-5}
 runs=${2:-3}
+NGINX_MODULE=${NGINX_MODULE:-/usr/lib/nginx/modules/ngx_stream_module.so}
+if [[ -z ${BASELINE+x} ]]; then
+  BASELINE=""
+  [[ -x /work/base-netcrab ]] && BASELINE=/work/base-netcrab
+fi
 
 scripts/install-bench-deps.sh
-cargo build --release --quiet
-netcrab=target/release/netcrab
+if [[ -z ${NETCRAB:-} ]]; then
+  cargo build --release --quiet
+  NETCRAB=target/release/netcrab
+fi
 
 work=$(mktemp -d)
 pids=()
@@ -47,56 +62,115 @@ iperf3 -s -p "$iperf_port" >"$work/iperf-server.log" 2>&1 &
 pids+=($!)
 wait_listening "$iperf_port"
 
-# run_iperf PORT: one run; prints "Gbit/s GiB" (receiver side).
-run_iperf() {
-  iperf3 -c 127.0.0.1 -p "$1" -t "$secs" -J >"$work/run.json"
-  jq -r '.end.sum_received | "\(.bits_per_second / 1e9) \(.bytes / 1073741824)"' "$work/run.json"
+names=("iperf3 direct")
+declare -A pid_of port_of
+port_of["iperf3 direct"]=$iperf_port
+
+# start_netcrab LABEL BINARY [ARGS...]
+start_netcrab() {
+  local label=$1 bin=$2 file
+  shift 2
+  file="$work/${#names[@]}.port"
+  TOKIO_WORKER_THREADS=1 "$bin" -q relay 127.0.0.1:0 "127.0.0.1:$iperf_port" --port-file "$file" "$@" &
+  pid_of[$label]=$!
+  pids+=($!)
+  port_of[$label]=$(wait_port_file "$file")
+  names+=("$label")
 }
 
-# measure NAME PORT [PID]: RUNS runs through PORT; prints a table row.
-measure() {
-  local name=$1 port=$2 pid=${3:-} cpu0=0 cpu1=0 rates=() gib=0 r g
-  [[ -n $pid ]] && cpu0=$(cpu_total "$pid")
-  for ((i = 0; i < runs; i++)); do
-    read -r r g < <(run_iperf "$port")
-    rates+=("$r")
-    gib=$(awk -v a="$gib" -v b="$g" 'BEGIN { print a + b }')
-  done
-  sleep 0.3 # let socat reap its last child
-  [[ -n $pid ]] && cpu1=$(cpu_total "$pid")
-  local median
-  median=$(printf '%s\n' "${rates[@]}" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
-  local all
-  all=$(printf '%s\n' "${rates[@]}" | awk '{ printf "%s%.1f", (NR > 1 ? ", " : ""), $1 }')
-  if [[ -n $pid ]]; then
-    awk -v n="$name" -v m="$median" -v all="$all" -v c="$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { print b - a }')" -v g="$gib" \
-      'BEGIN { printf "| %s | %.1f | %s | %.2f | %.3f |\n", n, m, all, c, (g > 0 ? c / g : 0) }'
-  else
-    awk -v n="$name" -v m="$median" -v all="$all" \
-      'BEGIN { printf "| %s | %.1f | %s | - | - |\n", n, m, all }'
-  fi
+start_netcrab "netcrab relay" "$NETCRAB"
+start_netcrab "netcrab relay --no-splice (copy)" "$NETCRAB" --no-splice
+[[ -n $BASELINE ]] && start_netcrab "baseline netcrab relay" "$BASELINE"
+
+port=$(free_port)
+cat >"$work/haproxy.cfg" <<CONF
+global
+  nbthread 1
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  option splice-request
+  option splice-response
+listen relay
+  bind 127.0.0.1:$port
+  server iperf 127.0.0.1:$iperf_port
+CONF
+haproxy -db -f "$work/haproxy.cfg" >"$work/haproxy.log" 2>&1 &
+pid_of["haproxy (splice forced)"]=$!
+pids+=($!)
+wait_listening "$port"
+port_of["haproxy (splice forced)"]=$port
+names+=("haproxy (splice forced)")
+
+port=$(free_port)
+mkdir -p "$work/nginx/logs"
+cat >"$work/nginx/nginx.conf" <<CONF
+load_module $NGINX_MODULE;
+worker_processes 1;
+error_log $work/nginx/error.log error;
+pid $work/nginx/nginx.pid;
+events { worker_connections 1024; }
+stream {
+  server {
+    listen 127.0.0.1:$port;
+    proxy_pass 127.0.0.1:$iperf_port;
+  }
 }
-
-echo "| path | Gbit/s (median) | runs | relay CPU s | relay CPU s per GiB |"
-echo "|---|---|---|---|---|"
-measure "iperf3 direct" "$iperf_port"
-
-for mode in splice copy; do
-  extra=()
-  [[ $mode == copy ]] && extra=(--no-splice)
-  "$netcrab" -q relay 127.0.0.1:0 "127.0.0.1:$iperf_port" --port-file "$work/$mode.port" "${extra[@]}" &
-  pid=$!
-  pids+=("$pid")
-  port=$(wait_port_file "$work/$mode.port")
-  label="netcrab relay (splice)"
-  [[ $mode == copy ]] && label="netcrab relay --no-splice (copy)"
-  measure "$label" "$port" "$pid"
-  kill "$pid"
-done
+CONF
+nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -g 'daemon off; master_process off;' &
+pid_of["nginx stream"]=$!
+pids+=($!)
+wait_listening "$port"
+port_of["nginx stream"]=$port
+names+=("nginx stream")
 
 port=$(free_port)
 socat "TCP-LISTEN:$port,fork,reuseaddr" "TCP:127.0.0.1:$iperf_port" &
-pid=$!
-pids+=("$pid")
+pid_of["socat (fork)"]=$!
+pids+=($!)
 wait_listening "$port"
-measure "socat (fork)" "$port" "$pid"
+port_of["socat (fork)"]=$port
+names+=("socat (fork)")
+
+# run LABEL INDEX: one iperf3 run through LABEL's port; appends
+# "Gbit/s GiB cpu_s" to $work/INDEX.runs.
+run() {
+  local label=$1 pid=${pid_of[$1]:-} cpu0=0 cpu1=0
+  [[ -n $pid ]] && cpu0=$(cpu_total "$pid")
+  iperf3 -c 127.0.0.1 -p "${port_of[$label]}" -t "$secs" -J >"$work/run.json"
+  sleep 0.3 # let socat reap its child
+  [[ -n $pid ]] && cpu1=$(cpu_total "$pid")
+  jq -r --arg c "$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { print b - a }')" \
+    '.end.sum_received | "\(.bits_per_second / 1e9) \(.bytes / 1073741824) \($c)"' \
+    "$work/run.json" >>"$work/$2.runs"
+}
+
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg); $runs rounds of ${secs}s; $(nproc) CPUs" >&2
+n=${#names[@]}
+for ((r = 0; r < runs; r++)); do
+  for ((i = 0; i < n; i++)); do
+    k=$(((i + r) % n))
+    run "${names[$k]}" "$k"
+  done
+done
+
+median() {
+  awk "{ print $2 }" "$1" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'
+}
+
+echo "| path | Gbit/s (median) | runs | relay CPU s per GiB (median) |"
+echo "|---|---:|---|---:|"
+for ((k = 0; k < n; k++)); do
+  f=$work/$k.runs
+  all=$(awk '{ printf "%s%.1f", (NR > 1 ? ", " : ""), $1 }' "$f")
+  if [[ -n ${pid_of[${names[$k]}]:-} ]]; then
+    per=$(median "$f" '$3 / $2')
+    awk -v n="${names[$k]}" -v m="$(median "$f" '$1')" -v all="$all" -v per="$per" \
+      'BEGIN { printf "| %s | %.1f | %s | %.3f |\n", n, m, all, per }'
+  else
+    awk -v n="${names[$k]}" -v m="$(median "$f" '$1')" -v all="$all" \
+      'BEGIN { printf "| %s | %.1f | %s | - |\n", n, m, all }'
+  fi
+done

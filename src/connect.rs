@@ -16,6 +16,7 @@ mod zerocopy;
 
 use std::io::IsTerminal;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -24,6 +25,7 @@ use tokio::time::Instant;
 
 use crate::endpoint::{Endpoint, Scheme};
 use crate::error::{Error, ErrorKind, Result, fmt_duration};
+use crate::pipe::{Dir, Traffic};
 use crate::retry::{RetryPolicy, retry};
 use crate::settings::Setting;
 use crate::transcript::Transcript;
@@ -307,23 +309,25 @@ fn close_stdout() {
     }
 }
 
-/// `std::cell::Cell`'s `get` and `set`, but `Sync`: the pipe's futures
-/// share their counters by reference, and `serve --stdio` runs them in a
-/// spawned (so `Send`) task. Never contended: both directions run in one
-/// task.
-pub(crate) struct Cell<T: Copy>(std::sync::Mutex<T>);
+/// The last byte received, shared by the pipe's futures (`Sync`:
+/// `serve --stdio` runs them in a spawned task): 0 until a byte comes,
+/// then `0x100 | byte`.
+struct LastByte(AtomicU16);
 
-impl<T: Copy> Cell<T> {
-    pub(crate) fn new(value: T) -> Cell<T> {
-        Cell(std::sync::Mutex::new(value))
+impl LastByte {
+    fn new() -> LastByte {
+        LastByte(AtomicU16::new(0))
     }
 
-    pub(crate) fn get(&self) -> T {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    fn set(&self, byte: u8) {
+        self.0.store(0x100 | u16::from(byte), Ordering::Relaxed);
     }
 
-    pub(crate) fn set(&self, value: T) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = value;
+    fn get(&self) -> Option<u8> {
+        match self.0.load(Ordering::Relaxed) {
+            0 => None,
+            v => Some(v as u8),
+        }
     }
 }
 
@@ -333,34 +337,15 @@ enum CopyError {
     Write(std::io::Error),
 }
 
-/// When anything last moved, shared by the two directions.
-struct Activity {
-    last: Cell<Instant>,
-}
-
-impl Activity {
-    fn new() -> Activity {
-        Activity {
-            last: Cell::new(Instant::now()),
-        }
-    }
-
-    fn touch(&self) {
-        self.last.set(Instant::now());
-    }
-
-    fn last(&self) -> Instant {
-        self.last.get()
-    }
-}
-
-/// Copies until EOF, flushing after every write.
+/// Copies until EOF, flushing after every write, counting the bytes as
+/// `dir` in `traffic` (sent: [`Dir::Up`], received: [`Dir::Down`]) and,
+/// when asked, keeping the last one.
 async fn copy<R, W>(
     reader: &mut R,
     writer: &mut W,
-    activity: &Activity,
-    total: &Cell<u64>,
-    last_byte: &Cell<Option<u8>>,
+    traffic: &Traffic,
+    dir: Dir,
+    last_byte: Option<&LastByte>,
 ) -> std::result::Result<(), CopyError>
 where
     R: AsyncRead + Unpin + ?Sized,
@@ -373,7 +358,7 @@ where
             writer.flush().await.map_err(CopyError::Write)?;
             return Ok(());
         }
-        activity.touch();
+        traffic.touch();
         writer
             .write_all(&buf[..n])
             .await
@@ -381,8 +366,10 @@ where
         // Flush every chunk: stdout is line-buffered and TLS holds written
         // data until flushed, and the next read may wait indefinitely.
         writer.flush().await.map_err(CopyError::Write)?;
-        total.set(total.get() + n as u64);
-        last_byte.set(Some(buf[n - 1]));
+        traffic.add(dir, n);
+        if let Some(last_byte) = last_byte {
+            last_byte.set(buf[n - 1]);
+        }
     }
 }
 
@@ -399,10 +386,8 @@ where
 {
     let (mut sock_rd, mut sock_wr) = tokio::io::split(stream);
     let mut input = CrlfReader::new(input, config.crlf);
-    let activity = Activity::new();
-    let sent = Cell::new(0u64);
-    let received = Cell::new(0u64);
-    let last_byte = Cell::new(None);
+    let traffic = Traffic::new();
+    let last_byte = LastByte::new();
     let up = async {
         if config.one_way == OneWay::RecvOnly {
             tracing::debug!("{}: not reading input", Setting::RecvOnly);
@@ -417,28 +402,35 @@ where
                 } else {
                     std::borrow::Cow::Borrowed(msg.as_slice())
                 };
-                send_message(&msg, &mut sock_wr, &activity, &sent)
+                send_message(&msg, &mut sock_wr, &traffic)
                     .await
                     .map_err(|e| Error::io(format!("send to {}", config.endpoint), e))?;
                 Ok(())
             }
-            None => copy(&mut input, &mut sock_wr, &activity, &sent, &Cell::new(None)).await,
+            None => copy(&mut input, &mut sock_wr, &traffic, Dir::Up, None).await,
         };
-        finish_upload(config, copied, &mut sock_wr, &sent).await
+        finish_upload(config, copied, &mut sock_wr, &traffic).await
     };
     let down = async {
         if config.one_way == OneWay::SendOnly {
             tracing::debug!("{}: not reading the connection", Setting::SendOnly);
             return Ok(false);
         }
-        let mut copied = copy(&mut sock_rd, &mut output, &activity, &received, &last_byte).await;
+        let mut copied = copy(
+            &mut sock_rd,
+            &mut output,
+            &traffic,
+            Dir::Down,
+            Some(&last_byte),
+        )
+        .await;
         if copied.is_ok() {
             copied = end_output(&mut output).await;
         }
         download_result(config, copied)
     };
-    let output_closed = shuttle(config, up, down, &activity).await?;
-    finish(&mut output, output_closed, &sent, &received, &last_byte).await
+    let output_closed = shuttle(config, up, down, &traffic).await?;
+    finish(&mut output, output_closed, &traffic, &last_byte).await
 }
 
 /// The peer has ended its sending: shuts the output down, so that its
@@ -455,9 +447,8 @@ where
 async fn finish<W: AsyncWrite + Unpin>(
     output: &mut W,
     output_closed: bool,
-    sent: &Cell<u64>,
-    received: &Cell<u64>,
-    last_byte: &Cell<Option<u8>>,
+    traffic: &Traffic,
+    last_byte: &LastByte,
 ) -> Result<ConnectReport> {
     if !output_closed {
         output
@@ -466,27 +457,21 @@ async fn finish<W: AsyncWrite + Unpin>(
             .map_err(|e| Error::io("write output", e))?;
     }
     Ok(ConnectReport {
-        sent: sent.get(),
-        received: received.get(),
+        sent: traffic.up(),
+        received: traffic.down(),
         last_byte: last_byte.get(),
         output_closed,
     })
 }
 
 /// Writes `--send`'s message.
-async fn send_message<W>(
-    msg: &[u8],
-    sock: &mut W,
-    activity: &Activity,
-    sent: &Cell<u64>,
-) -> std::io::Result<()>
+async fn send_message<W>(msg: &[u8], sock: &mut W, traffic: &Traffic) -> std::io::Result<()>
 where
     W: AsyncWrite + Unpin + ?Sized,
 {
     sock.write_all(msg).await?;
     sock.flush().await?;
-    activity.touch();
-    sent.set(msg.len() as u64);
+    traffic.add(Dir::Up, msg.len());
     Ok(())
 }
 
@@ -496,7 +481,7 @@ async fn finish_upload<W>(
     config: &ConnectConfig,
     copied: std::result::Result<(), CopyError>,
     sock: &mut W,
-    sent: &Cell<u64>,
+    traffic: &Traffic,
 ) -> Result<()>
 where
     W: AsyncWrite + Unpin + ?Sized,
@@ -521,7 +506,7 @@ where
             .await
             .map_err(|e| Error::io(format!("shut down sending to {target}"), e))?;
     }
-    tracing::debug!("sent {} bytes; done sending", sent.get());
+    tracing::debug!("sent {} bytes; done sending", traffic.up());
     Ok(())
 }
 
@@ -542,7 +527,7 @@ fn download_result(
 /// Runs both directions until both are done, the output closes, `--wait`
 /// elapses after sending, or the idle timeout fires. Returns whether the
 /// output was closed early.
-async fn shuttle<U, D>(config: &ConnectConfig, up: U, down: D, activity: &Activity) -> Result<bool>
+async fn shuttle<U, D>(config: &ConnectConfig, up: U, down: D, traffic: &Traffic) -> Result<bool>
 where
     U: std::future::Future<Output = Result<()>>,
     D: std::future::Future<Output = Result<bool>>,
@@ -578,7 +563,7 @@ where
                 break;
             }
             _ = &mut idle_timer, if config.idle_timeout.is_some() => {
-                let deadline = crate::deadline::after(activity.last(), idle);
+                let deadline = crate::deadline::after(traffic.last_activity(), idle);
                 if Instant::now() >= deadline {
                     return Err(Error::new(ErrorKind::Timeout, format!("connection to {target}"))
                         .with_detail(format!("idle for {}", fmt_duration(idle))));

@@ -29,7 +29,7 @@
 //! | `deadline` (internal) | saturating deadlines: a huge configured duration never panics |
 //! | [`service`] | the service seam: the [`Service`](service::Service) trait, [`Conn`](service::Conn) (stream, peer, shutdown, deadlines, progress clock, observer), [`Observer`](service::Observer) |
 //! | [`server`] | the one accept loop, generic over the service and knowing none: connection limit (evicting the longest-idle connection for services that ask), access rules, PROXY protocol headers, accept backoff, shutdown (connections idle between messages close at once, the others drain) |
-//! | [`pipe`] | the bidirectional copy any service can use: splice(2) for TCP to TCP on Linux, a user-space copy otherwise, half-close; with faults, a delay queue, bandwidth pacer and slicer for the faulted direction |
+//! | [`pipe`] | the bidirectional copy any service can use: for TCP to TCP on Linux a copy while messages are small and splice(2) once a direction turns bulk, a user-space copy otherwise (pooled buffers), half-close; with faults, a delay queue, bandwidth pacer and slicer for the faulted direction |
 //! | [`faults`] | fault injection for relay: the fault keys and their one parser (flags, JSON, TOML), datagram verdicts (pure), the faults in force and live connections, the `--control` HTTP API |
 //! | [`metrics`] | Prometheus metrics (`--metrics`): the counters, the [`Observer`](service::Observer) that feeds them, the `/metrics` HTTP endpoint (pure request parsing and format negotiation) |
 //! | [`access`] | allow/deny rules (addresses, CIDR blocks, names): parsing and matching (pure), resolution at start |

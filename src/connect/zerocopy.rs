@@ -46,10 +46,11 @@ use tokio::io::{AsyncRead, AsyncWrite, Interest, Ready};
 use tokio::net::{TcpStream, UnixStream};
 
 use super::{
-    Activity, Cell, ConnectConfig, ConnectReport, CopyError, Stdout, copy, download_result,
-    end_output, finish, finish_upload, shuttle,
+    ConnectConfig, ConnectReport, CopyError, LastByte, Stdout, copy, download_result, end_output,
+    finish, finish_upload, shuttle,
 };
 use crate::error::Result;
+use crate::pipe::{Dir, Traffic};
 use crate::transport::Stream;
 
 /// The most one splice or sendfile is asked to move: more than a pipe or a
@@ -218,39 +219,35 @@ where
     RH: AsyncRead + AsRef<S> + Unpin,
     WH: AsyncWrite + AsRef<S> + Unpin,
 {
-    let activity = Activity::new();
-    let sent = Cell::new(0u64);
-    let received = Cell::new(0u64);
-    let last_byte = Cell::new(None);
+    let traffic = Traffic::new();
+    let last_byte = LastByte::new();
     let mut stdout = Stdout::new();
     let up = async {
         let copied = match upload {
             Upload::Splice(stdin) => {
-                match splice_pipe(&stdin, wr.as_ref(), Way::Up, &activity, &sent).await {
+                match splice_pipe(&stdin, wr.as_ref(), Way::Up, &traffic).await {
                     Moved::All(result) => result,
                     Moved::Unsupported(e) => {
                         tracing::debug!("splice from stdin: {e}; copying instead");
-                        copy_up(&mut wr, &activity, &sent).await
+                        copy_up(&mut wr, &traffic).await
                     }
                 }
             }
-            Upload::Sendfile(file) => {
-                match sendfile_up(&file, wr.as_ref(), &activity, &sent).await {
-                    Moved::All(result) => result,
-                    Moved::Unsupported(e) => {
-                        tracing::debug!("sendfile from stdin: {e}; copying instead");
-                        copy_up(&mut wr, &activity, &sent).await
-                    }
+            Upload::Sendfile(file) => match sendfile_up(&file, wr.as_ref(), &traffic).await {
+                Moved::All(result) => result,
+                Moved::Unsupported(e) => {
+                    tracing::debug!("sendfile from stdin: {e}; copying instead");
+                    copy_up(&mut wr, &traffic).await
                 }
-            }
-            Upload::Copy => copy_up(&mut wr, &activity, &sent).await,
+            },
+            Upload::Copy => copy_up(&mut wr, &traffic).await,
         };
-        finish_upload(config, copied, &mut wr, &sent).await
+        finish_upload(config, copied, &mut wr, &traffic).await
     };
     let down = async {
         let mut copied = match download {
             Download::Splice(out) => {
-                let moved = splice_pipe(&out, rd.as_ref(), Way::Down, &activity, &received).await;
+                let moved = splice_pipe(&out, rd.as_ref(), Way::Down, &traffic).await;
                 // Our duplicate of stdout would keep the pipe open after
                 // fd 1 is closed.
                 drop(out);
@@ -258,39 +255,30 @@ where
                     Moved::All(result) => result,
                     Moved::Unsupported(e) => {
                         tracing::debug!("splice to stdout: {e}; copying instead");
-                        copy(&mut rd, &mut stdout, &activity, &received, &last_byte).await
+                        copy(&mut rd, &mut stdout, &traffic, Dir::Down, Some(&last_byte)).await
                     }
                 }
             }
-            Download::Copy => copy(&mut rd, &mut stdout, &activity, &received, &last_byte).await,
+            Download::Copy => {
+                copy(&mut rd, &mut stdout, &traffic, Dir::Down, Some(&last_byte)).await
+            }
         };
         if copied.is_ok() {
             copied = end_output(&mut stdout).await;
         }
         download_result(config, copied)
     };
-    let output_closed = shuttle(config, up, down, &activity).await?;
+    let output_closed = shuttle(config, up, down, &traffic).await?;
     // A spliced download wrote nothing through `stdout`: its flush is a no-op.
-    finish(&mut stdout, output_closed, &sent, &received, &last_byte).await
+    finish(&mut stdout, output_closed, &traffic, &last_byte).await
 }
 
 /// The portable copy of stdin into the socket.
-async fn copy_up<W>(
-    wr: &mut W,
-    activity: &Activity,
-    sent: &Cell<u64>,
-) -> std::result::Result<(), CopyError>
+async fn copy_up<W>(wr: &mut W, traffic: &Traffic) -> std::result::Result<(), CopyError>
 where
     W: AsyncWrite + Unpin,
 {
-    copy(
-        &mut tokio::io::stdin(),
-        wr,
-        activity,
-        sent,
-        &Cell::new(None),
-    )
-    .await
+    copy(&mut tokio::io::stdin(), wr, traffic, Dir::Up, None).await
 }
 
 /// How a zero-copy direction ended.
@@ -379,14 +367,23 @@ enum Way {
     Down,
 }
 
+impl Way {
+    /// The direction its bytes are counted as: sent, or received.
+    fn dir(self) -> Dir {
+        match self {
+            Way::Up => Dir::Up,
+            Way::Down => Dir::Down,
+        }
+    }
+}
+
 /// Splices everything between a stdio pipe and the socket, `way` deciding
 /// which is the source, until the source's end of stream.
 async fn splice_pipe<S: Socket>(
     pipe: &AsyncFd<OwnedFd>,
     sock: &S,
     way: Way,
-    activity: &Activity,
-    moved: &Cell<u64>,
+    traffic: &Traffic,
 ) -> Moved {
     type Side = fn(io::Error) -> CopyError;
     let (sock_interest, sock_error, pipe_error): (Interest, Side, Side) = match way {
@@ -412,7 +409,7 @@ async fn splice_pipe<S: Socket>(
         // when poll said the socket is not ready.
         let attempt = guard.try_io(|pipe| {
             let pipe = pipe.get_ref().as_fd();
-            let pipe_blocked = Cell::new(false);
+            let pipe_blocked = std::cell::Cell::new(false);
             let inner = sock.try_io(sock_interest, || {
                 let (src, dst) = match way {
                     Way::Up => (pipe, sock.as_fd()),
@@ -449,8 +446,7 @@ async fn splice_pipe<S: Socket>(
             Ok(Ok(Step::Moved(n))) => {
                 first = false;
                 spins = 0;
-                activity.touch();
-                moved.set(moved.get() + n as u64);
+                traffic.add(way.dir(), n);
                 tokio::task::consume_budget().await;
             }
             Ok(Ok(Step::Again)) => stall(&mut spins).await,
@@ -470,12 +466,7 @@ async fn splice_pipe<S: Socket>(
 /// Sends the stdin file with sendfile(2) from its current offset to its
 /// end. File reads block (as reads of a regular file always do); the socket
 /// does not, and a full socket waits for writability.
-async fn sendfile_up<S: Socket>(
-    file: &OwnedFd,
-    sock: &S,
-    activity: &Activity,
-    sent: &Cell<u64>,
-) -> Moved {
+async fn sendfile_up<S: Socket>(file: &OwnedFd, sock: &S, traffic: &Traffic) -> Moved {
     let mut first = true;
     loop {
         if let Err(e) = sock.ready(Interest::WRITABLE).await {
@@ -488,8 +479,7 @@ async fn sendfile_up<S: Socket>(
             Ok(0) => return Moved::All(Ok(())),
             Ok(n) => {
                 first = false;
-                activity.touch();
-                sent.set(sent.get() + n as u64);
+                traffic.add(Dir::Up, n);
                 tokio::task::consume_budget().await;
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}

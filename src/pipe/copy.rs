@@ -9,24 +9,19 @@
 //! down, while the opposite direction carries on until it ends too.
 //!
 //! A direction holds its buffer only while data flows: when a read would
-//! block with nothing left to write, the buffer is freed, so an idle
-//! relayed connection costs no buffer memory. The buffer is allocated
-//! uninitialised (`Vec::with_capacity`), so taking a new one is a plain
-//! `malloc`, not 64 KiB of zeroing.
+//! block with nothing left to write, the buffer goes back to the thread's
+//! pool ([`buffers`](super::buffers)), so an idle relayed connection costs
+//! no buffer memory and a message costs no allocation.
 
 use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_util::io::poll_read_buf;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use super::buffers::{Buf, LARGE};
 use super::{Dir, Fault, Traffic};
-
-/// The copy buffer per direction: large enough for bulk transfers to run
-/// at full speed through TLS records and Unix sockets.
-const BUF_SIZE: usize = 64 * 1024;
 
 /// Where one direction's copy failed.
 pub(super) enum DirError {
@@ -52,12 +47,13 @@ impl DirError {
     }
 }
 
-/// One direction's state: a buffer holding `buf[pos..]` still to write.
+/// One direction's state: a buffer holding `buf[pos..len]` still to write.
 struct Direction {
     dir: Dir,
-    /// Empty, without capacity, while the direction is idle.
-    buf: Vec<u8>,
+    /// `None` while the direction is idle.
+    buf: Option<Buf>,
     pos: usize,
+    len: usize,
     /// The source reached end of stream.
     read_done: bool,
     /// Bytes were written since the last flush.
@@ -70,8 +66,9 @@ impl Direction {
     fn new(dir: Dir) -> Direction {
         Direction {
             dir,
-            buf: Vec::new(),
+            buf: None,
             pos: 0,
+            len: 0,
             read_done: false,
             need_flush: false,
             done: false,
@@ -92,16 +89,15 @@ impl Direction {
         W: AsyncWrite + ?Sized,
     {
         loop {
-            if self.pos == self.buf.len() && !self.read_done {
-                self.buf.clear();
+            if self.pos == self.len && !self.read_done {
                 self.pos = 0;
-                if self.buf.capacity() == 0 {
-                    self.buf.reserve_exact(BUF_SIZE);
-                }
-                match poll_read_buf(src.as_mut(), cx, &mut self.buf) {
+                self.len = 0;
+                let buf = self.buf.get_or_insert_with(|| LARGE.take());
+                let mut read = ReadBuf::new(&mut buf[..]);
+                match src.as_mut().poll_read(cx, &mut read) {
                     Poll::Pending => {
                         // Idle: give the buffer back until data comes.
-                        self.buf = Vec::new();
+                        self.buf = None;
                         // Nothing to read now: push out what was written
                         // (a TLS stream buffers records until flushed).
                         if self.need_flush {
@@ -111,12 +107,18 @@ impl Direction {
                         return Poll::Pending;
                     }
                     Poll::Ready(Err(err)) => return Poll::Ready(Err(DirError::Read(err))),
-                    Poll::Ready(Ok(0)) => self.read_done = true,
-                    Poll::Ready(Ok(_)) => traffic.touch(),
+                    Poll::Ready(Ok(())) => match read.filled().len() {
+                        0 => self.read_done = true,
+                        n => {
+                            self.len = n;
+                            traffic.touch();
+                        }
+                    },
                 }
             }
-            while self.pos < self.buf.len() {
-                let n = ready!(dst.as_mut().poll_write(cx, &self.buf[self.pos..]))
+            while self.pos < self.len {
+                let Some(buf) = &self.buf else { break };
+                let n = ready!(dst.as_mut().poll_write(cx, &buf[self.pos..self.len]))
                     .map_err(DirError::Write)?;
                 if n == 0 {
                     return Poll::Ready(Err(DirError::Write(io::ErrorKind::WriteZero.into())));

@@ -98,16 +98,25 @@ pub async fn transfer_with_faults(
             let (ur, uw) = u.split();
             return if faults.shapes(Dir::Down) {
                 let up = async {
-                    super::splice::one_way(cr.as_ref(), uw.as_ref(), &pipe, Dir::Up, traffic)
+                    super::splice::one_way(cr.as_ref(), uw.as_ref(), &pipe, Dir::Up, traffic, None)
                         .await
+                        .map(drop)
                         .map_err(Stop::Io)
                 };
                 both(up, faulted(ur, cw, Dir::Down, traffic, faults)).await
             } else {
                 let down = async {
-                    super::splice::one_way(ur.as_ref(), cw.as_ref(), &pipe, Dir::Down, traffic)
-                        .await
-                        .map_err(Stop::Io)
+                    super::splice::one_way(
+                        ur.as_ref(),
+                        cw.as_ref(),
+                        &pipe,
+                        Dir::Down,
+                        traffic,
+                        None,
+                    )
+                    .await
+                    .map(drop)
+                    .map_err(Stop::Io)
                 };
                 both(faulted(cr, uw, Dir::Up, traffic, faults), down).await
             };

@@ -1,7 +1,9 @@
 //! The bidirectional copy between two streams that any service can use
-//! (relay now; a proxy server, the stdio listener and exec later): bytes
-//! move with splice(2) when both sides are TCP on Linux (`splice`), and
-//! with a user-space copy otherwise (`copy`). Either way, end of stream on
+//! (relay, proxy, the stdio listener, exec): when both sides are TCP on
+//! Linux, each direction is copied while its messages are small and moves
+//! on to splice(2) once it turns out bulk (`auto`, `splice`); every other
+//! pair is copied in user space (`copy`), through buffers pooled per
+//! thread (`buffers`). Either way, end of stream on
 //! one side becomes a write shutdown on the other while the opposite
 //! direction carries on (half-close), and an error on either side ends the
 //! transfer with a [`Fault`] naming the side.
@@ -13,6 +15,9 @@
 //! copied in user space through a delay queue, a bandwidth pacer and a
 //! slicer; the other direction keeps splice(2) when it could use it.
 
+#[cfg(target_os = "linux")]
+mod auto;
+mod buffers;
 mod copy;
 mod fault;
 #[cfg(target_os = "linux")]
@@ -121,6 +126,12 @@ impl Traffic {
     /// reader that still takes data is not idle).
     pub fn add(&self, dir: Dir, n: usize) {
         self.touch();
+        self.count(dir, n);
+    }
+
+    /// Counts `n` bytes delivered in direction `dir` without reading the
+    /// clock: for a write made at once after a read that [touched](Self::touch).
+    fn count(&self, dir: Dir, n: usize) {
         let counter = match dir {
             Dir::Up => &self.up,
             Dir::Down => &self.down,
@@ -160,8 +171,10 @@ pub(crate) fn copy_io_error(err: &std::io::Error) -> std::io::Error {
 
 /// Moves bytes both ways between `client` and `upstream` until both
 /// directions have ended (`Ok`), or until either side fails. Picks the
-/// path: splice(2) for TCP to TCP on Linux when `use_splice`, the copy
-/// otherwise (or when the pipes cannot be made, e.g. out of descriptors).
+/// path: for TCP to TCP on Linux when `use_splice`, each direction is
+/// copied while its messages are small and spliced (splice(2)) once it
+/// turns out bulk (`auto`); every other pair, and `use_splice` off, is
+/// copied in user space.
 pub async fn transfer(
     client: &mut Stream,
     upstream: &mut Stream,
@@ -170,17 +183,8 @@ pub async fn transfer(
 ) -> Result<(), Fault> {
     #[cfg(target_os = "linux")]
     if use_splice && let (Stream::Tcp(c), Stream::Tcp(u)) = (&*client, &*upstream) {
-        match splice::Pipes::new() {
-            Ok(pipes) => {
-                tracing::debug!("relaying with splice(2)");
-                let result = splice::relay(c, u, &pipes, traffic).await;
-                if result.is_ok() {
-                    pipes.recycle();
-                }
-                return result;
-            }
-            Err(err) => tracing::debug!("splice pipes: {err}; copying in user space"),
-        }
+        tracing::debug!("relaying with splice(2) once bulk (a user-space copy until then)");
+        return auto::relay(c, u, traffic).await;
     }
     #[cfg(not(target_os = "linux"))]
     let _ = use_splice;

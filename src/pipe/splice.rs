@@ -1,8 +1,9 @@
-//! The Linux zero-copy relay path for TCP to TCP: splice(2) moves bytes from
-//! one socket into a pipe and from the pipe into the other socket, so they
-//! never cross into user space.
+//! The Linux zero-copy path for TCP to TCP: splice(2) moves bytes from one
+//! socket into a pipe and from the pipe into the other socket, so they
+//! never cross into user space. A direction comes here once its traffic
+//! turns out bulk (`auto`), or when faults shape only the other direction.
 //!
-//! Each direction owns a pipe (created with `O_NONBLOCK | O_CLOEXEC`,
+//! Such a direction owns a pipe (created with `O_NONBLOCK | O_CLOEXEC`,
 //! enlarged to 1 MiB with `F_SETPIPE_SZ` when allowed) and loops: splice
 //! from the source into the pipe while it has room, from the pipe into the
 //! destination while it holds data, and when neither moves, sleep until the
@@ -11,11 +12,10 @@
 //! task sleeps until epoll says otherwise, so a `WouldBlock` must only be
 //! reported when it is certain (see [`one_way`]).
 //!
-//! Pipes are reused: a connection that ends cleanly gives its two pipes
-//! back to a small per-thread pool once `FIONREAD` says they are empty, and
-//! the next connection takes them, saving the `pipe2`, `F_SETPIPE_SZ` and
-//! two `close` calls per direction that dominate a short connection's
-//! syscalls. A pipe that may hold a byte (a failed or aborted connection)
+//! Pipes are reused: a direction that ends cleanly gives its pipe back to a
+//! small per-thread pool once `FIONREAD` says it is empty, and the next
+//! bulk direction takes it, saving the `pipe2`, `F_SETPIPE_SZ` and two
+//! `close` calls a new pipe costs. A pipe that may hold a byte (a failed or aborted connection)
 //! is closed, never reused: no byte can cross from one connection to
 //! another.
 //!
@@ -33,15 +33,15 @@ use tokio::io::Interest;
 use tokio::net::TcpStream;
 
 use super::copy::DirError;
-use super::{Dir, Fault, Traffic};
+use super::{Dir, Traffic};
 
 /// The pipe size asked for: one splice can then move up to 1 MiB. Pipe
 /// pages are allocated only while data sits in the pipe, so an idle
 /// connection costs four descriptors but no pipe memory.
 const PIPE_SIZE: usize = 1024 * 1024;
 
-/// The most empty pipes a thread keeps for reuse (two per connection; each
-/// holds two descriptors and no memory while empty).
+/// The most empty pipes a thread keeps for reuse (one per bulk direction;
+/// each holds two descriptors and no memory while empty).
 const POOL_MAX: usize = 32;
 
 thread_local! {
@@ -80,7 +80,7 @@ impl Pipe {
     }
 
     /// A pipe from this thread's pool, or a new one.
-    fn take() -> io::Result<Pipe> {
+    pub(super) fn take() -> io::Result<Pipe> {
         match POOL.try_with(|pool| pool.borrow_mut().pop()) {
             Ok(Some(pipe)) => Ok(pipe),
             _ => Pipe::new(),
@@ -89,7 +89,7 @@ impl Pipe {
 
     /// Keeps the pipe for the next connection if it is certainly empty and
     /// the pool has room; closes it otherwise.
-    fn give_back(self) {
+    pub(super) fn give_back(self) {
         if !matches!(rustix::io::ioctl_fionread(&self.read), Ok(0)) {
             return;
         }
@@ -102,59 +102,30 @@ impl Pipe {
     }
 }
 
-/// The pipes of one relayed connection, one per direction.
-pub(super) struct Pipes {
-    up: Pipe,
-    down: Pipe,
+/// When a spliced direction goes back to copying: after `after` splices
+/// in a row that each moved fewer than `below` bytes (the traffic is small
+/// messages again), once the pipe is empty.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Demote {
+    /// A splice moving fewer bytes counts as small.
+    pub(super) below: usize,
+    /// Small splices in a row before giving up the pipe.
+    pub(super) after: u32,
 }
 
-impl Pipes {
-    /// Both pipes (four descriptors), reused from this thread's pool when
-    /// it has some.
-    pub(super) fn new() -> io::Result<Pipes> {
-        Ok(Pipes {
-            up: Pipe::take()?,
-            down: Pipe::take()?,
-        })
-    }
-
-    /// Gives the pipes back for reuse, after a relay that ended cleanly
-    /// (each is checked empty first; see [`Pipe::give_back`]).
-    pub(super) fn recycle(self) {
-        self.up.give_back();
-        self.down.give_back();
-    }
-}
-
-/// Relays between two TCP streams with splice(2) until both directions
-/// have ended, or until either side fails.
-pub(super) async fn relay(
-    client: &TcpStream,
-    upstream: &TcpStream,
-    pipes: &Pipes,
-    traffic: &Traffic,
-) -> Result<(), Fault> {
-    let up = one_way(client, upstream, &pipes.up, Dir::Up, traffic);
-    let down = one_way(upstream, client, &pipes.down, Dir::Down, traffic);
-    tokio::pin!(up, down);
-    let (mut up_done, mut down_done) = (false, false);
-    while !(up_done && down_done) {
-        tokio::select! {
-            result = &mut up, if !up_done => {
-                result.map_err(|e| e.blame(Dir::Up))?;
-                up_done = true;
-            }
-            result = &mut down, if !down_done => {
-                result.map_err(|e| e.blame(Dir::Down))?;
-                down_done = true;
-            }
-        }
-    }
-    Ok(())
+/// How [`one_way`] returned.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Spliced {
+    /// `src` ended and `dst` was shut down.
+    Ended,
+    /// The traffic turned small (see [`Demote`]); the pipe is empty.
+    Small,
 }
 
 /// Moves everything from `src` to `dst` through `pipe`; at `src`'s end of
-/// stream, shuts `dst`'s writing down (half-close) and returns.
+/// stream, shuts `dst`'s writing down (half-close) and returns. With
+/// `demote`, returns early, with the pipe empty, once the traffic is small
+/// messages again.
 ///
 /// Reading and writing overlap: the pipe is filled while it has room and
 /// drained while it has data, so the source's receive window keeps opening
@@ -168,11 +139,14 @@ pub(super) async fn one_way(
     pipe: &Pipe,
     dir: Dir,
     traffic: &Traffic,
-) -> Result<(), DirError> {
+    demote: Option<Demote>,
+) -> Result<Spliced, DirError> {
     let flags = SpliceFlags::MOVE | SpliceFlags::NONBLOCK;
     // Bytes in the pipe.
     let mut held = 0usize;
     let mut eof = false;
+    // Small splices in a row.
+    let mut small = 0u32;
     loop {
         let mut progressed = false;
         if !eof && held < pipe.capacity {
@@ -199,6 +173,11 @@ pub(super) async fn one_way(
                     held += n;
                     traffic.touch();
                     progressed = true;
+                    if demote.is_some_and(|d| n < d.below) {
+                        small += 1;
+                    } else {
+                        small = 0;
+                    }
                 }
                 Ok(None) => {}
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
@@ -225,7 +204,10 @@ pub(super) async fn one_way(
             SockRef::from(dst)
                 .shutdown(Shutdown::Write)
                 .map_err(DirError::Write)?;
-            return Ok(());
+            return Ok(Spliced::Ended);
+        }
+        if held == 0 && demote.is_some_and(|d| small >= d.after) {
+            return Ok(Spliced::Small);
         }
         if !progressed {
             // Sleep until the side that can make progress is ready: the
@@ -243,59 +225,57 @@ pub(super) async fn one_way(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
-    use crate::pipe::Side;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
     /// Two ends of a loopback TCP connection.
-    async fn pair() -> (TcpStream, TcpStream) {
+    pub(in crate::pipe) async fn pair() -> (TcpStream, TcpStream) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (a, b) = tokio::join!(TcpStream::connect(addr), listener.accept());
         (a.unwrap(), b.unwrap().0)
     }
 
-    fn pooled() -> usize {
+    /// Empty pipes this thread keeps.
+    pub(in crate::pipe) fn pooled() -> usize {
         POOL.with(|pool| pool.borrow().len())
     }
 
-    /// A cleanly ended relay's pipes are reused by the next connection on
-    /// the thread, and carry its bytes exactly; a pipe that still holds a
-    /// byte is closed, never pooled.
+    /// A cleanly ended direction's pipe is reused by the next one on the
+    /// thread, and carries its bytes exactly, half-close included; a pipe
+    /// that still holds a byte is closed, never pooled.
     #[tokio::test]
     async fn empty_pipes_are_reused_and_a_pipe_with_data_never_is() {
         for round in 0..3u8 {
             let (mut client_end, client) = pair().await;
             let (upstream, mut upstream_end) = pair().await;
             let before = pooled();
-            let pipes = Pipes::new().unwrap();
+            let pipe = Pipe::take().unwrap();
+            assert!(pipe.capacity >= 4096, "{}", pipe.capacity);
             if round > 0 {
-                assert_eq!(pooled(), before - 2, "round {round} took pooled pipes");
+                assert_eq!(pooled(), before - 1, "round {round} took the pooled pipe");
             }
             let traffic = Traffic::new();
             let data = vec![round; 200_000];
-            let (result, (), ()) = tokio::join!(
-                relay(&client, &upstream, &pipes, &traffic),
+            let (result, (), got) = tokio::join!(
+                one_way(&client, &upstream, &pipe, Dir::Up, &traffic, None),
                 async {
                     client_end.write_all(&data).await.unwrap();
                     client_end.shutdown().await.unwrap();
-                    let mut back = Vec::new();
-                    client_end.read_to_end(&mut back).await.unwrap();
-                    assert_eq!(back, b"ok");
                 },
                 async {
                     let mut got = Vec::new();
                     upstream_end.read_to_end(&mut got).await.unwrap();
-                    assert!(got == data, "round {round}: {} bytes", got.len());
-                    upstream_end.write_all(b"ok").await.unwrap();
-                    upstream_end.shutdown().await.unwrap();
+                    got
                 }
             );
-            result.unwrap();
-            pipes.recycle();
-            assert_eq!(pooled(), 2, "round {round}");
+            assert_eq!(result.ok(), Some(Spliced::Ended));
+            assert!(got == data, "round {round}: {} bytes", got.len());
+            assert_eq!(traffic.up(), 200_000);
+            pipe.give_back();
+            assert_eq!(pooled(), 1, "round {round}");
         }
         // A byte left in a pipe: not given back.
         let pipe = Pipe::take().unwrap();
@@ -303,56 +283,5 @@ mod tests {
         let before = pooled();
         pipe.give_back();
         assert_eq!(pooled(), before);
-    }
-
-    #[tokio::test]
-    async fn relays_both_ways_with_half_close_and_counts() {
-        let (mut client_end, client) = pair().await;
-        let (upstream, mut upstream_end) = pair().await;
-        let relay = tokio::spawn(async move {
-            let traffic = Traffic::new();
-            let pipes = Pipes::new().unwrap();
-            assert!(pipes.up.capacity >= 4096, "{}", pipes.up.capacity);
-            let result = relay(&client, &upstream, &pipes, &traffic).await;
-            (result.is_ok(), traffic.up(), traffic.down())
-        });
-        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
-        let sent = data.clone();
-        let client_task = tokio::spawn(async move {
-            client_end.write_all(&sent).await.unwrap();
-            client_end.shutdown().await.unwrap();
-            let mut reply = Vec::new();
-            client_end.read_to_end(&mut reply).await.unwrap();
-            reply
-        });
-        let mut got = Vec::new();
-        upstream_end.read_to_end(&mut got).await.unwrap();
-        assert!(got == data, "{} of {} bytes", got.len(), data.len());
-        upstream_end.write_all(b"after eof").await.unwrap();
-        upstream_end.shutdown().await.unwrap();
-        assert_eq!(client_task.await.unwrap(), b"after eof");
-        assert_eq!(relay.await.unwrap(), (true, 3_000_000, 9));
-    }
-
-    #[tokio::test]
-    async fn a_reset_is_blamed_on_the_side_that_reset() {
-        let (_client_end, client) = pair().await;
-        let (upstream, upstream_end) = pair().await;
-        SockRef::from(&upstream_end)
-            .set_linger(Some(std::time::Duration::ZERO))
-            .unwrap();
-        drop(upstream_end);
-        let pipes = Pipes::new().unwrap();
-        let fault = relay(&client, &upstream, &pipes, &Traffic::new())
-            .await
-            .err()
-            .unwrap();
-        assert_eq!(fault.side, Side::Upstream);
-        assert_eq!(
-            fault.err.kind(),
-            io::ErrorKind::ConnectionReset,
-            "{}",
-            fault.err
-        );
     }
 }

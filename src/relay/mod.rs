@@ -33,7 +33,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Endpoint, Host, HostPort, Scheme};
 use crate::error::{Error, ErrorKind, Result, fmt_duration};
 use crate::faults::Faults;
 use crate::faults::control::FaultState;
@@ -289,6 +289,19 @@ impl CloseLog {
         {
             return;
         }
+        if let Some(kind) = end.failure_kind() {
+            let _ = self.failure.set(Failure {
+                kind,
+                message: format!("{} -> {}: {end}", self.client, self.upstream),
+            });
+        }
+        let warn = matches!(end, End::UpstreamUnavailable(_));
+        // Quiet (`-q`): no line, so none is formatted either.
+        if !(tracing::enabled!(tracing::Level::INFO)
+            || warn && tracing::enabled!(tracing::Level::WARN))
+        {
+            return;
+        }
         let line = format!(
             "{} -> {}: {end} (up {} bytes, down {} bytes, {})",
             self.client,
@@ -297,12 +310,6 @@ impl CloseLog {
             self.traffic.down(),
             fmt_duration(self.traffic.start().elapsed()),
         );
-        if let Some(kind) = end.failure_kind() {
-            let _ = self.failure.set(Failure {
-                kind,
-                message: format!("{} -> {}: {end}", self.client, self.upstream),
-            });
-        }
         // The parts as fields too, for `--log-format json`.
         macro_rules! log {
             ($level:ident) => {
@@ -317,9 +324,10 @@ impl CloseLog {
                 )
             };
         }
-        match end {
-            End::UpstreamUnavailable(_) => log!(warn),
-            _ => log!(info),
+        if warn {
+            log!(warn);
+        } else {
+            log!(info);
         }
     }
 }
@@ -404,7 +412,12 @@ async fn connect_and_relay<O: Observer>(
             return;
         }
     };
-    if let Ok(addr) = upstream.peer_addr() {
+    // A literal address is the peer itself: no getpeername(2) to learn it.
+    let peer = match literal_upstream(config) {
+        Some(addr) => Ok(PeerAddr::Inet(addr)),
+        None => upstream.peer_addr(),
+    };
+    if let Ok(addr) = peer {
         let addr = addr.to_string();
         if addr != log.upstream {
             log.upstream = format!("{} ({addr})", log.upstream);
@@ -440,6 +453,22 @@ async fn connect_and_relay<O: Observer>(
     )
     .await;
     log.log(&end);
+}
+
+/// The upstream's address when the endpoint names it exactly (plain TCP
+/// to a literal IP address, no proxy), so the connection's peer is known
+/// without asking the kernel.
+fn literal_upstream(config: &RelayConfig) -> Option<std::net::SocketAddr> {
+    if config.upstream.scheme() != Scheme::Tcp || !config.connect.proxy.is_empty() {
+        return None;
+    }
+    match config.upstream.host_port() {
+        Some(HostPort {
+            host: Host::Ip(ip),
+            port,
+        }) => Some(std::net::SocketAddr::new(*ip, *port)),
+        _ => None,
+    }
 }
 
 /// One upstream connect attempt, told to the observer when it ends: when
@@ -573,6 +602,28 @@ mod tests {
         assert!(text.contains("netcrab_upstream_connect_attempts_total 2\n"));
         assert!(text.contains("netcrab_upstream_connect_failures_total{kind=\"timeout\"} 1\n"));
         assert!(text.contains("netcrab_upstream_connect_duration_seconds_count 1\n"));
+    }
+
+    #[test]
+    fn only_a_literal_tcp_upstream_without_a_proxy_is_known_in_advance() {
+        let config = |s: &str| RelayConfig::new(s.parse().unwrap());
+        assert_eq!(
+            literal_upstream(&config("127.0.0.1:9")),
+            Some("127.0.0.1:9".parse().unwrap())
+        );
+        assert_eq!(
+            literal_upstream(&config("[::1]:9")),
+            Some("[::1]:9".parse().unwrap())
+        );
+        assert_eq!(literal_upstream(&config("localhost:9")), None);
+        assert_eq!(literal_upstream(&config("tls://127.0.0.1:9")), None);
+        let mut proxied = config("127.0.0.1:9");
+        proxied
+            .connect
+            .proxy
+            .chain
+            .push(crate::proxy::ProxyUrl::parse("socks5://127.0.0.1:1080").unwrap());
+        assert_eq!(literal_upstream(&proxied), None);
     }
 
     #[test]

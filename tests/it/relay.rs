@@ -61,7 +61,8 @@ fn echo_through_relay(args: &[&str], path_log: &str) {
 
 #[test]
 fn echo_byte_for_byte_with_splice() {
-    echo_through_relay(&[], "relaying with splice(2)");
+    // 8 MiB each way: both directions turn bulk and move on to splice(2).
+    echo_through_relay(&[], "upstream to client: bulk traffic, splicing from here");
 }
 
 #[test]
