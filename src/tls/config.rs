@@ -26,10 +26,15 @@ use crate::endpoint::{Addr, Endpoint, Host};
 use crate::error::{Error, ErrorKind, Result, fmt_duration};
 use crate::settings::Setting;
 
-/// rustls' `ring` provider: pure Rust and assembly, no C toolchain beyond
-/// what `ring` builds itself, no OpenSSL.
+/// The crypto provider every configuration is built with: rustls'
+/// `aws-lc-rs` provider with the `aws-lc-rs` feature, else its `ring`
+/// provider (Cargo.toml says why the default is what it is).
 fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    #[cfg(feature = "aws-lc-rs")]
+    let provider = rustls::crypto::aws_lc_rs::default_provider();
+    #[cfg(all(feature = "ring", not(feature = "aws-lc-rs")))]
+    let provider = rustls::crypto::ring::default_provider();
+    Arc::new(provider)
 }
 
 fn config_error(what: &str, err: rustls::Error) -> Error {

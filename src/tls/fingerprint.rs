@@ -5,6 +5,11 @@
 use std::fmt;
 use std::str::FromStr;
 
+#[cfg(feature = "aws-lc-rs")]
+use aws_lc_rs::digest;
+#[cfg(all(feature = "ring", not(feature = "aws-lc-rs")))]
+use ring::digest;
+
 use crate::error::Error;
 
 /// The SHA-256 digest of a certificate's DER encoding.
@@ -14,7 +19,7 @@ pub struct Fingerprint(pub [u8; 32]);
 impl Fingerprint {
     /// The fingerprint of a DER-encoded certificate.
     pub fn of_der(der: &[u8]) -> Fingerprint {
-        let digest = ring::digest::digest(&ring::digest::SHA256, der);
+        let digest = digest::digest(&digest::SHA256, der);
         let mut out = [0u8; 32];
         out.copy_from_slice(digest.as_ref());
         Fingerprint(out)

@@ -2,7 +2,8 @@
 //! ([`TlsServerOptions`], [`TlsClientOptions`]), turned into rustls
 //! configurations once at start-up.
 //!
-//! rustls with the `ring` provider does the protocol (TLS 1.2 and 1.3 only);
+//! rustls does the protocol (TLS 1.2 and 1.3 only), with the crypto
+//! provider the build chose (the `aws-lc-rs` or `ring` cargo feature);
 //! certificates come from PEM files or, for a server without `--cert`, a
 //! self-signed certificate generated at start-up (rcgen) whose SHA-256
 //! [`Fingerprint`] the server prints so that clients can pin it. Client
@@ -12,6 +13,9 @@
 //! failed and how to proceed in one place, `errors`.
 //!
 //! The sockets themselves live in [`transport`](crate::transport).
+
+#[cfg(not(any(feature = "aws-lc-rs", feature = "ring")))]
+compile_error!("netcrab needs a crypto provider: build with the `aws-lc-rs` or the `ring` feature");
 
 mod config;
 pub(crate) mod errors;

@@ -698,26 +698,119 @@ fn a_peer_closing_without_close_notify_ends_the_stream_cleanly() {
     drop(stdin);
 }
 
+/// The crypto provider netcrab is built with (Cargo.toml's features).
+fn provider() -> rustls::crypto::CryptoProvider {
+    #[cfg(feature = "aws-lc-rs")]
+    let provider = rustls::crypto::aws_lc_rs::default_provider();
+    #[cfg(all(feature = "ring", not(feature = "aws-lc-rs")))]
+    let provider = rustls::crypto::ring::default_provider();
+    provider
+}
+
 /// A rustls client in the test itself, trusting `pki`'s CA.
 fn rustls_client(
+    pki: &Pki,
+    server: &Server,
+) -> rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream> {
+    rustls_client_with(provider(), pki, server)
+}
+
+/// [`rustls_client`] on `provider` (its key exchange groups, say).
+fn rustls_client_with(
+    provider: rustls::crypto::CryptoProvider,
     pki: &Pki,
     server: &Server,
 ) -> rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream> {
     use std::sync::Arc;
     let mut roots = rustls::RootCertStore::empty();
     roots.add(pki.ca.issuer.der().clone()).expect("add ca");
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("versions")
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
     let name = "localhost".try_into().expect("server name");
     let conn = rustls::ClientConnection::new(Arc::new(config), name).expect("client");
     let tcp = std::net::TcpStream::connect(server.addr).expect("connect");
     tcp.set_read_timeout(Some(PATIENCE)).expect("read timeout");
     rustls::StreamOwned::new(conn, tcp)
+}
+
+/// With aws-lc-rs, a server takes the post-quantum hybrid key exchange
+/// (X25519MLKEM768) from a client that offers only that, as browsers and
+/// Go 1.24 clients offer it first.
+#[cfg(feature = "aws-lc-rs")]
+#[test]
+fn a_client_offering_only_x25519mlkem768_is_served() {
+    let pki = Pki::new();
+    let (server, _) = tls_server(&[
+        "--lines",
+        "--reply",
+        "pong",
+        "--cert",
+        &pki.server.cert,
+        "--key",
+        &pki.server.key,
+    ]);
+    let mut provider = provider();
+    provider.kx_groups = vec![rustls::crypto::aws_lc_rs::kx_group::X25519MLKEM768];
+    let mut tls = rustls_client_with(provider, &pki, &server);
+    tls.write_all(b"ping\n").expect("write");
+    let mut back = [0u8; 5];
+    tls.read_exact(&mut back).expect("read the reply");
+    assert_eq!(&back, b"pong\n");
+    let group = tls
+        .conn
+        .negotiated_key_exchange_group()
+        .expect("a key exchange group")
+        .name();
+    assert_eq!(group, rustls::NamedGroup::X25519MLKEM768);
+}
+
+/// RSA-2048 certificates, the common kind, with the key as openssl writes
+/// it (PKCS#8) and in the older PKCS#1 form (`-traditional`): served over
+/// TLS 1.3 (RSA-PSS signatures) and 1.2, verified by netcrab and by
+/// openssl's s_client.
+#[test]
+fn an_rsa_2048_certificate_serves_tls_1_3_and_1_2_with_either_key_form() {
+    let dir = TempDir::new();
+    openssl(
+        &dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "rsa.key",
+            "-out",
+            "rsa.crt",
+            "-days",
+            "30",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ],
+    );
+    openssl(
+        &dir,
+        &["rsa", "-in", "rsa.key", "-traditional", "-out", "rsa1.key"],
+    );
+    let full = |f: &str| dir.0.join(f).to_str().expect("utf-8 path").to_owned();
+    let cert = full("rsa.crt");
+    let pkcs1 = std::fs::read_to_string(full("rsa1.key")).expect("read the key");
+    assert!(pkcs1.contains("BEGIN RSA PRIVATE KEY"), "{pkcs1}");
+    for key in [full("rsa.key"), full("rsa1.key")] {
+        let (server, _) =
+            tls_server(&["--lines", "--reply", "pong", "--cert", &cert, "--key", &key]);
+        let out = tls_connect(&server, &["--ca", &cert, "--send", "hi\n"]);
+        assert_eq!(code(out.status), 0, "{key}: {}", stderr(&out));
+        assert_eq!(out.stdout, b"pong\n");
+        s_client_exchange(&server, &["-CAfile", &cert, "-tls1_3"], "pong");
+        s_client_exchange(&server, &["-CAfile", &cert, "-tls1_2"], "pong");
+    }
 }
 
 #[test]

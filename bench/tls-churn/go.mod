@@ -1,0 +1,3 @@
+module tlschurn
+
+go 1.19
