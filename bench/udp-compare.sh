@@ -9,6 +9,12 @@
 #   NETCRAB=PATH   the netcrab under test   (default target/release/netcrab, built here)
 #   BASE=PATH      the baseline netcrab     (default /work/base-netcrab; "" to skip)
 #   SENDERS=8 SIZE=64                        the load
+#   MODE=relay     compare UDP relays instead: `netcrab relay udp://... udp://ECHO`
+#                  (both netcrabs) and `socat UDP-LISTEN:P,fork,reuseaddr UDP:ECHO`
+#                  in front of one udp-echo-go; the figure is relay CPU in
+#                  microseconds per datagram relayed (two per answer: up and
+#                  down), socat's including the per-client children it forked
+#                  (while they run: a child is counted until it exits).
 #
 # The three servers run side by side for the whole run; each round loads
 # each of them in turn (the order rotates from round to round) for
@@ -35,7 +41,9 @@ bench/peers/build.sh 2>/dev/null
 work=$(mktemp -d)
 pids=()
 cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  local all=()
+  for pid in "${pids[@]}"; do all+=($(tree_pids "$pid")); done # socat's children too
+  for pid in "${all[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
   rm -rf "$work"
 }
@@ -53,19 +61,47 @@ start() {
   ports+=("$(wait_port_file "$work/$name.port")")
 }
 
-start netcrab "$NETCRAB" serve "udp://127.0.0.1:0" --echo -q --port-file "$work/netcrab.port"
-if [[ -n $base ]]; then
-  start base "$base" serve "udp://127.0.0.1:0" --echo -q --port-file "$work/base.port"
+mode=${MODE:-echo}
+if [[ $mode == relay ]]; then
+  bench/peers/bin/udp-echo-go -addr 127.0.0.1:0 -port-file "$work/echo.port" 2>"$work/echo.log" &
+  pids+=($!)
+  echo_port=$(wait_port_file "$work/echo.port")
+  start netcrab "$NETCRAB" relay "udp://127.0.0.1:0" "udp://127.0.0.1:$echo_port" -q --port-file "$work/netcrab.port"
+  if [[ -n $base ]]; then
+    start base "$base" relay "udp://127.0.0.1:0" "udp://127.0.0.1:$echo_port" -q --port-file "$work/base.port"
+  fi
+  socat_port=$(free_port)
+  socat "UDP-LISTEN:$socat_port,bind=127.0.0.1,fork,reuseaddr" "UDP:127.0.0.1:$echo_port" &
+  pids+=($!)
+  spids+=($!)
+  names+=(socat)
+  ports+=("$socat_port")
+  sleep 0.5 # socat has no readiness signal; it binds at once
+else
+  start netcrab "$NETCRAB" serve "udp://127.0.0.1:0" --echo -q --port-file "$work/netcrab.port"
+  if [[ -n $base ]]; then
+    start base "$base" serve "udp://127.0.0.1:0" --echo -q --port-file "$work/base.port"
+  fi
+  start go bench/peers/bin/udp-echo-go -addr 127.0.0.1:0 -port-file "$work/go.port"
 fi
-start go bench/peers/bin/udp-echo-go -addr 127.0.0.1:0 -port-file "$work/go.port"
+
+# tree_cpu PID: utime+stime of PID and its live descendants (socat's
+# children), in seconds.
+tree_cpu() {
+  local total=0 p
+  for p in $(tree_pids "$1"); do
+    total=$(awk -v a="$total" -v b="$(proc_cpu_seconds "$p" 2>/dev/null || echo 0)" 'BEGIN { print a + b }')
+  done
+  echo "$total"
+}
 
 n=${#names[@]}
 for ((r = 0; r < rounds; r++)); do
   for ((k = 0; k < n; k++)); do
     i=$(((r + k) % n))
-    c0=$(proc_cpu_seconds "${spids[$i]}")
+    c0=$(tree_cpu "${spids[$i]}")
     out=$(bench/peers/bin/udp-load -addr "127.0.0.1:${ports[$i]}" -senders "$senders" -size "$size" -duration "${secs}s")
-    c1=$(proc_cpu_seconds "${spids[$i]}")
+    c1=$(tree_cpu "${spids[$i]}")
     read -r _ count _ wall _ rate _ lost _ bad <<<"$out"
     echo "${names[$i]} $count $wall $rate $lost $bad $c0 $c1" >>"$work/rounds"
     echo "round $((r + 1)) ${names[$i]}: $out cpu $(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.2f", b - a }')" >&2
@@ -83,8 +119,24 @@ for name in "${names[@]}"; do
   cpu[$name]=$(median "$name" '($8 - $7) / $3')
   per_cpu[$name]=$(median "$name" '(($8 - $7) > 0 ? $2 / ($8 - $7) : 0)')
 done
-echo "$senders senders x $size B, $rounds rounds of ${secs}s, medians; load: bench/peers/bin/udp-load"
+echo "$senders senders x $size B, $rounds rounds of ${secs}s, medians; load: bench/peers/bin/udp-load; mode $mode"
 echo
+if [[ $mode == relay ]]; then
+  echo "| relay | answers/s | relay CPU (cores) | relay CPU per datagram relayed | vs socat | vs base |"
+  echo "|---|---:|---:|---:|---:|---:|"
+  for name in "${names[@]}"; do
+    us=$(median "$name" '(($8 - $7) * 1e6 / (2 * ($2 > 0 ? $2 : 1)))')
+    echo "$name $us" >>"$work/us"
+  done
+  for name in "${names[@]}"; do
+    us=$(awk -v n="$name" '$1 == n { print $2 }' "$work/us")
+    socat_us=$(awk '$1 == "socat" { print $2 }' "$work/us")
+    base_us=$(awk '$1 == "base" { print $2 }' "$work/us")
+    awk -v n="$name" -v r="${rate[$name]}" -v c="${cpu[$name]}" -v u="$us" -v s="$socat_us" -v b="$base_us" \
+      'BEGIN { printf "| %s | %.0f | %.2f | %.2f us | %.2fx | %s |\n", n, r, c, u, u / s, (b == "" ? "-" : sprintf("%.2fx", u / b)) }'
+  done
+  exit 0
+fi
 echo "| server | datagrams/s | server CPU (cores) | datagrams per server CPU-s | vs Go | vs base |"
 echo "|---|---:|---:|---:|---:|---:|"
 for name in "${names[@]}"; do

@@ -417,3 +417,126 @@ fn send_batch(socket: &impl AsFd, batch: &SendBatch, from: usize) -> io::Result<
         None => Ok(0),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// Datagram `i` of a burst: its size varies, one is empty, one is
+    /// the largest IPv4 payload.
+    fn datagram(i: usize) -> Vec<u8> {
+        let len = match i {
+            5 => 0,
+            17 => MAX_DATAGRAM,
+            _ => (i * 37) % 500 + 1,
+        };
+        (0..len).map(|b| (b + i) as u8).collect()
+    }
+
+    async fn bound() -> UdpSocket {
+        UdpSocket::bind("127.0.0.1:0").await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_burst_is_received_in_batches_and_answered_in_one_send_each() {
+        let server = BatchSocket::new(bound().await).unwrap();
+        let to = server.local_addr().unwrap();
+        let (a, b) = (bound().await, bound().await);
+        // More than a batch, queued before the first receive, from two
+        // senders in turn.
+        const N: usize = BATCH + 8;
+        for i in 0..N {
+            let from = if i % 2 == 0 { &a } else { &b };
+            from.send_to(&datagram(i), to).await.unwrap();
+        }
+        let mut got = Vec::new();
+        let mut batch = RecvBatch::default();
+        let mut out = SendBatch::with_capacity(2 * RECV_BUF);
+        while got.len() < N {
+            let n = tokio::time::timeout(Duration::from_secs(5), server.recv(&mut batch))
+                .await
+                .expect("the burst arrives")
+                .unwrap();
+            assert!((1..=BATCH).contains(&n));
+            assert_eq!(n, batch.len());
+            for (datagram, from) in batch.iter() {
+                got.push((datagram.to_vec(), from));
+            }
+        }
+        for (i, (datagram, from)) in got.iter().enumerate() {
+            assert_eq!(datagram, &super::tests::datagram(i), "datagram {i}");
+            let sender = if i % 2 == 0 { &a } else { &b };
+            assert_eq!(*from, sender.local_addr().unwrap(), "datagram {i}");
+        }
+        // Answers: each datagram back to its sender, a batch per send.
+        let mut answered = 0;
+        for chunk in got.chunks(8) {
+            for (datagram, from) in chunk {
+                let start = out.buf_mut().len();
+                out.buf_mut().extend_from_slice(datagram);
+                out.push(start, *from);
+            }
+            let mut failed = 0;
+            answered += server.send(&out, |_, _| failed += 1).await;
+            assert_eq!(failed, 0);
+            out.clear();
+        }
+        assert_eq!(answered, N);
+        let mut buf = vec![0u8; RECV_BUF];
+        for i in 0..N {
+            let sender = if i % 2 == 0 { &a } else { &b };
+            let n = tokio::time::timeout(Duration::from_secs(5), sender.recv(&mut buf))
+                .await
+                .expect("the answer arrives")
+                .unwrap();
+            assert_eq!(buf[..n], datagram(i)[..], "answer {i}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_datagram_after_a_short_batch_still_wakes_the_receiver() {
+        let server = BatchSocket::new(bound().await).unwrap();
+        let to = server.local_addr().unwrap();
+        let client = bound().await;
+        let mut batch = RecvBatch::new(4);
+        for round in 0..3u8 {
+            // A short batch clears the readiness without seeing EAGAIN:
+            // the next datagram must raise it again.
+            client.send_to(&[round], to).await.unwrap();
+            let n = tokio::time::timeout(Duration::from_secs(5), server.recv(&mut batch))
+                .await
+                .expect("woken for the next datagram")
+                .unwrap();
+            assert_eq!(n, 1);
+            let (datagram, _) = batch.iter().next().unwrap();
+            assert_eq!(datagram, [round]);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_datagram_is_reported_and_the_rest_of_the_batch_goes() {
+        let server = BatchSocket::new(bound().await).unwrap();
+        let client = bound().await;
+        let mut out = SendBatch::with_capacity(4 * RECV_BUF);
+        for (i, len) in [3, MAX_DATAGRAM + 1, 5].into_iter().enumerate() {
+            let start = out.buf_mut().len();
+            out.buf_mut().resize(start + len, i as u8);
+            out.push(start, client.local_addr().unwrap());
+        }
+        let mut failed = Vec::new();
+        let sent = server
+            .send(&out, |i, err| failed.push((i, err.raw_os_error())))
+            .await;
+        assert_eq!(sent, 2);
+        assert_eq!(failed, [(1, Some(libc::EMSGSIZE))]);
+        let mut buf = [0u8; 16];
+        for expected in [&[0u8; 3][..], &[2u8; 5][..]] {
+            let n = tokio::time::timeout(Duration::from_secs(5), client.recv(&mut buf))
+                .await
+                .expect("the datagram arrives")
+                .unwrap();
+            assert_eq!(&buf[..n], expected);
+        }
+    }
+}
