@@ -3,6 +3,8 @@
 #   bench/peers/bin/echo-go     goroutine-per-connection TCP echo/discard server
 #   bench/peers/bin/echo-tokio  tokio task-per-connection TCP echo/discard server
 #   bench/peers/bin/proxy-load  SOCKS5 / HTTP CONNECT load driver (bench/proxy-compare.sh)
+#   bench/peers/bin/udp-echo-go one-goroutine UDP echo server (bench/udp-compare.sh)
+#   bench/peers/bin/udp-load    closed-loop UDP load generator (bench/udp-compare.sh)
 #
 # Offline and reproducible: uses the Debian golang-go toolchain as installed
 # (scripts/install-bench-deps.sh), never downloads a toolchain or a module.
@@ -28,6 +30,10 @@ export GOPATH="${GOPATH:-${TMPDIR:-/tmp}/netcrab-bench-gopath}"
 echo "build.sh: built $bin/echo-go ($(go version | awk '{print $3}'))" >&2
 (cd "$here/proxy-load" && go build -trimpath -o "$bin/proxy-load" .)
 echo "build.sh: built $bin/proxy-load" >&2
+for peer in udp-echo-go udp-load; do
+  (cd "$here/$peer" && go build -trimpath -o "$bin/$peer" .)
+  echo "build.sh: built $bin/$peer" >&2
+done
 
 root="$(cd "$here/../.." && pwd)"
 cargo build --release --locked --quiet --manifest-path "$root/bench/peers/echo-tokio/Cargo.toml" \

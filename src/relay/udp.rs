@@ -31,9 +31,12 @@
 //! so an idle session costs no buffer at all. A relay never queues: a
 //! datagram the kernel will not take at once (a full send buffer, an error)
 //! is dropped and counted, as a router would, and neither direction can
-//! stall the other or another client. The receive loops are where
-//! recvmmsg(2)/sendmmsg(2) batching goes ([`BATCH`] datagrams per wake-up
-//! now, one system call each).
+//! stall the other or another client. Both receive loops take what is
+//! waiting in one recvmmsg(2) ([`BATCH`] datagrams at most on the listening
+//! socket) and stop when a call comes back short, without the extra call
+//! that would only return `EAGAIN`. Sends stay one system call per
+//! datagram: the datagrams of one batch go to different sockets (up) or
+//! rarely to one client (down).
 //!
 //! # Faults
 //!
@@ -71,11 +74,11 @@ use crate::faults::control::FaultState;
 use crate::faults::{DatagramVerdict, Faults};
 use crate::pipe::Dir;
 use crate::transport::Source;
-use crate::transport::udp::RECV_BUF;
+use crate::transport::udp::{RecvBatch, recv_ready};
 
-/// Datagrams read per wake-up of a receive loop before it yields to other
-/// tasks (one `recv` each today; one recvmmsg(2) call with batching).
-pub const BATCH: usize = 32;
+/// Datagrams the listening socket's task reads per wake-up, in one
+/// recvmmsg(2), before it looks at its timers and other tasks run.
+pub const BATCH: usize = crate::transport::udp::BATCH;
 /// The most bytes held in delayed datagrams at once ([`Verdict::Delay`]);
 /// past it, a datagram to delay is dropped and counted.
 pub const MAX_DELAYED_BYTES: u64 = 16 << 20;
@@ -476,7 +479,7 @@ struct Relay<F: DatagramFilter> {
 impl<F: DatagramFilter> Relay<F> {
     /// Reads the listening socket and expires sessions until `shutdown`.
     async fn serve(&mut self, shutdown: &CancellationToken) {
-        let mut buf = vec![0u8; RECV_BUF];
+        let mut batch = RecvBatch::new(BATCH);
         let timer = tokio::time::sleep_until(Instant::now());
         tokio::pin!(timer);
         // The deadline the timer is set to; none while the table is empty.
@@ -501,16 +504,15 @@ impl<F: DatagramFilter> Relay<F> {
                         self.pause_after(err, shutdown).await;
                         continue;
                     }
-                    // recvmmsg(2) goes here: up to BATCH datagrams a call.
-                    for _ in 0..BATCH {
-                        match self.shared.listen.try_recv_from(&mut buf) {
-                            Ok((len, from)) => self.client_datagram(from, &buf[..len]),
-                            Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
-                            Err(err) => {
-                                self.pause_after(err, shutdown).await;
-                                break;
+                    // Up to BATCH datagrams in one recvmmsg(2); a short
+                    // batch clears the readiness (no EAGAIN round).
+                    match recv_ready(&self.shared.listen, &mut batch) {
+                        Ok(_) => {
+                            for (datagram, from) in batch.iter() {
+                                self.client_datagram(from, datagram);
                             }
                         }
+                        Err(err) => self.pause_after(err, shutdown).await,
                     }
                 }
             }
@@ -679,11 +681,15 @@ impl<F: DatagramFilter> Relay<F> {
 }
 
 thread_local! {
-    /// The receive buffer of the session tasks running on this thread:
+    /// The receive buffers of the session tasks running on this thread:
     /// borrowed between a socket's readiness and the send, never across an
     /// await, so sessions hold no buffer of their own.
-    static REPLY_BUF: RefCell<Vec<u8>> = RefCell::new(vec![0; RECV_BUF]);
+    static REPLY_BUF: RefCell<RecvBatch> = RefCell::new(RecvBatch::new(REPLY_BATCH));
 }
+
+/// Replies a session task takes per recvmmsg(2): a session's socket hears
+/// from one upstream only, so fewer than the listening socket's [`BATCH`].
+const REPLY_BATCH: usize = 8;
 
 /// A session's task: relays the upstream's replies to the client. With
 /// the relay draining, it ends after a reply.
@@ -718,27 +724,30 @@ async fn replies<F: DatagramFilter>(shared: Arc<Shared<F>>, session: Arc<Session
                 continue;
             }
         }
-        // recvmmsg(2)/sendmmsg(2) go here: a batch of replies a call.
-        let (replied, full) = REPLY_BUF.with(|buf| {
-            let mut buf = buf.borrow_mut();
-            let mut replied = false;
-            for _ in 0..BATCH {
-                match session.upstream.try_recv(&mut buf) {
-                    Ok(len) => {
-                        let stats = &session.stats;
-                        stats
-                            .last_active
-                            .store(shared.ticks(Instant::now()), Ordering::Relaxed);
-                        stats.awaiting_reply.store(false, Ordering::SeqCst);
-                        shared.pass(&session, Dir::Down, &buf[..len], Shared::<F>::send_down);
-                        replied = true;
-                    }
-                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => return (replied, false),
-                    // The pending error, if the receive took it first.
-                    Err(err) => shared.upstream_error(&session, err),
+        // A batch of replies in one recvmmsg(2); a short batch clears the
+        // readiness (no EAGAIN round).
+        let (replied, full) = REPLY_BUF.with(|batch| {
+            let mut batch = batch.borrow_mut();
+            let received = match recv_ready(&session.upstream, &mut batch) {
+                Ok(Some(n)) => n,
+                Ok(None) => return (false, false),
+                // The pending error, if the receive took it first.
+                Err(err) => {
+                    shared.upstream_error(&session, err);
+                    return (false, false);
                 }
+            };
+            let mut replied = false;
+            for (datagram, _) in batch.iter() {
+                let stats = &session.stats;
+                stats
+                    .last_active
+                    .store(shared.ticks(Instant::now()), Ordering::Relaxed);
+                stats.awaiting_reply.store(false, Ordering::SeqCst);
+                shared.pass(&session, Dir::Down, datagram, Shared::<F>::send_down);
+                replied = true;
             }
-            (replied, true)
+            (replied, received == batch.slots())
         });
         if replied && shared.draining.load(Ordering::SeqCst) {
             return;

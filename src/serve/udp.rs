@@ -3,13 +3,13 @@
 //!
 //! One task answers every client: each datagram is handled on its own and
 //! answered to the address it came from, so there is no per-client state to
-//! keep or to leak. With `--lines`, each line of a datagram gets its answer
+//! keep or to leak. Over UDP the task takes the datagrams waiting in a
+//! batch (recvmmsg(2)) and sends their answers in one batch (sendmmsg(2)). With `--lines`, each line of a datagram gets its answer
 //! and the answers go back together in one datagram; answers that would not
 //! fit in one ([`MAX_ANSWER_V4`], [`MAX_ANSWER_V6`]) are dropped and
 //! counted, and the answer buffer never grows past that. Nothing a peer
 //! sends stops the server: a receive or send error is logged and skipped.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -21,7 +21,7 @@ use super::service::{answer_parts, log_message};
 use crate::error::{Error, Result};
 use crate::transport::PeerAddr;
 use crate::transport::datagram::DatagramSocket;
-use crate::transport::udp::RECV_BUF;
+use crate::transport::udp::{BatchSocket, RECV_BUF, RecvBatch, SendBatch};
 
 /// What a datagram server did, reported when it stops.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -51,34 +51,152 @@ const OVERSIZE_LOG_EVERY: Duration = Duration::from_secs(10);
 /// `config.framing` applies within each datagram; the connection limit and
 /// the idle and drain timeouts do not apply to datagrams. A Unix datagram
 /// from an unnamed socket cannot be answered (counted as a send error).
+///
+/// The loop runs as a task of its own on the runtime (a worker thread of a
+/// multi-threaded runtime, not the caller's `block_on` thread, which every
+/// wake-up would otherwise cross to). On UDP it receives up to
+/// [`BATCH`](crate::transport::udp::BATCH) datagrams per recvmmsg(2) and
+/// sends their answers together per sendmmsg(2).
 pub async fn run(
     socket: impl Into<DatagramSocket>,
     config: ServeConfig,
     shutdown: CancellationToken,
 ) -> Result<DatagramReport> {
-    let socket = socket.into();
-    let config = Arc::new(config);
+    let task = match socket.into() {
+        DatagramSocket::Udp(socket) => {
+            let socket = BatchSocket::new(socket).map_err(|e| Error::io("serve udp", e))?;
+            tokio::spawn(serve_batched(socket, config, shutdown))
+        }
+        socket => tokio::spawn(serve_each(socket, config, shutdown)),
+    };
+    match task.await {
+        Ok(report) => Ok(report),
+        Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+        Err(err) => Err(Error::io("serve datagrams", std::io::Error::other(err))),
+    }
+}
+
+/// The UDP server: a batch of datagrams per receive, their answers in one
+/// send.
+async fn serve_batched(
+    socket: BatchSocket,
+    config: ServeConfig,
+    shutdown: CancellationToken,
+) -> DatagramReport {
+    let mut received = RecvBatch::default();
+    // Answers are built in place in the batch's buffer, which is never
+    // grown: it is sent before it has less room than an answer can take.
+    let mut out = SendBatch::with_capacity(SEND_BUF);
+    let mut report = DatagramReport::default();
+    let mut oversized = OversizeLog::default();
+    let cancelled = shutdown.cancelled();
+    tokio::pin!(cancelled);
+    loop {
+        let result = tokio::select! {
+            biased;
+            _ = &mut cancelled => break,
+            result = socket.recv(&mut received) => result,
+        };
+        if let Err(err) = result {
+            // A resource shortage: never fatal, and never a busy loop.
+            tracing::debug!("{}", Error::io("receive", err));
+            tokio::select! {
+                _ = tokio::time::sleep(RECV_ERROR_PAUSE) => {}
+                _ = &mut cancelled => break,
+            }
+            continue;
+        }
+        for (datagram, from) in received.iter() {
+            report.received += 1;
+            if out.room() < MAX_ANSWER_V6 || out.is_full() {
+                send_answers(&socket, &mut out, &mut report).await;
+            }
+            let peer = PeerAddr::Inet(from);
+            let max = if from.is_ipv4() {
+                MAX_ANSWER_V4
+            } else {
+                MAX_ANSWER_V6
+            };
+            let start = out.buf_mut().len();
+            match answer(datagram, &peer, &config, max, out.buf_mut()) {
+                Built::None => {}
+                Built::TooLarge => {
+                    out.buf_mut().truncate(start);
+                    report.oversized += 1;
+                    oversized.dropped(&peer, Instant::now());
+                }
+                Built::Ready => out.push(start, from),
+            }
+        }
+        send_answers(&socket, &mut out, &mut report).await;
+    }
+    oversized.flush();
+    report
+}
+
+/// Sends the answers in `out` (one sendmmsg(2) when all goes well), counts
+/// them, and empties it.
+async fn send_answers(socket: &BatchSocket, out: &mut SendBatch, report: &mut DatagramReport) {
+    if out.is_empty() {
+        return;
+    }
+    let mut errors = 0;
+    let sent = socket
+        .send(out, |i, err| {
+            errors += 1;
+            let Some((answer, to)) = out.get(i) else {
+                return;
+            };
+            let peer = PeerAddr::Inet(to);
+            if err.raw_os_error() == Some(libc::EMSGSIZE) {
+                tracing::info!(
+                    "{peer}: answer of {} bytes does not fit in a datagram; not sent",
+                    answer.len()
+                );
+            } else {
+                tracing::debug!("{peer}: {}", Error::io("send", err));
+            }
+        })
+        .await;
+    report.sent += sent as u64;
+    report.send_errors += errors;
+    out.clear();
+}
+
+/// The answers' buffer: room for two of the largest answers, so small ones
+/// go [`BATCH`](crate::transport::udp::BATCH) to a send.
+const SEND_BUF: usize = 2 * MAX_ANSWER_V6;
+
+/// The Unix datagram server: a datagram per receive, its answer per send.
+async fn serve_each(
+    socket: DatagramSocket,
+    config: ServeConfig,
+    shutdown: CancellationToken,
+) -> DatagramReport {
     let mut buf = vec![0u8; RECV_BUF];
     // At its bound from the start, never grown.
     let mut out = Vec::with_capacity(MAX_ANSWER_V6);
     let mut report = DatagramReport::default();
     let mut oversized = OversizeLog::default();
+    let cancelled = shutdown.cancelled();
+    tokio::pin!(cancelled);
     loop {
         let (len, from) = tokio::select! {
+            biased;
+            _ = &mut cancelled => break,
             received = socket.recv_from(&mut buf) => match received {
                 Ok(received) => received,
                 Err(err) => {
-                    // An ICMP error for an earlier answer, or a resource
-                    // shortage: never fatal, and never a busy loop.
+                    // A resource shortage: never fatal, and never a busy
+                    // loop.
                     tracing::debug!("{}", Error::io("receive", err));
                     tokio::select! {
                         _ = tokio::time::sleep(RECV_ERROR_PAUSE) => {}
-                        _ = shutdown.cancelled() => break,
+                        _ = &mut cancelled => break,
                     }
                     continue;
                 }
             },
-            _ = shutdown.cancelled() => break,
         };
         report.received += 1;
         let peer = from.to_peer_addr();
@@ -113,7 +231,7 @@ pub async fn run(
         }
     }
     oversized.flush();
-    Ok(report)
+    report
 }
 
 /// Whether a datagram has an answer.
@@ -127,8 +245,9 @@ enum Built {
     TooLarge,
 }
 
-/// Puts the answer to one datagram into `out` (empty on entry), never past
-/// `max` bytes. An empty datagram is echoed as an empty datagram.
+/// Appends the answer to one datagram to `out`, never more than `max`
+/// bytes of it (on [`Built::TooLarge`], what was appended is left for the
+/// caller to cut). An empty datagram is echoed as an empty datagram.
 fn answer(
     datagram: &[u8],
     peer: &PeerAddr,
@@ -136,9 +255,10 @@ fn answer(
     max: usize,
     out: &mut Vec<u8>,
 ) -> Built {
-    // Appends `parts` unless that takes `out` past `max`.
+    let start = out.len();
+    // Appends `parts` unless that takes the answer past `max`.
     let append = |out: &mut Vec<u8>, parts: [&[u8]; 2]| {
-        if out.len() + parts[0].len() + parts[1].len() > max {
+        if out.len() - start + parts[0].len() + parts[1].len() > max {
             return false;
         }
         out.extend_from_slice(parts[0]);
@@ -180,7 +300,7 @@ fn answer(
                     return Built::TooLarge;
                 }
             }
-            if out.is_empty() {
+            if out.len() == start {
                 Built::None
             } else {
                 Built::Ready

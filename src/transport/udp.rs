@@ -1,11 +1,17 @@
-//! UDP sockets: a bound socket for `serve`, a connected one for `connect`.
+//! UDP sockets: a bound socket for `serve`, a connected one for `connect`,
+//! and [`BatchSocket`], which receives and sends many datagrams per system
+//! call (recvmmsg(2), sendmmsg(2)) for the server and the relay.
 //!
 //! UDP is not a byte stream, so it has no place in [`Stream`](super::Stream):
 //! the datagram server lives in [`serve::udp`](crate::serve::udp) and the
 //! datagram client in [`connect`](crate::connect), both on these sockets.
 
+use std::io::{self, IoSliceMut};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::AsFd;
+use std::sync::OnceLock;
 
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
 use super::ConnectOptions;
@@ -80,4 +86,457 @@ fn unspecified_for(addr: SocketAddr) -> SocketAddr {
         IpAddr::V6(Ipv6Addr::UNSPECIFIED)
     };
     SocketAddr::new(ip, 0)
+}
+
+/// Datagrams one [`BatchSocket`] call receives or sends at most: quinn-udp's
+/// own batch (more per recvmmsg(2) is cut to it).
+pub const BATCH: usize = 32;
+
+/// A UDP socket that receives up to [`BATCH`] datagrams per recvmmsg(2)
+/// (through quinn-udp) and sends a [`SendBatch`] per sendmmsg(2) (through
+/// rustix), on the tokio runtime.
+///
+/// Receiving reads until a call returns fewer datagrams than it could take
+/// (the queue is then empty) and stops there, without the extra call that
+/// would return `EAGAIN`: readiness is cleared on that evidence (a datagram
+/// arriving later raises a new edge-triggered event, so none is missed).
+#[derive(Debug)]
+pub struct BatchSocket {
+    socket: UdpSocket,
+}
+
+/// Buffers for receiving a batch of datagrams: slots of [`RECV_BUF`] bytes
+/// (address space; memory is touched only as datagrams fill it), and what
+/// the last receive put in each.
+///
+/// The sockets keep their options: quinn-udp's receive state, which would
+/// turn on QUIC's (don't-fragment, packet-info and ECN control messages,
+/// GRO) for the socket it is built on, is built once on a scratch socket
+/// instead, so a server's large answers still fragment as before and every
+/// datagram arrives alone (GRO would only coalesce a peer's GSO bursts, and
+/// each datagram gets its own answer anyway).
+pub struct RecvBatch {
+    buf: Vec<u8>,
+    meta: Vec<quinn_udp::RecvMeta>,
+    len: usize,
+}
+
+impl std::fmt::Debug for RecvBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecvBatch")
+            .field("slots", &self.meta.len())
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+impl Default for RecvBatch {
+    /// [`BATCH`] slots.
+    fn default() -> RecvBatch {
+        RecvBatch::new(BATCH)
+    }
+}
+
+/// quinn-udp's receive state, built once on a scratch socket (see
+/// [`RecvBatch`]); receiving does not depend on the socket it was built on.
+fn recv_state() -> io::Result<&'static quinn_udp::UdpSocketState> {
+    static STATE: OnceLock<quinn_udp::UdpSocketState> = OnceLock::new();
+    if let Some(state) = STATE.get() {
+        return Ok(state);
+    }
+    let scratch =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM.cloexec(), None)?;
+    let state = quinn_udp::UdpSocketState::new((&scratch).into())?;
+    Ok(STATE.get_or_init(|| state))
+}
+
+impl RecvBatch {
+    /// Buffers for `slots` datagrams a call (1 to [`BATCH`]).
+    pub fn new(slots: usize) -> RecvBatch {
+        let slots = slots.clamp(1, BATCH);
+        RecvBatch {
+            // Zeroed memory (calloc): pages are mapped only when written.
+            buf: vec![0u8; slots * RECV_BUF],
+            meta: vec![quinn_udp::RecvMeta::default(); slots],
+            len: 0,
+        }
+    }
+
+    /// The most datagrams one receive takes.
+    pub fn slots(&self) -> usize {
+        self.meta.len()
+    }
+
+    /// One non-blocking recvmmsg(2) on `socket`: how many buffers it filled
+    /// (fewer than [`slots`](Self::slots): the queue is now empty).
+    /// `WouldBlock` when nothing was waiting.
+    pub fn recv(&mut self, socket: &impl AsFd) -> io::Result<usize> {
+        self.len = 0;
+        let state = recv_state()?;
+        let mut slots = self.buf.chunks_mut(RECV_BUF);
+        let mut iovs: [IoSliceMut<'_>; BATCH] =
+            std::array::from_fn(|_| IoSliceMut::new(slots.next().unwrap_or(&mut [])));
+        let n = self.meta.len();
+        let got = state.recv(socket.into(), &mut iovs[..n], &mut self.meta)?;
+        self.len = got;
+        Ok(got)
+    }
+
+    /// The datagrams of the last receive, in order, with their senders.
+    /// A buffer the kernel coalesced (GRO) is split back into datagrams.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], SocketAddr)> + '_ {
+        self.meta[..self.len]
+            .iter()
+            .enumerate()
+            .flat_map(move |(i, meta)| {
+                let slot = &self.buf[i * RECV_BUF..][..meta.len.min(RECV_BUF)];
+                let stride = if meta.stride == 0 {
+                    slot.len().max(1)
+                } else {
+                    meta.stride
+                };
+                // An empty datagram is one datagram, not none.
+                let empty = slot.is_empty().then_some(&slot[..0]);
+                slot.chunks(stride)
+                    .chain(empty)
+                    .map(move |datagram| (datagram, meta.addr))
+            })
+    }
+
+    /// How many buffers the last receive filled.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the last receive filled none.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// Datagrams to send in one sendmmsg(2): their bytes, one after the other
+/// in a buffer whose capacity is fixed at creation, and their destinations.
+#[derive(Debug)]
+pub struct SendBatch {
+    buf: Vec<u8>,
+    /// (start, end, destination) of each datagram in `buf`.
+    msgs: Vec<(usize, usize, SocketAddr)>,
+}
+
+impl SendBatch {
+    /// A batch whose buffer holds `capacity` bytes (never grown: callers
+    /// check [`SendBatch::room`] before writing).
+    pub fn with_capacity(capacity: usize) -> SendBatch {
+        SendBatch {
+            buf: Vec::with_capacity(capacity),
+            msgs: Vec::with_capacity(BATCH),
+        }
+    }
+
+    /// The buffer to append the next datagram's bytes to; then
+    /// [`SendBatch::push`] it, or truncate the buffer back to drop it.
+    pub fn buf_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.buf
+    }
+
+    /// Makes the bytes appended since the buffer was `start` long a
+    /// datagram to `to`.
+    pub fn push(&mut self, start: usize, to: SocketAddr) {
+        self.msgs.push((start, self.buf.len(), to));
+    }
+
+    /// Bytes that can still be appended without growing the buffer.
+    pub fn room(&self) -> usize {
+        self.buf.capacity() - self.buf.len()
+    }
+
+    /// Whether the batch holds as many datagrams as one call sends.
+    pub fn is_full(&self) -> bool {
+        self.msgs.len() >= BATCH
+    }
+
+    /// Datagrams in the batch.
+    pub fn len(&self) -> usize {
+        self.msgs.len()
+    }
+
+    /// Whether the batch holds no datagram.
+    pub fn is_empty(&self) -> bool {
+        self.msgs.is_empty()
+    }
+
+    /// Datagram `i` and its destination.
+    pub fn get(&self, i: usize) -> Option<(&[u8], SocketAddr)> {
+        self.msgs
+            .get(i)
+            .map(|&(start, end, to)| (&self.buf[start..end], to))
+    }
+
+    /// Empties the batch (its buffer keeps its capacity).
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.msgs.clear();
+    }
+}
+
+impl BatchSocket {
+    /// Takes over a bound tokio UDP socket.
+    pub fn new(socket: UdpSocket) -> io::Result<BatchSocket> {
+        recv_state()?;
+        Ok(BatchSocket { socket })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.socket.local_addr()
+    }
+
+    /// Waits for datagrams and receives up to [`RecvBatch::slots`] of them
+    /// into `batch` (read them with [`RecvBatch::iter`]). Cancel-safe:
+    /// nothing is received unless it returns.
+    pub async fn recv(&self, batch: &mut RecvBatch) -> io::Result<usize> {
+        loop {
+            self.socket.readable().await?;
+            if let Some(n) = recv_ready(&self.socket, batch)? {
+                return Ok(n);
+            }
+        }
+    }
+
+    /// Sends every datagram of `batch`, waiting while the send buffer is
+    /// full. A datagram the kernel refuses is reported to `failed` with its
+    /// index in the batch and skipped; the rest are still sent. Returns how
+    /// many were sent.
+    pub async fn send(&self, batch: &SendBatch, mut failed: impl FnMut(usize, io::Error)) -> usize {
+        let mut next = 0;
+        let mut sent = 0;
+        while next < batch.len() {
+            // Optimistic: readiness is consulted only once the kernel said
+            // the buffer is full.
+            let result = match send_batch(&self.socket, batch, next) {
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    match self.socket.writable().await {
+                        // WouldBlock again clears the readiness: the next
+                        // round waits for a new writable edge.
+                        Ok(()) => self
+                            .socket
+                            .try_io(Interest::WRITABLE, || send_batch(&self.socket, batch, next)),
+                        Err(err) => {
+                            for i in next..batch.len() {
+                                failed(i, io::Error::new(err.kind(), err.to_string()));
+                            }
+                            break;
+                        }
+                    }
+                }
+                result => result,
+            };
+            match result {
+                Ok(n) => {
+                    next += n.max(1);
+                    sent += n;
+                }
+                Err(err)
+                    if matches!(
+                        err.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) => {}
+                Err(err) => {
+                    // The datagram at `next` failed; the ones before it went.
+                    failed(next, err);
+                    next += 1;
+                }
+            }
+        }
+        sent
+    }
+}
+
+/// One recvmmsg(2) into `batch` on `socket`, which tokio saw readable:
+/// `Some(n)` datagrams, or `None` when the readiness was stale. Tokio's
+/// readiness is cleared when the call shows the queue empty (fewer
+/// datagrams than slots: the kernel stopped at `EAGAIN`), so the caller
+/// waits for the next datagram without first calling again to see
+/// `EAGAIN` itself. A datagram arriving later raises a new edge-triggered
+/// event, so none is missed.
+pub fn recv_ready(socket: &UdpSocket, batch: &mut RecvBatch) -> io::Result<Option<usize>> {
+    let mut drained = None;
+    let result = socket.try_io(Interest::READABLE, || {
+        let n = batch.recv(socket)?;
+        if n < batch.slots() {
+            drained = Some(n);
+            // Tokio clears readiness on WouldBlock.
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        Ok(n)
+    });
+    match result {
+        Ok(n) => Ok(Some(n)),
+        Err(err) if err.kind() == io::ErrorKind::WouldBlock => Ok(drained),
+        Err(err) => Err(err),
+    }
+}
+
+/// One sendmmsg(2) of `batch`'s datagrams from `from` on: how many went.
+#[cfg(target_os = "linux")]
+fn send_batch(socket: &impl AsFd, batch: &SendBatch, from: usize) -> io::Result<usize> {
+    use rustix::net::{MMsgHdr, SendAncillaryBuffer, SendFlags, SocketAddrAny};
+    let msgs = &batch.msgs[from..];
+    let addrs: Vec<SocketAddrAny> = msgs.iter().map(|&(_, _, to)| to.into()).collect();
+    let iovs: Vec<io::IoSlice<'_>> = msgs
+        .iter()
+        .map(|&(start, end, _)| io::IoSlice::new(&batch.buf[start..end]))
+        .collect();
+    let mut controls: Vec<SendAncillaryBuffer<'_, '_, '_>> = msgs
+        .iter()
+        .map(|_| SendAncillaryBuffer::default())
+        .collect();
+    let mut hdrs: Vec<MMsgHdr<'_>> = addrs
+        .iter()
+        .zip(&iovs)
+        .zip(controls.iter_mut())
+        .map(|((addr, iov), control)| {
+            MMsgHdr::new_with_addr(addr, std::slice::from_ref(iov), control)
+        })
+        .collect();
+    Ok(rustix::net::sendmmsg(
+        socket,
+        &mut hdrs,
+        SendFlags::empty(),
+    )?)
+}
+
+/// One datagram of `batch` (at `from`) per call where there is no
+/// sendmmsg(2).
+#[cfg(not(target_os = "linux"))]
+fn send_batch(socket: &impl AsFd, batch: &SendBatch, from: usize) -> io::Result<usize> {
+    match batch.get(from) {
+        Some((datagram, to)) => socket2::SockRef::from(socket)
+            .send_to(datagram, &to.into())
+            .map(|_| 1),
+        None => Ok(0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// Datagram `i` of a burst: its size varies, one is empty, one is
+    /// the largest IPv4 payload.
+    fn datagram(i: usize) -> Vec<u8> {
+        let len = match i {
+            5 => 0,
+            17 => MAX_DATAGRAM,
+            _ => (i * 37) % 500 + 1,
+        };
+        (0..len).map(|b| (b + i) as u8).collect()
+    }
+
+    async fn bound() -> UdpSocket {
+        UdpSocket::bind("127.0.0.1:0").await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_burst_is_received_in_batches_and_answered_in_one_send_each() {
+        let server = BatchSocket::new(bound().await).unwrap();
+        let to = server.local_addr().unwrap();
+        let (a, b) = (bound().await, bound().await);
+        // More than a batch, queued before the first receive, from two
+        // senders in turn.
+        const N: usize = BATCH + 8;
+        for i in 0..N {
+            let from = if i % 2 == 0 { &a } else { &b };
+            from.send_to(&datagram(i), to).await.unwrap();
+        }
+        let mut got = Vec::new();
+        let mut batch = RecvBatch::default();
+        let mut out = SendBatch::with_capacity(2 * RECV_BUF);
+        while got.len() < N {
+            let n = tokio::time::timeout(Duration::from_secs(5), server.recv(&mut batch))
+                .await
+                .expect("the burst arrives")
+                .unwrap();
+            assert!((1..=BATCH).contains(&n));
+            assert_eq!(n, batch.len());
+            for (datagram, from) in batch.iter() {
+                got.push((datagram.to_vec(), from));
+            }
+        }
+        for (i, (datagram, from)) in got.iter().enumerate() {
+            assert_eq!(datagram, &super::tests::datagram(i), "datagram {i}");
+            let sender = if i % 2 == 0 { &a } else { &b };
+            assert_eq!(*from, sender.local_addr().unwrap(), "datagram {i}");
+        }
+        // Answers: each datagram back to its sender, a batch per send.
+        let mut answered = 0;
+        for chunk in got.chunks(8) {
+            for (datagram, from) in chunk {
+                let start = out.buf_mut().len();
+                out.buf_mut().extend_from_slice(datagram);
+                out.push(start, *from);
+            }
+            let mut failed = 0;
+            answered += server.send(&out, |_, _| failed += 1).await;
+            assert_eq!(failed, 0);
+            out.clear();
+        }
+        assert_eq!(answered, N);
+        let mut buf = vec![0u8; RECV_BUF];
+        for i in 0..N {
+            let sender = if i % 2 == 0 { &a } else { &b };
+            let n = tokio::time::timeout(Duration::from_secs(5), sender.recv(&mut buf))
+                .await
+                .expect("the answer arrives")
+                .unwrap();
+            assert_eq!(buf[..n], datagram(i)[..], "answer {i}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_datagram_after_a_short_batch_still_wakes_the_receiver() {
+        let server = BatchSocket::new(bound().await).unwrap();
+        let to = server.local_addr().unwrap();
+        let client = bound().await;
+        let mut batch = RecvBatch::new(4);
+        for round in 0..3u8 {
+            // A short batch clears the readiness without seeing EAGAIN:
+            // the next datagram must raise it again.
+            client.send_to(&[round], to).await.unwrap();
+            let n = tokio::time::timeout(Duration::from_secs(5), server.recv(&mut batch))
+                .await
+                .expect("woken for the next datagram")
+                .unwrap();
+            assert_eq!(n, 1);
+            let (datagram, _) = batch.iter().next().unwrap();
+            assert_eq!(datagram, [round]);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_datagram_is_reported_and_the_rest_of_the_batch_goes() {
+        let server = BatchSocket::new(bound().await).unwrap();
+        let client = bound().await;
+        let mut out = SendBatch::with_capacity(4 * RECV_BUF);
+        for (i, len) in [3, MAX_DATAGRAM + 1, 5].into_iter().enumerate() {
+            let start = out.buf_mut().len();
+            out.buf_mut().resize(start + len, i as u8);
+            out.push(start, client.local_addr().unwrap());
+        }
+        let mut failed = Vec::new();
+        let sent = server
+            .send(&out, |i, err| failed.push((i, err.raw_os_error())))
+            .await;
+        assert_eq!(sent, 2);
+        assert_eq!(failed, [(1, Some(libc::EMSGSIZE))]);
+        let mut buf = [0u8; 16];
+        for expected in [&[0u8; 3][..], &[2u8; 5][..]] {
+            let n = tokio::time::timeout(Duration::from_secs(5), client.recv(&mut buf))
+                .await
+                .expect("the datagram arrives")
+                .unwrap();
+            assert_eq!(&buf[..n], expected);
+        }
+    }
 }

@@ -1,0 +1,3 @@
+module udpechogo
+
+go 1.19

@@ -1,0 +1,3 @@
+module udpload
+
+go 1.19
