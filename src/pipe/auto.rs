@@ -12,11 +12,12 @@
 //! bulk never touches a pipe (no `pipe2`, no `F_SETPIPE_SZ`, no
 //! `FIONREAD`), and an idle one holds neither a buffer nor a pipe.
 //!
-//! The calls are plain `read(2)` and `write(2)`, through rustix's direct
+//! The calls are plain `read(2)` and `send(2)`, through rustix's direct
 //! system calls (no libc wrapper and its cancellation-point bookkeeping).
-//! A write to a peer that has gone raises `SIGPIPE`, as splice(2) does:
-//! Rust programs ignore it (the runtime sets it to `SIG_IGN` before
-//! `main`), so the write fails with `EPIPE` instead.
+//! `send` carries `MSG_NOSIGNAL`, so a write to a peer that has gone fails
+//! with `EPIPE` even in a program that does not ignore `SIGPIPE` (the
+//! splice phase relies on Rust programs ignoring it, as the runtime does
+//! before `main`: splice(2) has no such flag).
 //!
 //! No read is made only to learn that a socket is empty: a `read` that
 //! returns less than the buffer's size has drained the socket (the kernel
@@ -201,7 +202,7 @@ async fn write_all(
         let len = data.len();
         let mut short = None;
         let result = dst.try_io(Interest::WRITABLE, || {
-            let n = rustix::io::write(dst, data)?;
+            let n = rustix::net::send(dst, data, rustix::net::SendFlags::NOSIGNAL)?;
             if n > 0 && n < len {
                 // The send buffer is full: clear the readiness.
                 short = Some(n);
