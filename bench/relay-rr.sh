@@ -9,7 +9,7 @@
 #
 # Usage: bench/relay-rr.sh [SECONDS_PER_RUN] [ROUNDS]   (default 4 s, 5 rounds)
 #   NETCRAB=path (default target/release/netcrab, built first)
-#   BASELINE=path (default /work/base-netcrab; empty to leave it out)
+#   BASELINE=path (default /work/base-netcrab if present; empty to leave it out)
 #   GEN=path: the load generator and the echo upstream (default: the
 #     baseline, else NETCRAB), the same binary for every relay
 #   RR_CONNS=50 RR_SIZE=512 CHURN_CONNS=10 CHURN_SIZE=64
@@ -33,7 +33,8 @@ RR_CONNS=${RR_CONNS:-50}
 RR_SIZE=${RR_SIZE:-512}
 CHURN_CONNS=${CHURN_CONNS:-10}
 CHURN_SIZE=${CHURN_SIZE:-64}
-BASELINE=${BASELINE-/work/base-netcrab}
+if [[ -z ${BASELINE+set} ]] && [[ -x /work/base-netcrab ]]; then BASELINE=/work/base-netcrab; fi
+BASELINE=${BASELINE:-}
 NGINX_MODULE=${NGINX_MODULE:-/usr/lib/nginx/modules/ngx_stream_module.so}
 
 if [[ -z ${NETCRAB:-} ]]; then

@@ -7,7 +7,7 @@
 #
 # Usage: bench/udp-compare.sh [SECONDS_PER_ROUND] [ROUNDS]   (default 4 s, 5 rounds)
 #   NETCRAB=PATH   the netcrab under test   (default target/release/netcrab, built here)
-#   BASE=PATH      the baseline netcrab     (default /work/base-netcrab; "" to skip)
+#   BASE=PATH      the baseline netcrab     (default /work/base-netcrab if present; "" to skip)
 #   SENDERS=8 SIZE=64                        the load
 #   MODE=relay     compare UDP relays instead: `netcrab relay udp://... udp://ECHO`
 #                  (both netcrabs) and `socat UDP-LISTEN:P,fork,reuseaddr UDP:ECHO`
@@ -30,7 +30,8 @@ secs=${1:-4}
 rounds=${2:-5}
 senders=${SENDERS:-8}
 size=${SIZE:-64}
-base=${BASE-/work/base-netcrab}
+if [[ -z ${BASE+set} ]] && [[ -x /work/base-netcrab ]]; then BASE=/work/base-netcrab; fi
+base=${BASE:-}
 
 if [[ -z ${NETCRAB:-} ]]; then
   cargo build --release --quiet
