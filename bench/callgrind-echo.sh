@@ -8,6 +8,7 @@
 #
 # Usage: bench/callgrind-echo.sh SERVER_BINARY [CLIENT_BINARY]
 # Knobs (environment): N1=2000 N2=12000 CONNS=50 SIZE=512 ROUNDS=2
+#   IDLE_TIMEOUT=0 (the server's --idle-timeout; 5m is serve's default)
 #   OUT=target/callgrind-echo SERVER_ARGS="--metrics 127.0.0.1:0" (more
 #   serve flags, split on spaces) BENCH_ARGS="--churn" (more bench flags:
 #   with --churn every request is a new connection, so the slope is the
@@ -37,7 +38,7 @@ ir() {
   read -r -a extra <<<"${SERVER_ARGS:-}"
   read -r -a bench_extra <<<"${BENCH_ARGS:-}"
   valgrind --tool=callgrind --callgrind-out-file="$cg" \
-    "$SERVER" serve 127.0.0.1:0 --echo -q --idle-timeout 0 --port-file "$pf" "${extra[@]}" 2>"$OUT/valgrind.log" &
+    "$SERVER" serve 127.0.0.1:0 --echo -q --idle-timeout "${IDLE_TIMEOUT:-0}" --port-file "$pf" "${extra[@]}" 2>"$OUT/valgrind.log" &
   local pid=$!
   local port
   port=$(wait_port_file "$pf" 60)
