@@ -393,7 +393,11 @@ async fn connect_and_relay<O: Observer>(
         config.upstream
     );
     let what = format!("connect to {}", config.upstream);
-    let connected = retry(&config.retry, &what, |attempt| {
+    // Boxed: connecting (retries, Happy Eyeballs, layers) is ~3 KB of
+    // state needed only until the upstream answers; inline, every
+    // connection's task would keep its room for the whole connection (and
+    // spawning would copy it).
+    let connected = Box::pin(retry(&config.retry, &what, |attempt| {
         tracing::debug!("{what} (attempt {attempt}) for {}", log.client);
         let connecting = connector.connect();
         async move {
@@ -402,7 +406,7 @@ async fn connect_and_relay<O: Observer>(
             attempt.outcome = result.as_ref().map(|_| ()).map_err(Error::kind);
             result
         }
-    })
+    }))
     .await;
     let mut upstream = match connected {
         Ok(upstream) => upstream,
@@ -543,9 +547,18 @@ pub(crate) async fn relay(
                 None => pipe::transfer(&mut client, &mut upstream, splice, traffic)
                     .await
                     .map(|()| None),
+                // Boxed: the fault layer's state (delay queue, pacer) is
+                // ~4.6 KB, and every relayed connection's task would carry
+                // it inline, faults or not.
                 Some(faults) => {
-                    pipe::transfer_with_faults(&mut client, &mut upstream, splice, traffic, faults)
-                        .await
+                    Box::pin(pipe::transfer_with_faults(
+                        &mut client,
+                        &mut upstream,
+                        splice,
+                        traffic,
+                        faults,
+                    ))
+                    .await
                 }
             }
         };
@@ -642,5 +655,39 @@ mod tests {
             End::Idle(Duration::from_secs(600)).to_string(),
             "idle timeout (nothing moved for 10m0s)"
         );
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+    use crate::service::{Deadlines, NoObserver, Service as _};
+    use crate::transport::{PeerAddr, Stream};
+    use tokio_util::sync::CancellationToken;
+
+    /// Every relayed connection's task is this future: 7,784 bytes in a
+    /// test build while connecting upstream and the fault layer sat in it
+    /// inline (each connection kept their room, and spawning copied it),
+    /// 2,720 since both are boxed.
+    #[tokio::test]
+    async fn the_connection_future_stays_small() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let conn = Conn::new(
+            Stream::Tcp(client),
+            PeerAddr::Inet(addr),
+            CancellationToken::new(),
+            Deadlines::idle(None),
+            None,
+            NoObserver,
+        );
+        let upstream: Endpoint = format!("tcp://{addr}").parse().unwrap();
+        let future = RelayService::new(RelayConfig::new(upstream))
+            .unwrap()
+            .serve(conn);
+        let size = std::mem::size_of_val(&future);
+        eprintln!("relay connection future: {size} bytes");
+        assert!(size <= 3072, "{size} bytes");
     }
 }
