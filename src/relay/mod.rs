@@ -661,7 +661,7 @@ mod tests {
 #[cfg(test)]
 mod size_tests {
     use super::*;
-    use crate::service::{Deadlines, NoObserver, Service as _};
+    use crate::service::{Deadlines, NoObserver};
     use crate::transport::{PeerAddr, Stream};
     use tokio_util::sync::CancellationToken;
 
