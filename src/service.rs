@@ -278,6 +278,25 @@ impl<O> Conn<O> {
     }
 }
 
+/// A connection over a fresh loopback TCP socket, no deadlines and no
+/// observer: for tests that need a [`Conn`] to hand a service (such as the
+/// guards on each service's future size); its peer is the listener's
+/// address.
+#[cfg(test)]
+pub(crate) async fn loopback_conn() -> Conn<NoObserver> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let client = tokio::net::TcpStream::connect(addr).await.unwrap();
+    Conn::new(
+        Stream::Tcp(client),
+        PeerAddr::Inet(addr),
+        CancellationToken::new(),
+        Deadlines::idle(None),
+        None,
+        NoObserver,
+    )
+}
+
 /// What a service that reports its state keeps of a [`Conn`] besides the
 /// stream: the shutdown token and the progress clock, with the protocol
 /// between them (see [`idle`](ConnState::idle)). Split from the stream so a

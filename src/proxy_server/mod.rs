@@ -820,9 +820,6 @@ mod tests {
 #[cfg(test)]
 mod size_tests {
     use super::*;
-    use crate::service::{Deadlines, NoObserver};
-    use crate::transport::{PeerAddr, Stream};
-    use tokio_util::sync::CancellationToken;
 
     /// Every tunnel's task is this future: 3,184 bytes in a test build
     /// since the relay boxes its fault layer (6,504 before). Boxing the
@@ -830,17 +827,7 @@ mod size_tests {
     /// the relay itself and the close line's state.
     #[tokio::test]
     async fn the_connection_future_stays_small() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let client = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let conn = Conn::new(
-            Stream::Tcp(client),
-            PeerAddr::Inet(addr),
-            CancellationToken::new(),
-            Deadlines::idle(None),
-            None,
-            NoObserver,
-        );
+        let conn = crate::service::loopback_conn().await;
         let future = ProxyService::new(ProxyConfig::default()).serve(conn);
         let size = std::mem::size_of_val(&future);
         eprintln!("proxy connection future: {size} bytes");

@@ -661,9 +661,6 @@ mod tests {
 #[cfg(test)]
 mod size_tests {
     use super::*;
-    use crate::service::{Deadlines, NoObserver};
-    use crate::transport::{PeerAddr, Stream};
-    use tokio_util::sync::CancellationToken;
 
     /// Every relayed connection's task is this future: 7,784 bytes in a
     /// test build while connecting upstream and the fault layer sat in it
@@ -671,18 +668,9 @@ mod size_tests {
     /// 2,720 since both are boxed.
     #[tokio::test]
     async fn the_connection_future_stays_small() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let client = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let conn = Conn::new(
-            Stream::Tcp(client),
-            PeerAddr::Inet(addr),
-            CancellationToken::new(),
-            Deadlines::idle(None),
-            None,
-            NoObserver,
-        );
-        let upstream: Endpoint = format!("tcp://{addr}").parse().unwrap();
+        let conn = crate::service::loopback_conn().await;
+        // Never connected: only the future's size is measured.
+        let upstream: Endpoint = "tcp://127.0.0.1:9".parse().unwrap();
         let future = RelayService::new(RelayConfig::new(upstream))
             .unwrap()
             .serve(conn);

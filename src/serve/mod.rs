@@ -114,8 +114,7 @@ impl crate::service::Service for ServeService {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::service::{Deadlines, NoObserver, Service as _};
-    use crate::transport::{PeerAddr, Stream};
+    use crate::service::Service as _;
 
     /// What every open connection costs is this future: keep it small
     /// (544 bytes in a test build when the service seam came, 536 before;
@@ -125,17 +124,7 @@ mod tests {
     /// jemalloc's 512-byte class, past it 640 or 768.
     #[tokio::test]
     async fn the_connection_future_stays_small() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let client = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let conn = Conn::new(
-            Stream::Tcp(client),
-            PeerAddr::Inet(addr),
-            CancellationToken::new(),
-            Deadlines::idle(None),
-            None,
-            NoObserver,
-        );
+        let conn = crate::service::loopback_conn().await;
         let future = ServeService::new(ServeConfig::default()).serve(conn);
         let size = std::mem::size_of_val(&future);
         eprintln!("connection future: {size} bytes");
