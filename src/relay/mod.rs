@@ -119,7 +119,22 @@ pub async fn run(
 #[derive(Debug, Clone)]
 pub struct RelayService {
     config: Arc<RelayConfig>,
-    connector: Arc<Connector>,
+    upstream: Arc<Upstream>,
+}
+
+/// What every connection needs to know of the upstream, worked out once:
+/// its connector and the words its log lines use.
+#[derive(Debug)]
+struct Upstream {
+    connector: Connector,
+    /// How close lines name it: the endpoint, with the address it resolved
+    /// to when that is known in advance and says more.
+    label: String,
+    /// The retry's description: `connect to <endpoint>`.
+    what: String,
+    /// The peer's address when the endpoint is a literal one
+    /// ([`literal_upstream`]): no getpeername(2) per connection to learn it.
+    literal: Option<std::net::SocketAddr>,
 }
 
 impl RelayService {
@@ -127,10 +142,23 @@ impl RelayService {
     /// upstream's connector is made here, once (TLS trust store, client
     /// certificate): a bad upstream option fails here, before serving.
     pub fn new(config: RelayConfig) -> Result<RelayService> {
-        let connector = Arc::new(Connector::new(&config.upstream, &config.connect)?);
+        let connector = Connector::new(&config.upstream, &config.connect)?;
+        let literal = literal_upstream(&config);
+        let mut label = config.upstream.to_string();
+        if let Some(addr) = literal
+            && addr.to_string() != label
+        {
+            label = format!("{label} ({addr})");
+        }
+        let upstream = Upstream {
+            connector,
+            label,
+            what: format!("connect to {}", config.upstream),
+            literal,
+        };
         Ok(RelayService {
             config: Arc::new(config),
-            connector,
+            upstream: Arc::new(upstream),
         })
     }
 }
@@ -140,8 +168,8 @@ impl Service for RelayService {
         if let Some(transcript) = &self.config.transcript {
             conn.stream = transcript.wrap(conn.stream, &conn.peer);
         }
-        let (config, connector) = (self.config.clone(), self.connector.clone());
-        async move { handle(conn, &config, &connector).await }
+        let (config, upstream) = (self.config.clone(), self.upstream.clone());
+        async move { handle(conn, &config, &upstream).await }
     }
 }
 
@@ -365,7 +393,7 @@ impl Drop for CloseLog {
 
 /// Relays one accepted connection to its end, logs how it ended and
 /// tells the observer.
-async fn handle<O: Observer>(conn: Conn<O>, config: &RelayConfig, connector: &Connector) {
+async fn handle<O: Observer>(conn: Conn<O>, config: &RelayConfig, upstream: &Upstream) {
     let Conn {
         stream: client,
         peer,
@@ -373,8 +401,8 @@ async fn handle<O: Observer>(conn: Conn<O>, config: &RelayConfig, connector: &Co
         observer,
         ..
     } = conn;
-    let mut log = CloseLog::new(peer, config.upstream.to_string());
-    connect_and_relay(client, &mut log, deadlines, config, connector, &observer).await;
+    let mut log = CloseLog::new(peer, upstream.label.clone());
+    connect_and_relay(client, &mut log, deadlines, config, upstream, &observer).await;
     log.report(&observer);
 }
 
@@ -384,7 +412,7 @@ async fn connect_and_relay<O: Observer>(
     log: &mut CloseLog,
     deadlines: crate::service::Deadlines,
     config: &RelayConfig,
-    connector: &Connector,
+    target: &Upstream,
     observer: &O,
 ) {
     tracing::debug!(
@@ -392,14 +420,14 @@ async fn connect_and_relay<O: Observer>(
         log.client,
         config.upstream
     );
-    let what = format!("connect to {}", config.upstream);
+    let what = &target.what;
     // Boxed: connecting (retries, Happy Eyeballs, layers) is ~3 KB of
     // state needed only until the upstream answers; inline, every
     // connection's task would keep its room for the whole connection (and
     // spawning would copy it).
-    let connected = Box::pin(retry(&config.retry, &what, |attempt| {
+    let connected = Box::pin(retry(&config.retry, what, |attempt| {
         tracing::debug!("{what} (attempt {attempt}) for {}", log.client);
-        let connecting = connector.connect();
+        let connecting = target.connector.connect();
         async move {
             let mut attempt = Attempt::new(observer);
             let result = connecting.await;
@@ -416,12 +444,11 @@ async fn connect_and_relay<O: Observer>(
             return;
         }
     };
-    // A literal address is the peer itself: no getpeername(2) to learn it.
-    let peer = match literal_upstream(config) {
-        Some(addr) => Ok(PeerAddr::Inet(addr)),
-        None => upstream.peer_addr(),
-    };
-    if let Ok(addr) = peer {
+    // A literal address is the peer itself, already in the label: no
+    // getpeername(2) to learn it.
+    if target.literal.is_none()
+        && let Ok(addr) = upstream.peer_addr()
+    {
         let addr = addr.to_string();
         if addr != log.upstream {
             log.upstream = format!("{} ({addr})", log.upstream);
@@ -637,6 +664,24 @@ mod tests {
             .chain
             .push(crate::proxy::ProxyUrl::parse("socks5://127.0.0.1:1080").unwrap());
         assert_eq!(literal_upstream(&proxied), None);
+    }
+
+    /// The close line's name for the upstream and the retry's words are
+    /// worked out once, as each connection used to work them out.
+    #[test]
+    fn the_upstream_is_described_once() {
+        let upstream = |s: &str| {
+            let service = RelayService::new(RelayConfig::new(s.parse().unwrap())).unwrap();
+            let u = &service.upstream;
+            (u.label.clone(), u.what.clone(), u.literal)
+        };
+        let (label, what, literal) = upstream("127.0.0.1:9");
+        assert_eq!(label, "127.0.0.1:9");
+        assert_eq!(what, "connect to 127.0.0.1:9");
+        assert_eq!(literal, Some("127.0.0.1:9".parse().unwrap()));
+        // A name is resolved per connection: its address is added then.
+        let (label, _, literal) = upstream("localhost:9");
+        assert_eq!((label.as_str(), literal), ("localhost:9", None));
     }
 
     #[test]
