@@ -18,15 +18,24 @@ fn relay(upstream: &str, args: &[&str]) -> Server {
 /// Sends `data` from a thread (ignoring a failure: the relay may reset
 /// us), half-closes, and reads until EOF or an error: what was read and
 /// the error.
+///
+/// A reset is reported whichever thread met it: the kernel hands a
+/// connection's pending `ECONNRESET` to the first call that asks, so when
+/// the reset lands while the sender is writing, the sender gets the error
+/// and the reader then sees only the end of the stream.
 fn exchange(stream: TcpStream, data: Vec<u8>) -> (Vec<u8>, Option<std::io::Error>) {
     let mut writer = stream.try_clone().expect("clone");
     let sender = std::thread::spawn(move || {
-        let _ = writer.write_all(&data);
+        let sent = writer.write_all(&data);
         let _ = writer.shutdown(Shutdown::Write);
+        sent.err()
     });
     let (got, err) = read_until_end(stream);
-    sender.join().expect("sender");
-    (got, err)
+    let send_err = sender.join().expect("sender");
+    match (err, send_err) {
+        (None, Some(e)) if e.kind() == ErrorKind::ConnectionReset => (got, Some(e)),
+        (err, _) => (got, err),
+    }
 }
 
 /// Reads until EOF or an error.
