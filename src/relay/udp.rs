@@ -656,6 +656,9 @@ impl<F: DatagramFilter> Relay<F> {
                 waiting.push(slot);
             } else {
                 slot.task.abort();
+                // A task in the middle of a poll finishes that poll: a reply
+                // it has sent is counted before the session's counts are read.
+                let _ = slot.task.await;
                 sessions.push((slot.session, SessionEnd::Shutdown));
             }
         }
