@@ -7,6 +7,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -54,7 +55,7 @@ pub fn run_with_input(args: &[&str], input: Vec<u8>) -> Output {
 /// Lines a child printed on stderr, collected by a thread, with a condition
 /// variable to wait on.
 #[derive(Clone, Default)]
-pub struct Lines(Arc<(Mutex<Vec<String>>, Condvar)>);
+pub struct Lines(Arc<(Mutex<Vec<String>>, Condvar)>, Arc<AtomicBool>);
 
 impl Lines {
     /// Collects `reader` line by line in a background thread.
@@ -68,8 +69,28 @@ impl Lines {
                 lock.lock().expect("lines lock").push(line);
                 cvar.notify_all();
             }
+            let (lock, cvar) = &*sink.0;
+            let _held = lock.lock().expect("lines lock");
+            sink.1.store(true, Ordering::SeqCst);
+            cvar.notify_all();
         });
         lines
+    }
+
+    /// Waits, at most `limit`, until the pipe is closed: every line the
+    /// child wrote has been collected. Returns whether it was.
+    pub fn wait_for_eof(&self, limit: Duration) -> bool {
+        let (lock, cvar) = &*self.0;
+        let deadline = Instant::now() + limit;
+        let mut lines = lock.lock().expect("lines lock");
+        while !self.1.load(Ordering::SeqCst) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            lines = cvar.wait_timeout(lines, left).expect("lines lock").0;
+        }
+        true
     }
 
     /// Waits until a line contains `needle` and returns it; panics after
@@ -164,6 +185,9 @@ impl Proc {
         let deadline = Instant::now() + PATIENCE;
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
+                // The last lines may still be on their way to the collecting
+                // thread. (Bounded: a grandchild may hold the pipe open.)
+                self.stderr.wait_for_eof(Duration::from_secs(5));
                 return status;
             }
             assert!(
