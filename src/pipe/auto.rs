@@ -30,7 +30,7 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll, Waker, ready};
 
 use socket2::SockRef;
 use tokio::io::Interest;
@@ -66,6 +66,7 @@ pub(super) fn relay<'a>(
         traffic,
         up: Way::Copy(Copying::new(true)),
         down: Way::Copy(Copying::new(true)),
+        waker: None,
     }
 }
 
@@ -78,6 +79,10 @@ pub(crate) struct Relay<'a> {
     traffic: &'a Traffic,
     up: Way<'a>,
     down: Way<'a>,
+    /// The waker the sockets' readiness holds: while it is the task's, a
+    /// direction that is waiting to read is left alone until its socket
+    /// turns readable (see [`Copying::waiting`]).
+    waker: Option<Waker>,
 }
 
 impl Future for Relay<'_> {
@@ -85,13 +90,31 @@ impl Future for Relay<'_> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
+        let same_waker = this.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker()));
+        if !same_waker {
+            this.waker = Some(cx.waker().clone());
+        }
         let up = this
             .up
-            .poll(cx, this.client, this.upstream, Dir::Up, this.traffic)
+            .poll(
+                cx,
+                same_waker,
+                this.client,
+                this.upstream,
+                Dir::Up,
+                this.traffic,
+            )
             .map_err(|e| e.blame(Dir::Up))?;
         let down = this
             .down
-            .poll(cx, this.upstream, this.client, Dir::Down, this.traffic)
+            .poll(
+                cx,
+                same_waker,
+                this.upstream,
+                this.client,
+                Dir::Down,
+                this.traffic,
+            )
             .map_err(|e| e.blame(Dir::Down))?;
         if up.is_ready() && down.is_ready() {
             Poll::Ready(Ok(()))
@@ -116,9 +139,11 @@ enum Way<'a> {
 
 impl<'a> Way<'a> {
     /// Moves what can be moved now; `Ready(Ok)` once the direction ended.
+    /// `same_waker`: the task's waker is the one given last time.
     fn poll(
         &mut self,
         cx: &mut Context<'_>,
+        same_waker: bool,
         src: &'a TcpStream,
         dst: &'a TcpStream,
         dir: Dir,
@@ -131,28 +156,36 @@ impl<'a> Way<'a> {
         loop {
             match self {
                 Way::Done => return Poll::Ready(Ok(())),
-                Way::Copy(copying) => match ready!(copying.poll(cx, src, dst, dir, traffic))? {
-                    Copied::Ended => *self = Way::Done,
-                    Copied::Bulk => match Pipe::take() {
-                        Ok(pipe) => {
-                            tracing::debug!("{way}: bulk traffic, splicing from here");
-                            *self = Way::Splice(Box::pin(async move {
-                                let spliced =
-                                    splice::one_way(src, dst, &pipe, dir, traffic, Some(DEMOTE))
-                                        .await?;
-                                // Ended cleanly or gone small: the pipe is
-                                // empty (checked again before reuse). A
-                                // failed direction's pipe is closed.
-                                pipe.give_back();
-                                Ok(spliced)
-                            }));
-                        }
-                        Err(err) => {
-                            tracing::debug!("splice pipe: {err}; copying in user space");
-                            copying.detect_bulk = false;
-                        }
-                    },
-                },
+                Way::Copy(copying) => {
+                    match ready!(copying.poll(cx, same_waker, src, dst, dir, traffic))? {
+                        Copied::Ended => *self = Way::Done,
+                        Copied::Bulk => match Pipe::take() {
+                            Ok(pipe) => {
+                                tracing::debug!("{way}: bulk traffic, splicing from here");
+                                *self = Way::Splice(Box::pin(async move {
+                                    let spliced = splice::one_way(
+                                        src,
+                                        dst,
+                                        &pipe,
+                                        dir,
+                                        traffic,
+                                        Some(DEMOTE),
+                                    )
+                                    .await?;
+                                    // Ended cleanly or gone small: the pipe is
+                                    // empty (checked again before reuse). A
+                                    // failed direction's pipe is closed.
+                                    pipe.give_back();
+                                    Ok(spliced)
+                                }));
+                            }
+                            Err(err) => {
+                                tracing::debug!("splice pipe: {err}; copying in user space");
+                                copying.detect_bulk = false;
+                            }
+                        },
+                    }
+                }
                 Way::Splice(spliced) => match ready!(spliced.as_mut().poll(cx))? {
                     Spliced::Ended => *self = Way::Done,
                     Spliced::Small => {
@@ -184,6 +217,11 @@ struct Copying {
     detect_bulk: bool,
     /// A message read and not yet all written.
     held: Option<Held>,
+    /// The source's readiness said "not readable" and holds the task's
+    /// waker: until it turns readable (one atomic load to check, no lock),
+    /// polling it again would only register the same waker again. Cleared
+    /// when the task's waker changes.
+    waiting: bool,
 }
 
 /// `buf[pos..len]` is still to be written.
@@ -202,6 +240,7 @@ impl Copying {
             full_reads: 0,
             detect_bulk,
             held: None,
+            waiting: false,
         }
     }
 
@@ -211,11 +250,17 @@ impl Copying {
     fn poll(
         &mut self,
         cx: &mut Context<'_>,
+        same_waker: bool,
         src: &TcpStream,
         dst: &TcpStream,
         dir: Dir,
         traffic: &Traffic,
     ) -> Poll<Result<Copied, DirError>> {
+        // Woken for the other direction (or a timer): nothing new here.
+        if self.waiting && same_waker && !may_be_readable(src) {
+            return Poll::Pending;
+        }
+        self.waiting = false;
         loop {
             if let Some(held) = &mut self.held {
                 ready!(held.poll_write(cx, dst, dir, traffic))?;
@@ -231,11 +276,16 @@ impl Copying {
                     self.full_reads = 0;
                 }
             }
+            // Nothing to read: wait without holding a buffer.
+            if let Poll::Ready(ready) = src.poll_read_ready(cx) {
+                ready.map_err(DirError::Read)?;
+            } else {
+                self.waiting = true;
+                return Poll::Pending;
+            }
             // Messages one after another without waiting: a task's budget
             // per poll, as tokio's own I/O keeps (yields when it is spent).
             let budget = ready!(coop::poll_proceed(cx));
-            // Nothing to read: wait without holding a buffer.
-            ready!(src.poll_read_ready(cx)).map_err(DirError::Read)?;
             let mut buf = SMALL.take();
             match read(src, &mut buf) {
                 Ok(0) => {
@@ -307,6 +357,12 @@ impl Held {
         }
         Poll::Ready(Ok(()))
     }
+}
+
+/// Whether `src`'s readiness says it may be readable (or closed, or
+/// failed): no system call, no lock.
+fn may_be_readable(src: &TcpStream) -> bool {
+    src.try_io(Interest::READABLE, || Ok(())).is_ok()
 }
 
 /// One `read` into `buf` if the socket may be readable. A short read
