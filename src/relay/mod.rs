@@ -825,6 +825,6 @@ mod size_tests {
             .serve(conn);
         let size = std::mem::size_of_val(&future);
         eprintln!("relay connection future: {size} bytes");
-        assert!(size <= 3072, "{size} bytes");
+        assert!(size <= 2048, "{size} bytes");
     }
 }
