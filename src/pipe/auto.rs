@@ -548,6 +548,30 @@ mod tests {
         assert_eq!((traffic.up(), traffic.down()), (2_000_020, 21));
     }
 
+    /// A relay first polled with another waker (moved between tasks, or
+    /// polled inside a combinator) registers this task's waker again: the
+    /// directions that were waiting to read are not left to the old one.
+    #[tokio::test]
+    async fn a_relay_polled_with_another_waker_still_wakes_this_task() {
+        let (mut client_end, client) = pair().await;
+        let (upstream, mut upstream_end) = pair().await;
+        let traffic = Traffic::new();
+        let mut relay = relay(&client, &upstream, &traffic);
+        let mut other = Context::from_waker(Waker::noop());
+        assert!(Pin::new(&mut relay).poll(&mut other).is_pending());
+        let limit = std::time::Duration::from_secs(5);
+        let (result, ()) = tokio::join!(tokio::time::timeout(limit, relay), async {
+            client_end.write_all(b"ping").await.unwrap();
+            let mut got = [0u8; 4];
+            upstream_end.read_exact(&mut got).await.unwrap();
+            assert_eq!(&got, b"ping");
+            client_end.shutdown().await.unwrap();
+            upstream_end.shutdown().await.unwrap();
+        });
+        result.expect("the relay was never woken").unwrap();
+        assert_eq!((traffic.up(), traffic.down()), (4, 0));
+    }
+
     #[tokio::test]
     async fn a_reset_is_blamed_on_the_side_that_reset() {
         let (_client_end, client) = pair().await;
