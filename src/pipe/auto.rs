@@ -27,13 +27,17 @@
 //! (The splice phase cannot do this: a short splice may mean a full pipe
 //! rather than an empty socket, so it confirms with one more splice.)
 
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker, ready};
 
 use socket2::SockRef;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
+use tokio::task::coop;
 
-use super::buffers::SMALL;
+use super::buffers::{Buf, SMALL};
 use super::copy::DirError;
 use super::splice::{self, Demote, Pipe, Spliced};
 use super::{Dir, Fault, Traffic};
@@ -42,31 +46,156 @@ use super::{Dir, Fault, Traffic};
 /// moves on to splice(2).
 pub(super) const BULK_READS: u32 = 2;
 
+/// When a spliced direction goes back to copying: after 8 splices in a
+/// row of less than the copy buffer each.
+const DEMOTE: Demote = Demote {
+    below: 16 * 1024,
+    after: 8,
+};
+
 /// Relays between two TCP streams until both directions have ended, or
 /// until either side fails.
-pub(super) async fn relay(
-    client: &TcpStream,
-    upstream: &TcpStream,
-    traffic: &Traffic,
-) -> Result<(), Fault> {
-    let up = one_way(client, upstream, Dir::Up, traffic);
-    let down = one_way(upstream, client, Dir::Down, traffic);
-    tokio::pin!(up, down);
-    let (mut up_done, mut down_done) = (false, false);
-    while !(up_done && down_done) {
-        tokio::select! {
-            biased;
-            result = &mut up, if !up_done => {
-                result.map_err(|e| e.blame(Dir::Up))?;
-                up_done = true;
-            }
-            result = &mut down, if !down_done => {
-                result.map_err(|e| e.blame(Dir::Down))?;
-                down_done = true;
+pub(super) fn relay<'a>(
+    client: &'a TcpStream,
+    upstream: &'a TcpStream,
+    traffic: &'a Traffic,
+) -> Relay<'a> {
+    Relay {
+        client,
+        upstream,
+        traffic,
+        up: Way::Copy(Copying::new(true)),
+        down: Way::Copy(Copying::new(true)),
+        waker: None,
+    }
+}
+
+/// [`relay`]'s future: one hand-written state machine drives both
+/// directions (no nested `async` blocks, no `select!`), so a message costs
+/// one poll of it, one `read` and one `send`.
+pub(crate) struct Relay<'a> {
+    client: &'a TcpStream,
+    upstream: &'a TcpStream,
+    traffic: &'a Traffic,
+    up: Way<'a>,
+    down: Way<'a>,
+    /// The waker the sockets' readiness holds: while it is the task's, a
+    /// direction that is waiting to read is left alone until its socket
+    /// turns readable (see [`Copying::waiting`]).
+    waker: Option<Waker>,
+}
+
+impl Future for Relay<'_> {
+    type Output = Result<(), Fault>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let same_waker = this.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker()));
+        if !same_waker {
+            this.waker = Some(cx.waker().clone());
+        }
+        let up = this
+            .up
+            .poll(
+                cx,
+                same_waker,
+                this.client,
+                this.upstream,
+                Dir::Up,
+                this.traffic,
+            )
+            .map_err(|e| e.blame(Dir::Up))?;
+        let down = this
+            .down
+            .poll(
+                cx,
+                same_waker,
+                this.upstream,
+                this.client,
+                Dir::Down,
+                this.traffic,
+            )
+            .map_err(|e| e.blame(Dir::Down))?;
+        if up.is_ready() && down.is_ready() {
+            Poll::Ready(Ok(()))
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+/// One direction: copied while its messages are small, spliced while it
+/// is bulk; at the source's end of stream, the destination's writing is
+/// shut down (half-close).
+enum Way<'a> {
+    /// Copying through a pooled buffer.
+    Copy(Copying),
+    /// Bulk: splicing through a pipe of the thread's pool. Boxed, as it is
+    /// rare and its state is larger than the rest of the connection's.
+    Splice(Pin<Box<dyn Future<Output = Result<Spliced, DirError>> + Send + 'a>>),
+    /// The source ended and the destination was shut down.
+    Done,
+}
+
+impl<'a> Way<'a> {
+    /// Moves what can be moved now; `Ready(Ok)` once the direction ended.
+    /// `same_waker`: the task's waker is the one given last time.
+    fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+        same_waker: bool,
+        src: &'a TcpStream,
+        dst: &'a TcpStream,
+        dir: Dir,
+        traffic: &'a Traffic,
+    ) -> Poll<Result<(), DirError>> {
+        let way = match dir {
+            Dir::Up => "client to upstream",
+            Dir::Down => "upstream to client",
+        };
+        loop {
+            match self {
+                Way::Done => return Poll::Ready(Ok(())),
+                Way::Copy(copying) => {
+                    match ready!(copying.poll(cx, same_waker, src, dst, dir, traffic))? {
+                        Copied::Ended => *self = Way::Done,
+                        Copied::Bulk => match Pipe::take() {
+                            Ok(pipe) => {
+                                tracing::debug!("{way}: bulk traffic, splicing from here");
+                                *self = Way::Splice(Box::pin(async move {
+                                    let spliced = splice::one_way(
+                                        src,
+                                        dst,
+                                        &pipe,
+                                        dir,
+                                        traffic,
+                                        Some(DEMOTE),
+                                    )
+                                    .await?;
+                                    // Ended cleanly or gone small: the pipe is
+                                    // empty (checked again before reuse). A
+                                    // failed direction's pipe is closed.
+                                    pipe.give_back();
+                                    Ok(spliced)
+                                }));
+                            }
+                            Err(err) => {
+                                tracing::debug!("splice pipe: {err}; copying in user space");
+                                copying.detect_bulk = false;
+                            }
+                        },
+                    }
+                }
+                Way::Splice(spliced) => match ready!(spliced.as_mut().poll(cx))? {
+                    Spliced::Ended => *self = Way::Done,
+                    Spliced::Small => {
+                        tracing::debug!("{way}: small messages again, copying");
+                        *self = Way::Copy(Copying::new(true));
+                    }
+                },
             }
         }
     }
-    Ok(())
 }
 
 /// How a direction's copy phase ended.
@@ -77,94 +206,163 @@ enum Copied {
     Bulk,
 }
 
-/// When a spliced direction goes back to copying: after 8 splices in a
-/// row of less than the copy buffer each.
-const DEMOTE: Demote = Demote {
-    below: 16 * 1024,
-    after: 8,
-};
+/// A direction's copy phase: reads into a pooled buffer and writes it all
+/// out before reading again. The buffer is held only while a message is
+/// in flight, so an idle direction holds none.
+struct Copying {
+    /// Reads that filled the buffer, in a row.
+    full_reads: u32,
+    /// Whether to stop for splice(2) once the traffic is bulk (off when no
+    /// pipe could be had).
+    detect_bulk: bool,
+    /// A message read and not yet all written.
+    held: Option<Held>,
+    /// The source's readiness said "not readable" and holds the task's
+    /// waker: until it turns readable (one atomic load to check, no lock),
+    /// polling it again would only register the same waker again. Cleared
+    /// when the task's waker changes.
+    waiting: bool,
+}
 
-/// One direction: copied while its messages are small, spliced while it
-/// is bulk; at `src`'s end of stream, `dst`'s writing is shut down
-/// (half-close).
-async fn one_way(
-    src: &TcpStream,
-    dst: &TcpStream,
-    dir: Dir,
-    traffic: &Traffic,
-) -> Result<(), DirError> {
-    let way = match dir {
-        Dir::Up => "client to upstream",
-        Dir::Down => "upstream to client",
-    };
-    loop {
-        if let Copied::Ended = copy(src, dst, dir, traffic, true).await? {
-            return Ok(());
+/// `buf[pos..len]` is still to be written.
+struct Held {
+    buf: Buf,
+    pos: usize,
+    len: usize,
+    /// The destination was waited for: the clock moves on when it takes
+    /// the rest.
+    waited: bool,
+}
+
+impl Copying {
+    fn new(detect_bulk: bool) -> Copying {
+        Copying {
+            full_reads: 0,
+            detect_bulk,
+            held: None,
+            waiting: false,
         }
-        let pipe = match Pipe::take() {
-            Ok(pipe) => pipe,
-            Err(err) => {
-                tracing::debug!("splice pipe: {err}; copying in user space");
-                copy(src, dst, dir, traffic, false).await?;
-                return Ok(());
+    }
+
+    /// Copies until the source ends (then shuts the destination down), or,
+    /// when detecting bulk, until the traffic turns bulk; `Pending` while
+    /// the source is empty or the destination full.
+    fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+        same_waker: bool,
+        src: &TcpStream,
+        dst: &TcpStream,
+        dir: Dir,
+        traffic: &Traffic,
+    ) -> Poll<Result<Copied, DirError>> {
+        // Woken for the other direction (or a timer): nothing new here.
+        if self.waiting && same_waker && !may_be_readable(src) {
+            return Poll::Pending;
+        }
+        self.waiting = false;
+        loop {
+            if let Some(held) = &mut self.held {
+                ready!(held.poll_write(cx, dst, dir, traffic))?;
+                let full = held.len == held.buf.len();
+                // Written: the buffer goes back to the pool.
+                self.held = None;
+                if full {
+                    self.full_reads += 1;
+                    if self.detect_bulk && self.full_reads >= BULK_READS {
+                        return Poll::Ready(Ok(Copied::Bulk));
+                    }
+                } else {
+                    self.full_reads = 0;
+                }
             }
-        };
-        tracing::debug!("{way}: bulk traffic, splicing from here");
-        let spliced = splice::one_way(src, dst, &pipe, dir, traffic, Some(DEMOTE)).await?;
-        // Ended cleanly or gone small: the pipe is empty (checked again
-        // before reuse).
-        pipe.give_back();
-        if spliced == Spliced::Ended {
-            return Ok(());
+            // Nothing to read: wait without holding a buffer.
+            if let Poll::Ready(ready) = src.poll_read_ready(cx) {
+                ready.map_err(DirError::Read)?;
+            } else {
+                self.waiting = true;
+                return Poll::Pending;
+            }
+            // Messages one after another without waiting: a task's budget
+            // per poll, as tokio's own I/O keeps (yields when it is spent).
+            let budget = ready!(coop::poll_proceed(cx));
+            let mut buf = SMALL.take();
+            match read(src, &mut buf) {
+                Ok(0) => {
+                    drop(buf);
+                    shutdown(dst)?;
+                    return Poll::Ready(Ok(Copied::Ended));
+                }
+                Ok(n) => {
+                    budget.made_progress();
+                    traffic.touch();
+                    self.held = Some(Held {
+                        buf,
+                        pos: 0,
+                        len: n,
+                        waited: false,
+                    });
+                }
+                // Readiness was stale (now cleared): poll it again.
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                Err(err) => return Poll::Ready(Err(DirError::Read(err))),
+            }
         }
-        tracing::debug!("{way}: small messages again, copying");
     }
 }
 
-/// Copies `src` to `dst` through a pooled buffer until `src` ends (then
-/// shuts `dst` down), or, when `detect_bulk`, until the traffic turns
-/// bulk. The buffer is held only while a message is in flight.
-async fn copy(
-    src: &TcpStream,
-    dst: &TcpStream,
-    dir: Dir,
-    traffic: &Traffic,
-    detect_bulk: bool,
-) -> Result<Copied, DirError> {
-    let mut full_reads = 0;
-    loop {
-        let mut buf = SMALL.take();
-        let n = loop {
-            match read(src, &mut buf) {
-                Ok(n) => break n,
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                    // Nothing to read: wait without holding the buffer.
-                    drop(buf);
-                    src.readable().await.map_err(DirError::Read)?;
-                    buf = SMALL.take();
+impl Held {
+    /// Writes the rest to `dst`, `Pending` while its send buffer is full.
+    fn poll_write(
+        &mut self,
+        cx: &mut Context<'_>,
+        dst: &TcpStream,
+        dir: Dir,
+        traffic: &Traffic,
+    ) -> Poll<Result<(), DirError>> {
+        while self.pos < self.len {
+            let data = &self.buf[self.pos..self.len];
+            let len = data.len();
+            let mut short = None;
+            let result = dst.try_io(Interest::WRITABLE, || {
+                let n = rustix::net::send(dst, data, rustix::net::SendFlags::NOSIGNAL)?;
+                if n > 0 && n < len {
+                    // The send buffer is full: clear the readiness.
+                    short = Some(n);
+                    return Err(io::ErrorKind::WouldBlock.into());
                 }
-                Err(err) => return Err(DirError::Read(err)),
+                Ok(n)
+            });
+            let sent = match (result, short) {
+                (_, Some(n)) => n,
+                (Ok(0), None) => {
+                    return Poll::Ready(Err(DirError::Write(io::ErrorKind::WriteZero.into())));
+                }
+                (Ok(n), None) => n,
+                (Err(err), None) if err.kind() == io::ErrorKind::WouldBlock => {
+                    ready!(dst.poll_write_ready(cx)).map_err(DirError::Write)?;
+                    self.waited = true;
+                    continue;
+                }
+                (Err(err), None) => return Poll::Ready(Err(DirError::Write(err))),
+            };
+            // The read just before was touched: a send made at once moves
+            // the clock no further.
+            if self.waited {
+                traffic.add(dir, sent);
+            } else {
+                traffic.count(dir, sent);
             }
-        };
-        if n == 0 {
-            drop(buf);
-            shutdown(dst)?;
-            return Ok(Copied::Ended);
+            self.pos += sent;
         }
-        traffic.touch();
-        write_all(dst, &buf[..n], dir, traffic).await?;
-        if n < buf.len() {
-            full_reads = 0;
-        } else {
-            full_reads += 1;
-            if detect_bulk && full_reads >= BULK_READS {
-                return Ok(Copied::Bulk);
-            }
-        }
-        drop(buf);
-        // Messages one after another without waiting: let other tasks run.
-        tokio::task::consume_budget().await;
+        Poll::Ready(Ok(()))
     }
+}
+
+/// Whether `src`'s readiness says it may be readable (or closed, or
+/// failed): no system call, no lock.
+fn may_be_readable(src: &TcpStream) -> bool {
+    src.try_io(Interest::READABLE, || Ok(())).is_ok()
 }
 
 /// One `read` into `buf` if the socket may be readable. A short read
@@ -186,49 +384,6 @@ fn read(src: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
         (_, Some(n)) => Ok(n),
         (result, None) => result,
     }
-}
-
-/// Writes all of `data` to `dst`, sleeping while its send buffer is full.
-async fn write_all(
-    dst: &TcpStream,
-    mut data: &[u8],
-    dir: Dir,
-    traffic: &Traffic,
-) -> Result<(), DirError> {
-    // The read just before was touched: a send made at once moves the
-    // clock no further.
-    let mut waited = false;
-    while !data.is_empty() {
-        let len = data.len();
-        let mut short = None;
-        let result = dst.try_io(Interest::WRITABLE, || {
-            let n = rustix::net::send(dst, data, rustix::net::SendFlags::NOSIGNAL)?;
-            if n > 0 && n < len {
-                // The send buffer is full: clear the readiness.
-                short = Some(n);
-                return Err(io::ErrorKind::WouldBlock.into());
-            }
-            Ok(n)
-        });
-        let sent = match (result, short) {
-            (_, Some(n)) => n,
-            (Ok(0), None) => return Err(DirError::Write(io::ErrorKind::WriteZero.into())),
-            (Ok(n), None) => n,
-            (Err(err), None) if err.kind() == io::ErrorKind::WouldBlock => {
-                dst.writable().await.map_err(DirError::Write)?;
-                waited = true;
-                continue;
-            }
-            (Err(err), None) => return Err(DirError::Write(err)),
-        };
-        if waited {
-            traffic.add(dir, sent);
-        } else {
-            traffic.count(dir, sent);
-        }
-        data = &data[sent..];
-    }
-    Ok(())
 }
 
 /// Shuts `dst`'s writing down: its peer reads end of stream, and can still
@@ -391,6 +546,30 @@ mod tests {
         );
         assert_eq!(during.1, during.0 + 1, "and gave it back");
         assert_eq!((traffic.up(), traffic.down()), (2_000_020, 21));
+    }
+
+    /// A relay first polled with another waker (moved between tasks, or
+    /// polled inside a combinator) registers this task's waker again: the
+    /// directions that were waiting to read are not left to the old one.
+    #[tokio::test]
+    async fn a_relay_polled_with_another_waker_still_wakes_this_task() {
+        let (mut client_end, client) = pair().await;
+        let (upstream, mut upstream_end) = pair().await;
+        let traffic = Traffic::new();
+        let mut relay = relay(&client, &upstream, &traffic);
+        let mut other = Context::from_waker(Waker::noop());
+        assert!(Pin::new(&mut relay).poll(&mut other).is_pending());
+        let limit = std::time::Duration::from_secs(5);
+        let (result, ()) = tokio::join!(tokio::time::timeout(limit, relay), async {
+            client_end.write_all(b"ping").await.unwrap();
+            let mut got = [0u8; 4];
+            upstream_end.read_exact(&mut got).await.unwrap();
+            assert_eq!(&got, b"ping");
+            client_end.shutdown().await.unwrap();
+            upstream_end.shutdown().await.unwrap();
+        });
+        result.expect("the relay was never woken").unwrap();
+        assert_eq!((traffic.up(), traffic.down()), (4, 0));
     }
 
     #[tokio::test]

@@ -13,7 +13,7 @@
 //! pool ([`buffers`](super::buffers)), so an idle relayed connection costs
 //! no buffer memory and a message costs no allocation.
 
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
@@ -160,23 +160,53 @@ where
 
 /// Relays between `client` and `upstream` until both directions have
 /// ended, or until either side fails.
-pub(super) async fn relay<A, B>(
-    client: &mut A,
-    upstream: &mut B,
-    traffic: &Traffic,
-) -> Result<(), Fault>
+pub(super) fn relay<'a, A, B>(
+    client: &'a mut A,
+    upstream: &'a mut B,
+    traffic: &'a Traffic,
+) -> Relay<'a, A, B>
 where
     A: AsyncRead + AsyncWrite + Unpin + ?Sized,
     B: AsyncRead + AsyncWrite + Unpin + ?Sized,
 {
-    let mut up = Direction::new(Dir::Up);
-    let mut down = Direction::new(Dir::Down);
-    poll_fn(|cx| {
+    Relay {
+        client,
+        upstream,
+        traffic,
+        up: Direction::new(Dir::Up),
+        down: Direction::new(Dir::Down),
+    }
+}
+
+/// [`relay`]'s future: both directions, polled in turn.
+pub(crate) struct Relay<'a, A: ?Sized, B: ?Sized> {
+    client: &'a mut A,
+    upstream: &'a mut B,
+    traffic: &'a Traffic,
+    up: Direction,
+    down: Direction,
+}
+
+impl<A, B> Future for Relay<'_, A, B>
+where
+    A: AsyncRead + AsyncWrite + Unpin + ?Sized,
+    B: AsyncRead + AsyncWrite + Unpin + ?Sized,
+{
+    type Output = Result<(), Fault>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Relay {
+            client,
+            upstream,
+            traffic,
+            up,
+            down,
+        } = self.get_mut();
         if !up.done
             && let Poll::Ready(result) = up.poll_copy(
                 cx,
-                Pin::new(&mut *client),
-                Pin::new(&mut *upstream),
+                Pin::new(&mut **client),
+                Pin::new(&mut **upstream),
                 traffic,
             )
         {
@@ -185,8 +215,8 @@ where
         if !down.done
             && let Poll::Ready(result) = down.poll_copy(
                 cx,
-                Pin::new(&mut *upstream),
-                Pin::new(&mut *client),
+                Pin::new(&mut **upstream),
+                Pin::new(&mut **client),
                 traffic,
             )
         {
@@ -197,8 +227,7 @@ where
         } else {
             Poll::Pending
         }
-    })
-    .await
+    }
 }
 
 #[cfg(test)]

@@ -175,21 +175,56 @@ pub(crate) fn copy_io_error(err: &std::io::Error) -> std::io::Error {
 /// copied while its messages are small and spliced (splice(2)) once it
 /// turns out bulk (`auto`); every other pair, and `use_splice` off, is
 /// copied in user space.
-pub async fn transfer(
-    client: &mut Stream,
-    upstream: &mut Stream,
+pub fn transfer<'a>(
+    client: &'a mut Stream,
+    upstream: &'a mut Stream,
     use_splice: bool,
-    traffic: &Traffic,
-) -> Result<(), Fault> {
+    traffic: &'a Traffic,
+) -> Transfer<'a> {
     #[cfg(target_os = "linux")]
-    if use_splice && let (Stream::Tcp(c), Stream::Tcp(u)) = (&*client, &*upstream) {
-        tracing::debug!("relaying with splice(2) once bulk (a user-space copy until then)");
-        return auto::relay(c, u, traffic).await;
-    }
+    let (client, upstream) = match (client, upstream, use_splice) {
+        (Stream::Tcp(c), Stream::Tcp(u), true) => {
+            tracing::debug!("relaying with splice(2) once bulk (a user-space copy until then)");
+            return Transfer(Path::Auto(auto::relay(c, u, traffic)));
+        }
+        (client, upstream, _) => (client, upstream),
+    };
     #[cfg(not(target_os = "linux"))]
     let _ = use_splice;
     tracing::debug!("relaying with a user-space copy");
-    copy::relay(client, upstream, traffic).await
+    Transfer(Path::Copy(copy::relay(client, upstream, traffic)))
+}
+
+/// [`transfer`]'s future: a plain state machine over both directions (no
+/// `async` block, nothing boxed until a direction splices).
+pub struct Transfer<'a>(Path<'a>);
+
+/// The path [`transfer`] picked.
+enum Path<'a> {
+    #[cfg(target_os = "linux")]
+    Auto(auto::Relay<'a>),
+    Copy(copy::Relay<'a, Stream, Stream>),
+}
+
+impl std::future::Future for Transfer<'_> {
+    type Output = Result<(), Fault>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        match &mut self.get_mut().0 {
+            #[cfg(target_os = "linux")]
+            Path::Auto(relay) => std::pin::Pin::new(relay).poll(cx),
+            Path::Copy(relay) => std::pin::Pin::new(relay).poll(cx),
+        }
+    }
+}
+
+impl fmt::Debug for Transfer<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Transfer")
+    }
 }
 
 /// One direction of [`transfer`]'s user-space copy, for a service that

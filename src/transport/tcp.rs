@@ -1,8 +1,10 @@
 //! TCP: binding with a real backlog, connecting with a per-attempt timeout
 //! over every resolved address, and socket options.
 
+use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+use std::task::Poll;
 use std::time::Duration;
 
 use socket2::{SockRef, TcpKeepalive};
@@ -48,7 +50,8 @@ fn bind_addr(addr: SocketAddr) -> io::Result<TcpListener> {
 /// fixed source port the addresses are tried one at a time, as two
 /// attempts cannot hold the same port at once.
 pub async fn connect_tcp(hp: &HostPort, opts: &ConnectOptions) -> Result<TcpStream> {
-    let context = format!("connect to {hp}");
+    // Formatted only if an error needs it, not per connection.
+    let context = ConnectTo(hp);
     let family = opts.effective_family()?;
     let work =
         async { dial_any(&context, &hp.resolve_in(false, family).await?, opts.source).await };
@@ -65,16 +68,31 @@ pub async fn connect_tcp_addrs(
     addrs: &[SocketAddr],
     opts: &ConnectOptions,
 ) -> Result<TcpStream> {
-    finish(dial_any(context, addrs, opts.source), context, opts).await
+    finish(dial_any(&context, addrs, opts.source), &context, opts).await
+}
+
+/// `connect to HOST:PORT`, the context of [`connect_tcp`]'s errors.
+struct ConnectTo<'a>(&'a HostPort);
+
+impl fmt::Display for ConnectTo<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "connect to {}", self.0)
+    }
 }
 
 /// Dials the addresses in Happy Eyeballs order, one at a time with a fixed
 /// source port.
-async fn dial_any(context: &str, addrs: &[SocketAddr], source: Source) -> Result<TcpStream> {
+async fn dial_any(
+    context: &(dyn fmt::Display + Sync),
+    addrs: &[SocketAddr],
+    source: Source,
+) -> Result<TcpStream> {
     let addrs = happy_eyeballs::interleave(addrs);
     match addrs.as_slice() {
-        [] => Err(Error::new(ErrorKind::Resolve, context)),
-        [addr] => dial(*addr, source).await.map_err(|e| Error::io(context, e)),
+        [] => Err(Error::new(ErrorKind::Resolve, context.to_string())),
+        [addr] => dial(*addr, source)
+            .await
+            .map_err(|e| Error::io(context.to_string(), e)),
         _ if source.port.is_some() => {
             let mut errors = Vec::new();
             for addr in &addrs {
@@ -94,22 +112,56 @@ async fn dial_any(context: &str, addrs: &[SocketAddr], source: Source) -> Result
 }
 
 /// Bounds `work` by the connect timeout and sets the socket options.
+///
+/// The timeout's timer is armed only if the connection is not made by the
+/// time the runtime has looked at its sockets once (a loopback or LAN
+/// connect usually is): registering a timer due before the timer driver's
+/// next wake-up costs a wake of the driver (an `eventfd` write) per
+/// connection. The timeout still counts from the start.
 async fn finish(
     work: impl Future<Output = Result<TcpStream>>,
-    context: &str,
+    context: &(dyn fmt::Display + Sync),
     opts: &ConnectOptions,
 ) -> Result<TcpStream> {
-    let stream = match tokio::time::timeout(opts.connect_timeout, work).await {
+    let start = tokio::time::Instant::now();
+    let mut work = std::pin::pin!(work);
+    let mut early = poll_now(&mut work).await;
+    if early.is_none() {
+        // Again once the runtime has polled its sockets (tokio defers the
+        // wake until then).
+        tokio::task::yield_now().await;
+        early = poll_now(&mut work).await;
+    }
+    let result = match early {
+        Some(result) => Ok(result),
+        None => {
+            let deadline = crate::deadline::after(start, opts.connect_timeout);
+            tokio::time::timeout_at(deadline, work).await
+        }
+    };
+    let stream = match result {
         Ok(result) => result?,
         Err(_) => {
-            return Err(Error::new(ErrorKind::Timeout, context).with_detail(format!(
-                "timed out after {}",
-                fmt_duration(opts.connect_timeout)
-            )));
+            return Err(
+                Error::new(ErrorKind::Timeout, context.to_string()).with_detail(format!(
+                    "timed out after {}",
+                    fmt_duration(opts.connect_timeout)
+                )),
+            );
         }
     };
     set_options(&stream, &opts.socket).map_err(|e| Error::io("set socket options", e))?;
     Ok(stream)
+}
+
+/// Polls `work` once: its output if it is done, `None` (and `work` woken
+/// later as usual) if not.
+async fn poll_now<F: Future>(work: &mut std::pin::Pin<&mut F>) -> Option<F::Output> {
+    std::future::poll_fn(|cx| match work.as_mut().poll(cx) {
+        Poll::Ready(value) => Poll::Ready(Some(value)),
+        Poll::Pending => Poll::Ready(None),
+    })
+    .await
 }
 
 /// Opens one TCP connection to `addr`, from `source` when it is set: the
@@ -143,7 +195,7 @@ pub async fn dial(addr: SocketAddr, source: Source) -> io::Result<TcpStream> {
 /// could heal (a refusal on 127.0.0.1 matters more than "address not
 /// available" on ::1 of a host without IPv6), else the first; with the
 /// addresses tried named.
-fn pick_error(context: &str, errors: Vec<(SocketAddr, io::Error)>) -> Error {
+fn pick_error(context: &(dyn fmt::Display + Sync), errors: Vec<(SocketAddr, io::Error)>) -> Error {
     let tried: Vec<String> = errors.iter().map(|(a, _)| a.to_string()).collect();
     let chosen = errors
         .iter()
@@ -151,11 +203,12 @@ fn pick_error(context: &str, errors: Vec<(SocketAddr, io::Error)>) -> Error {
         .unwrap_or(0);
     match errors.into_iter().nth(chosen) {
         Some((addr, err)) => {
-            let err = Error::io(context, err);
+            let err = Error::io(context.to_string(), err);
             let detail = format!("{} (on {addr}; tried {})", err.detail(), tried.join(", "));
             err.with_detail(detail)
         }
-        None => Error::new(ErrorKind::Io, context).with_detail("every connection attempt failed"),
+        None => Error::new(ErrorKind::Io, context.to_string())
+            .with_detail("every connection attempt failed"),
     }
 }
 
@@ -179,6 +232,38 @@ pub(super) fn set_options(stream: &TcpStream, opts: &SocketOptions) -> io::Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A connect that is not made at once is still bounded by the connect
+    /// timeout, counted from the start (its timer is armed late).
+    #[tokio::test(start_paused = true)]
+    async fn a_pending_connect_times_out_from_the_start() {
+        let opts = ConnectOptions {
+            connect_timeout: Duration::from_secs(3),
+            ..ConnectOptions::default()
+        };
+        let start = tokio::time::Instant::now();
+        let never = std::future::pending::<Result<TcpStream>>();
+        let err = finish(never, &"connect to x", &opts).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Timeout);
+        assert_eq!(start.elapsed(), Duration::from_secs(3));
+    }
+
+    /// A connect made by the time the runtime has polled its sockets once
+    /// (loopback) comes back with its options set.
+    #[tokio::test]
+    async fn a_loopback_connect_finishes_without_its_timer() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let opts = ConnectOptions::default();
+        let work = async {
+            TcpStream::connect(addr)
+                .await
+                .map_err(|e| Error::io("connect", e))
+        };
+        let stream = finish(work, &"connect", &opts).await.unwrap();
+        assert_eq!(stream.peer_addr().unwrap(), addr);
+        assert_eq!(stream.nodelay().unwrap(), opts.socket.nodelay);
+    }
 
     #[tokio::test]
     async fn keepalive_times_are_clamped_to_what_linux_accepts() {
