@@ -674,7 +674,13 @@ impl<O: Observer> Timed<O> {
         if next_deadline(&self.state, &self.config).is_none() {
             return Poll::Pending;
         }
-        while timer.as_mut().poll(cx).is_ready() {
+        // Outside the task's budget: a task that has used its budget up
+        // (a long burst of reads and writes) would get `Pending` without
+        // the timer being registered, and, armed, it would never fire.
+        while Pin::new(&mut tokio::task::unconstrained(timer.as_mut()))
+            .poll(cx)
+            .is_ready()
+        {
             let now = Instant::now();
             if let Some(err) = expired(&self.state, &self.config, now, writing) {
                 return Poll::Ready(Err(err));

@@ -717,3 +717,24 @@ async fn accept<O: Observer>(
 
 #[cfg(test)]
 mod observed_tests;
+
+#[cfg(test)]
+mod id_hasher_tests {
+    use std::collections::HashSet;
+    use std::hash::BuildHasher as _;
+
+    use super::*;
+
+    /// Sequential ids (tokio's) fall in distinct buckets of a table of 64
+    /// (the hash's low bits) and spread over the high bits the table keeps
+    /// as tags.
+    #[test]
+    fn sequential_ids_spread_over_buckets_and_tags() {
+        let build = BuildHasherDefault::<IdHasher>::default();
+        let hashes: Vec<u64> = (1..=64u64).map(|id| build.hash_one(id)).collect();
+        let buckets: HashSet<u64> = hashes.iter().map(|h| h & 63).collect();
+        assert_eq!(buckets.len(), 64);
+        let tags: HashSet<u64> = hashes.iter().map(|h| h >> 57).collect();
+        assert!(tags.len() > 32, "{} tags", tags.len());
+    }
+}
