@@ -119,7 +119,8 @@ mod tests {
     /// What every open connection costs is this future: keep it small
     /// (544 bytes in a test build when the service seam came, 536 before;
     /// 400 since the stream, state and configuration are owned once and
-    /// `--lines` state is boxed). tokio allocates it in a task cell of 104
+    /// `--lines` state is boxed; 408 since the deadline timer remembers
+    /// whose waker it holds). tokio allocates it in a task cell of 104
     /// bytes more, aligned to 128: up to 408 bytes the cell takes
     /// jemalloc's 512-byte class, past it 640 or 768.
     #[tokio::test]

@@ -658,11 +658,17 @@ impl<O: Observer> Timed<O> {
         if self.armed != 0 && self.armed == waker_id(cx) && !timer.is_elapsed() {
             return Poll::Pending;
         }
+        if next_deadline(&self.state, &self.config).is_none() {
+            // No deadline applies (and a timer armed for one that no longer
+            // does may wake us once, for nothing).
+            return Poll::Pending;
+        }
         self.poll_timer(cx, timer, writing)
     }
 
-    /// [`poll_deadlines`](Timed::poll_deadlines) when the timer must be
-    /// polled: it was never polled, was reset, fired, or the waker changed.
+    /// [`poll_deadlines`](Timed::poll_deadlines) when a deadline applies
+    /// and the timer must be polled: it was never polled, was reset, fired,
+    /// or the waker changed.
     #[inline(never)]
     fn poll_timer<T>(
         &mut self,
@@ -671,9 +677,6 @@ impl<O: Observer> Timed<O> {
         writing: bool,
     ) -> Poll<Result<T>> {
         self.armed = 0;
-        if next_deadline(&self.state, &self.config).is_none() {
-            return Poll::Pending;
-        }
         // Outside the task's budget: a task that has used its budget up
         // (a long burst of reads and writes) would get `Pending` without
         // the timer being registered, and, armed, it would never fire.
