@@ -469,8 +469,9 @@ struct Timed<O> {
     config: Arc<ServeConfig>,
     /// Whom the deadline timer will wake: the data pointer of the waker it
     /// was last polled with (a task's waker keeps it for the task's life),
-    /// or 0 when it must be polled at the next wait (never polled, reset,
-    /// or fired since). See [`Timed::poll_deadlines`].
+    /// or 0 when it must be polled at the next wait (never polled yet, or
+    /// reset since). A timer that fired is seen by `Sleep::is_elapsed`.
+    /// See [`Timed::poll_deadlines`].
     armed: usize,
 }
 
