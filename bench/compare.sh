@@ -36,6 +36,9 @@
 #     the rounds (ratios are of the medians). CONNS may go up to ~9,000
 #     (the generator and the server each hold one descriptor per
 #     connection; raise_nofile allows 20,000).
+#   IDLE_TIMEOUT=0: netcrab's (and the baseline's) --idle-timeout; 0 (none)
+#     by default, as the peers have none; 5m is what `serve` runs with when
+#     not told, so IDLE_TIMEOUT=5m measures what users get.
 #   BASELINE=PATH: another netcrab binary (a build of main, say), run as the
 #     server "baseline" with netcrab's flags: add it to SERVERS and
 #     IDLE_SERVERS to compare a change with it, side by side in one run.
@@ -60,6 +63,7 @@ ROUNDS=${ROUNDS:-1}
 read -r -a bench_args <<<"${BENCH_ARGS:-}"
 IDLE_SERVERS=${IDLE_SERVERS:-"netcrab go tokio"}
 BASELINE=${BASELINE:-}
+IDLE_TIMEOUT=${IDLE_TIMEOUT:-0}
 
 if [[ -z ${SKIP_BULK:-} ]] || [[ " $SERVERS $IDLE_SERVERS " =~ \ (go|tokio|socat|ncat)\  ]]; then
   "$root/scripts/install-bench-deps.sh"
@@ -100,8 +104,8 @@ start_server() {
   local name=$1 mode=$2 pf="$tmp/port.$RANDOM" cmd
   SERVER_PORT=""
   case $name in
-    netcrab) cmd=("$NC" serve 127.0.0.1:0 "--$mode" -q --max-conns 20000 --idle-timeout 0 --port-file "$pf") ;;
-    baseline) cmd=("$BASELINE" serve 127.0.0.1:0 "--$mode" -q --max-conns 20000 --idle-timeout 0 --port-file "$pf") ;;
+    netcrab) cmd=("$NC" serve 127.0.0.1:0 "--$mode" -q --max-conns 20000 --idle-timeout "$IDLE_TIMEOUT" --port-file "$pf") ;;
+    baseline) cmd=("$BASELINE" serve 127.0.0.1:0 "--$mode" -q --max-conns 20000 --idle-timeout "$IDLE_TIMEOUT" --port-file "$pf") ;;
     go) cmd=("$GO" -addr 127.0.0.1:0 -mode "$mode" -port-file "$pf") ;;
     tokio) cmd=("$TOKIO" -addr 127.0.0.1:0 -mode "$mode" -port-file "$pf") ;;
     socat)

@@ -119,7 +119,8 @@ mod tests {
     /// What every open connection costs is this future: keep it small
     /// (544 bytes in a test build when the service seam came, 536 before;
     /// 400 since the stream, state and configuration are owned once and
-    /// `--lines` state is boxed). tokio allocates it in a task cell of 104
+    /// `--lines` state is boxed; 408 since the deadline timer remembers
+    /// whose waker it holds). tokio allocates it in a task cell of 104
     /// bytes more, aligned to 128: up to 408 bytes the cell takes
     /// jemalloc's 512-byte class, past it 640 or 768.
     #[tokio::test]
@@ -129,5 +130,53 @@ mod tests {
         let size = std::mem::size_of_val(&future);
         eprintln!("connection future: {size} bytes");
         assert!(size <= 408, "{size} bytes");
+    }
+
+    /// The idle timer is polled only when it may have fired, so it must be
+    /// registered with the waker of whoever polls the connection now: a
+    /// connection polled once elsewhere (its timer armed with another
+    /// waker), then run in a task of its own, still times out.
+    #[tokio::test(start_paused = true)]
+    async fn the_idle_timeout_wakes_whichever_task_polls_the_connection() {
+        use std::task::{Context, Wake, Waker};
+
+        use tokio::io::AsyncReadExt as _;
+
+        use crate::service::{Conn, Deadlines, NoObserver};
+        use crate::transport::{PeerAddr, Stream};
+
+        struct Elsewhere;
+        impl Wake for Elsewhere {
+            fn wake(self: Arc<Self>) {}
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (server, peer) = listener.accept().await.unwrap();
+        let conn = Conn::new(
+            Stream::Tcp(server),
+            PeerAddr::Inet(peer),
+            CancellationToken::new(),
+            Deadlines::idle(Some(Duration::from_secs(5))),
+            None,
+            NoObserver,
+        );
+        let config = ServeConfig {
+            service: Answer::Echo,
+            log_data: false,
+            ..ServeConfig::default()
+        };
+        let mut future = Box::pin(ServeService::new(config).serve(conn));
+        let waker = Waker::from(Arc::new(Elsewhere));
+        let mut cx = Context::from_waker(&waker);
+        assert!(future.as_mut().poll(&mut cx).is_pending());
+        let task = tokio::spawn(future);
+        let ended = tokio::time::timeout(Duration::from_secs(60), task).await;
+        assert!(
+            ended.is_ok(),
+            "the idle timeout never closed the connection"
+        );
+        let mut byte = [0u8; 1];
+        assert_eq!(client.read(&mut byte).await.unwrap(), 0);
     }
 }

@@ -45,6 +45,7 @@ pub mod accept;
 mod activity;
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -277,6 +278,34 @@ pub const EVICT_MIN_IDLE: Duration = Duration::from_secs(2);
 /// evict, how often the loop looks again.
 const EVICT_RECHECK: Duration = Duration::from_millis(250);
 
+/// Hashes the tracker's task ids with one multiplication instead of
+/// SipHash (~300 instructions per connection under churn): the keys are
+/// ids tokio hands out, not values a peer chooses, so there is no flooding
+/// to resist.
+#[derive(Debug, Default, Clone, Copy)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    #[inline]
+    fn write_u64(&mut self, n: u64) {
+        // Fibonacci hashing: spreads sequential ids over the high bits,
+        // which the table's control bytes use, and keeps the low bits (its
+        // bucket index) a permutation of the ids'.
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// The slots of a tracking server: which task holds which clock, and how
 /// to close it.
 struct Tracker {
@@ -284,7 +313,7 @@ struct Tracker {
     /// Slots no task holds.
     free: Vec<u32>,
     /// The slot of each running task.
-    slot_of: HashMap<task::Id, u32>,
+    slot_of: HashMap<task::Id, u32, BuildHasherDefault<IdHasher>>,
     /// Per slot, how to close its task.
     aborts: Vec<Option<AbortHandle>>,
     /// The task being evicted, until it is reaped: one at a time.
@@ -296,7 +325,7 @@ impl Tracker {
         Tracker {
             table: ActivityTable::new(),
             free: Vec::new(),
-            slot_of: HashMap::new(),
+            slot_of: HashMap::default(),
             aborts: Vec::new(),
             evicting: None,
         }
@@ -656,7 +685,16 @@ async fn accept<O: Observer>(
     shutdown: &CancellationToken,
     observer: &O,
 ) -> Accept {
+    // The flag first, then the accept: a connection waiting in the backlog
+    // is taken without polling the shutdown's future, whose every poll
+    // takes the token's lock (and registers a waiter, dropped again). A
+    // flood of connections cannot delay a shutdown: the flag is read
+    // before each accept.
+    if shutdown.is_cancelled() {
+        return Accept::Shutdown;
+    }
     tokio::select! {
+        biased;
         accepted = listener.accept() => match accepted {
             Ok(accepted) => {
                 backoff.on_success();
@@ -679,3 +717,24 @@ async fn accept<O: Observer>(
 
 #[cfg(test)]
 mod observed_tests;
+
+#[cfg(test)]
+mod id_hasher_tests {
+    use std::collections::HashSet;
+    use std::hash::BuildHasher as _;
+
+    use super::*;
+
+    /// Sequential ids (tokio's) fall in distinct buckets of a table of 64
+    /// (the hash's low bits) and spread over the high bits the table keeps
+    /// as tags.
+    #[test]
+    fn sequential_ids_spread_over_buckets_and_tags() {
+        let build = BuildHasherDefault::<IdHasher>::default();
+        let hashes: Vec<u64> = (1..=64u64).map(|id| build.hash_one(id)).collect();
+        let buckets: HashSet<u64> = hashes.iter().map(|h| h & 63).collect();
+        assert_eq!(buckets.len(), 64);
+        let tags: HashSet<u64> = hashes.iter().map(|h| h >> 57).collect();
+        assert!(tags.len() > 32, "{} tags", tags.len());
+    }
+}

@@ -140,6 +140,27 @@ fn idle_connections_are_closed() {
     server.proc.stderr.wait_for("idle for 300ms");
 }
 
+/// The idle timeout runs from the last message, not from the start: a
+/// connection that keeps talking for longer than the timeout stays open
+/// (the timer, armed once, fires early and is pushed on without being
+/// polled at every message), and is closed a timeout after it falls silent.
+#[test]
+fn a_talking_connection_outlives_the_idle_timeout_and_closes_once_silent() {
+    let server = Server::start(&["--echo", "--idle-timeout", "1s"]);
+    let mut s = server.connect();
+    let start = Instant::now();
+    let mut buf = [0u8; 1];
+    while start.elapsed() < Duration::from_millis(2500) {
+        s.write_all(b"x").unwrap();
+        s.read_exact(&mut buf).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let silent = Instant::now();
+    assert_eq!(read_to_end(&mut s), b"");
+    assert!(silent.elapsed() >= Duration::from_millis(800));
+    server.proc.stderr.wait_for("idle for 1.0s");
+}
+
 #[test]
 fn connections_past_max_conns_wait_while_every_connection_is_busy() {
     let server = Server::start(&["--echo", "--max-conns", "1"]);
