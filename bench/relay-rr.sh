@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Request/response and connection churn through a TCP relay on loopback,
 # per relay CPU-second: netcrab (this build), the baseline build, nginx
-# `stream` (proxy_pass) and HAProxy `mode tcp`, each with ONE worker
+# `stream` (proxy_pass; as configured by default, and with
+# `proxy_half_close on`, which passes a half-close on as netcrab and
+# HAProxy do) and HAProxy `mode tcp`, each with ONE worker
 # (tokio: TOKIO_WORKER_THREADS=1; nginx: master_process off, one process;
 # HAProxy: nbthread 1), all relaying to the same `netcrab serve --echo`.
 # Results go to stdout as Markdown tables (docs/BENCHMARKS.md, "Relay
@@ -78,28 +80,40 @@ start_netcrab() {
 start_netcrab netcrab "$NETCRAB"
 [[ -n $BASELINE ]] && start_netcrab baseline "$BASELINE"
 
-port=$(free_port)
-mkdir -p "$work/nginx/logs"
-cat >"$work/nginx/nginx.conf" <<CONF
+# start_nginx NAME [DIRECTIVE]: one nginx `stream` process relaying to the
+# echo server, with DIRECTIVE (e.g. `proxy_half_close on;`) in its server.
+start_nginx() {
+  local port dir=$work/$1
+  port=$(free_port)
+  mkdir -p "$dir/logs"
+  cat >"$dir/nginx.conf" <<CONF
 load_module $NGINX_MODULE;
 worker_processes 1;
 worker_rlimit_nofile 20000;
-error_log $work/nginx/error.log error;
-pid $work/nginx/nginx.pid;
+error_log $dir/error.log error;
+pid $dir/nginx.pid;
 events { worker_connections 16384; }
 stream {
   server {
     listen 127.0.0.1:$port;
     proxy_pass 127.0.0.1:$echo_port;
+    ${2:-}
   }
 }
 CONF
-nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -g 'daemon off; master_process off;' &
-pid_of[nginx]=$!
-pids+=($!)
-wait_listening "$port"
-port_of[nginx]=$port
-names+=(nginx)
+  nginx -p "$dir" -c "$dir/nginx.conf" -g 'daemon off; master_process off;' &
+  pid_of[$1]=$!
+  pids+=($!)
+  wait_listening "$port"
+  port_of[$1]=$port
+  names+=("$1")
+}
+
+# nginx as configured by default closes both sides at the first end of
+# stream; netcrab and HAProxy pass a half-close on and wait for the other
+# side's end. `nginx-half-close` (proxy_half_close on) does the same work.
+start_nginx nginx
+start_nginx nginx-half-close "proxy_half_close on;"
 
 port=$(free_port)
 splice=""
