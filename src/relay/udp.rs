@@ -22,6 +22,11 @@
 //!
 //! # Tasks and buffers
 //!
+//! Every task of a relay runs on one thread: a thread of its own with a
+//! single-threaded runtime when the caller's runtime has several workers
+//! (so a datagram handed from the listening task to a session's task, or
+//! back, never wakes another thread), else the caller's.
+//!
 //! One task reads the listening socket and owns the session table (a hash
 //! map, plus a heap of expiry times checked lazily: a datagram only stores
 //! the time into the session, the heap is touched when a deadline comes);
@@ -224,6 +229,10 @@ pub async fn run(
 }
 
 /// [`run`], with every datagram passed through `filter`.
+///
+/// Called on a multi-threaded runtime, the relay runs on a thread of its
+/// own with a single-threaded runtime (its tasks never wake one another
+/// across threads); on a single-threaded runtime, on that runtime.
 pub async fn run_filtered<F: DatagramFilter>(
     socket: UdpSocket,
     config: UdpRelayConfig,
@@ -233,6 +242,69 @@ pub async fn run_filtered<F: DatagramFilter>(
     if config.max_sessions == 0 {
         return Err(Error::usage("the session limit must be at least 1"));
     }
+    match tokio::runtime::Handle::current().runtime_flavor() {
+        tokio::runtime::RuntimeFlavor::CurrentThread => {
+            run_here(socket, config, filter, shutdown).await
+        }
+        _ => run_on_thread(socket, config, filter, shutdown).await,
+    }
+}
+
+/// The relay on a thread of its own, with a single-threaded runtime: the
+/// listening task and every session's task then run on that one thread,
+/// so handing a datagram from one to another never wakes another thread
+/// (on a multi-threaded runtime they land on different workers, and each
+/// datagram cost a futex(2) wake or two). Cancelling `shutdown`, or
+/// dropping this future, makes it drain and stop.
+async fn run_on_thread<F: DatagramFilter>(
+    socket: UdpSocket,
+    config: UdpRelayConfig,
+    filter: F,
+    shutdown: CancellationToken,
+) -> Result<UdpRelayReport> {
+    let socket = socket
+        .into_std()
+        .map_err(|e| Error::io("relay udp", e))?;
+    let stop = shutdown.child_token();
+    let _stop_on_drop = stop.clone().drop_guard();
+    let (done, report) = tokio::sync::oneshot::channel();
+    let thread = std::thread::Builder::new()
+        .name("netcrab-udp-relay".into())
+        .spawn(move || {
+            let result = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| Error::io("start the relay's runtime", e))
+                .and_then(|runtime| {
+                    runtime.block_on(async move {
+                        let socket =
+                            UdpSocket::from_std(socket).map_err(|e| Error::io("relay udp", e))?;
+                        run_here(socket, config, filter, stop).await
+                    })
+                });
+            let _ = done.send(result);
+        })
+        .map_err(|e| Error::io("start the relay's thread", e))?;
+    match report.await {
+        Ok(result) => result,
+        // The thread ended without a report: it panicked.
+        Err(_) => match thread.join() {
+            Err(panic) => std::panic::resume_unwind(panic),
+            Ok(()) => Err(Error::io(
+                "relay udp",
+                io::Error::other("the relay's thread ended without a report"),
+            )),
+        },
+    }
+}
+
+/// [`run_filtered`] on the caller's runtime.
+async fn run_here<F: DatagramFilter>(
+    socket: UdpSocket,
+    config: UdpRelayConfig,
+    filter: F,
+    shutdown: CancellationToken,
+) -> Result<UdpRelayReport> {
     let shared = Arc::new(Shared {
         listen: socket,
         upstream: config.upstream,
