@@ -262,9 +262,7 @@ async fn run_on_thread<F: DatagramFilter>(
     filter: F,
     shutdown: CancellationToken,
 ) -> Result<UdpRelayReport> {
-    let socket = socket
-        .into_std()
-        .map_err(|e| Error::io("relay udp", e))?;
+    let socket = socket.into_std().map_err(|e| Error::io("relay udp", e))?;
     let stop = shutdown.child_token();
     let _stop_on_drop = stop.clone().drop_guard();
     let (done, report) = tokio::sync::oneshot::channel();
@@ -1107,6 +1105,43 @@ mod tests {
         let reply = String::from_utf8(buf[..n].to_vec()).unwrap();
         let (from, echoed) = reply.split_once('|').unwrap();
         (from.to_owned(), echoed.to_owned())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_a_multi_threaded_runtime_it_relays_from_its_thread_and_stops_when_dropped() {
+        let upstream = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let listen = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = listen.local_addr().unwrap();
+        let config = UdpRelayConfig::new(upstream.local_addr().unwrap());
+        let relay = tokio::spawn(run(listen, config, CancellationToken::new()));
+        let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        client.send_to(b"up", addr).await.unwrap();
+        let mut buf = [0u8; 16];
+        let wait = Duration::from_secs(5);
+        let (n, session) = tokio::time::timeout(wait, upstream.recv_from(&mut buf))
+            .await
+            .expect("relayed up")
+            .unwrap();
+        assert_eq!(&buf[..n], b"up");
+        upstream.send_to(b"down", session).await.unwrap();
+        let (n, from) = tokio::time::timeout(wait, client.recv_from(&mut buf))
+            .await
+            .expect("relayed down")
+            .unwrap();
+        assert_eq!((&buf[..n], from), (&b"down"[..], addr));
+        // Dropping the future drains and stops the relay's thread, which
+        // closes the listening socket.
+        relay.abort();
+        let _ = relay.await;
+        let mut freed = false;
+        for _ in 0..500 {
+            if std::net::UdpSocket::bind(addr).is_ok() {
+                freed = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(freed, "the listening socket is closed");
     }
 
     #[tokio::test(start_paused = true)]

@@ -152,6 +152,8 @@ fn serve_blocking(
     let mut oversized = OversizeLog::default();
     while !stop.load(Ordering::Acquire) {
         let result = socket.recv(&mut received);
+        // Checked before the batch is used: what a receive returns after
+        // the unblocking shutdown(2) is not datagrams.
         if stop.load(Ordering::Acquire) {
             break;
         }
@@ -167,7 +169,14 @@ fn serve_blocking(
                 let sent = socket.send(&out, |i, err| send_failed(&out, i, err));
                 counted(sent, &mut out, &mut report);
             }
-            queue_answer(datagram, from, config, &mut out, &mut report, &mut oversized);
+            queue_answer(
+                datagram,
+                from,
+                config,
+                &mut out,
+                &mut report,
+                &mut oversized,
+            );
         }
         if !out.is_empty() {
             let sent = socket.send(&out, |i, err| send_failed(&out, i, err));
@@ -267,7 +276,14 @@ async fn serve_batched(
             if out.room() < MAX_ANSWER_V6 || out.is_full() {
                 send_answers(&socket, &mut out, &mut report).await;
             }
-            queue_answer(datagram, from, &config, &mut out, &mut report, &mut oversized);
+            queue_answer(
+                datagram,
+                from,
+                &config,
+                &mut out,
+                &mut report,
+                &mut oversized,
+            );
         }
         send_answers(&socket, &mut out, &mut report).await;
     }
@@ -504,6 +520,52 @@ mod tests {
             Built::Ready => Some(out),
             Built::None => None,
             Built::TooLarge => panic!("answer too large"),
+        }
+    }
+
+    /// Waits up to 5 s for `addr`'s port to be free again (its socket
+    /// closed).
+    async fn port_freed(addr: std::net::SocketAddr) -> bool {
+        for _ in 0..500 {
+            if std::net::UdpSocket::bind(addr).is_ok() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        false
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_server_answers_stops_when_cancelled_and_when_dropped() {
+        let echo = config(Reply::Echo, Framing::Reads);
+        let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let mut buf = [0u8; 16];
+        for cancel in [true, false] {
+            let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let addr = socket.local_addr().unwrap();
+            let shutdown = CancellationToken::new();
+            let server = tokio::spawn(run(socket, echo.clone(), shutdown.clone()));
+            client.send_to(b"ping", addr).await.unwrap();
+            let (n, _) = tokio::time::timeout(Duration::from_secs(5), client.recv_from(&mut buf))
+                .await
+                .expect("answered")
+                .unwrap();
+            assert_eq!(&buf[..n], b"ping");
+            if cancel {
+                shutdown.cancel();
+                let report = tokio::time::timeout(Duration::from_secs(5), server)
+                    .await
+                    .expect("stopped")
+                    .unwrap()
+                    .unwrap();
+                assert_eq!((report.received, report.sent), (1, 1));
+            } else {
+                // Dropping the future stops the thread, which closes the
+                // socket.
+                server.abort();
+                let _ = server.await;
+            }
+            assert!(port_freed(addr).await, "the socket is closed");
         }
     }
 

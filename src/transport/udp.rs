@@ -376,9 +376,8 @@ impl std::fmt::Debug for BlockingSocket {
     }
 }
 
-/// Senders (none for an empty message from no address, which is what a
-/// shut-down socket "receives") and lengths of a blocking receive, slot by
-/// slot, and how many slots it filled.
+/// Senders (none for an address neither IPv4 nor IPv6) and lengths of a
+/// blocking receive, slot by slot, and how many slots it filled.
 #[cfg(target_os = "linux")]
 type Received = ([(Option<SocketAddr>, usize); BATCH], usize);
 
@@ -462,7 +461,9 @@ impl BlockingSocket {
     /// Waits for a datagram, then receives it and up to
     /// [`RecvBatch::slots`] less one more already queued into `batch`.
     /// Once the socket was shut down ([`Unblocker::unblock`]) it returns at
-    /// once, with 0 or with what was still queued.
+    /// once, and what it returns then is not to be used (the kernel
+    /// reports the shutdown as an empty message, which nix gives the last
+    /// sender's address): the caller checks its own stop flag first.
     pub fn recv(&mut self, batch: &mut RecvBatch) -> io::Result<usize> {
         batch.len = 0;
         let slots = batch.meta.len();
@@ -678,6 +679,46 @@ mod tests {
             let (datagram, _) = batch.iter().next().unwrap();
             assert_eq!(datagram, [round]);
         }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_blocking_receive_takes_the_queue_and_unblocking_wakes_it() {
+        let (socket, unblocker) = BlockingSocket::prepare(bound().await).unwrap();
+        let to = socket.local_addr().unwrap();
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        // Queued before the receive: one call takes them all, the empty
+        // datagram included, up to the batch.
+        const N: usize = BATCH + 3;
+        for i in 0..N {
+            client.send_to(&datagram(i), to).unwrap();
+        }
+        let (events, seen) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let mut socket = BlockingSocket::new(socket);
+            let mut batch = RecvBatch::default();
+            let mut got = Vec::new();
+            while got.len() < N {
+                let n = socket.recv(&mut batch).unwrap();
+                assert!((1..=BATCH).contains(&n));
+                got.extend(batch.iter().map(|(d, from)| (d.to_vec(), from)));
+            }
+            events.send(got).unwrap();
+            // Now it sleeps in the receive until it is unblocked: then the
+            // receive returns at once.
+            let n = socket.recv(&mut batch).unwrap();
+            events.send(vec![(Vec::new(), to); n]).unwrap();
+        });
+        let wait = Duration::from_secs(5);
+        let got = seen.recv_timeout(wait).expect("the queue is received");
+        for (i, (d, from)) in got.iter().enumerate() {
+            assert_eq!(d, &datagram(i), "datagram {i}");
+            assert_eq!(*from, client.local_addr().unwrap());
+        }
+        assert!(seen.try_recv().is_err(), "still blocked");
+        unblocker.unblock();
+        seen.recv_timeout(wait).expect("woken by the unblocker");
+        thread.join().unwrap();
     }
 
     #[tokio::test]
