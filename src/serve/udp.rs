@@ -1,10 +1,12 @@
 //! `netcrab serve udp://...` (and `unixgram://...`): the services per
 //! datagram, on either kind of [`DatagramSocket`].
 //!
-//! One task answers every client: each datagram is handled on its own and
+//! One loop answers every client: each datagram is handled on its own and
 //! answered to the address it came from, so there is no per-client state to
-//! keep or to leak. Over UDP the task takes the datagrams waiting in a
-//! batch (recvmmsg(2)) and sends their answers in one batch (sendmmsg(2)). With `--lines`, each line of a datagram gets its answer
+//! keep or to leak. Over UDP the loop takes the datagrams waiting in a
+//! batch (recvmmsg(2)) and sends their answers in one batch (sendmmsg(2));
+//! on Linux it runs on a thread of its own that sleeps in the receive
+//! itself (no epoll_wait(2) per wake). With `--lines`, each line of a datagram gets its answer
 //! and the answers go back together in one datagram; answers that would not
 //! fit in one ([`MAX_ANSWER_V4`], [`MAX_ANSWER_V6`]) are dropped and
 //! counted, and the answer buffer never grows past that. Nothing a peer
@@ -56,11 +58,13 @@ const OVERSIZE_LOG_EVERY: Duration = Duration::from_secs(10);
 /// the idle and drain timeouts do not apply to datagrams. A Unix datagram
 /// from an unnamed socket cannot be answered (counted as a send error).
 ///
-/// The loop runs as a task of its own on the runtime (a worker thread of a
-/// multi-threaded runtime, not the caller's `block_on` thread, which every
-/// wake-up would otherwise cross to). On UDP it receives up to
-/// [`BATCH`](crate::transport::udp::BATCH) datagrams per recvmmsg(2) and
-/// sends their answers together per sendmmsg(2).
+/// On Linux, a UDP socket is served from a thread of its own (a blocking
+/// task of the runtime) that sleeps in recvmmsg(2) with `MSG_WAITFORONE`:
+/// it receives up to [`BATCH`](crate::transport::udp::BATCH) datagrams per
+/// call and sends their answers together per sendmmsg(2), with no
+/// epoll_wait(2) in between. Cancelling `shutdown` (or dropping the future)
+/// shuts the socket down to wake and stop it. Elsewhere, and for Unix
+/// datagram sockets, the loop is a task on the runtime.
 pub async fn run(
     socket: impl Into<DatagramSocket>,
     config: ServeConfig,
