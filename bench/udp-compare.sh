@@ -8,7 +8,8 @@
 # Usage: bench/udp-compare.sh [SECONDS_PER_ROUND] [ROUNDS]   (default 4 s, 5 rounds)
 #   NETCRAB=PATH   the netcrab under test   (default target/release/netcrab, built here)
 #   BASE=PATH      the baseline netcrab     (default /work/base-netcrab if present; "" to skip)
-#   SENDERS=8 SIZE=64                        the load
+#   SENDERS=8 SIZE=64 WINDOW=1               the load: WINDOW datagrams in flight
+#                                            per sender (1: a strict closed loop)
 #   MODE=relay     compare UDP relays instead: `netcrab relay udp://... udp://ECHO`
 #                  (both netcrabs) and `socat UDP-LISTEN:P,fork,reuseaddr UDP:ECHO`
 #                  in front of one udp-echo-go; the figure is relay CPU in
@@ -30,6 +31,7 @@ secs=${1:-4}
 rounds=${2:-5}
 senders=${SENDERS:-8}
 size=${SIZE:-64}
+window=${WINDOW:-1}
 if [[ -z ${BASE+set} ]] && [[ -x /work/base-netcrab ]]; then BASE=/work/base-netcrab; fi
 base=${BASE:-}
 
@@ -101,7 +103,7 @@ for ((r = 0; r < rounds; r++)); do
   for ((k = 0; k < n; k++)); do
     i=$(((r + k) % n))
     c0=$(tree_cpu "${spids[$i]}")
-    out=$(bench/peers/bin/udp-load -addr "127.0.0.1:${ports[$i]}" -senders "$senders" -size "$size" -duration "${secs}s")
+    out=$(bench/peers/bin/udp-load -addr "127.0.0.1:${ports[$i]}" -senders "$senders" -size "$size" -window "$window" -duration "${secs}s")
     c1=$(tree_cpu "${spids[$i]}")
     read -r _ count _ wall _ rate _ lost _ bad <<<"$out"
     echo "${names[$i]} $count $wall $rate $lost $bad $c0 $c1" >>"$work/rounds"
@@ -120,7 +122,7 @@ for name in "${names[@]}"; do
   cpu[$name]=$(median "$name" '($8 - $7) / $3')
   per_cpu[$name]=$(median "$name" '(($8 - $7) > 0 ? $2 / ($8 - $7) : 0)')
 done
-echo "$senders senders x $size B, $rounds rounds of ${secs}s, medians; load: bench/peers/bin/udp-load; mode $mode"
+echo "$senders senders x $size B, window $window, $rounds rounds of ${secs}s, medians; load: bench/peers/bin/udp-load; mode $mode"
 echo
 if [[ $mode == relay ]]; then
   echo "| relay | answers/s | relay CPU (cores) | relay CPU per datagram relayed | vs socat | vs base |"

@@ -22,6 +22,11 @@
 //!
 //! # Tasks and buffers
 //!
+//! Every task of a relay runs on one thread: a thread of its own with a
+//! single-threaded runtime when the caller's runtime has several workers
+//! (so a datagram handed from the listening task to a session's task, or
+//! back, never wakes another thread), else the caller's.
+//!
 //! One task reads the listening socket and owns the session table (a hash
 //! map, plus a heap of expiry times checked lazily: a datagram only stores
 //! the time into the session, the heap is touched when a deadline comes);
@@ -224,6 +229,10 @@ pub async fn run(
 }
 
 /// [`run`], with every datagram passed through `filter`.
+///
+/// Called on a multi-threaded runtime, the relay runs on a thread of its
+/// own with a single-threaded runtime (its tasks never wake one another
+/// across threads); on a single-threaded runtime, on that runtime.
 pub async fn run_filtered<F: DatagramFilter>(
     socket: UdpSocket,
     config: UdpRelayConfig,
@@ -233,6 +242,67 @@ pub async fn run_filtered<F: DatagramFilter>(
     if config.max_sessions == 0 {
         return Err(Error::usage("the session limit must be at least 1"));
     }
+    match tokio::runtime::Handle::current().runtime_flavor() {
+        tokio::runtime::RuntimeFlavor::CurrentThread => {
+            run_here(socket, config, filter, shutdown).await
+        }
+        _ => run_on_thread(socket, config, filter, shutdown).await,
+    }
+}
+
+/// The relay on a thread of its own, with a single-threaded runtime: the
+/// listening task and every session's task then run on that one thread,
+/// so handing a datagram from one to another never wakes another thread
+/// (on a multi-threaded runtime they land on different workers, and each
+/// datagram cost a futex(2) wake or two). Cancelling `shutdown`, or
+/// dropping this future, makes it drain and stop.
+async fn run_on_thread<F: DatagramFilter>(
+    socket: UdpSocket,
+    config: UdpRelayConfig,
+    filter: F,
+    shutdown: CancellationToken,
+) -> Result<UdpRelayReport> {
+    let socket = socket.into_std().map_err(|e| Error::io("relay udp", e))?;
+    let stop = shutdown.child_token();
+    let _stop_on_drop = stop.clone().drop_guard();
+    let (done, report) = tokio::sync::oneshot::channel();
+    let thread = std::thread::Builder::new()
+        .name("netcrab-udp-relay".into())
+        .spawn(move || {
+            let result = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| Error::io("start the relay's runtime", e))
+                .and_then(|runtime| {
+                    runtime.block_on(async move {
+                        let socket =
+                            UdpSocket::from_std(socket).map_err(|e| Error::io("relay udp", e))?;
+                        run_here(socket, config, filter, stop).await
+                    })
+                });
+            let _ = done.send(result);
+        })
+        .map_err(|e| Error::io("start the relay's thread", e))?;
+    match report.await {
+        Ok(result) => result,
+        // The thread ended without a report: it panicked.
+        Err(_) => match thread.join() {
+            Err(panic) => std::panic::resume_unwind(panic),
+            Ok(()) => Err(Error::io(
+                "relay udp",
+                io::Error::other("the relay's thread ended without a report"),
+            )),
+        },
+    }
+}
+
+/// [`run_filtered`] on the caller's runtime.
+async fn run_here<F: DatagramFilter>(
+    socket: UdpSocket,
+    config: UdpRelayConfig,
+    filter: F,
+    shutdown: CancellationToken,
+) -> Result<UdpRelayReport> {
     let shared = Arc::new(Shared {
         listen: socket,
         upstream: config.upstream,
@@ -1038,6 +1108,43 @@ mod tests {
         let reply = String::from_utf8(buf[..n].to_vec()).unwrap();
         let (from, echoed) = reply.split_once('|').unwrap();
         (from.to_owned(), echoed.to_owned())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_a_multi_threaded_runtime_it_relays_from_its_thread_and_stops_when_dropped() {
+        let upstream = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let listen = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = listen.local_addr().unwrap();
+        let config = UdpRelayConfig::new(upstream.local_addr().unwrap());
+        let relay = tokio::spawn(run(listen, config, CancellationToken::new()));
+        let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        client.send_to(b"up", addr).await.unwrap();
+        let mut buf = [0u8; 16];
+        let wait = Duration::from_secs(5);
+        let (n, session) = tokio::time::timeout(wait, upstream.recv_from(&mut buf))
+            .await
+            .expect("relayed up")
+            .unwrap();
+        assert_eq!(&buf[..n], b"up");
+        upstream.send_to(b"down", session).await.unwrap();
+        let (n, from) = tokio::time::timeout(wait, client.recv_from(&mut buf))
+            .await
+            .expect("relayed down")
+            .unwrap();
+        assert_eq!((&buf[..n], from), (&b"down"[..], addr));
+        // Dropping the future drains and stops the relay's thread, which
+        // closes the listening socket.
+        relay.abort();
+        let _ = relay.await;
+        let mut freed = false;
+        for _ in 0..500 {
+            if std::net::UdpSocket::bind(addr).is_ok() {
+                freed = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(freed, "the listening socket is closed");
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,10 +1,12 @@
 //! `netcrab serve udp://...` (and `unixgram://...`): the services per
 //! datagram, on either kind of [`DatagramSocket`].
 //!
-//! One task answers every client: each datagram is handled on its own and
+//! One loop answers every client: each datagram is handled on its own and
 //! answered to the address it came from, so there is no per-client state to
-//! keep or to leak. Over UDP the task takes the datagrams waiting in a
-//! batch (recvmmsg(2)) and sends their answers in one batch (sendmmsg(2)). With `--lines`, each line of a datagram gets its answer
+//! keep or to leak. Over UDP the loop takes the datagrams waiting in a
+//! batch (recvmmsg(2)) and sends their answers in one batch (sendmmsg(2));
+//! on Linux it runs on a thread of its own that sleeps in the receive
+//! itself (no epoll_wait(2) per wake). With `--lines`, each line of a datagram gets its answer
 //! and the answers go back together in one datagram; answers that would not
 //! fit in one ([`MAX_ANSWER_V4`], [`MAX_ANSWER_V6`]) are dropped and
 //! counted, and the answer buffer never grows past that. Nothing a peer
@@ -21,7 +23,11 @@ use super::service::{answer_parts, log_message};
 use crate::error::{Error, Result};
 use crate::transport::PeerAddr;
 use crate::transport::datagram::DatagramSocket;
-use crate::transport::udp::{BatchSocket, RECV_BUF, RecvBatch, SendBatch};
+#[cfg(not(target_os = "linux"))]
+use crate::transport::udp::BatchSocket;
+#[cfg(target_os = "linux")]
+use crate::transport::udp::{BlockingSocket, Unblocker};
+use crate::transport::udp::{RECV_BUF, RecvBatch, SendBatch};
 
 /// What a datagram server did, reported when it stops.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -52,32 +58,195 @@ const OVERSIZE_LOG_EVERY: Duration = Duration::from_secs(10);
 /// the idle and drain timeouts do not apply to datagrams. A Unix datagram
 /// from an unnamed socket cannot be answered (counted as a send error).
 ///
-/// The loop runs as a task of its own on the runtime (a worker thread of a
-/// multi-threaded runtime, not the caller's `block_on` thread, which every
-/// wake-up would otherwise cross to). On UDP it receives up to
-/// [`BATCH`](crate::transport::udp::BATCH) datagrams per recvmmsg(2) and
-/// sends their answers together per sendmmsg(2).
+/// On Linux, a UDP socket is served from a thread of its own (a blocking
+/// task of the runtime) that sleeps in recvmmsg(2) with `MSG_WAITFORONE`:
+/// it receives up to [`BATCH`](crate::transport::udp::BATCH) datagrams per
+/// call and sends their answers together per sendmmsg(2), with no
+/// epoll_wait(2) in between. Cancelling `shutdown` (or dropping the future)
+/// shuts the socket down to wake and stop it. Elsewhere, and for Unix
+/// datagram sockets, the loop is a task on the runtime.
 pub async fn run(
     socket: impl Into<DatagramSocket>,
     config: ServeConfig,
     shutdown: CancellationToken,
 ) -> Result<DatagramReport> {
     let task = match socket.into() {
+        #[cfg(target_os = "linux")]
+        DatagramSocket::Udp(socket) => return serve_on_thread(socket, config, shutdown).await,
+        #[cfg(not(target_os = "linux"))]
         DatagramSocket::Udp(socket) => {
             let socket = BatchSocket::new(socket).map_err(|e| Error::io("serve udp", e))?;
             tokio::spawn(serve_batched(socket, config, shutdown))
         }
         socket => tokio::spawn(serve_each(socket, config, shutdown)),
     };
-    match task.await {
+    joined(task.await)
+}
+
+/// The server task's report, or its panic resumed here.
+fn joined(
+    result: std::result::Result<DatagramReport, tokio::task::JoinError>,
+) -> Result<DatagramReport> {
+    match result {
         Ok(report) => Ok(report),
         Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
         Err(err) => Err(Error::io("serve datagrams", std::io::Error::other(err))),
     }
 }
 
+/// The UDP server on a thread of its own (Linux): it sleeps in a blocking
+/// recvmmsg(2) instead of the runtime's epoll_wait(2), so a wake costs a
+/// receive and a send. Cancelling `shutdown`, or dropping this future,
+/// stops the thread: shutdown(2) on the socket wakes it.
+#[cfg(target_os = "linux")]
+async fn serve_on_thread(
+    socket: tokio::net::UdpSocket,
+    config: ServeConfig,
+    shutdown: CancellationToken,
+) -> Result<DatagramReport> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// Stops the thread when dropped: on shutdown, and if the caller
+    /// drops the future before.
+    struct Stop {
+        stop: Arc<AtomicBool>,
+        unblocker: Unblocker,
+    }
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            self.stop.store(true, Ordering::Release);
+            self.unblocker.unblock();
+        }
+    }
+
+    let (socket, unblocker) =
+        BlockingSocket::prepare(socket).map_err(|e| Error::io("serve udp", e))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let task = tokio::task::spawn_blocking({
+        let stop = Arc::clone(&stop);
+        move || serve_blocking(BlockingSocket::new(socket), &config, &stop)
+    });
+    let stop = Stop { stop, unblocker };
+    tokio::pin!(task);
+    let result = tokio::select! {
+        result = &mut task => result,
+        () = shutdown.cancelled() => {
+            drop(stop);
+            task.await
+        }
+    };
+    joined(result)
+}
+
+/// The UDP server's loop on its thread, until `stop` is set (and the
+/// socket shut down to wake it).
+#[cfg(target_os = "linux")]
+fn serve_blocking(
+    mut socket: BlockingSocket,
+    config: &ServeConfig,
+    stop: &std::sync::atomic::AtomicBool,
+) -> DatagramReport {
+    use std::sync::atomic::Ordering;
+    let mut received = RecvBatch::default();
+    // Answers are built in place in the batch's buffer, which is never
+    // grown: it is sent before it has less room than an answer can take.
+    let mut out = SendBatch::with_capacity(SEND_BUF);
+    let mut report = DatagramReport::default();
+    let mut oversized = OversizeLog::default();
+    while !stop.load(Ordering::Acquire) {
+        let result = socket.recv(&mut received);
+        // Checked before the batch is used: what a receive returns after
+        // the unblocking shutdown(2) is not datagrams.
+        if stop.load(Ordering::Acquire) {
+            break;
+        }
+        if let Err(err) = result {
+            // A resource shortage: never fatal, and never a busy loop.
+            tracing::debug!("{}", Error::io("receive", err));
+            std::thread::sleep(RECV_ERROR_PAUSE);
+            continue;
+        }
+        for (datagram, from) in received.iter() {
+            report.received += 1;
+            if out.room() < MAX_ANSWER_V6 || out.is_full() {
+                let sent = socket.send(&out, |i, err| send_failed(&out, i, err));
+                counted(sent, &mut out, &mut report);
+            }
+            queue_answer(
+                datagram,
+                from,
+                config,
+                &mut out,
+                &mut report,
+                &mut oversized,
+            );
+        }
+        if !out.is_empty() {
+            let sent = socket.send(&out, |i, err| send_failed(&out, i, err));
+            counted(sent, &mut out, &mut report);
+        }
+    }
+    oversized.flush();
+    report
+}
+
+/// Counts a send of `out` (`sent` of its datagrams went, the rest failed)
+/// and empties it.
+#[cfg(target_os = "linux")]
+fn counted(sent: usize, out: &mut SendBatch, report: &mut DatagramReport) {
+    report.sent += sent as u64;
+    report.send_errors += (out.len() - sent) as u64;
+    out.clear();
+}
+
+/// Builds the answer to `datagram` from `from` at the end of `out` (none
+/// for `--discard`, dropped and counted if it would not fit in a datagram).
+fn queue_answer(
+    datagram: &[u8],
+    from: std::net::SocketAddr,
+    config: &ServeConfig,
+    out: &mut SendBatch,
+    report: &mut DatagramReport,
+    oversized: &mut OversizeLog,
+) {
+    let peer = PeerAddr::Inet(from);
+    let max = if from.is_ipv4() {
+        MAX_ANSWER_V4
+    } else {
+        MAX_ANSWER_V6
+    };
+    let start = out.buf_mut().len();
+    match answer(datagram, &peer, config, max, out.buf_mut()) {
+        Built::None => {}
+        Built::TooLarge => {
+            out.buf_mut().truncate(start);
+            report.oversized += 1;
+            oversized.dropped(&peer, Instant::now());
+        }
+        Built::Ready => out.push(start, from),
+    }
+}
+
+/// Logs answer `i` of `out`, which could not be sent.
+fn send_failed(out: &SendBatch, i: usize, err: std::io::Error) {
+    let Some((answer, to)) = out.get(i) else {
+        return;
+    };
+    let peer = PeerAddr::Inet(to);
+    if err.raw_os_error() == Some(libc::EMSGSIZE) {
+        tracing::info!(
+            "{peer}: answer of {} bytes does not fit in a datagram; not sent",
+            answer.len()
+        );
+    } else {
+        tracing::debug!("{peer}: {}", Error::io("send", err));
+    }
+}
+
 /// The UDP server: a batch of datagrams per receive, their answers in one
-/// send.
+/// send (where there is no [`BlockingSocket`]: not Linux).
+#[cfg(not(target_os = "linux"))]
 async fn serve_batched(
     socket: BatchSocket,
     config: ServeConfig,
@@ -111,22 +280,14 @@ async fn serve_batched(
             if out.room() < MAX_ANSWER_V6 || out.is_full() {
                 send_answers(&socket, &mut out, &mut report).await;
             }
-            let peer = PeerAddr::Inet(from);
-            let max = if from.is_ipv4() {
-                MAX_ANSWER_V4
-            } else {
-                MAX_ANSWER_V6
-            };
-            let start = out.buf_mut().len();
-            match answer(datagram, &peer, &config, max, out.buf_mut()) {
-                Built::None => {}
-                Built::TooLarge => {
-                    out.buf_mut().truncate(start);
-                    report.oversized += 1;
-                    oversized.dropped(&peer, Instant::now());
-                }
-                Built::Ready => out.push(start, from),
-            }
+            queue_answer(
+                datagram,
+                from,
+                &config,
+                &mut out,
+                &mut report,
+                &mut oversized,
+            );
         }
         send_answers(&socket, &mut out, &mut report).await;
     }
@@ -136,6 +297,7 @@ async fn serve_batched(
 
 /// Sends the answers in `out` (one sendmmsg(2) when all goes well), counts
 /// them, and empties it.
+#[cfg(not(target_os = "linux"))]
 async fn send_answers(socket: &BatchSocket, out: &mut SendBatch, report: &mut DatagramReport) {
     if out.is_empty() {
         return;
@@ -144,18 +306,7 @@ async fn send_answers(socket: &BatchSocket, out: &mut SendBatch, report: &mut Da
     let sent = socket
         .send(out, |i, err| {
             errors += 1;
-            let Some((answer, to)) = out.get(i) else {
-                return;
-            };
-            let peer = PeerAddr::Inet(to);
-            if err.raw_os_error() == Some(libc::EMSGSIZE) {
-                tracing::info!(
-                    "{peer}: answer of {} bytes does not fit in a datagram; not sent",
-                    answer.len()
-                );
-            } else {
-                tracing::debug!("{peer}: {}", Error::io("send", err));
-            }
+            send_failed(out, i, err);
         })
         .await;
     report.sent += sent as u64;
@@ -373,6 +524,52 @@ mod tests {
             Built::Ready => Some(out),
             Built::None => None,
             Built::TooLarge => panic!("answer too large"),
+        }
+    }
+
+    /// Waits up to 5 s for `addr`'s port to be free again (its socket
+    /// closed).
+    async fn port_freed(addr: std::net::SocketAddr) -> bool {
+        for _ in 0..500 {
+            if std::net::UdpSocket::bind(addr).is_ok() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        false
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_server_answers_stops_when_cancelled_and_when_dropped() {
+        let echo = config(Reply::Echo, Framing::Reads);
+        let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let mut buf = [0u8; 16];
+        for cancel in [true, false] {
+            let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let addr = socket.local_addr().unwrap();
+            let shutdown = CancellationToken::new();
+            let server = tokio::spawn(run(socket, echo.clone(), shutdown.clone()));
+            client.send_to(b"ping", addr).await.unwrap();
+            let (n, _) = tokio::time::timeout(Duration::from_secs(5), client.recv_from(&mut buf))
+                .await
+                .expect("answered")
+                .unwrap();
+            assert_eq!(&buf[..n], b"ping");
+            if cancel {
+                shutdown.cancel();
+                let report = tokio::time::timeout(Duration::from_secs(5), server)
+                    .await
+                    .expect("stopped")
+                    .unwrap()
+                    .unwrap();
+                assert_eq!((report.received, report.sent), (1, 1));
+            } else {
+                // Dropping the future stops the thread, which closes the
+                // socket.
+                server.abort();
+                let _ = server.await;
+            }
+            assert!(port_freed(addr).await, "the socket is closed");
         }
     }
 

@@ -352,6 +352,173 @@ impl BatchSocket {
     }
 }
 
+/// A UDP socket in blocking mode for a thread of its own (Linux): each
+/// receive waits in one recvmmsg(2) with `MSG_WAITFORONE` (it sleeps until
+/// a datagram comes, then takes whatever else is already queued, up to the
+/// batch, without waiting for more), so a wake costs that one call and the
+/// answers' sendmmsg(2), with no epoll_wait(2) in between. Another thread
+/// stops it with [`Unblocker::unblock`].
+///
+/// Not `Send` (nix's receive headers hold raw pointers): build it on the
+/// thread that uses it, from a socket [`BlockingSocket::prepare`] returned.
+#[cfg(target_os = "linux")]
+pub struct BlockingSocket {
+    socket: std::net::UdpSocket,
+    headers: nix::sys::socket::MultiHeaders<nix::sys::socket::SockaddrStorage>,
+}
+
+#[cfg(target_os = "linux")]
+impl std::fmt::Debug for BlockingSocket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockingSocket")
+            .field("socket", &self.socket)
+            .finish()
+    }
+}
+
+/// Senders (none for an address neither IPv4 nor IPv6) and lengths of a
+/// blocking receive, slot by slot, and how many slots it filled.
+#[cfg(target_os = "linux")]
+type Received = ([(Option<SocketAddr>, usize); BATCH], usize);
+
+/// One recvmmsg(2) with `MSG_WAITFORONE` into the first `slots` slots of
+/// `buf` ([`RECV_BUF`] bytes each).
+#[cfg(target_os = "linux")]
+fn recv_wait_for_one(
+    socket: &std::net::UdpSocket,
+    headers: &mut nix::sys::socket::MultiHeaders<nix::sys::socket::SockaddrStorage>,
+    buf: &mut [u8],
+    slots: usize,
+) -> nix::Result<Received> {
+    use nix::sys::socket::{MsgFlags, recvmmsg};
+    use std::os::fd::AsRawFd;
+    let mut chunks = buf.chunks_mut(RECV_BUF);
+    let mut iovs: [[IoSliceMut<'_>; 1]; BATCH] =
+        std::array::from_fn(|_| [IoSliceMut::new(chunks.next().unwrap_or(&mut []))]);
+    let received = recvmmsg(
+        socket.as_raw_fd(),
+        headers,
+        iovs[..slots.min(BATCH)].iter_mut(),
+        MsgFlags::MSG_WAITFORONE,
+        None,
+    )?;
+    let mut got = [(None, 0usize); BATCH];
+    let mut count = 0;
+    for msg in received.take(BATCH) {
+        let addr = msg.address.and_then(|addr| match addr.as_sockaddr_in() {
+            Some(v4) => Some(SocketAddr::V4((*v4).into())),
+            None => addr
+                .as_sockaddr_in6()
+                .map(|v6| SocketAddr::V6((*v6).into())),
+        });
+        got[count] = (addr, msg.bytes.min(RECV_BUF));
+        count += 1;
+    }
+    Ok((got, count))
+}
+
+/// Wakes and stops a [`BlockingSocket`]'s thread from another one:
+/// shutdown(2) on the socket returns a receive (or send) it is blocked in,
+/// and every later one, at once.
+#[cfg(target_os = "linux")]
+#[derive(Debug)]
+pub struct Unblocker {
+    socket: std::net::UdpSocket,
+}
+
+#[cfg(target_os = "linux")]
+impl Unblocker {
+    /// Shuts the socket down for both directions. Linux wakes the sleepers
+    /// even on an unconnected UDP socket, for which shutdown(2) itself
+    /// reports `ENOTCONN` (ignored here).
+    pub fn unblock(&self) {
+        let _ = rustix::net::shutdown(&self.socket, rustix::net::Shutdown::Both);
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl BlockingSocket {
+    /// Takes a bound tokio UDP socket off the runtime and switches it to
+    /// blocking mode: the socket to build a [`BlockingSocket`] from on its
+    /// thread, and the [`Unblocker`] that stops that thread.
+    pub fn prepare(socket: UdpSocket) -> io::Result<(std::net::UdpSocket, Unblocker)> {
+        let socket = socket.into_std()?;
+        socket.set_nonblocking(false)?;
+        let unblocker = Unblocker {
+            socket: socket.try_clone()?,
+        };
+        Ok((socket, unblocker))
+    }
+
+    /// Wraps a blocking socket from [`BlockingSocket::prepare`].
+    pub fn new(socket: std::net::UdpSocket) -> BlockingSocket {
+        BlockingSocket {
+            socket,
+            headers: nix::sys::socket::MultiHeaders::preallocate(BATCH, None),
+        }
+    }
+
+    /// Waits for a datagram, then receives it and up to
+    /// [`RecvBatch::slots`] less one more already queued into `batch`.
+    /// Once the socket was shut down ([`Unblocker::unblock`]) it returns at
+    /// once, and what it returns then is not to be used (the kernel
+    /// reports the shutdown as an empty message, which nix gives the last
+    /// sender's address): the caller checks its own stop flag first.
+    pub fn recv(&mut self, batch: &mut RecvBatch) -> io::Result<usize> {
+        batch.len = 0;
+        let slots = batch.meta.len();
+        let (got, count) = loop {
+            match recv_wait_for_one(&self.socket, &mut self.headers, &mut batch.buf, slots) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(errno) => return Err(errno.into()),
+                Ok(got) => break got,
+            }
+        };
+        let mut filled = 0;
+        for (i, &(addr, len)) in got[..count].iter().enumerate() {
+            let Some(addr) = addr else { continue };
+            if filled != i {
+                // Keeps the datagrams in the first slots, in order.
+                batch
+                    .buf
+                    .copy_within(i * RECV_BUF..i * RECV_BUF + len, filled * RECV_BUF);
+            }
+            batch.meta[filled] = quinn_udp::RecvMeta {
+                addr,
+                len,
+                stride: len,
+                ..quinn_udp::RecvMeta::default()
+            };
+            filled += 1;
+        }
+        batch.len = filled;
+        Ok(filled)
+    }
+
+    /// Sends every datagram of `batch`, blocking while the send buffer is
+    /// full. A datagram the kernel refuses is reported to `failed` with its
+    /// index in the batch and skipped; the rest are still sent. Returns how
+    /// many were sent.
+    pub fn send(&self, batch: &SendBatch, mut failed: impl FnMut(usize, io::Error)) -> usize {
+        let mut next = 0;
+        let mut sent = 0;
+        while next < batch.len() {
+            match send_batch(&self.socket, batch, next) {
+                Ok(n) => {
+                    next += n.max(1);
+                    sent += n;
+                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => {
+                    failed(next, err);
+                    next += 1;
+                }
+            }
+        }
+        sent
+    }
+}
+
 /// One recvmmsg(2) into `batch` on `socket`, which tokio saw readable:
 /// `Some(n)` datagrams, or `None` when the readiness was stale. Tokio's
 /// readiness is cleared when the call shows the queue empty (fewer
@@ -512,6 +679,46 @@ mod tests {
             let (datagram, _) = batch.iter().next().unwrap();
             assert_eq!(datagram, [round]);
         }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_blocking_receive_takes_the_queue_and_unblocking_wakes_it() {
+        let (socket, unblocker) = BlockingSocket::prepare(bound().await).unwrap();
+        let to = socket.local_addr().unwrap();
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        // Queued before the receive: one call takes them all, the empty
+        // datagram included, up to the batch.
+        const N: usize = BATCH + 3;
+        for i in 0..N {
+            client.send_to(&datagram(i), to).unwrap();
+        }
+        let (events, seen) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let mut socket = BlockingSocket::new(socket);
+            let mut batch = RecvBatch::default();
+            let mut got = Vec::new();
+            while got.len() < N {
+                let n = socket.recv(&mut batch).unwrap();
+                assert!((1..=BATCH).contains(&n));
+                got.extend(batch.iter().map(|(d, from)| (d.to_vec(), from)));
+            }
+            events.send(got).unwrap();
+            // Now it sleeps in the receive until it is unblocked: then the
+            // receive returns at once.
+            let n = socket.recv(&mut batch).unwrap();
+            events.send(vec![(Vec::new(), to); n]).unwrap();
+        });
+        let wait = Duration::from_secs(5);
+        let got = seen.recv_timeout(wait).expect("the queue is received");
+        for (i, (d, from)) in got.iter().enumerate() {
+            assert_eq!(d, &datagram(i), "datagram {i}");
+            assert_eq!(*from, client.local_addr().unwrap());
+        }
+        assert!(seen.try_recv().is_err(), "still blocked");
+        unblocker.unblock();
+        seen.recv_timeout(wait).expect("woken by the unblocker");
+        thread.join().unwrap();
     }
 
     #[tokio::test]

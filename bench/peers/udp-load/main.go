@@ -3,9 +3,14 @@
 // socket in a closed loop (send one datagram, wait for its answer, send
 // the next), for a fixed time, against any UDP echo server.
 //
+// With -window W each sender keeps W datagrams in flight instead of one
+// (it sends W, then one more per answer), the way iperf3- or tcpkali-style
+// loads keep a pipe full: the server then finds datagrams queued when it
+// wakes, which is what batching (recvmmsg/sendmmsg) has to work with.
+//
 // Usage:
 //
-//	udp-load -addr HOST:PORT [-senders 8] [-size 64] [-duration 5s] [-timeout 200ms]
+//	udp-load -addr HOST:PORT [-senders 8] [-size 64] [-window 1] [-duration 5s] [-timeout 200ms]
 //
 // It prints one line to stdout:
 //
@@ -14,6 +19,8 @@
 // N is the answers received (datagrams the server echoed), R = N/S per
 // second, L the datagrams given up on after -timeout without an answer
 // (the sender then sends the next one), B answers of the wrong length.
+// With a window, a timeout counts the whole window lost and sends a new
+// one (an answer arriving after that is still counted as received).
 package main
 
 import (
@@ -33,11 +40,12 @@ func main() {
 	size := flag.Int("size", 64, "datagram payload size in bytes")
 	duration := flag.Duration("duration", 5*time.Second, "how long to send")
 	timeout := flag.Duration("timeout", 200*time.Millisecond, "how long to wait for an answer before counting it lost")
+	window := flag.Int("window", 1, "datagrams each sender keeps in flight")
 	flag.Parse()
 
 	log.SetFlags(0)
 	log.SetPrefix("udp-load: ")
-	if *addr == "" || *senders < 1 || *size < 0 || *size > 65507 {
+	if *addr == "" || *senders < 1 || *size < 0 || *size > 65507 || *window < 1 {
 		flag.Usage()
 		os.Exit(2)
 	}
@@ -69,9 +77,16 @@ func main() {
 			// per datagram: a deadline costs the runtime a timer update,
 			// and the generator shares the machine with the server.
 			var deadline time.Time
+			inflight := 0
 			for !stop.Load() {
-				if _, err := c.Write(out); err != nil {
-					l++
+				for inflight < *window {
+					if _, err := c.Write(out); err != nil {
+						l++
+						break
+					}
+					inflight++
+				}
+				if inflight == 0 {
 					continue
 				}
 				now := time.Now()
@@ -81,9 +96,13 @@ func main() {
 				}
 				m, err := c.Read(in)
 				if err != nil {
-					l++
+					l += int64(inflight)
+					inflight = 0
 					deadline = time.Time{}
 					continue
+				}
+				if inflight > 0 {
+					inflight--
 				}
 				if m != *size {
 					b++
