@@ -79,7 +79,7 @@ use crate::faults::control::FaultState;
 use crate::faults::{DatagramVerdict, Faults};
 use crate::pipe::Dir;
 use crate::transport::Source;
-use crate::transport::udp::{RecvBatch, recv_ready};
+use crate::transport::udp::{RecvBatch, SendBatch, recv_ready, send_batch};
 
 /// Datagrams the listening socket's task reads per wake-up, in one
 /// recvmmsg(2), before it looks at its timers and other tasks run.
@@ -393,6 +393,70 @@ impl<F: DatagramFilter> Shared<F> {
             shared.sent(&session, dir, copy.len(), result);
             shared.delayed_bytes.fetch_sub(len, Ordering::Relaxed);
         });
+    }
+
+    /// [`pass`](Self::pass) for a batch of replies from `session`'s
+    /// upstream: the ones the filter forwards go to the client in one
+    /// sendmmsg(2) (more when they do not fit in `out`), each counted as
+    /// [`send_down`](Self::send_down)'s would be. Never waits: a reply the
+    /// kernel does not take at once is counted as not sent.
+    fn pass_down_batch(
+        self: &Arc<Self>,
+        session: &Arc<Session<F>>,
+        replies: &RecvBatch,
+        out: &mut SendBatch,
+    ) {
+        out.clear();
+        for (datagram, _) in replies.iter() {
+            match self.filter.forward(&session.filter, Dir::Down, datagram) {
+                Verdict::Forward => {
+                    if out.room() < datagram.len() || out.is_full() {
+                        self.flush_down(session, out);
+                    }
+                    let buf = out.buf_mut();
+                    let start = buf.len();
+                    buf.extend_from_slice(datagram);
+                    out.push(start, session.client);
+                }
+                Verdict::Drop => {
+                    self.filtered.fetch_add(1, Ordering::Relaxed);
+                }
+                Verdict::Delay(delay) => {
+                    self.delay(session, Dir::Down, datagram, delay, Self::send_down)
+                }
+            }
+        }
+        self.flush_down(session, out);
+    }
+
+    /// Sends and counts the replies gathered in `out`, then empties it.
+    fn flush_down(&self, session: &Session<F>, out: &mut SendBatch) {
+        let mut next = 0;
+        while let Some((datagram, _)) = out.get(next) {
+            let len = datagram.len();
+            match send_batch(&self.listen, out, next) {
+                Ok(0) => break,
+                Ok(n) => {
+                    for i in next..next + n {
+                        let len = out.get(i).map_or(0, |(d, _)| d.len());
+                        self.sent(session, Dir::Down, len, Ok(len));
+                    }
+                    next += n;
+                }
+                // The reply at `next` failed; the ones before it went.
+                Err(err) => {
+                    self.sent(session, Dir::Down, len, Err(err));
+                    next += 1;
+                }
+            }
+        }
+        // Left unsent only if the kernel reported none sent and no error.
+        while let Some((datagram, _)) = out.get(next) {
+            let err = io::Error::from(io::ErrorKind::WriteZero);
+            self.sent(session, Dir::Down, datagram.len(), Err(err));
+            next += 1;
+        }
+        out.clear();
     }
 
     /// Counts the outcome of sending a datagram of `len` bytes `dir`.
@@ -760,6 +824,16 @@ thread_local! {
     static REPLY_BUF: RefCell<RecvBatch> = RefCell::new(RecvBatch::new(REPLY_BATCH));
 }
 
+thread_local! {
+    /// The replies a session task forwards from one batch, gathered for one
+    /// sendmmsg(2) (a session's replies all go to its one client).
+    static REPLY_OUT: RefCell<SendBatch> = RefCell::new(SendBatch::with_capacity(REPLY_OUT_BYTES));
+}
+
+/// Bytes of replies gathered per sendmmsg(2); a batch with more is sent in
+/// several calls.
+const REPLY_OUT_BYTES: usize = 64 * 1024;
+
 /// Replies a session task takes per recvmmsg(2): a session's socket hears
 /// from one upstream only, so fewer than the listening socket's [`BATCH`].
 const REPLY_BATCH: usize = 8;
@@ -810,17 +884,20 @@ async fn replies<F: DatagramFilter>(shared: Arc<Shared<F>>, session: Arc<Session
                     return (false, false);
                 }
             };
-            let mut replied = false;
-            for (datagram, _) in batch.iter() {
-                let stats = &session.stats;
-                stats
-                    .last_active
-                    .store(shared.ticks(Instant::now()), Ordering::Relaxed);
-                stats.awaiting_reply.store(false, Ordering::SeqCst);
-                shared.pass(&session, Dir::Down, datagram, Shared::<F>::send_down);
-                replied = true;
+            let stats = &session.stats;
+            stats
+                .last_active
+                .store(shared.ticks(Instant::now()), Ordering::Relaxed);
+            stats.awaiting_reply.store(false, Ordering::SeqCst);
+            if received == 1 {
+                if let Some((datagram, _)) = batch.iter().next() {
+                    shared.pass(&session, Dir::Down, datagram, Shared::<F>::send_down);
+                }
+            } else {
+                REPLY_OUT
+                    .with(|out| shared.pass_down_batch(&session, &batch, &mut out.borrow_mut()));
             }
-            (replied, received == batch.slots())
+            (received > 0, received == batch.slots())
         });
         if replied && shared.draining.load(Ordering::SeqCst) {
             return;

@@ -546,7 +546,7 @@ pub fn recv_ready(socket: &UdpSocket, batch: &mut RecvBatch) -> io::Result<Optio
 
 /// One sendmmsg(2) of `batch`'s datagrams from `from` on: how many went.
 #[cfg(target_os = "linux")]
-fn send_batch(socket: &impl AsFd, batch: &SendBatch, from: usize) -> io::Result<usize> {
+pub(crate) fn send_batch(socket: &impl AsFd, batch: &SendBatch, from: usize) -> io::Result<usize> {
     use rustix::net::{MMsgHdr, SendAncillaryBuffer, SendFlags, SocketAddrAny};
     let msgs = &batch.msgs[from..];
     let addrs: Vec<SocketAddrAny> = msgs.iter().map(|&(_, _, to)| to.into()).collect();
@@ -576,7 +576,7 @@ fn send_batch(socket: &impl AsFd, batch: &SendBatch, from: usize) -> io::Result<
 /// One datagram of `batch` (at `from`) per call where there is no
 /// sendmmsg(2).
 #[cfg(not(target_os = "linux"))]
-fn send_batch(socket: &impl AsFd, batch: &SendBatch, from: usize) -> io::Result<usize> {
+pub(crate) fn send_batch(socket: &impl AsFd, batch: &SendBatch, from: usize) -> io::Result<usize> {
     match batch.get(from) {
         Some((datagram, to)) => socket2::SockRef::from(socket)
             .send_to(datagram, &to.into())

@@ -142,6 +142,47 @@ fn two_clients_never_see_each_others_replies() {
         .wait_for_count("closed at shutdown (up 50 datagram(s) 140 bytes", 2);
 }
 
+/// Datagram `i` of a burst: its size grows by 900 bytes a step (the
+/// first is empty), its bytes say which it is.
+fn burst_datagram(i: usize) -> Vec<u8> {
+    vec![i as u8; i * 900]
+}
+
+#[test]
+fn a_burst_of_replies_reaches_the_client_whole_and_in_order() {
+    // An upstream answering each datagram with 16 replies back to back, so
+    // the session's task finds several queued at once (sent on in batches,
+    // some larger than one call's 64 KiB).
+    let upstream = UdpSocket::bind("127.0.0.1:0").expect("bind upstream");
+    let up_addr = upstream.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        for _ in 0..3 {
+            let Ok((_, from)) = upstream.recv_from(&mut buf) else {
+                return;
+            };
+            for i in 0..16 {
+                let _ = upstream.send_to(&burst_datagram(i), from);
+            }
+        }
+    });
+    let mut relay = relay(up_addr, &[]);
+    let s = client(&relay);
+    let mut buf = vec![0u8; 65_536];
+    for round in 0..3 {
+        s.send(b"go").expect("send");
+        for i in 0..16 {
+            let n = s.recv(&mut buf).expect("a reply");
+            assert_eq!(buf[..n], burst_datagram(i), "round {round}, reply {i}");
+        }
+    }
+    let stopped = stop(&mut relay);
+    assert!(
+        stopped.contains("after 1 session(s): 3 datagram(s) up, 48 down"),
+        "{stopped}"
+    );
+}
+
 #[test]
 fn an_idle_session_expires_and_the_next_datagram_opens_a_new_one() {
     let upstream = PrefixEcho::start();
