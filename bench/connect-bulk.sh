@@ -28,14 +28,7 @@ cargo build --release --quiet
 netcrab=target/release/netcrab
 [[ -x /usr/bin/time ]] || { echo "needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/connect-bulk.XXXXXX")
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+bench_workdir connect-bulk
 
 bytes=$(numfmt --from=iec "$size")
 

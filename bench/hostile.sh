@@ -44,14 +44,7 @@ fi
 raise_nofile
 builds=("$@")
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/hostile.XXXXXX")
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+bench_workdir hostile
 
 # The hostile peers and the legitimate client, in one small Python program.
 cat >"$work/peers.py" <<'EOF'

@@ -137,3 +137,18 @@ wait_listening() {
     sleep 0.05
   done
 }
+
+# bench_workdir NAME: a fresh directory in $work (under $TMPDIR) and an empty
+# $pids array for the script to add its background processes to; when the
+# script exits, each of them is killed and waited for and $work removed.
+bench_workdir() {
+  work=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")
+  pids=()
+  trap _bench_cleanup EXIT
+}
+
+_bench_cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}

@@ -28,14 +28,7 @@ scripts/install-test-deps.sh # microsocks, tinyproxy
 cargo build --release --quiet
 netcrab=target/release/netcrab
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+bench_workdir proxy-client-compare
 
 "$netcrab" -q serve 127.0.0.1:0 --echo --port-file "$work/echo.port" &
 pids+=($!)

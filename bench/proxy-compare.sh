@@ -40,14 +40,7 @@ mkdir -p bench/peers/bin
 load=bench/peers/bin/proxy-load
 
 raise_nofile
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+bench_workdir proxy-compare
 
 "$netcrab" -q serve 127.0.0.1:0 --echo --port-file "$work/echo.port" &
 pids+=($!)

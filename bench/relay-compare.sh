@@ -37,14 +37,7 @@ if [[ -z ${NETCRAB:-} ]]; then
   NETCRAB=target/release/netcrab
 fi
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+bench_workdir relay-compare
 
 # cpu_total PID: utime+stime+cutime+cstime (children that were waited for),
 # in seconds.

@@ -51,14 +51,7 @@ GEN=${GEN:-${BASELINE:-$NETCRAB}}
 command -v nginx >/dev/null && command -v haproxy >/dev/null || scripts/install-bench-deps.sh
 raise_nofile
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+bench_workdir relay-rr
 
 "$GEN" -q serve 127.0.0.1:0 --echo --max-conns 100000 --port-file "$work/echo.port" &
 pids+=($!)
