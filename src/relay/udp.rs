@@ -357,14 +357,30 @@ impl<F: DatagramFilter> Shared<F> {
         datagram: &[u8],
         send: fn(&Self, &Session<F>, &[u8]) -> io::Result<usize>,
     ) {
+        if self.screen(session, dir, datagram, send) {
+            self.sent(session, dir, datagram.len(), send(self, session, datagram));
+        }
+    }
+
+    /// Puts `datagram` through the filter: whether to send it now. A
+    /// dropped one is counted, a delayed one is sent later with `send`.
+    fn screen(
+        self: &Arc<Self>,
+        session: &Arc<Session<F>>,
+        dir: Dir,
+        datagram: &[u8],
+        send: fn(&Self, &Session<F>, &[u8]) -> io::Result<usize>,
+    ) -> bool {
         match self.filter.forward(&session.filter, dir, datagram) {
-            Verdict::Forward => {
-                self.sent(session, dir, datagram.len(), send(self, session, datagram))
-            }
+            Verdict::Forward => true,
             Verdict::Drop => {
                 self.filtered.fetch_add(1, Ordering::Relaxed);
+                false
             }
-            Verdict::Delay(delay) => self.delay(session, dir, datagram, delay, send),
+            Verdict::Delay(delay) => {
+                self.delay(session, dir, datagram, delay, send);
+                false
+            }
         }
     }
 
@@ -408,23 +424,16 @@ impl<F: DatagramFilter> Shared<F> {
     ) {
         out.clear();
         for (datagram, _) in replies.iter() {
-            match self.filter.forward(&session.filter, Dir::Down, datagram) {
-                Verdict::Forward => {
-                    if out.room() < datagram.len() || out.is_full() {
-                        self.flush_down(session, out);
-                    }
-                    let buf = out.buf_mut();
-                    let start = buf.len();
-                    buf.extend_from_slice(datagram);
-                    out.push(start, session.client);
-                }
-                Verdict::Drop => {
-                    self.filtered.fetch_add(1, Ordering::Relaxed);
-                }
-                Verdict::Delay(delay) => {
-                    self.delay(session, Dir::Down, datagram, delay, Self::send_down)
-                }
+            if !self.screen(session, Dir::Down, datagram, Self::send_down) {
+                continue;
             }
+            if out.room() < datagram.len() || out.is_full() {
+                self.flush_down(session, out);
+            }
+            let buf = out.buf_mut();
+            let start = buf.len();
+            buf.extend_from_slice(datagram);
+            out.push(start, session.client);
         }
         self.flush_down(session, out);
     }
@@ -435,26 +444,23 @@ impl<F: DatagramFilter> Shared<F> {
         while let Some((datagram, _)) = out.get(next) {
             let len = datagram.len();
             match send_batch(&self.listen, out, next) {
-                Ok(0) => break,
-                Ok(n) => {
+                Ok(n) if n > 0 => {
                     for i in next..next + n {
                         let len = out.get(i).map_or(0, |(d, _)| d.len());
                         self.sent(session, Dir::Down, len, Ok(len));
                     }
                     next += n;
                 }
-                // The reply at `next` failed; the ones before it went.
-                Err(err) => {
+                // The reply at `next` failed (the ones before it went), or
+                // none went without an error: it is not sent either way.
+                result => {
+                    let err = result
+                        .err()
+                        .unwrap_or_else(|| io::ErrorKind::WriteZero.into());
                     self.sent(session, Dir::Down, len, Err(err));
                     next += 1;
                 }
             }
-        }
-        // Left unsent only if the kernel reported none sent and no error.
-        while let Some((datagram, _)) = out.get(next) {
-            let err = io::Error::from(io::ErrorKind::WriteZero);
-            self.sent(session, Dir::Down, datagram.len(), Err(err));
-            next += 1;
         }
         out.clear();
     }
