@@ -9,37 +9,69 @@ sendto: requests up and lone replies).
 
 Usage: bench/udp-relay-burst.py NETCRAB_BINARY   (needs strace; loopback only)
 """
+import os
 import re
 import socket
 import subprocess
 import sys
 import tempfile
-import os
 import threading
 
-B=sys.argv[1]
-up=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); up.bind(("127.0.0.1",0)); ua=up.getsockname()
-def serve():
-    for _ in range(20):
-        d,f=up.recvfrom(64)
-        for i in range(16): up.sendto(bytes([i])*(i*900), f)
-threading.Thread(target=serve,daemon=True).start()
-out=tempfile.NamedTemporaryFile(suffix=".strace", delete=False).name
-p=subprocess.Popen(["strace","-f","-c","-o",out,B,"relay","udp://127.0.0.1:0","udp://%s:%d"%ua],stderr=subprocess.PIPE,text=True)
-addr=None
-while not addr:
-    l=p.stderr.readline(); m=re.search(r"listening on udp://(\S+)",l)
-    if m: addr=m.group(1)
-h,pt=addr.rsplit(":",1)
-c=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); c.connect((h,int(pt))); c.settimeout(5)
-for r in range(20):
-    c.send(b"go")
-    for i in range(16):
-        d=c.recv(65536); assert d==bytes([i])*(i*900), (r,i,len(d))
-print("320 replies relayed whole and in order")
-subprocess.run(["pkill", "-INT", "-P", str(p.pid)])
-p.wait()
-for line in open(out):
-    if re.search(r"\b(sendmmsg|sendto|recvmmsg)$", line.strip()):
-        print(line.rstrip())
-os.unlink(out)
+REQUESTS = 20
+BURST = 16
+
+
+def reply(i):
+    """Reply `i` of a burst: 900 bytes more each, its bytes say which."""
+    return bytes([i]) * (i * 900)
+
+
+def upstream_loop(sock):
+    for _ in range(REQUESTS):
+        _, peer = sock.recvfrom(64)
+        for i in range(BURST):
+            sock.sendto(reply(i), peer)
+
+
+def main():
+    binary = sys.argv[1]
+    upstream = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    upstream.bind(("127.0.0.1", 0))
+    threading.Thread(target=upstream_loop, args=(upstream,), daemon=True).start()
+    counts = tempfile.NamedTemporaryFile(suffix=".strace", delete=False).name
+    up = "udp://%s:%d" % upstream.getsockname()
+    relay = subprocess.Popen(
+        ["strace", "-f", "-c", "-o", counts, binary, "relay", "udp://127.0.0.1:0", up],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    addr = None
+    while addr is None:
+        line = relay.stderr.readline()
+        if not line:
+            sys.exit("udp-relay-burst: the relay ended before listening")
+        found = re.search(r"listening on udp://(\S+)", line)
+        if found:
+            addr = found.group(1)
+    host, port = addr.rsplit(":", 1)
+    client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    client.connect((host, int(port)))
+    client.settimeout(5)
+    for r in range(REQUESTS):
+        client.send(b"go")
+        for i in range(BURST):
+            got = client.recv(65536)
+            assert got == reply(i), (r, i, len(got))
+    print(f"{REQUESTS * BURST} replies relayed whole and in order")
+    # SIGINT to the relay itself (strace's child).
+    subprocess.run(["pkill", "-INT", "-P", str(relay.pid)])
+    relay.wait()
+    with open(counts) as f:
+        for line in f:
+            if re.search(r"\b(sendmmsg|sendto|recvmmsg)$", line.strip()):
+                print(line.rstrip())
+    os.unlink(counts)
+
+
+if __name__ == "__main__":
+    main()
