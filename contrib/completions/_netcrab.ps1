@@ -307,7 +307,8 @@ Register-ArgumentCompleter -Native -CommandName 'netcrab' -ScriptBlock {
             break
         }
         'netcrab;wait' {
-            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Give up after this long overall (0: wait forever)')
+            [CompletionResult]::new('-t', '-t', [CompletionResultType]::ParameterName, 'Give up after this long overall (0: wait forever; `-t 15` as with wait-for-it: a bare number is seconds)')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Give up after this long overall (0: wait forever; `-t 15` as with wait-for-it: a bare number is seconds)')
             [CompletionResult]::new('--send', '--send', [CompletionResultType]::ParameterName, 'Send TEXT after connecting')
             [CompletionResult]::new('--expect', '--expect', [CompletionResultType]::ParameterName, 'Ready only once what the target sends (a banner, the reply to --send, or a URL''s body) contains TEXT')
             [CompletionResult]::new('--expect-status', '--expect-status', [CompletionResultType]::ParameterName, 'URLs: the response statuses that mean ready, as codes and ranges')

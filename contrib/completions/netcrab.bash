@@ -1296,13 +1296,17 @@ _netcrab() {
             return 0
             ;;
         netcrab__subcmd__wait)
-            opts="-4 -6 -s -p -v -q -h -V --timeout --any --invert --send --expect --expect-status --attempt-timeout --retry-delay --retry-max-delay --run-anyway --ipv4 --ipv6 --source --source-port --proxy --no-proxy --proxy-ca --proxy-insecure --tls --ca --servername --pin-sha256 --insecure --cert --key --alpn --handshake-timeout --ws-text --ws-ping --ws-max-message --ws-protocol --ws-header --ws-origin --ws-path --verbose --quiet --log-format --help --version"
+            opts="-t -4 -6 -s -p -v -q -h -V --timeout --any --invert --send --expect --expect-status --attempt-timeout --retry-delay --retry-max-delay --run-anyway --ipv4 --ipv6 --source --source-port --proxy --no-proxy --proxy-ca --proxy-insecure --tls --ca --servername --pin-sha256 --insecure --cert --key --alpn --handshake-timeout --ws-text --ws-ping --ws-max-message --ws-protocol --ws-header --ws-origin --ws-path --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -t)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -299,7 +299,8 @@ set edit:completion:arg-completer[netcrab] = {|@words|
             cand --version 'Print version'
         }
         &'netcrab;wait'= {
-            cand --timeout 'Give up after this long overall (0: wait forever)'
+            cand -t 'Give up after this long overall (0: wait forever; `-t 15` as with wait-for-it: a bare number is seconds)'
+            cand --timeout 'Give up after this long overall (0: wait forever; `-t 15` as with wait-for-it: a bare number is seconds)'
             cand --send 'Send TEXT after connecting'
             cand --expect 'Ready only once what the target sends (a banner, the reply to --send, or a URL''s body) contains TEXT'
             cand --expect-status 'URLs: the response statuses that mean ready, as codes and ranges'

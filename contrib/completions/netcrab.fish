@@ -255,7 +255,7 @@ complete -c netcrab -n "__fish_netcrab_using_subcommand proxy" -s v -l verbose -
 complete -c netcrab -n "__fish_netcrab_using_subcommand proxy" -s q -l quiet -d 'Only errors on stderr'
 complete -c netcrab -n "__fish_netcrab_using_subcommand proxy" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c netcrab -n "__fish_netcrab_using_subcommand proxy" -s V -l version -d 'Print version'
-complete -c netcrab -n "__fish_netcrab_using_subcommand wait" -l timeout -d 'Give up after this long overall (0: wait forever)' -r
+complete -c netcrab -n "__fish_netcrab_using_subcommand wait" -s t -l timeout -d 'Give up after this long overall (0: wait forever; `-t 15` as with wait-for-it: a bare number is seconds)' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand wait" -l send -d 'Send TEXT after connecting' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand wait" -l expect -d 'Ready only once what the target sends (a banner, the reply to --send, or a URL\'s body) contains TEXT' -r
 complete -c netcrab -n "__fish_netcrab_using_subcommand wait" -l expect-status -d 'URLs: the response statuses that mean ready, as codes and ranges' -r

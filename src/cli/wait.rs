@@ -44,8 +44,8 @@ pub struct WaitArgs {
     /// Targets: HOST:PORT or any endpoint (tls://HOST:PORT needs a verified handshake; udp://HOST:PORT needs --send and --expect), or an http:// or https:// URL
     #[arg(required = true, value_name = "TARGET")]
     pub targets: Vec<String>,
-    /// Give up after this long overall (0: wait forever)
-    #[arg(long, value_name = "DURATION", value_parser = duration(), default_value = "30s")]
+    /// Give up after this long overall (0: wait forever; `-t 15` as with wait-for-it: a bare number is seconds)
+    #[arg(short = 't', long, value_name = "DURATION", value_parser = duration(), default_value = "30s")]
     pub timeout: Duration,
     /// One ready target is enough
     #[arg(long)]

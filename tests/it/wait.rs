@@ -70,6 +70,16 @@ fn timeout_exits_124_names_the_target_and_skips_the_command() {
 }
 
 #[test]
+fn wait_for_its_short_timeout_flag_counts_bare_seconds() {
+    // `wait-for-it.sh HOST:PORT -t 1 -- CMD`, as scripts already spell it.
+    let dead = dead_addr();
+    let out = run(&["wait", &dead, "-t", "1", "--", "true"]);
+    let err = stderr(&out);
+    assert_eq!(code(out.status), 124, "{err}");
+    assert!(err.contains("timed out after 1.0s"), "{err}");
+}
+
+#[test]
 fn run_anyway_runs_the_command_after_the_timeout() {
     let marker = temp_path("anyway");
     let touch = format!("touch {}", marker.display());
