@@ -21,6 +21,7 @@ pub const EXAMPLES: &str = "\
 Examples:
   netcrab connect 127.0.0.1:8080 --send \"hello, world\"   # the seed's client
   netcrab connect localhost:6379 < commands.txt          # netcat: stdin to the socket, the socket to stdout
+  netcrab connect localhost 6379 < commands.txt          # the same, as nc spells it (HOST PORT)
   netcrab connect db:5432 --retry-for 30s --send ''      # wait up to 30s for a server, with backoff
   tar c dir | netcrab connect backup:9000 > reply.txt    # half-closes at stdin EOF, reads until the peer closes
   netcrab connect '[::1]:8080' --send hi                 # IPv6; names with several addresses use Happy Eyeballs
@@ -53,6 +54,9 @@ Examples:
 pub struct ConnectArgs {
     /// Address to connect to: HOST:PORT, [IPV6]:PORT, tls://HOST:PORT, udp://HOST:PORT, unix:///PATH, unix:@NAME, tls+unix:///PATH, quic://HOST:PORT, ws://HOST[:PORT][/PATH], wss://HOST[:PORT][/PATH] or unixgram:///PATH
     pub addr: String,
+    /// The port, netcat-style (`connect HOST PORT`), for an ADDR written without one
+    #[arg(value_name = "PORT")]
+    pub port: Option<String>,
     #[command(flatten)]
     pub scheme: SchemeArgs,
     /// UDP: send each read of stdin (up to 65507 bytes) as a datagram, instead of each line
@@ -130,7 +134,17 @@ async fn removing_on_signals<F: std::future::Future>(run: F) -> Result<F::Output
 impl ConnectArgs {
     /// Resolves the flags into the library config.
     pub fn resolve(&self) -> Result<ConnectConfig> {
-        let endpoint = self.scheme.parse(&self.addr, self.tls.tls)?;
+        let addr = match &self.port {
+            Some(port) if self.scheme.unix => {
+                return Err(Error::usage(format!(
+                    "a Unix socket has no port: {port:?} after {:?}",
+                    self.addr
+                )));
+            }
+            Some(port) => join_host_port(&self.addr, port)?,
+            None => self.addr.clone(),
+        };
+        let endpoint = self.scheme.parse(&addr, self.tls.tls)?;
         let udp = endpoint.scheme().is_datagram();
         if self.raw && !udp {
             return Err(Error::usage("--raw applies only to udp"));
@@ -223,5 +237,76 @@ impl ConnectArgs {
             let _ = stdout.flush().await;
         }
         Ok(())
+    }
+}
+
+/// `connect HOST PORT` as netcat spells it: the address `HOST:PORT`
+/// (`[HOST]:PORT` for an IPv6 literal). HOST must be a bare host, and PORT
+/// one port: a range is `netcrab scan`'s.
+fn join_host_port(host: &str, port: &str) -> Result<String> {
+    if port.contains(['-', ',']) {
+        return Err(Error::usage(format!(
+            "connect takes one port, not {port:?}; to scan ports: netcrab scan {host} {port}"
+        )));
+    }
+    match port.parse::<u16>() {
+        Ok(1..) => {}
+        _ => {
+            return Err(Error::usage(format!(
+                "invalid port {port:?}: expected 1 to 65535"
+            )));
+        }
+    }
+    let bare = !host.is_empty() && !host.contains(['/', '@', '[', ']']);
+    let literal = host.split('%').next().unwrap_or(host);
+    if literal.parse::<std::net::Ipv6Addr>().is_ok() {
+        Ok(format!("[{host}]:{port}"))
+    } else if bare && !host.contains(':') {
+        Ok(format!("{host}:{port}"))
+    } else {
+        Err(Error::usage(format!(
+            "{host:?} already names its port or scheme; give PORT only after a bare host (connect HOST PORT)"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::join_host_port;
+
+    #[test]
+    fn a_host_and_a_port_make_one_address() {
+        assert_eq!(
+            join_host_port("localhost", "6379").unwrap(),
+            "localhost:6379"
+        );
+        assert_eq!(join_host_port("127.0.0.1", "80").unwrap(), "127.0.0.1:80");
+        assert_eq!(join_host_port("::1", "8080").unwrap(), "[::1]:8080");
+        assert_eq!(
+            join_host_port("fe80::1%lo", "22").unwrap(),
+            "[fe80::1%lo]:22"
+        );
+    }
+
+    #[test]
+    fn a_port_twice_a_range_or_a_bad_port_is_a_usage_error() {
+        for (host, port, says) in [
+            ("127.0.0.1:80", "80", "already names its port"),
+            ("[::1]:80", "80", "already names its port"),
+            ("tcp://127.0.0.1", "80", "already names its port"),
+            ("127.0.0.1", "20-25", "netcrab scan 127.0.0.1 20-25"),
+            ("127.0.0.1", "22,80", "netcrab scan"),
+            ("127.0.0.1", "0", "invalid port"),
+            ("127.0.0.1", "65536", "invalid port"),
+            ("127.0.0.1", "http", "invalid port"),
+        ] {
+            let err = join_host_port(host, port).unwrap_err();
+            assert_eq!(
+                err.kind(),
+                netcrab::error::ErrorKind::Usage,
+                "{host} {port}"
+            );
+            assert!(err.to_string().contains(says), "{host} {port}: {err}");
+        }
     }
 }

@@ -149,6 +149,18 @@ fn no_shutdown_keeps_sending_side_open_and_wait_bounds_it() {
 }
 
 #[test]
+fn host_and_port_as_nc_spells_them() {
+    let server = Server::start(&["--echo"]);
+    let port = server.addr.port().to_string();
+    let out = run_with_input(&["connect", "127.0.0.1", &port], b"ping".to_vec());
+    assert_eq!(code(out.status), 0, "{}", stderr(&out));
+    assert_eq!(out.stdout, b"ping");
+    // A range is a scan, not a connection: a usage error that says so.
+    let out = run(&["connect", "-z", "127.0.0.1", "20-25"]);
+    assert_exit(&out, 2, "netcrab scan 127.0.0.1 20-25");
+}
+
+#[test]
 fn idle_timeout_exits_5() {
     let server = Server::start(&["--echo"]);
     let out = run(&[
