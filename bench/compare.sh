@@ -11,7 +11,9 @@
 #     reading the socket; ncat has no TCP_NODELAY option), and (only when
 #     named in SERVERS) "floor", the leanest epoll server in C
 #     (bench/peers/floor-echo: a thread per core, one read + one write per
-#     request), at 1, 50 and 500 connections
+#     request) and "uring", the leanest io_uring one in Rust
+#     (bench/peers/echo-uring: a ring per core, multishot accept and recv),
+#     at 1, 50 and 500 connections
 #     x 64 B and 1 KiB messages, closed loop, a fresh server per run.
 #   bulk: one stream of BULK_BYTES through netcrab connect -> serve --discard
 #     (and -> the Go server in discard mode) vs iperf3.
@@ -70,7 +72,7 @@ IDLE_SERVERS=${IDLE_SERVERS:-"netcrab go tokio"}
 BASELINE=${BASELINE:-}
 IDLE_TIMEOUT=${IDLE_TIMEOUT:-0}
 
-if [[ -z ${SKIP_BULK:-} ]] || [[ " $SERVERS $IDLE_SERVERS " =~ \ (go|tokio|socat|ncat|floor)\  ]]; then
+if [[ -z ${SKIP_BULK:-} ]] || [[ " $SERVERS $IDLE_SERVERS " =~ \ (go|tokio|socat|ncat|floor|uring)\  ]]; then
   "$root/scripts/install-bench-deps.sh"
   "$here/peers/build.sh"
 fi
@@ -88,6 +90,7 @@ NC="$NETCRAB"
 GO="$here/peers/bin/echo-go"
 TOKIO="$here/peers/bin/echo-tokio"
 FLOOR="$here/peers/bin/floor-echo"
+URING="$here/peers/bin/echo-uring"
 mkdir -p "$OUT"
 rm -f "$OUT"/*.json "$OUT"/*.server-cpu
 tmp=$(mktemp -d)
@@ -118,6 +121,7 @@ start_server() {
     go) cmd=("$GO" -addr 127.0.0.1:0 -mode "$mode" -port-file "$pf") ;;
     tokio) cmd=("$TOKIO" -addr 127.0.0.1:0 -mode "$mode" -port-file "$pf") ;;
     floor) cmd=("$FLOOR" -addr 127.0.0.1:0 -mode "$mode" -port-file "$pf") ;;
+    uring) cmd=("$URING" -addr 127.0.0.1:0 -mode "$mode" -port-file "$pf") ;;
     socat)
       SERVER_PORT=$(free_port)
       cmd=(socat "TCP-LISTEN:$SERVER_PORT,bind=127.0.0.1,fork,reuseaddr,backlog=4096,nodelay" PIPE)
