@@ -130,7 +130,6 @@ impl BufRing {
 /// One connection's state: the replies not yet sent (buffer, offset, end).
 #[derive(Default)]
 struct Conn {
-    open: bool,
     sending: bool,    // a send is in flight
     recv_ended: bool, // the multishot recv is over (EOF or error)
     queue: VecDeque<(u16, u32, u32)>,
@@ -184,8 +183,6 @@ impl Worker {
     }
 
     fn close(&mut self, fd: RawFd) {
-        let c = self.conn(fd);
-        c.open = false;
         let e = opcode::Close::new(types::Fd(fd)).build();
         self.push(e.user_data(token(OP_CLOSE, fd)));
     }
@@ -207,10 +204,7 @@ impl Worker {
                             4,
                         )
                     };
-                    *self.conn(cfd) = Conn {
-                        open: true,
-                        ..Conn::default()
-                    };
+                    *self.conn(cfd) = Conn::default();
                     self.arm_recv(cfd);
                 }
                 if !cqueue::more(flags) {
