@@ -16,6 +16,7 @@
 # Usage: bench/peers/floor-echo/cpu-split.sh
 #   NETCRAB=PATH (default target/release/netcrab; also the load generator)
 #   SERVERS="netcrab tokio go floor uring" CONNS="50 500" SIZE=512
+#     (floor1: floor-echo on one thread, -threads 1)
 #   DURATION=3 (seconds) ROUNDS=3
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -51,6 +52,7 @@ start() {
     tokio) cmd=("$bin/echo-tokio" -addr 127.0.0.1:0 -port-file "$pf") ;;
     go) cmd=("$bin/echo-go" -addr 127.0.0.1:0 -port-file "$pf") ;;
     floor) cmd=("$bin/floor-echo" -addr 127.0.0.1:0 -port-file "$pf") ;;
+    floor1) cmd=("$bin/floor-echo" -threads 1 -addr 127.0.0.1:0 -port-file "$pf") ;;
     uring) cmd=("$bin/echo-uring" -addr 127.0.0.1:0 -port-file "$pf") ;;
     *) echo "cpu-split.sh: unknown server $1" >&2 && exit 2 ;;
   esac
