@@ -31,6 +31,12 @@ SIZE=${SIZE:-512}
 DURATION=${DURATION:-3}
 ROUNDS=${ROUNDS:-3}
 bin="$root/bench/peers/bin"
+for tool in perf jq; do
+  if ! command -v "$tool" >/dev/null 2>&1; then
+    echo "cpu-split.sh: $tool not found (perf: Debian's linux-perf; jq: scripts/install-bench-deps.sh)" >&2
+    exit 1
+  fi
+done
 raise_nofile
 # The system calls counted by name (those none of the servers makes count 0).
 named="read write recvfrom sendto readv writev epoll_wait epoll_pwait io_uring_enter futex sched_yield nanosleep"
