@@ -16,7 +16,8 @@
 # Usage: bench/peers/floor-echo/cpu-split.sh
 #   NETCRAB=PATH (default target/release/netcrab; also the load generator)
 #   SERVERS="netcrab tokio go floor uring" CONNS="50 500" SIZE=512
-#     (floor1: floor-echo on one thread, -threads 1)
+#     (floor1: floor-echo on one thread, -threads 1; netcrab1, tokio1: one
+#     runtime worker thread, TOKIO_WORKER_THREADS=1)
 #   DURATION=3 (seconds) ROUNDS=3
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -56,6 +57,9 @@ start() {
   case $1 in
     netcrab) cmd=("$NC" serve 127.0.0.1:0 --echo -q --max-conns 20000 --idle-timeout 0 --port-file "$pf") ;;
     tokio) cmd=("$bin/echo-tokio" -addr 127.0.0.1:0 -port-file "$pf") ;;
+    # One runtime worker (tokio's own environment variable).
+    netcrab1) cmd=(env TOKIO_WORKER_THREADS=1 "$NC" serve 127.0.0.1:0 --echo -q --max-conns 20000 --idle-timeout 0 --port-file "$pf") ;;
+    tokio1) cmd=(env TOKIO_WORKER_THREADS=1 "$bin/echo-tokio" -addr 127.0.0.1:0 -port-file "$pf") ;;
     go) cmd=("$bin/echo-go" -addr 127.0.0.1:0 -port-file "$pf") ;;
     floor) cmd=("$bin/floor-echo" -addr 127.0.0.1:0 -port-file "$pf") ;;
     floor1) cmd=("$bin/floor-echo" -threads 1 -addr 127.0.0.1:0 -port-file "$pf") ;;
