@@ -8,7 +8,12 @@
 #     connection echo server (bench/peers/echo-tokio), socat (fork, PIPE: socat
 #     itself echoes, one process per connection; TCP_NODELAY like the
 #     others) and ncat (-k --exec /bin/cat: a cat process per connection
-#     reading the socket; ncat has no TCP_NODELAY option), at 1, 50 and 500 connections
+#     reading the socket; ncat has no TCP_NODELAY option), and (only when
+#     named in SERVERS) "floor", the leanest epoll server in C
+#     (bench/peers/floor-echo: a thread per core, one read + one write per
+#     request) and "uring", the leanest io_uring one in Rust
+#     (bench/peers/echo-uring: a ring per core, multishot accept and recv),
+#     at 1, 50 and 500 connections
 #     x 64 B and 1 KiB messages, closed loop, a fresh server per run.
 #   bulk: one stream of BULK_BYTES through netcrab connect -> serve --discard
 #     (and -> the Go server in discard mode) vs iperf3.
@@ -39,6 +44,8 @@
 #   IDLE_TIMEOUT=0: netcrab's (and the baseline's) --idle-timeout; 0 (none)
 #     by default, as the peers have none; 5m is what `serve` runs with when
 #     not told, so IDLE_TIMEOUT=5m measures what users get.
+#   NETCRAB=PATH: the netcrab binary under test (and the load generator);
+#     default target/release/netcrab, built here first.
 #   BASELINE=PATH: another netcrab binary (a build of main, say), run as the
 #     server "baseline" with netcrab's flags: add it to SERVERS and
 #     IDLE_SERVERS to compare a change with it, side by side in one run.
@@ -65,7 +72,7 @@ IDLE_SERVERS=${IDLE_SERVERS:-"netcrab go tokio"}
 BASELINE=${BASELINE:-}
 IDLE_TIMEOUT=${IDLE_TIMEOUT:-0}
 
-if [[ -z ${SKIP_BULK:-} ]] || [[ " $SERVERS $IDLE_SERVERS " =~ \ (go|tokio|socat|ncat)\  ]]; then
+if [[ -z ${SKIP_BULK:-} ]] || [[ " $SERVERS $IDLE_SERVERS " =~ \ (go|tokio|socat|ncat|floor|uring)\  ]]; then
   "$root/scripts/install-bench-deps.sh"
   "$here/peers/build.sh"
 fi
@@ -73,12 +80,17 @@ if [[ " $SERVERS $IDLE_SERVERS " == *" baseline "* ]] && [[ ! -x $BASELINE ]]; t
   echo "compare.sh: the baseline server needs BASELINE=PATH to a netcrab binary" >&2
   exit 2
 fi
-(cd "$root" && cargo build --release --locked --quiet)
+if [[ -z ${NETCRAB:-} ]]; then
+  (cd "$root" && cargo build --release --locked --quiet)
+  NETCRAB="$root/target/release/netcrab"
+fi
 raise_nofile
 
-NC="$root/target/release/netcrab"
+NC="$NETCRAB"
 GO="$here/peers/bin/echo-go"
 TOKIO="$here/peers/bin/echo-tokio"
+FLOOR="$here/peers/bin/floor-echo"
+URING="$here/peers/bin/echo-uring"
 mkdir -p "$OUT"
 rm -f "$OUT"/*.json "$OUT"/*.server-cpu
 tmp=$(mktemp -d)
@@ -108,6 +120,8 @@ start_server() {
     baseline) cmd=("$BASELINE" serve 127.0.0.1:0 "--$mode" -q --max-conns 20000 --idle-timeout "$IDLE_TIMEOUT" --port-file "$pf") ;;
     go) cmd=("$GO" -addr 127.0.0.1:0 -mode "$mode" -port-file "$pf") ;;
     tokio) cmd=("$TOKIO" -addr 127.0.0.1:0 -mode "$mode" -port-file "$pf") ;;
+    floor) cmd=("$FLOOR" -addr 127.0.0.1:0 -mode "$mode" -port-file "$pf") ;;
+    uring) cmd=("$URING" -addr 127.0.0.1:0 -mode "$mode" -port-file "$pf") ;;
     socat)
       SERVER_PORT=$(free_port)
       cmd=(socat "TCP-LISTEN:$SERVER_PORT,bind=127.0.0.1,fork,reuseaddr,backlog=4096,nodelay" PIPE)

@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # UDP echo, datagrams per server CPU-second: `netcrab serve udp://... --echo`
 # (this tree's release build), a baseline netcrab binary, and the
-# one-goroutine Go UDP echo (bench/peers/udp-echo-go), side by side in one
-# run, under the same independent load generator (bench/peers/udp-load:
-# SENDERS closed-loop senders of SIZE-byte datagrams).
+# one-goroutine Go UDP echo (bench/peers/udp-echo-go) and the C floors
+# (bench/peers/floor-udp-echo: one thread, recvmmsg of up to 64 + one
+# sendmmsg; "floor-gso" the same with a peer's replies in one UDP_SEGMENT
+# send), side by side in one run, under the same independent load generator
+# (bench/peers/udp-load: SENDERS closed-loop senders of SIZE-byte datagrams).
 #
 # Usage: bench/udp-compare.sh [SECONDS_PER_ROUND] [ROUNDS]   (default 4 s, 5 rounds)
 #   NETCRAB=PATH   the netcrab under test   (default target/release/netcrab, built here)
 #   BASE=PATH      the baseline netcrab     (default /work/base-netcrab if present; "" to skip)
 #   SENDERS=8 SIZE=64 WINDOW=1               the load: WINDOW datagrams in flight
 #                                            per sender (1: a strict closed loop)
+#   FLOOR="floor floor-gso"                  which C floor servers to run ("" none)
 #   MODE=relay     compare UDP relays instead: `netcrab relay udp://... udp://ECHO`
 #                  (both netcrabs) and `socat UDP-LISTEN:P,fork,reuseaddr UDP:ECHO`
 #                  in front of one udp-echo-go; the figure is relay CPU in
@@ -86,6 +89,13 @@ else
     start base "$base" serve "udp://127.0.0.1:0" --echo -q --port-file "$work/base.port"
   fi
   start go bench/peers/bin/udp-echo-go -addr 127.0.0.1:0 -port-file "$work/go.port"
+  for name in ${FLOOR-floor floor-gso}; do
+    case $name in
+      floor) start floor bench/peers/bin/floor-udp-echo -addr 127.0.0.1:0 -port-file "$work/floor.port" ;;
+      floor-gso) start floor-gso bench/peers/bin/floor-udp-echo -gso -addr 127.0.0.1:0 -port-file "$work/floor-gso.port" ;;
+      *) echo "udp-compare.sh: unknown FLOOR server $name (want floor or floor-gso)" >&2 && exit 2 ;;
+    esac
+  done
 fi
 
 # tree_cpu PID: utime+stime of PID and its live descendants (socat's

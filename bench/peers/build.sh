@@ -5,11 +5,15 @@
 #   bench/peers/bin/proxy-load  SOCKS5 / HTTP CONNECT load driver (bench/proxy-compare.sh)
 #   bench/peers/bin/udp-echo-go one-goroutine UDP echo server (bench/udp-compare.sh)
 #   bench/peers/bin/udp-load    closed-loop UDP load generator (bench/udp-compare.sh)
+#   bench/peers/bin/floor-echo  C epoll TCP echo, the leanest server (bench/compare.sh)
+#   bench/peers/bin/floor-udp-echo  C recvmmsg/sendmmsg UDP echo (bench/udp-compare.sh)
+#   bench/peers/bin/echo-uring  io_uring TCP echo, multishot accept/recv (bench/compare.sh)
 #
 # Offline and reproducible: uses the Debian golang-go toolchain as installed
 # (scripts/install-bench-deps.sh), never downloads a toolchain or a module.
-# The tokio peer is a cargo project of its own (not in netcrab's workspace),
-# built --locked from its own Cargo.lock into target/peers.
+# The tokio and io_uring peers are cargo projects of their own (not in
+# netcrab's workspace), built --locked from their own Cargo.lock into target/peers. The C floor
+# servers are built with the system gcc (-O2).
 # Usage: bench/peers/build.sh
 set -euo pipefail
 
@@ -35,9 +39,20 @@ for peer in udp-echo-go udp-load; do
   echo "build.sh: built $bin/$peer" >&2
 done
 
+for peer in floor-echo floor-udp-echo; do
+  gcc -O2 -Wall -pthread -o "$bin/.$peer.tmp" "$here/$peer/$peer.c"
+  mv -f "$bin/.$peer.tmp" "$bin/$peer"
+  echo "build.sh: built $bin/$peer ($(gcc -dumpfullversion))" >&2
+done
+
 root="$(cd "$here/../.." && pwd)"
 cargo build --release --locked --quiet --manifest-path "$root/bench/peers/echo-tokio/Cargo.toml" \
   --target-dir "$root/target/peers"
 cp "$root/target/peers/release/echo-tokio" "$bin/.echo-tokio.tmp"
 mv -f "$bin/.echo-tokio.tmp" "$bin/echo-tokio" # replaces a running copy too
 echo "build.sh: built $bin/echo-tokio ($(cargo --version | awk '{print $2}'))" >&2
+cargo build --release --locked --quiet --manifest-path "$root/bench/peers/echo-uring/Cargo.toml" \
+  --target-dir "$root/target/peers"
+cp "$root/target/peers/release/echo-uring" "$bin/.echo-uring.tmp"
+mv -f "$bin/.echo-uring.tmp" "$bin/echo-uring"
+echo "build.sh: built $bin/echo-uring" >&2
