@@ -31,6 +31,8 @@
 
 mod connector;
 pub mod datagram;
+#[cfg(target_os = "linux")]
+mod gso;
 pub mod happy_eyeballs;
 mod layer;
 mod listen;
