@@ -5,13 +5,18 @@
 //! socket file of its own so that replies can reach it, removed at the
 //! end): `--send` is one datagram; otherwise each input
 //! line (newline included) or, with `--raw`, each read of the input is one.
-//! Replies are written to the output as they arrive. UDP has no end of
+//! Replies are written to the output as they arrive. On Linux the lines
+//! a read brings go out many per sendmmsg(2), and the replies queued
+//! when the client wakes come in one recvmmsg(2) and go to the output in
+//! one write. UDP has no end of
 //! stream, so after the last send the client waits `--wait` (1 s by
 //! default) for replies and then exits. An ICMP port-unreachable, which the
 //! kernel reports on a connected socket as "connection refused", ends it
 //! with that error.
 
 use std::cell::Cell;
+use std::io::IoSlice;
+use std::ops::Range;
 use std::time::Duration;
 
 use super::{ConnectConfig, ConnectReport};
@@ -19,9 +24,9 @@ use crate::endpoint::{Addr, Scheme};
 use crate::error::{Error, ErrorKind, Result};
 use crate::retry::retry;
 use crate::settings::Setting;
-use crate::transport::datagram::{DatagramSocket, connect_unixgram};
-use crate::transport::udp::{MAX_DATAGRAM, RECV_BUF, connect_udp};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use crate::transport::datagram::{BATCH, DatagramBatch, DatagramSocket, connect_unixgram};
+use crate::transport::udp::{MAX_DATAGRAM, connect_udp};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// How long to wait for replies after the last datagram when `--wait` is
 /// not given.
@@ -83,9 +88,10 @@ where
     let last_byte = Cell::new(None);
     let output_closed = Cell::new(false);
     let down = async {
-        let mut buf = vec![0u8; RECV_BUF];
+        // What is queued is received in one call and printed in one write.
+        let mut batch = DatagramBatch::default();
         loop {
-            let n = socket.recv(&mut buf).await.map_err(|e| {
+            socket.recv_batch(&mut batch).await.map_err(|e| {
                 let err = Error::io(format!("receive from {target}"), e);
                 if err.kind() == ErrorKind::Refused {
                     err.with_detail(
@@ -95,8 +101,9 @@ where
                     err
                 }
             })?;
+            let replies = batch.joined();
             let written = async {
-                output.write_all(&buf[..n]).await?;
+                output.write_all(replies).await?;
                 output.flush().await
             };
             match written.await {
@@ -107,9 +114,9 @@ where
                 }
                 Err(e) => return Err(Error::io("write output", e)),
             }
-            received.set(received.get() + n as u64);
-            if n > 0 {
-                last_byte.set(Some(buf[n - 1]));
+            received.set(received.get() + replies.len() as u64);
+            if let Some(&last) = replies.last() {
+                last_byte.set(Some(last));
             }
         }
     };
@@ -141,62 +148,260 @@ where
     })
 }
 
-/// Sends `--send` or the input, one datagram at a time.
+/// Sends `--send`, or the input: line by line, many lines per system call
+/// (see [`send_lines`]), or with `--raw` one datagram per read.
 async fn send_all<R>(
     config: &ConnectConfig,
     socket: &DatagramSocket,
-    input: R,
+    mut input: R,
     sent: &Cell<u64>,
 ) -> Result<()>
 where
     R: AsyncRead + Unpin,
 {
-    let send = |datagram: Vec<u8>| async move {
-        send_one(config, socket, &datagram).await?;
-        sent.set(sent.get() + datagram.len() as u64);
-        Ok::<(), Error>(())
-    };
     if let Some(msg) = &config.send {
-        return send(msg.clone()).await;
+        send_one(config, socket, msg).await?;
+        sent.set(sent.get() + msg.len() as u64);
+        return Ok(());
     }
-    let mut input = BufReader::with_capacity(MAX_DATAGRAM, input);
+    if config.datagrams == DatagramFraming::Lines {
+        return send_lines(config, socket, input, sent).await;
+    }
+    let mut datagram = vec![0u8; MAX_DATAGRAM];
     loop {
-        let mut datagram = Vec::new();
-        let n = match config.datagrams {
-            DatagramFraming::Lines => {
-                // One byte past the limit tells a line that is too long.
-                (&mut input)
-                    .take(MAX_DATAGRAM as u64 + 1)
-                    .read_until(b'\n', &mut datagram)
-                    .await
-            }
-            DatagramFraming::Chunks => {
-                datagram.resize(MAX_DATAGRAM, 0);
-                let n = input.read(&mut datagram).await;
-                datagram.truncate(*n.as_ref().unwrap_or(&0));
-                n
-            }
-        }
-        .map_err(|e| Error::io("read input", e))?;
+        let n = input
+            .read(&mut datagram)
+            .await
+            .map_err(|e| Error::io("read input", e))?;
         if n == 0 {
             return Ok(());
         }
-        send(datagram).await?;
+        send_one(config, socket, &datagram[..n]).await?;
+        sent.set(sent.get() + n as u64);
     }
 }
 
+/// The input buffer of [`send_lines`]: room for several reads, and always
+/// for a longest line and the byte past it that tells it is too long.
+const INPUT_BUF: usize = 4 * 65_536;
+/// The least room a read of the input is given: less, and the unfinished
+/// line is first moved to the front of the buffer.
+const READ_ROOM: usize = 65_536;
+
+/// Sends the input a line per datagram: every complete line a read brings
+/// is cut from the input buffer (no copy) and up to [`BATCH`] of them go in
+/// one sendmmsg(2). A line is sent as soon as its read returns, as one
+/// datagram per line always was; the lines before an over-long one go
+/// before its error.
+async fn send_lines<R>(
+    config: &ConnectConfig,
+    socket: &DatagramSocket,
+    mut input: R,
+    sent: &Cell<u64>,
+) -> Result<()>
+where
+    R: AsyncRead + Unpin,
+{
+    let mut buf = vec![0u8; INPUT_BUF];
+    let (mut start, mut end) = (0, 0);
+    let mut eof = false;
+    let mut lines = Vec::with_capacity(BATCH);
+    // A UDP socket's pending ICMP error can be taken, unreported, by a
+    // datagram in the middle of a sendmmsg(2) (see Progress).
+    let mut mode = SendMode {
+        one_at_a_time: false,
+        lossy: matches!(socket, DatagramSocket::Udp(_)),
+    };
+    loop {
+        lines.clear();
+        let (used, too_long) = cut_lines(&buf[start..end], eof, BATCH, &mut lines);
+        if !lines.is_empty() {
+            send_datagrams(config, socket, &buf[start..end], &lines, &mut mode, sent).await?;
+        }
+        start += used;
+        if too_long {
+            return Err(too_long_error(config));
+        }
+        if lines.len() == BATCH {
+            continue;
+        }
+        if eof {
+            return Ok(());
+        }
+        if start == end {
+            (start, end) = (0, 0);
+        } else if INPUT_BUF - end < READ_ROOM {
+            buf.copy_within(start..end, 0);
+            (start, end) = (0, end - start);
+        }
+        let n = input
+            .read(&mut buf[end..])
+            .await
+            .map_err(|e| Error::io("read input", e))?;
+        if n == 0 {
+            eof = true;
+        }
+        end += n;
+    }
+}
+
+/// Cuts up to `max` lines (newline included) from the front of `data`
+/// into `lines`, and at the end of the input (`eof`) an unfinished last
+/// line too. Returns how many bytes they take, and whether the line after
+/// them is longer than a datagram holds ([`MAX_DATAGRAM`]): it is known as
+/// soon as that many bytes and one more are in, newline or not.
+fn cut_lines(data: &[u8], eof: bool, max: usize, lines: &mut Vec<Range<usize>>) -> (usize, bool) {
+    let mut pos = 0;
+    while lines.len() < max {
+        let rest = &data[pos..];
+        let scan = &rest[..rest.len().min(MAX_DATAGRAM + 1)];
+        match scan.iter().position(|&b| b == b'\n') {
+            Some(i) if i < MAX_DATAGRAM => {
+                lines.push(pos..pos + i + 1);
+                pos += i + 1;
+            }
+            Some(_) => return (pos, true),
+            None if rest.len() > MAX_DATAGRAM => return (pos, true),
+            None => {
+                if eof && !rest.is_empty() {
+                    lines.push(pos..data.len());
+                    pos = data.len();
+                }
+                break;
+            }
+        }
+    }
+    (pos, false)
+}
+
+/// How the datagrams of a socket are sent, from batch to batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SendMode {
+    /// One datagram per call from now on, as before batching.
+    one_at_a_time: bool,
+    /// Whether an error the socket holds can be lost in a batch (UDP).
+    lossy: bool,
+}
+
+/// Which datagrams of a batch are still to go, and how the next call
+/// sends them.
+///
+/// A sendmmsg(2) that sends some datagrams and then meets an error returns
+/// the count and drops the error. That error is either a full send buffer
+/// or one the socket held (on UDP, an ICMP port-unreachable: sending one
+/// datagram at a time, the next send would have reported it). So after a
+/// short count the next datagram goes alone, which tells them apart: if it
+/// has to wait for room, the buffer was full and batches go on; if it goes
+/// at once, an error may have been lost, and on a UDP socket every later
+/// datagram goes alone, so that the next such error is reported as it
+/// always was. No datagram is skipped or sent twice: each call starts at
+/// the first one not sent.
+#[derive(Debug)]
+struct Progress {
+    next: usize,
+    end: usize,
+    alone: bool,
+    mode: SendMode,
+}
+
+impl Progress {
+    /// A batch of `len` datagrams, none sent yet.
+    fn new(len: usize, mode: SendMode) -> Progress {
+        Progress {
+            next: 0,
+            end: len,
+            alone: false,
+            mode,
+        }
+    }
+
+    /// Whether every datagram went.
+    fn done(&self) -> bool {
+        self.next >= self.end
+    }
+
+    /// The datagrams the next call sends.
+    fn pending(&self) -> Range<usize> {
+        if self.alone || self.mode.one_at_a_time {
+            self.next..(self.next + 1).min(self.end)
+        } else {
+            self.next..self.end
+        }
+    }
+
+    /// The call for [`pending`](Self::pending) sent its first `n`, after
+    /// waiting for room in the send buffer if `waited`.
+    fn sent(&mut self, n: usize, waited: bool) {
+        let asked = self.pending().len();
+        let was_alone = self.alone;
+        self.next += n.min(asked);
+        if n < asked {
+            self.alone = true;
+        } else if was_alone {
+            self.alone = false;
+            if !waited && self.mode.lossy {
+                self.mode.one_at_a_time = true;
+            }
+        }
+    }
+}
+
+/// Sends `lines` of `data` (at most [`BATCH`]), as many per call as
+/// [`Progress`] allows, counting their bytes in `sent` as they go.
+async fn send_datagrams(
+    config: &ConnectConfig,
+    socket: &DatagramSocket,
+    data: &[u8],
+    lines: &[Range<usize>],
+    mode: &mut SendMode,
+    sent: &Cell<u64>,
+) -> Result<()> {
+    let slices: [IoSlice<'_>; BATCH] = std::array::from_fn(|i| {
+        IoSlice::new(lines.get(i).map_or(&[][..], |line| &data[line.clone()]))
+    });
+    let mut progress = Progress::new(lines.len().min(BATCH), *mode);
+    while !progress.done() {
+        let pending = progress.pending();
+        let (n, waited) = socket
+            .send_batch(&slices[pending.clone()])
+            .await
+            .map_err(|e| Error::io(format!("send to {}", config.endpoint), e))?;
+        if n == 0 {
+            return Err(Error::io(
+                format!("send to {}", config.endpoint),
+                std::io::ErrorKind::WriteZero.into(),
+            ));
+        }
+        let bytes: usize = slices[pending.start..][..n.min(pending.len())]
+            .iter()
+            .map(|s| s.len())
+            .sum();
+        sent.set(sent.get() + bytes as u64);
+        progress.sent(n, waited);
+        // The sends do not wait on the runtime while the buffer has room:
+        // replies get their turn.
+        tokio::task::consume_budget().await;
+    }
+    *mode = progress.mode;
+    Ok(())
+}
+
+/// The error for a datagram longer than a datagram holds.
+fn too_long_error(config: &ConnectConfig) -> Error {
+    Error::new(ErrorKind::Usage, format!("send to {}", config.endpoint)).with_detail(format!(
+        "a datagram holds at most {MAX_DATAGRAM} bytes; this line is longer (use {} to send input in chunks)",
+        Setting::Raw
+    ))
+}
+
 async fn send_one(config: &ConnectConfig, socket: &DatagramSocket, datagram: &[u8]) -> Result<()> {
-    let context = format!("send to {}", config.endpoint);
     if datagram.len() > MAX_DATAGRAM {
-        return Err(Error::new(ErrorKind::Usage, context).with_detail(format!(
-            "a datagram holds at most {MAX_DATAGRAM} bytes; this line is longer (use {} to send input in chunks)",
-            Setting::Raw
-        )));
+        return Err(too_long_error(config));
     }
     socket
         .send(datagram)
         .await
-        .map_err(|e| Error::io(context, e))?;
+        .map_err(|e| Error::io(format!("send to {}", config.endpoint), e))?;
     Ok(())
 }
 
@@ -204,6 +409,7 @@ async fn send_one(config: &ConnectConfig, socket: &DatagramSocket, datagram: &[u
 mod tests {
     use super::*;
     use crate::connect::ConnectConfig;
+    use crate::transport::udp::RECV_BUF;
     use tokio::net::UdpSocket;
     use tokio::time::Instant;
 
@@ -285,5 +491,110 @@ mod tests {
         task.abort();
         assert_eq!(err.kind(), ErrorKind::Usage);
         assert!(err.to_string().contains("at most 65507 bytes"), "{err}");
+    }
+
+    fn cut(data: &[u8], eof: bool, max: usize) -> (Vec<&[u8]>, usize, bool) {
+        let mut lines = Vec::new();
+        let (used, too_long) = cut_lines(data, eof, max, &mut lines);
+        let lines = lines.into_iter().map(|r| &data[r]).collect();
+        (lines, used, too_long)
+    }
+
+    #[test]
+    fn complete_lines_are_cut_and_the_unfinished_one_waits_for_the_end() {
+        let data = b"a\n\nbc\nd";
+        assert_eq!(
+            cut(data, false, 32),
+            (vec![&b"a\n"[..], b"\n", b"bc\n"], 6, false)
+        );
+        assert_eq!(
+            cut(data, true, 32),
+            (vec![&b"a\n"[..], b"\n", b"bc\n", b"d"], 7, false)
+        );
+        // At most `max` a call: the rest is cut by the next.
+        assert_eq!(cut(data, true, 2), (vec![&b"a\n"[..], b"\n"], 3, false));
+        assert_eq!(cut(b"", true, 32), (vec![], 0, false));
+    }
+
+    #[test]
+    fn a_line_longer_than_a_datagram_is_told_by_its_length_newline_or_not() {
+        let mut data = b"ok\n".to_vec();
+        data.extend(vec![b'x'; MAX_DATAGRAM - 1]);
+        data.push(b'\n');
+        // A line of exactly MAX_DATAGRAM bytes, newline included, fits.
+        assert_eq!(cut(&data, false, 32).1, data.len());
+        // One byte more does not, newline or not: the lines before it are
+        // still cut.
+        data.insert(3, b'x');
+        assert_eq!(cut(&data, false, 32), (vec![&b"ok\n"[..]], 3, true));
+        *data.last_mut().unwrap() = b'x';
+        assert_eq!(cut(&data, false, 32), (vec![&b"ok\n"[..]], 3, true));
+        // Not yet at MAX_DATAGRAM bytes without a newline: the line may
+        // end there.
+        data.pop();
+        assert_eq!(cut(&data, false, 32), (vec![&b"ok\n"[..]], 3, false));
+        assert_eq!(cut(&data, true, 32).1, data.len());
+    }
+
+    const UDP: SendMode = SendMode {
+        one_at_a_time: false,
+        lossy: true,
+    };
+
+    /// Runs a batch of `len` through [`Progress`] against a send that
+    /// answers each call from `answers` (datagrams sent, and whether it
+    /// waited for room): the calls' ranges.
+    fn calls(
+        len: usize,
+        mode: SendMode,
+        answers: &[(usize, bool)],
+    ) -> (Vec<Range<usize>>, Progress) {
+        let mut progress = Progress::new(len, mode);
+        let mut calls = Vec::new();
+        let mut answers = answers.iter();
+        while !progress.done() {
+            let pending = progress.pending();
+            let &(n, waited) = answers.next().expect("an answer for each call");
+            assert!(n <= pending.len());
+            calls.push(pending);
+            progress.sent(n, waited);
+        }
+        (calls, progress)
+    }
+
+    #[test]
+    fn after_a_short_send_the_rest_goes_from_the_first_unsent_datagram() {
+        // A full buffer after 3: the 4th goes alone, waits for room, then
+        // batches go on from the 5th.
+        let (ranges, progress) = calls(10, UDP, &[(3, false), (1, true), (6, false)]);
+        assert_eq!(ranges, [0..10, 3..4, 4..10]);
+        assert!(!progress.mode.one_at_a_time);
+        // Each datagram is in exactly one call's sent part, in order.
+        let (ranges, _) = calls(
+            8,
+            UDP,
+            &[(2, false), (1, true), (1, false), (1, true), (3, false)],
+        );
+        assert_eq!(ranges, [0..8, 2..3, 3..8, 4..5, 5..8]);
+        // A short count whose next datagram then goes at once: an error
+        // the socket held may have been lost, so on UDP the rest go one
+        // at a time, as before batching, and later batches too.
+        let (ranges, progress) = calls(
+            5,
+            UDP,
+            &[(1, false), (1, false), (1, false), (1, true), (1, false)],
+        );
+        assert_eq!(ranges, [0..5, 1..2, 2..3, 3..4, 4..5]);
+        assert!(progress.mode.one_at_a_time);
+        let (ranges, _) = calls(2, progress.mode, &[(1, false), (1, false)]);
+        assert_eq!(ranges, [0..1, 1..2]);
+        // A Unix datagram socket holds no such error: batches go on.
+        let unix = SendMode {
+            one_at_a_time: false,
+            lossy: false,
+        };
+        let (ranges, progress) = calls(5, unix, &[(1, false), (1, false), (3, false)]);
+        assert_eq!(ranges, [0..5, 1..2, 2..5]);
+        assert!(!progress.mode.one_at_a_time);
     }
 }

@@ -155,6 +155,248 @@ impl DatagramSocket {
     }
 }
 
+/// Datagrams one [`DatagramSocket::send_batch`] or
+/// [`DatagramSocket::recv_batch`] call handles at most.
+pub const BATCH: usize = 32;
+
+/// Buffers for the datagrams one [`DatagramSocket::recv_batch`] takes on a
+/// connected socket: [`BATCH`] slots of [`RECV_BUF`](super::udp::RECV_BUF)
+/// bytes (address space: memory is touched only as datagrams fill it) and
+/// the length of each datagram the last receive put in them.
+pub struct DatagramBatch {
+    buf: Vec<u8>,
+    lens: [usize; BATCH],
+    count: usize,
+}
+
+impl fmt::Debug for DatagramBatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatagramBatch")
+            .field("count", &self.count)
+            .finish()
+    }
+}
+
+impl Default for DatagramBatch {
+    fn default() -> DatagramBatch {
+        DatagramBatch {
+            // Zeroed memory (calloc): pages are mapped only when written.
+            buf: vec![0u8; BATCH * super::udp::RECV_BUF],
+            lens: [0; BATCH],
+            count: 0,
+        }
+    }
+}
+
+impl DatagramBatch {
+    /// How many datagrams the last receive took.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether the last receive took none.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The datagrams of the last receive, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        self.lens[..self.count]
+            .iter()
+            .enumerate()
+            .map(|(i, &len)| &self.buf[i * super::udp::RECV_BUF..][..len])
+    }
+
+    /// The datagrams of the last receive, one after the other in one
+    /// slice (moved together in the buffer; [`iter`](Self::iter) is not
+    /// to be used afterwards).
+    pub fn joined(&mut self) -> &[u8] {
+        let mut end = 0;
+        for (i, len) in self.lens[..self.count].iter_mut().enumerate() {
+            let start = i * super::udp::RECV_BUF;
+            if start != end {
+                self.buf.copy_within(start..start + *len, end);
+            }
+            end += *len;
+            // The datagrams now lie one after the other from the start.
+            *len = 0;
+        }
+        self.count = 0;
+        &self.buf[..end]
+    }
+}
+
+/// One recvmmsg(2) of what is queued on `socket` (connected: no sender
+/// addresses) into `batch`: how many datagrams (at least one), or
+/// `WouldBlock` when none was.
+#[cfg(target_os = "linux")]
+fn recv_many(socket: &impl std::os::fd::AsRawFd, batch: &mut DatagramBatch) -> io::Result<usize> {
+    use nix::sys::socket::{MsgFlags, MultiHeaders, recvmmsg};
+    use std::io::IoSliceMut;
+    batch.count = 0;
+    // Built per call: with no address to take, the kernel writes its
+    // address length back into the headers, which must not be reused.
+    let mut headers = MultiHeaders::<()>::preallocate(BATCH, None);
+    let mut slots = batch.buf.chunks_mut(super::udp::RECV_BUF);
+    let mut iovs: [[IoSliceMut<'_>; 1]; BATCH] =
+        std::array::from_fn(|_| [IoSliceMut::new(slots.next().unwrap_or(&mut []))]);
+    let received = recvmmsg(
+        socket.as_raw_fd(),
+        &mut headers,
+        iovs.iter_mut(),
+        MsgFlags::MSG_DONTWAIT,
+        None,
+    )?;
+    let mut count = 0;
+    for msg in received.take(BATCH) {
+        batch.lens[count] = msg.bytes.min(super::udp::RECV_BUF);
+        count += 1;
+    }
+    batch.count = count;
+    Ok(count)
+}
+
+/// One receive of a datagram into `batch` where there is no recvmmsg(2).
+#[cfg(not(target_os = "linux"))]
+fn recv_many(socket: &impl std::os::fd::AsFd, batch: &mut DatagramBatch) -> io::Result<usize> {
+    batch.count = 0;
+    let slot = &mut batch.buf[..super::udp::RECV_BUF];
+    let (n, _) = rustix::net::recv(socket, slot, rustix::net::RecvFlags::DONTWAIT)?;
+    batch.lens[0] = n;
+    batch.count = 1;
+    Ok(1)
+}
+
+/// One sendmmsg(2) of `datagrams` on a connected `socket`: how many went
+/// (fewer than given when one met an error, which the kernel then does not
+/// report), or the error of the first.
+#[cfg(target_os = "linux")]
+fn send_many(socket: &impl std::os::fd::AsFd, datagrams: &[io::IoSlice<'_>]) -> io::Result<usize> {
+    use rustix::net::{MMsgHdr, SendAncillaryBuffer, SendFlags};
+    let datagrams = &datagrams[..datagrams.len().min(BATCH)];
+    let mut controls: [SendAncillaryBuffer<'_, '_, '_>; BATCH] =
+        std::array::from_fn(|_| SendAncillaryBuffer::default());
+    let mut hdrs: Vec<MMsgHdr<'_>> = datagrams
+        .iter()
+        .zip(controls.iter_mut())
+        .map(|(iov, control)| MMsgHdr::new(std::slice::from_ref(iov), control))
+        .collect();
+    Ok(rustix::net::sendmmsg(
+        socket,
+        &mut hdrs,
+        SendFlags::empty(),
+    )?)
+}
+
+/// One datagram per call where there is no sendmmsg(2).
+#[cfg(not(target_os = "linux"))]
+fn send_many(socket: &impl std::os::fd::AsFd, datagrams: &[io::IoSlice<'_>]) -> io::Result<usize> {
+    match datagrams.first() {
+        Some(datagram) => {
+            rustix::net::send(socket, datagram, rustix::net::SendFlags::empty())?;
+            Ok(1)
+        }
+        None => Ok(0),
+    }
+}
+
+impl DatagramSocket {
+    /// Waits for datagrams on a connected socket and receives what is
+    /// queued, up to [`BATCH`], into `batch`: how many. Cancel-safe:
+    /// nothing is received unless it returns.
+    ///
+    /// When a receive takes fewer than it could, the queue is empty: the
+    /// socket's readiness is cleared on that evidence, without the extra
+    /// call that would return `EAGAIN` (a datagram arriving later raises a
+    /// new edge-triggered event, so none is missed).
+    pub async fn recv_batch(&self, batch: &mut DatagramBatch) -> io::Result<usize> {
+        loop {
+            // As tokio's own receive: on UDP an error the socket holds (an
+            // ICMP port-unreachable) wakes it too, to be reported.
+            // (try_io takes one interest: tokio checks a combined one
+            // against no readiness at all.)
+            let interest = match self {
+                DatagramSocket::Udp(s) => {
+                    let ready = s.ready(Interest::READABLE | Interest::ERROR).await?;
+                    if ready.is_readable() {
+                        Interest::READABLE
+                    } else {
+                        Interest::ERROR
+                    }
+                }
+                DatagramSocket::Unix(s, _) => {
+                    s.readable().await?;
+                    Interest::READABLE
+                }
+            };
+            let mut drained = None;
+            let mut receive = || {
+                let n = match self {
+                    DatagramSocket::Udp(s) => recv_many(s, batch)?,
+                    DatagramSocket::Unix(s, _) => recv_many(s, batch)?,
+                };
+                if n < BATCH {
+                    drained = Some(n);
+                    // Tokio clears readiness on WouldBlock.
+                    return Err(io::ErrorKind::WouldBlock.into());
+                }
+                Ok(n)
+            };
+            let result = match self {
+                DatagramSocket::Udp(s) => s.try_io(interest, &mut receive),
+                DatagramSocket::Unix(s, _) => s.try_io(interest, &mut receive),
+            };
+            match result {
+                Ok(n) => return Ok(n),
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    if let Some(n) = drained {
+                        return Ok(n);
+                    }
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    /// Sends `datagrams` (up to [`BATCH`]) on a connected socket in one
+    /// sendmmsg(2) (one send(2) each where there is none), waiting while
+    /// the send buffer is full. Returns how many went, and whether it had
+    /// to wait: fewer than given means the next one met an error the
+    /// kernel did not report (a full buffer, or an error the socket held,
+    /// such as an ICMP port-unreachable, which that datagram then took):
+    /// the caller sends that one again to see which.
+    pub async fn send_batch(&self, datagrams: &[io::IoSlice<'_>]) -> io::Result<(usize, bool)> {
+        let once = || match self {
+            DatagramSocket::Udp(s) => send_many(s, datagrams),
+            DatagramSocket::Unix(s, _) => send_many(s, datagrams),
+        };
+        // Optimistic: readiness is consulted only once the kernel said the
+        // buffer is full.
+        match once() {
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+            result => return result.map(|n| (n, false)),
+        }
+        loop {
+            // WouldBlock again clears the readiness: the next round waits
+            // for a new writable edge.
+            let result = match self {
+                DatagramSocket::Udp(s) => {
+                    s.writable().await?;
+                    s.try_io(Interest::WRITABLE, once)
+                }
+                DatagramSocket::Unix(s, _) => {
+                    s.writable().await?;
+                    s.try_io(Interest::WRITABLE, once)
+                }
+            };
+            match result {
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                result => return result.map(|n| (n, true)),
+            }
+        }
+    }
+}
+
 /// A socket file this process created, removed (with its private
 /// directory, for a client's) when dropped, unless another file has taken
 /// its place.

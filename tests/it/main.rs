@@ -8,6 +8,7 @@ mod bench;
 mod client_cert;
 mod connect;
 mod connect_splice;
+mod connect_udp;
 mod exec;
 mod faults;
 mod hostile;
