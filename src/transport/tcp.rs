@@ -87,6 +87,13 @@ async fn dial_any(
     addrs: &[SocketAddr],
     source: Source,
 ) -> Result<TcpStream> {
+    // One address (a literal upstream): nothing to order or race, so no
+    // interleaved copy of the list either.
+    if let [addr] = addrs {
+        return dial(*addr, source)
+            .await
+            .map_err(|e| Error::io(context.to_string(), e));
+    }
     let addrs = happy_eyeballs::interleave(addrs);
     match addrs.as_slice() {
         [] => Err(Error::new(ErrorKind::Resolve, context.to_string())),
