@@ -365,3 +365,43 @@ impl<O> Conn<O> {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connection made with the server's shared token (the accept loop's
+    /// way) and one made with a token of its own both see the server's
+    /// shutdown, through the field and through the split-off state.
+    #[tokio::test]
+    async fn a_conn_sees_the_shutdown_through_a_shared_or_own_token() {
+        let token = CancellationToken::new();
+        let shared = Arc::new(token.clone());
+        let mut conns = Vec::new();
+        for _ in 0..2 {
+            let mut conn = loopback_conn().await;
+            conn.shutdown = shared.clone();
+            conns.push(conn);
+        }
+        let base = loopback_conn().await;
+        let own = Conn::new(
+            base.stream,
+            base.peer,
+            token.clone(),
+            Deadlines::idle(None),
+            None,
+            NoObserver,
+        );
+        assert!(!own.shutdown.is_cancelled());
+        token.cancel();
+        assert!(own.shutdown.is_cancelled());
+        for conn in conns {
+            let (_, _, state, _, _) = conn.into_parts();
+            assert!(state.shutdown.is_cancelled());
+            assert!(
+                state.idle(),
+                "between messages, a cancelled connection ends"
+            );
+        }
+    }
+}

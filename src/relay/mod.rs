@@ -844,6 +844,6 @@ mod size_tests {
         let future = handle(conn, service.config.clone(), service.upstream.clone());
         let size = std::mem::size_of_val(&future);
         eprintln!("relay connection future: {size} bytes");
-        assert!(size <= 2048, "{size} bytes");
+        assert!(size <= 1536, "{size} bytes");
     }
 }
