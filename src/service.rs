@@ -19,6 +19,7 @@
 
 use std::future::Future;
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -222,8 +223,11 @@ pub struct Conn<O = NoObserver> {
     /// The peer's address.
     pub peer: PeerAddr,
     /// Cancelled when the server shuts down (see [`ConnState::idle`] for the
-    /// cheap way to honour it between messages).
-    pub shutdown: CancellationToken,
+    /// cheap way to honour it between messages). Shared by every connection
+    /// of a server behind one `Arc`: a connection's copy costs one atomic
+    /// increment, where a token's own clone takes the token's lock (and so
+    /// does its drop, often on another thread).
+    pub shutdown: Arc<CancellationToken>,
     /// The connection's deadlines.
     pub deadlines: Deadlines,
     /// The accept loop's progress clock and shutdown state for this
@@ -252,11 +256,12 @@ impl Deadlines {
 
 impl<O> Conn<O> {
     /// Makes a connection (the accept loop does; tests and embedders that
-    /// drive a service by hand may too).
+    /// drive a service by hand may too). `shutdown` is a token, or the
+    /// `Arc` of one that many connections share.
     pub fn new(
         stream: Stream,
         peer: PeerAddr,
-        shutdown: CancellationToken,
+        shutdown: impl Into<Arc<CancellationToken>>,
         deadlines: Deadlines,
         activity: Option<Activity>,
         observer: O,
@@ -264,7 +269,7 @@ impl<O> Conn<O> {
         Conn {
             stream,
             peer,
-            shutdown,
+            shutdown: shutdown.into(),
             deadlines,
             activity,
             observer,
@@ -303,8 +308,8 @@ pub(crate) async fn loopback_conn() -> Conn<NoObserver> {
 /// service can borrow both at once.
 #[derive(Debug)]
 pub struct ConnState {
-    /// Cancelled when the server shuts down.
-    pub shutdown: CancellationToken,
+    /// Cancelled when the server shuts down (shared, see [`Conn::shutdown`]).
+    pub shutdown: Arc<CancellationToken>,
     /// The accept loop's clock for this connection.
     pub activity: Option<Activity>,
 }
@@ -358,5 +363,45 @@ impl<O> Conn<O> {
             self.deadlines,
             self.observer,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connection made with the server's shared token (the accept loop's
+    /// way) and one made with a token of its own both see the server's
+    /// shutdown, through the field and through the split-off state.
+    #[tokio::test]
+    async fn a_conn_sees_the_shutdown_through_a_shared_or_own_token() {
+        let token = CancellationToken::new();
+        let shared = Arc::new(token.clone());
+        let mut conns = Vec::new();
+        for _ in 0..2 {
+            let mut conn = loopback_conn().await;
+            conn.shutdown = shared.clone();
+            conns.push(conn);
+        }
+        let base = loopback_conn().await;
+        let own = Conn::new(
+            base.stream,
+            base.peer,
+            token.clone(),
+            Deadlines::idle(None),
+            None,
+            NoObserver,
+        );
+        assert!(!own.shutdown.is_cancelled());
+        token.cancel();
+        assert!(own.shutdown.is_cancelled());
+        for conn in conns {
+            let (_, _, state, _, _) = conn.into_parts();
+            assert!(state.shutdown.is_cancelled());
+            assert!(
+                state.idle(),
+                "between messages, a cancelled connection ends"
+            );
+        }
     }
 }

@@ -118,7 +118,15 @@ impl Traffic {
 
     /// Records that data moved now.
     pub fn touch(&self) {
-        let nanos = self.start.elapsed().as_nanos().min(u64::MAX as u128) as u64;
+        self.touch_at(Instant::now());
+    }
+
+    /// Records that data moved at `now`, a time the caller read already.
+    pub(crate) fn touch_at(&self, now: Instant) {
+        let nanos = now
+            .saturating_duration_since(self.start)
+            .as_nanos()
+            .min(u64::MAX as u128) as u64;
         self.last.store(nanos, Ordering::Relaxed);
     }
 
@@ -198,6 +206,23 @@ pub fn transfer<'a>(
 /// [`transfer`]'s future: a plain state machine over both directions (no
 /// `async` block, nothing boxed until a direction splices).
 pub struct Transfer<'a>(Path<'a>);
+
+impl Transfer<'_> {
+    /// Says the caller closes both streams as soon as the transfer returns
+    /// `Ok` (the relay does: it owns them and drops them next). The
+    /// direction that ends last then leaves its destination's FIN to that
+    /// close(2) instead of a shutdown(2) of its own, one system call fewer
+    /// per connection, as nginx closes. Both streams were read to end of
+    /// stream by then, so the close sends a FIN, not a reset. (Only the
+    /// TCP copy phase makes use of it; the other paths shut down as ever.)
+    pub(crate) fn closed_after(mut self) -> Self {
+        #[cfg(target_os = "linux")]
+        if let Path::Auto(relay) = &mut self.0 {
+            relay.closed_after();
+        }
+        self
+    }
+}
 
 /// The path [`transfer`] picked.
 enum Path<'a> {

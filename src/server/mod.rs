@@ -438,6 +438,9 @@ async fn serve_loop<S: Service, O: Observer>(
         inner: observer,
         failure: failure.clone(),
     };
+    // Every connection's copy of the token, behind one `Arc`: cloning and
+    // dropping a token takes its lock, an `Arc` is one atomic operation.
+    let conn_shutdown = Arc::new(shutdown.clone());
 
     loop {
         // Reap finished connection tasks: the set's size is the number of
@@ -538,7 +541,7 @@ async fn serve_loop<S: Service, O: Observer>(
             Some((slot, activity)) => (Some(slot), Some(activity)),
             None => (None, None),
         };
-        let (cancel, observer) = (shutdown.clone(), observer.connection());
+        let (cancel, observer) = (conn_shutdown.clone(), observer.connection());
         // A PROXY protocol header comes first, in the connection's task.
         let ready = match limits.accept_proxy {
             Some(_) => Err(accepted),

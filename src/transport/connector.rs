@@ -85,6 +85,24 @@ impl Connector {
         &self.endpoint
     }
 
+    /// Opens one connection as [`connect`](Self::connect) does, when the
+    /// endpoint is plain TCP (no proxy, no layer); `None` for any other
+    /// endpoint, which [`connect`](Self::connect) then opens. Its future
+    /// is a fraction of `connect`'s (no QUIC, no layers), which a caller
+    /// that moves it per connection (the relay) saves copying.
+    pub(crate) fn connect_plain_tcp(
+        &self,
+    ) -> Option<impl Future<Output = Result<Stream>> + Send + '_> {
+        let hp = match (self.endpoint.scheme().base(), self.endpoint.addr()) {
+            (Base::Tcp, Addr::HostPort(hp)) if self.first_proxy.is_none() => hp,
+            _ => return None,
+        };
+        if !self.layers.is_empty() {
+            return None;
+        }
+        Some(async move { Ok(Stream::Tcp(tcp::connect_tcp(hp, &self.options).await?)) })
+    }
+
     /// Opens one connection (no retry: see [`retry`](crate::retry::retry)).
     pub async fn connect(&self) -> Result<Stream> {
         let base = self.endpoint.scheme().base();

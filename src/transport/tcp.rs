@@ -11,7 +11,7 @@ use socket2::{SockRef, TcpKeepalive};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
 use super::{ConnectOptions, SocketOptions, Source, happy_eyeballs};
-use crate::endpoint::{Family, HostPort};
+use crate::endpoint::{Family, Host, HostPort};
 use crate::error::{Error, ErrorKind, Result, fmt_duration};
 
 /// The accept backlog: deep enough for bursts of connections (the kernel
@@ -53,8 +53,16 @@ pub async fn connect_tcp(hp: &HostPort, opts: &ConnectOptions) -> Result<TcpStre
     // Formatted only if an error needs it, not per connection.
     let context = ConnectTo(hp);
     let family = opts.effective_family()?;
-    let work =
-        async { dial_any(&context, &hp.resolve_in(false, family).await?, opts.source).await };
+    let work = async {
+        match &hp.host {
+            // A literal address: nothing to resolve, no list to allocate.
+            Host::Ip(ip) => {
+                family.check_host(&hp.host)?;
+                dial_any(&context, &[SocketAddr::new(*ip, hp.port)], opts.source).await
+            }
+            _ => dial_any(&context, &hp.resolve_in(false, family).await?, opts.source).await,
+        }
+    };
     finish(work, &context, opts).await
 }
 
@@ -87,6 +95,13 @@ async fn dial_any(
     addrs: &[SocketAddr],
     source: Source,
 ) -> Result<TcpStream> {
+    // One address (a literal upstream): nothing to order or race, so no
+    // interleaved copy of the list either.
+    if let [addr] = addrs {
+        return dial(*addr, source)
+            .await
+            .map_err(|e| Error::io(context.to_string(), e));
+    }
     let addrs = happy_eyeballs::interleave(addrs);
     match addrs.as_slice() {
         [] => Err(Error::new(ErrorKind::Resolve, context.to_string())),
