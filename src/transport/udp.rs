@@ -366,7 +366,7 @@ pub struct BlockingSocket {
     socket: std::net::UdpSocket,
     headers: nix::sys::socket::MultiHeaders<nix::sys::socket::SockaddrStorage>,
     /// Whether answers to one peer may still go as one GSO send (cleared
-    /// for good once the kernel refuses one: [`super::gso`]).
+    /// for good once the kernel refuses one).
     gso: std::cell::Cell<bool>,
 }
 
@@ -505,7 +505,7 @@ impl BlockingSocket {
     /// many were sent.
     ///
     /// Several small datagrams of one length to one peer go as one GSO
-    /// send ([`super::gso`]); each peer's datagrams keep their order, and
+    /// send (UDP GSO, `UDP_SEGMENT`); each peer's datagrams keep their order, and
     /// the rest go together in sendmmsg(2) calls.
     pub fn send(&self, batch: &SendBatch, mut failed: impl FnMut(usize, io::Error)) -> usize {
         if !self.gso.get() || batch.len() < 2 || batch.len() > BATCH {
