@@ -4,7 +4,7 @@
 //! connection.
 //!
 //! ```text
-//! relay-tokio LISTEN UPSTREAM [--port-file PATH]
+//! relay-tokio LISTEN IP:PORT [--port-file PATH]
 //! ```
 //!
 //! The multi-thread runtime (workers from TOKIO_WORKER_THREADS, tokio's
@@ -18,12 +18,13 @@
 //! --port-file; a temporary file then renamed, so a reader never sees a
 //! partial number).
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use tokio::net::{TcpListener, TcpStream};
 
-const USAGE: &str = "usage: relay-tokio LISTEN UPSTREAM [--port-file PATH]";
+const USAGE: &str = "usage: relay-tokio LISTEN IP:PORT [--port-file PATH]";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -50,7 +51,15 @@ async fn main() -> ExitCode {
         eprintln!("relay-tokio: want LISTEN and UPSTREAM\n{USAGE}");
         std::process::exit(2);
     });
-    let upstream: &'static str = upstream.leak();
+    // Parsed once: `TcpStream::connect(&str)` would resolve the name on
+    // tokio's blocking thread pool for every connection.
+    let upstream: SocketAddr = match upstream.parse() {
+        Ok(addr) => addr,
+        Err(_) => {
+            eprintln!("relay-tokio: UPSTREAM must be IP:PORT, not {upstream:?}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
     let listener = match TcpListener::bind(&listen).await {
         Ok(listener) => listener,
         Err(e) => {
@@ -84,7 +93,7 @@ async fn main() -> ExitCode {
 
 /// Relays one connection to `upstream` until both directions have ended;
 /// any error drops both sockets.
-async fn relay(mut client: TcpStream, upstream: &'static str) {
+async fn relay(mut client: TcpStream, upstream: SocketAddr) {
     let Ok(mut server) = TcpStream::connect(upstream).await else {
         return;
     };
