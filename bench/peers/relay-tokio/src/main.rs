@@ -8,7 +8,7 @@
 //! ```
 //!
 //! The multi-thread runtime (workers from TOKIO_WORKER_THREADS, tokio's
-//! default otherwise), an accept loop, a task per connection that connects
+//! default otherwise), an accept loop spawned as a task, a task per connection that connects
 //! to UPSTREAM, sets TCP_NODELAY on both sockets, runs
 //! `tokio::io::copy_bidirectional` (which passes a half-close on: an end of
 //! stream from one side becomes a `shutdown(SHUT_WR)` towards the other,
@@ -82,6 +82,16 @@ async fn main() -> ExitCode {
     }
     eprintln!("listening on {local}");
 
+    // The accept loop is a task too, so it runs on a worker beside the
+    // connections (as netcrab's does). Left in `main`'s `block_on` it would
+    // run on the main thread, and every spawn would wake the worker through
+    // a futex and the driver's eventfd.
+    let _ = tokio::spawn(accept_loop(listener, upstream)).await;
+    ExitCode::FAILURE
+}
+
+/// Accepts forever, a task per connection.
+async fn accept_loop(listener: TcpListener, upstream: SocketAddr) {
     loop {
         // Per-connection accept errors (ECONNABORTED, EMFILE, ...): try again.
         let Ok((client, _)) = listener.accept().await else {
