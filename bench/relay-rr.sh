@@ -5,7 +5,10 @@
 # `proxy_half_close on`, which passes a half-close on as netcrab and
 # HAProxy do) and HAProxy `mode tcp`, each with ONE worker
 # (tokio: TOKIO_WORKER_THREADS=1; nginx: master_process off, one process;
-# HAProxy: nbthread 1), all relaying to the same `netcrab serve --echo`.
+# HAProxy: nbthread 1), all relaying to the same `netcrab serve --echo`;
+# and `tokio-min` (bench/peers/bin/relay-tokio, the leanest tokio relay:
+# a task per connection, copy_bidirectional; TOKIO_WORKER_THREADS=1), the
+# floor a tokio relay can reach.
 # Results go to stdout as Markdown tables (docs/BENCHMARKS.md, "Relay
 # request/response and churn").
 #
@@ -16,6 +19,8 @@
 #     baseline, else NETCRAB), the same binary for every relay
 #   RR_CONNS=50 RR_SIZE=512 CHURN_CONNS=10 CHURN_SIZE=64
 #   HAPROXY_SPLICE=1: HAProxy with `option splice-request/-response`
+#   TOKIO_MIN=path (default bench/peers/bin/relay-tokio, built by
+#     bench/peers/build.sh if missing; empty to leave tokio-min out)
 #
 # Workloads, driven by `GEN bench`: request/response is `-c RR_CONNS -s
 # RR_SIZE` (closed loop, each request echoed), in requests per relay
@@ -48,6 +53,10 @@ if [[ -n $BASELINE && ! -x $BASELINE ]]; then
   exit 1
 fi
 GEN=${GEN:-${BASELINE:-$NETCRAB}}
+if [[ -z ${TOKIO_MIN+set} ]]; then
+  TOKIO_MIN=bench/peers/bin/relay-tokio
+  [[ -x $TOKIO_MIN ]] || bench/peers/build.sh
+fi
 command -v nginx >/dev/null && command -v haproxy >/dev/null || scripts/install-bench-deps.sh
 raise_nofile
 
@@ -72,6 +81,16 @@ start_netcrab() {
 
 start_netcrab netcrab "$NETCRAB"
 [[ -n $BASELINE ]] && start_netcrab baseline "$BASELINE"
+
+# tokio-min: the minimal tokio relay, one worker like netcrab.
+if [[ -n $TOKIO_MIN ]]; then
+  TOKIO_WORKER_THREADS=1 "$TOKIO_MIN" 127.0.0.1:0 "127.0.0.1:$echo_port" \
+    --port-file "$work/tokio-min.port" 2>/dev/null &
+  pid_of[tokio-min]=$!
+  pids+=($!)
+  port_of[tokio-min]=$(wait_port_file "$work/tokio-min.port")
+  names+=(tokio-min)
+fi
 
 # start_nginx NAME [DIRECTIVE]: one nginx `stream` process relaying to the
 # echo server, with DIRECTIVE (e.g. `proxy_half_close on;`) in its server.

@@ -8,10 +8,11 @@
 #   bench/peers/bin/floor-echo  C epoll TCP echo, the leanest server (bench/compare.sh)
 #   bench/peers/bin/floor-udp-echo  C recvmmsg/sendmmsg UDP echo (bench/udp-compare.sh)
 #   bench/peers/bin/echo-uring  io_uring TCP echo, multishot accept/recv (bench/compare.sh)
+#   bench/peers/bin/relay-tokio the minimal tokio relay, copy_bidirectional (bench/relay-rr.sh)
 #
 # Offline and reproducible: uses the Debian golang-go toolchain as installed
 # (scripts/install-bench-deps.sh), never downloads a toolchain or a module.
-# The tokio and io_uring peers are cargo projects of their own (not in
+# The tokio, relay-tokio and io_uring peers are cargo projects of their own (not in
 # netcrab's workspace), built --locked from their own Cargo.lock into target/peers. The C floor
 # servers are built with the system gcc (-O2).
 # Usage: bench/peers/build.sh
@@ -56,3 +57,8 @@ cargo build --release --locked --quiet --manifest-path "$root/bench/peers/echo-u
 cp "$root/target/peers/release/echo-uring" "$bin/.echo-uring.tmp"
 mv -f "$bin/.echo-uring.tmp" "$bin/echo-uring"
 echo "build.sh: built $bin/echo-uring" >&2
+cargo build --release --locked --quiet --manifest-path "$root/bench/peers/relay-tokio/Cargo.toml" \
+  --target-dir "$root/target/peers"
+cp "$root/target/peers/release/relay-tokio" "$bin/.relay-tokio.tmp"
+mv -f "$bin/.relay-tokio.tmp" "$bin/relay-tokio"
+echo "build.sh: built $bin/relay-tokio" >&2
