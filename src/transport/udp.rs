@@ -509,34 +509,22 @@ impl BlockingSocket {
     /// the rest go together in sendmmsg(2) calls.
     pub fn send(&self, batch: &SendBatch, mut failed: impl FnMut(usize, io::Error)) -> usize {
         if !self.gso.get() || batch.len() < 2 || batch.len() > BATCH {
-            let all: [u8; BATCH] = std::array::from_fn(|i| i as u8);
-            if batch.len() <= BATCH {
-                return self.send_each(batch, &all[..batch.len()], &mut failed);
-            }
+            // In order, a batch's worth of indices at a time.
             let mut sent = 0;
-            let mut next = 0;
-            while next < batch.len() {
-                match send_batch(&self.socket, batch, next) {
-                    Ok(n) => {
-                        next += n.max(1);
-                        sent += n;
-                    }
-                    Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                    Err(err) => {
-                        failed(next, err);
-                        next += 1;
-                    }
-                }
+            for start in (0..batch.len()).step_by(BATCH) {
+                let indices: [usize; BATCH] = std::array::from_fn(|i| start + i);
+                let count = (batch.len() - start).min(BATCH);
+                sent += self.send_each(batch, &indices[..count], &mut failed);
             }
             return sent;
         }
         let plan = super::gso::plan(batch.msgs.iter().map(|&(start, end, to)| (end - start, to)));
         let mut sent = 0;
         // Single datagrams waiting for one sendmmsg(2), in plan order.
-        let mut single = [0u8; BATCH];
+        let mut single = [0usize; BATCH];
         let mut singles = 0;
         for &(at, len) in &plan.runs[..plan.run_count] {
-            let run = &plan.order[at as usize..][..len as usize];
+            let run = &plan.order[at..][..len];
             if run.len() == 1 || !self.gso.get() {
                 single[singles..][..run.len()].copy_from_slice(run);
                 singles += run.len();
@@ -547,10 +535,10 @@ impl BlockingSocket {
             singles = 0;
             let mut datagrams: [&[u8]; BATCH] = [&[]; BATCH];
             for (slot, &i) in datagrams.iter_mut().zip(run) {
-                let (start, end, _) = batch.msgs[i as usize];
+                let (start, end, _) = batch.msgs[i];
                 *slot = &batch.buf[start..end];
             }
-            let to = batch.msgs[run[0] as usize].2;
+            let to = batch.msgs[run[0]].2;
             match super::gso::send_run(&self.socket, &datagrams[..run.len()], to) {
                 Ok(()) => sent += run.len(),
                 Err(err) => {
@@ -572,13 +560,13 @@ impl BlockingSocket {
     fn send_each(
         &self,
         batch: &SendBatch,
-        indices: &[u8],
+        indices: &[usize],
         failed: &mut impl FnMut(usize, io::Error),
     ) -> usize {
         let mut next = 0;
         let mut sent = 0;
         while next < indices.len() {
-            let msgs = indices[next..].iter().map(|&i| batch.msgs[i as usize]);
+            let msgs = indices[next..].iter().map(|&i| batch.msgs[i]);
             match sendmmsg_of(&self.socket, &batch.buf, msgs) {
                 Ok(n) => {
                     next += n.max(1);
@@ -586,7 +574,7 @@ impl BlockingSocket {
                 }
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                 Err(err) => {
-                    failed(indices[next] as usize, err);
+                    failed(indices[next], err);
                     next += 1;
                 }
             }
